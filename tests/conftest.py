@@ -1,0 +1,30 @@
+"""Shared fixtures: engines (DuckDB and Spark local) and small synthetic worlds."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_helpers.engine import connect
+
+ENGINE_PARAMS = [
+    pytest.param("duckdb", id="duckdb"),
+    pytest.param("spark", id="spark", marks=pytest.mark.spark),
+]
+
+
+@pytest.fixture(scope="session")
+def spark_con():
+    """One local Spark connection for the whole session (it takes ~9 s to start)."""
+    pytest.importorskip("pyspark")
+    return connect("spark")
+
+
+@pytest.fixture(params=ENGINE_PARAMS)
+def con(request):
+    """An Ibis connection, once per engine: a test using it runs on DuckDB and on Spark."""
+    if request.param == "spark":
+        return request.getfixturevalue("spark_con")
+    return connect("duckdb")
+
+
+# --- small synthetic worlds (owned by crm_helpers.synth) -------------------------------
