@@ -12,6 +12,13 @@ ENGINE_PARAMS = [
 ]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Keep every Spark test on one xdist worker, so one JVM serves them all."""
+    for item in items:
+        if item.get_closest_marker("spark"):
+            item.add_marker(pytest.mark.xdist_group("spark"))
+
+
 @pytest.fixture(scope="session")
 def spark_con():
     """One local Spark connection for the whole session (it takes ~9 s to start)."""

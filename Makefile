@@ -1,0 +1,58 @@
+# CRM Workbench — `make help` lists the targets.
+# Everything runs in a local virtual environment (.venv) that the targets create or reuse.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA   ?= data/synthetic
+USERS  ?= 100000
+SEED   ?= 42
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install data reports test test-fast lint format lab bench clean-reports
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[spark,lab,dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create or update the virtual environment (.venv) with everything installed
+
+$(DATA)/ground_truth.json: | $(STAMP)
+	$(BIN)/crm generate --users $(USERS) --seed $(SEED) --out $(DATA)
+
+data: $(DATA)/ground_truth.json ## Generate the embedded synthetic CRM data set (once; seeded)
+
+reports: $(STAMP) data ## Build every report on the embedded default data into reports/
+	$(BIN)/crm run-all --data $(DATA)
+
+test: $(STAMP) ## Run every test (unit, DuckDB+Spark agreement, notebooks, nbval, browser)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## Run the tests without Spark, notebooks or the browser
+	$(BIN)/python -m pytest -n 2 -m "not spark and not slow and not browser" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Lint and format-check the package, tests, benchmarks and notebooks (ruff)
+	$(BIN)/ruff check crm_helpers tests benchmarks notebooks
+	$(BIN)/ruff format --check crm_helpers tests benchmarks notebooks
+
+format: $(STAMP) ## Format and auto-fix with ruff
+	$(BIN)/ruff check --fix crm_helpers tests benchmarks notebooks
+	$(BIN)/ruff format crm_helpers tests benchmarks notebooks
+
+lab: $(STAMP) ## Open JupyterLab on notebooks/
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: $(STAMP) ## Run the benchmarks (prints tables; takes minutes)
+	$(BIN)/python benchmarks/bench_generate.py
+	$(BIN)/python benchmarks/bench_funnel.py
+
+clean-reports: ## Remove rendered reports (never touches data/)
+	find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
