@@ -1,0 +1,179 @@
+"""Plain-language findings of a funnel analysis, built from the computed tables.
+
+The report's summary cell prints these sentences for managers: where most users are lost,
+which group differs significantly, how big each drop-off audience is and what a win-back
+campaign would be worth. Every number in a sentence is read from the tables passed in
+(nothing is recomputed from events), so the summary always agrees with the charts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+__all__ = ["funnel_summary", "step_name"]
+
+
+def step_name(row: pd.Series | dict) -> str:
+    """Display name of a step row: its ``label`` if set, else its ``event``, else ``step k``."""
+    for c in ("label", "event"):
+        v = row.get(c) if hasattr(row, "get") else None
+        if isinstance(v, str) and v:
+            return v
+    return f"step {int(row['step'])}"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(float(x)) else f"{100 * float(x):.1f}%"
+
+
+def _first(df: pd.DataFrame, *cols: str) -> str | None:
+    return next((c for c in cols if c in df.columns), None)
+
+
+def _overall(table: pd.DataFrame) -> list[str]:
+    t = table.sort_values("step").reset_index(drop=True)
+    unit = "attempts" if "attempts" in t.columns and "users" not in t.columns else "users"
+    n = t[unit].astype(float).to_numpy()
+    first, last = t.iloc[0], t.iloc[-1]
+    out = []
+    if n[0] <= 0:
+        return [f"No {unit} did the first step ('{step_name(first)}') in the analysed period."]
+    ci = ""
+    if {"ci_low", "ci_high"} <= set(t.columns) and math.isfinite(float(last["ci_low"])):
+        ci = f", 95% CI {_pct(last['ci_low'])} to {_pct(last['ci_high'])}"
+    out.append(
+        f"{int(n[0]):,} {unit} started the funnel at '{step_name(first)}'; "
+        f"{int(n[-1]):,} of them ({_pct(n[-1] / n[0])}{ci}) reached '{step_name(last)}'."
+    )
+    if len(t) < 2:
+        return out
+    lost = n[:-1] - n[1:]
+    k = int(lost.argmax())
+    share = lost[k] / n[k] if n[k] > 0 else float("nan")
+    out.append(
+        f"Most {unit} are lost between '{step_name(t.iloc[k])}' and "
+        f"'{step_name(t.iloc[k + 1])}': {int(lost[k]):,} {unit} "
+        f"({_pct(share)} of those who reached '{step_name(t.iloc[k])}') do not continue."
+    )
+    with_share = [(lost[i] / n[i], i) for i in range(len(lost)) if n[i] > 0]
+    if with_share:
+        worst_share, j = max(with_share)
+        if j != k:
+            out.append(
+                f"The weakest step relative to its size is '{step_name(t.iloc[j])}' -> "
+                f"'{step_name(t.iloc[j + 1])}', where {_pct(worst_share)} drop off."
+            )
+    return out
+
+
+def _breakdown(breakdown: pd.DataFrame, by: str | None, alpha: float) -> list[str]:
+    b = breakdown
+    if b is None or b.empty:
+        return []
+    what = f"{by} " if by else ""
+    users_c = _first(b, "users", "attempts")
+    first_step, last_step = int(b["step"].min()), int(b["step"].max())
+    start = b[b["step"] == first_step].set_index("group")[users_c].astype(float)
+    end = b[b["step"] == last_step].set_index("group")[users_c].astype(float)
+    end = end.reindex(start.index).fillna(0.0)
+    flags = b.drop_duplicates("group").set_index("group")
+    sig = flags["significant"].fillna(False).astype(bool) if "significant" in flags else None
+    small = (
+        flags["small_group"].fillna(False).astype(bool)
+        if "small_group" in flags
+        else pd.Series(False, index=flags.index)
+    )
+    q_c = _first(flags, "q_value", "p_value")
+    out = []
+    if sig is None:
+        return out
+    significant = [g for g in flags.index if sig.get(g, False) and not small.get(g, False)]
+    for g in significant:
+        rate = end[g] / start[g] if start[g] > 0 else float("nan")
+        rest_n, rest_x = start.drop(g).sum(), end.drop(g).sum()
+        rest = rest_x / rest_n if rest_n > 0 else float("nan")
+        direction = "lower" if rate < rest else "higher"
+        q = f" (q = {float(flags.loc[g, q_c]):.2g})" if q_c else ""
+        out.append(
+            f"{what}'{g}' converts significantly {direction} than everyone else: "
+            f"{_pct(rate)} vs {_pct(rest)} from first to last step{q}."
+        )
+    if not significant:
+        tested = int((~small).sum())
+        out.append(
+            f"None of the {tested} {what}groups tested differs significantly from the rest "
+            f"(Benjamini-Hochberg, q < {alpha:g})."
+        )
+    n_small = int(small.sum())
+    if n_small:
+        out.append(
+            f"{n_small} {what}group{'s were' if n_small > 1 else ' was'} too small to test "
+            f"and {'are' if n_small > 1 else 'is'} shown greyed out."
+        )
+    return out
+
+
+def _sizing(sizing: pd.DataFrame) -> list[str]:
+    if sizing is None or sizing.empty:
+        return []
+    s = sizing.sort_values("step").reset_index(drop=True)
+    aud_c = _first(s, "audience", "audience_size", "users")
+    parts = [f"{int(r[aud_c]):,} left after '{step_name(r)}'" for _, r in s.iterrows()]
+    out = [f"Drop-off audiences: {'; '.join(parts)}."]
+    if "net_value" in s.columns and s["net_value"].notna().any():
+        best = s.loc[s["net_value"].astype(float).idxmax()]
+        if float(best["net_value"]) > 0:
+            out.append(
+                f"The most valuable win-back campaign targets the {int(best[aud_c]):,} users "
+                f"who left after '{step_name(best)}': expected net value "
+                f"{float(best['net_value']):,.0f}."
+            )
+        else:
+            out.append(
+                "At the assumed costs and conversion rates, no win-back campaign is expected "
+                "to pay for itself."
+            )
+    return out
+
+
+def funnel_summary(
+    table: pd.DataFrame,
+    breakdown: pd.DataFrame | None = None,
+    sizing: pd.DataFrame | None = None,
+    *,
+    by: str | None = None,
+    alpha: float = 0.05,
+) -> list[str]:
+    """Sentences summarising a funnel for a non-technical reader.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``funnel_table`` output, one row per step (``step``, ``label``/``event``, ``users``,
+        ``ci_low``, ``ci_high``).
+    breakdown : pandas.DataFrame, optional
+        ``breakdown_table`` output, one row per (group, step) with ``group``, ``step``,
+        ``users`` and per group ``significant``, ``small_group``, ``q_value``.
+    sizing : pandas.DataFrame, optional
+        ``campaign_sizing`` output, one row per drop-off step with the audience size
+        (``audience``/``audience_size``) and ``net_value``.
+    by
+        Name of the breakdown property, used in the wording.
+    alpha
+        The false-discovery level the breakdown used (for the wording only).
+
+    Returns
+    -------
+    list of str
+        Overall conversion, the biggest loss (count and share), the significant groups with
+        their rate vs the rest of the users (from the breakdown counts), small groups, and
+        the drop-off audiences with the most valuable campaign.
+    """
+    out = _overall(table)
+    if breakdown is not None:
+        out += _breakdown(breakdown, by, alpha)
+    if sizing is not None:
+        out += _sizing(sizing)
+    return out
