@@ -137,8 +137,10 @@ def ensure_data(
         return out
     out.mkdir(parents=True, exist_ok=True)
     events, users = generate_events(n_users, n_events, seed)
-    pq.write_table(events, out / "events.parquet")
-    pq.write_table(users, out / "users.parquet")
+    for name, table in (("events", events), ("users", users)):
+        tmp = out / f".{name}.parquet.tmp"  # hidden while written; renamed when whole
+        pq.write_table(table, tmp)
+        tmp.replace(out / f"{name}.parquet")
     done.write_text(json.dumps({"n_users": n_users, "n_events": n_events, "seed": seed}))
     return out
 
@@ -387,9 +389,8 @@ def funnel_helper(
 
     ``data`` is the data directory (``events.parquet`` and ``users.parquet``).
     """
-    from crm_helpers.funnels import FunnelSpec, funnel_table
-
     import crm_helpers
+    from crm_helpers.funnels import FunnelSpec, funnel_table
 
     loaded = crm_helpers.load(data, engine=engine, validate=False)
     spec = FunnelSpec(list(steps), mode="ordered", conversion_window_days=window_days)
