@@ -1,0 +1,313 @@
+"""Benchmark: a 4-step ordered funnel with a 7-day window, end to end from Parquet.
+
+Usage::
+
+    python benchmarks/bench_funnel.py [--events 10M,50M] [--users 1M] [--repeat 2]
+                                      [--spark] [--quick] [--data-dir /tmp/crm_bench]
+
+Each implementation (see ``funnel_impls.py``) runs in its own subprocess, ``--repeat``
+times; the best wall time is reported with the subprocess's peak memory (the larger of its
+own ``ru_maxrss`` and a psutil poll of its process tree, which covers Spark's JVM). All
+implementations must return the same step counts; a mismatch is flagged and the exit
+status is 1. The result is a Markdown table on stdout (and JSON with ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import funnel_impls as F  # noqa: E402
+
+BASELINES = ("duckdb_sql", "polars", "pandas")
+LABELS = {
+    "helper": "helper `funnel_table` (Ibis → DuckDB)",
+    "duckdb_sql": "DuckDB SQL over Parquet (ASOF)",
+    "polars": "polars (join_asof)",
+    "pandas": "pandas (merge_asof)",
+    "numpy": "numpy sort+searchsorted (floor)",
+    "numpy_kernel": "↳ numpy kernel only (arrays in memory)",
+    "numpy_search": "↳ numpy searchsorted only (pre-sorted keys)",
+    "spark_helper": "helper on Spark local (query)",
+    "spark_session": "↳ Spark session start",
+}
+RESULT_TAG = "BENCH_RESULT "
+
+
+def parse_size(text: str) -> int:
+    """``"10M"`` -> 10_000_000, ``"500k"`` -> 500_000, ``"1234"`` -> 1234."""
+    text = text.strip().lower()
+    mult = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(text[-1:], 1)
+    return int(float(text[:-1] if mult > 1 else text) * mult)
+
+
+def fmt_size(n: int) -> str:
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n:,}"
+
+
+# --- worker (runs inside the subprocess) -----------------------------------------------------
+
+
+def worker(impl: str, data_dir: Path, repeat: int) -> dict:
+    """Run one implementation ``repeat`` times; return times, counts and extra phases."""
+    out: dict = {"impl": impl, "times": [], "extra": {}}
+    if impl == "spark_helper":
+        from crm_helpers.engine import connect
+
+        t0 = time.perf_counter()
+        con = connect("spark")
+        con.raw_sql("SELECT 1").collect()
+        out["extra"]["spark_session"] = [time.perf_counter() - t0]
+        for _ in range(repeat):
+            dt, counts = F.timed(lambda: F.funnel_helper(data_dir, engine=con))
+            out["times"].append(dt)
+    else:
+        fn = F.IMPLEMENTATIONS[impl]
+        for _ in range(repeat):
+            dt, counts = F.timed(lambda fn=fn: fn(data_dir))
+            out["times"].append(dt)
+    out["counts"] = counts
+    if impl == "numpy":  # phases: the kernel on arrays in memory, the search on sorted keys
+        user, ts, code = F.read_numpy(data_dir)
+        w = F.window_us()
+        kernel, search = [], []
+        for _ in range(max(repeat, 3)):
+            dt, c = F.timed(lambda: F.numpy_kernel(user, ts, code, len(F.STEPS), w))
+            assert c == counts
+            kernel.append(dt)
+        span = int(ts.max() - ts.min()) + 1
+        key = (user - user.min()) * span + (ts - ts.min())
+        keys = [F.np.sort(key[code == k]) for k in range(len(F.STEPS))]
+        for _ in range(max(repeat, 3)):
+            dt, c = F.timed(lambda: F.greedy_counts(keys, span, w))
+            assert c == counts
+            search.append(dt)
+        out["extra"] = {"numpy_kernel": kernel, "numpy_search": search}
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out["self_maxrss_bytes"] = max(self_kb, child_kb) * 1024
+    return out
+
+
+# --- parent ----------------------------------------------------------------------------------
+
+
+def run_worker(impl: str, data_dir: Path, repeat: int, timeout: float) -> dict:
+    """Run :func:`worker` in a subprocess, polling its process tree's RSS every 20 ms."""
+    import psutil
+
+    cmd = [sys.executable, __file__, "--worker", impl, "--data", str(data_dir)]
+    cmd += ["--repeat", str(repeat)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def poll() -> None:
+        nonlocal peak
+        try:
+            p = psutil.Process(proc.pid)
+            while not stop.is_set():
+                try:
+                    rss = p.memory_info().rss
+                    for c in p.children(recursive=True):
+                        try:
+                            rss += c.memory_info().rss
+                        except psutil.Error:
+                            pass
+                except psutil.Error:
+                    break
+                peak = max(peak, rss)
+                time.sleep(0.02)
+        except psutil.Error:
+            pass
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"impl": impl, "error": f"timed out after {timeout:.0f} s"}
+    finally:
+        stop.set()
+        thread.join()
+    lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_TAG)]
+    if proc.returncode != 0 or not lines:
+        tail = (stderr or stdout).strip().splitlines()[-5:]
+        return {"impl": impl, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
+    res = json.loads(lines[-1][len(RESULT_TAG) :])
+    res["peak_bytes"] = max(peak, res.pop("self_maxrss_bytes"))
+    return res
+
+
+def bench_size(
+    n_events: int, n_users: int, args: argparse.Namespace, spark: bool
+) -> tuple[Path, list[dict]]:
+    t0 = time.perf_counter()
+    data_dir = F.ensure_data(n_users, n_events, args.seed, args.data_dir)
+    print(f"[data] {data_dir} ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    impls = list(args.impls)
+    if "helper" in impls and not F.helper_available():
+        print("[skip] helper: crm_helpers.funnels is not importable yet", file=sys.stderr)
+        impls.remove("helper")
+    if spark and F.helper_available():
+        impls.append("spark_helper")
+    results = []
+    for impl in impls:
+        print(f"[run] {fmt_size(n_events)} {impl} x{args.repeat} ...", file=sys.stderr, flush=True)
+        res = run_worker(impl, data_dir, args.repeat, args.timeout)
+        if "error" in res:
+            print(f"[error] {impl}: {res['error']}", file=sys.stderr)
+        else:
+            print(
+                f"[done] {impl}: best {min(res['times']):.2f} s, "
+                f"peak {res['peak_bytes'] / 1e9:.2f} GB, counts {res['counts']}",
+                file=sys.stderr,
+                flush=True,
+            )
+        results.append(res)
+    return data_dir, results
+
+
+def summarise(n_events: int, results: list[dict]) -> dict:
+    """Rows (with ratios), agreement of the counts, and the goals for one size."""
+    ok = {r["impl"]: r for r in results if "error" not in r}
+    best = {name: min(r["times"]) for name, r in ok.items()}
+    base = [best[b] for b in BASELINES if b in best]
+    fastest = min(base) if base else None
+    floor = best.get("numpy")
+    counts = {name: r["counts"] for name, r in ok.items()}
+    agree = len({tuple(c) for c in counts.values()}) <= 1
+    rows = []
+    for r in results:
+        name = r["impl"]
+        if "error" in r:
+            rows.append({"impl": name, "error": r["error"]})
+            continue
+        t = best[name]
+        rows.append(
+            {
+                "impl": name,
+                "best_s": t,
+                "runs": len(r["times"]),
+                "peak_gb": r["peak_bytes"] / 1e9,
+                "vs_fastest": t / fastest if fastest else None,
+                "vs_floor": t / floor if floor else None,
+                "counts": r["counts"],
+            }
+        )
+        for extra, times in r.get("extra", {}).items():
+            rows.append({"impl": extra, "best_s": min(times), "runs": len(times)})
+    goals = {}
+    if "helper" in best and fastest:
+        ratio = best["helper"] / fastest
+        goals["helper <= 1.25x fastest of SQL/polars/pandas"] = (ratio <= 1.25, f"{ratio:.2f}x")
+    if "helper" in ok and n_events >= 50_000_000:
+        gb = ok["helper"]["peak_bytes"] / 1e9
+        goals["helper peak memory < 2 GB at 50M events"] = (gb < 2.0, f"{gb:.2f} GB")
+    return {
+        "n_events": n_events,
+        "rows": rows,
+        "agree": agree,
+        "counts": counts,
+        "goals": goals,
+        "fastest_baseline_s": fastest,
+    }
+
+
+def markdown(summaries: list[dict], n_users: int) -> str:
+    head = (
+        "| events | implementation | best wall s | runs | peak RSS GB "
+        "| x fastest SQL/polars/pandas | x numpy floor |\n"
+        "|---|---|---:|---:|---:|---:|---:|\n"
+    )
+    lines = []
+    for s in summaries:
+        size = fmt_size(s["n_events"])
+        for r in s["rows"]:
+            label = LABELS.get(r["impl"], r["impl"])
+            if "error" in r:
+                lines.append(f"| {size} | {label} | error: {r['error'][:80]} | | | | |")
+                continue
+            peak = f"{r['peak_gb']:.2f}" if "peak_gb" in r else ""
+            vf = f"{r['vs_fastest']:.2f}" if r.get("vs_fastest") else ""
+            vfl = f"{r['vs_floor']:.1f}" if r.get("vs_floor") else ""
+            lines.append(
+                f"| {size} | {label} | {r['best_s']:.2f} | {r['runs']} | {peak} | {vf} | {vfl} |"
+            )
+    text = head + "\n".join(lines) + "\n"
+    for s in summaries:
+        size = fmt_size(s["n_events"])
+        counts = next(iter(s["counts"].values()), None)
+        verdict = "all implementations agree" if s["agree"] else "MISMATCH"
+        text += f"\n{size} events, {fmt_size(n_users)} users: step counts {counts} ({verdict})"
+        if not s["agree"]:
+            text += "\n" + "\n".join(f"  {k}: {v}" for k, v in s["counts"].items())
+        for goal, (passed, value) in s["goals"].items():
+            text += f"\n- goal {goal}: {'PASS' if passed else 'FAIL'} ({value})"
+        text += "\n"
+    return text
+
+
+def machine() -> str:
+    return f"{platform.node() or 'host'}: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", default="10M,50M", help="comma-separated sizes (default 10M,50M)")
+    p.add_argument("--users", default="1M")
+    p.add_argument("--repeat", type=int, default=2, help="runs per implementation (best kept)")
+    p.add_argument("--spark", action="store_true", help="also the helper on Spark local")
+    p.add_argument(
+        "--spark-max-events", default="10M", help="run Spark only up to this size (default 10M)"
+    )
+    p.add_argument("--quick", action="store_true", help="smoke run: 1M events")
+    p.add_argument("--data-dir", type=Path, default=F.DEFAULT_DATA_DIR)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--impls",
+        default="helper,duckdb_sql,polars,pandas,numpy",
+        help="comma-separated implementations",
+    )
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per implementation")
+    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.worker:
+        res = worker(args.worker, args.data, args.repeat)
+        print(RESULT_TAG + json.dumps(res), flush=True)
+        return 0
+
+    args.impls = [s.strip() for s in args.impls.split(",") if s.strip()]
+    sizes = [1_000_000] if args.quick else [parse_size(s) for s in args.events.split(",")]
+    n_users = parse_size(args.users)
+    spark_max = parse_size(args.spark_max_events)
+    summaries = []
+    for n in sizes:
+        _, results = bench_size(n, n_users, args, args.spark and n <= spark_max)
+        summaries.append(summarise(n, results))
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"Funnel benchmark, {stamp}, {machine()}\n")
+    print(markdown(summaries, n_users))
+    if args.json:
+        args.json.write_text(json.dumps({"date": stamp, "machine": machine(), "sizes": summaries}))
+    return 0 if all(s["agree"] for s in summaries) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
