@@ -1,0 +1,134 @@
+"""``crm``: generate the synthetic data, run notebooks as reports, rebuild the index.
+
+crm generate [--users N] [--seed S] [--out DIR] [--dirt] [--overwrite]
+crm run NOTEBOOK [-p name value]... [-f params.yaml] [--data DIR] [--engine E] [--out DIR]
+crm run-all [--data DIR] [--engine E] [--out DIR]
+crm index [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from crm_helpers import config
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="crm", description="CRM Workbench command line.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="generate the seeded synthetic CRM data set")
+    g.add_argument("--users", type=int, default=config.DEFAULT_N_USERS, help="number of users")
+    g.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help="random seed")
+    g.add_argument("--out", type=Path, default=config.DEFAULT_DATA_DIR, help="output folder")
+    g.add_argument("--dirt", action="store_true", help="inject realistic data-quality problems")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing data set")
+
+    r = sub.add_parser("run", help="run one notebook and render its report")
+    r.add_argument("notebook", help="notebook name in notebooks/ (data_overview) or a path")
+    r.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter (repeatable)",
+    )
+    r.add_argument("-f", "--params-file", type=Path, help="YAML file of parameters (named run)")
+    r.add_argument("--data", type=Path, help="data folder (default: $CRM_DATA_DIR or built-in)")
+    r.add_argument("--engine", help="duckdb, spark or an Ibis connection URL")
+    r.add_argument("--out", type=Path, help="reports folder (default: reports/)")
+    r.add_argument("--name", help="run name (report folder <notebook>--<name>)")
+
+    a = sub.add_parser("run-all", help="run every notebook and named run, then the index")
+    a.add_argument("--data", type=Path)
+    a.add_argument("--engine")
+    a.add_argument("--out", type=Path)
+
+    i = sub.add_parser("index", help="rebuild reports/index.html")
+    i.add_argument("--out", type=Path)
+    return p
+
+
+def _generate(args: argparse.Namespace) -> int:
+    try:
+        from crm_helpers.synth import SynthConfig, generate, write_world
+    except ImportError as exc:
+        print(f"crm generate: the synthetic generator is not available ({exc}).", file=sys.stderr)
+        return 2
+    cfg = SynthConfig(n_users=args.users, seed=args.seed, dirt=args.dirt)
+    world = generate(cfg)
+    try:
+        path = write_world(world, args.out, fmt="parquet", overwrite=args.overwrite)
+    except FileExistsError as exc:
+        print(f"crm generate: {exc} (use --overwrite to replace it)", file=sys.stderr)
+        return 1
+    print(f"wrote {args.users:,} users (seed {args.seed}) to {path or args.out}")
+    return 0
+
+
+def _print_result(res) -> None:
+    if res.ok:
+        print(f"ok      {res.out_dir}  ({res.duration_s:.1f} s)  -> {res.html}")
+    else:
+        print(f"FAILED  {res.out_dir or res.name}: {res.error}", file=sys.stderr)
+        if res.executed:
+            print(f"        executed notebook with the error: {res.executed}", file=sys.stderr)
+        if res.html:
+            print(f"        the last good report is kept: {res.html}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from crm_helpers.report.run import ParametersError, run_notebook
+
+    cli_params: dict[str, str] = {}
+    for name, value in args.parameter:
+        cli_params[name] = value
+    try:
+        res = run_notebook(
+            args.notebook,
+            cli_parameters=cli_params,
+            params_file=args.params_file,
+            data_dir=args.data,
+            engine=args.engine,
+            out_dir=args.out,
+            run_name=args.name,
+        )
+    except (ParametersError, FileNotFoundError) as exc:
+        print(f"crm run: {exc}", file=sys.stderr)
+        return 2
+    _print_result(res)
+    return 0 if res.ok else 1
+
+
+def _run_all(args: argparse.Namespace) -> int:
+    from crm_helpers.report.run import run_all
+
+    results = run_all(data_dir=args.data, engine=args.engine, out_dir=args.out)
+    for res in results:
+        _print_result(res)
+    failed = [r for r in results if not r.ok]
+    print(f"{len(results) - len(failed)} ok, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from crm_helpers.report.index import write_index
+
+    print(write_index(args.out))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``crm``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    handler = {"generate": _generate, "run": _run, "run-all": _run_all, "index": _index}
+    return handler[args.command](args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Data overview: what is in the data set, computed in the engine, returned as small frames.
+
+Every function takes a :class:`~crm_helpers.data.CRMData`, runs one or a few aggregate
+queries through Ibis (DuckDB or Spark, same code) and returns a small pandas frame; the
+figures in :mod:`crm_helpers.plots.overview` only draw these frames.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import ibis
+import pandas as pd
+
+from crm_helpers.data import CRMData
+
+#: The timestamp that dates each table's rows.
+TIME_COLUMNS: dict[str, str] = {
+    "users": "signup_at",
+    "events": "ts",
+    "orders": "ts",
+    "messages": "sent_at",
+    "assignments": "assigned_at",
+}
+MISSING_LABEL = "(missing)"
+_TRUNC = {"day": "D", "week": "W", "month": "M"}
+
+__all__ = [
+    "attribute_columns",
+    "event_counts",
+    "events_over_time",
+    "overview_summary",
+    "quality_table",
+    "table_summary",
+    "users_by_attribute",
+]
+
+
+def table_summary(data: CRMData) -> pd.DataFrame:
+    """Rows, columns and time span of every loaded table.
+
+    Parameters
+    ----------
+    data
+        The loaded data set.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per table in contract order: ``table`` (str), ``rows`` (int),
+        ``columns`` (int), ``min_ts`` / ``max_ts`` (datetime64, NaT when the table has
+        no time column or no rows).
+    """
+    rows = []
+    for name, t in data.tables.items():
+        col = TIME_COLUMNS.get(name)
+        aggs = {"rows": t.count()}
+        if col in t.columns:
+            aggs["min_ts"] = t[col].min()
+            aggs["max_ts"] = t[col].max()
+        res = t.aggregate(**aggs).to_pandas().iloc[0]
+        rows.append(
+            {
+                "table": name,
+                "rows": int(res["rows"]),
+                "columns": len(t.columns),
+                "min_ts": pd.Timestamp(res["min_ts"]) if "min_ts" in res else pd.NaT,
+                "max_ts": pd.Timestamp(res["max_ts"]) if "max_ts" in res else pd.NaT,
+            }
+        )
+    out = pd.DataFrame(rows, columns=["table", "rows", "columns", "min_ts", "max_ts"])
+    out["rows"] = out["rows"].astype("int64")
+    out["columns"] = out["columns"].astype("int64")
+    for c in ("min_ts", "max_ts"):
+        out[c] = pd.to_datetime(out[c])
+    return out
+
+
+def attribute_columns(data: CRMData, max_levels: int = 30) -> list[str]:
+    """User attributes worth a bar chart: non-key string/boolean columns with few levels.
+
+    Parameters
+    ----------
+    data
+        The loaded data set (needs ``users``).
+    max_levels
+        Columns with more distinct values than this are left out (ids, free text).
+
+    Returns
+    -------
+    list of str
+        Column names of ``users`` in table order.
+    """
+    users = data.users
+    candidates = [
+        c
+        for c in users.columns
+        if c not in ("user_id", "signup_at")
+        and (users[c].type().is_string() or users[c].type().is_boolean())
+    ]
+    if not candidates:
+        return []
+    counts = users.aggregate(**{c: users[c].nunique() for c in candidates}).to_pandas().iloc[0]
+    return [c for c in candidates if 0 < int(counts[c]) <= max_levels]
+
+
+def users_by_attribute(data: CRMData, attribute: str) -> pd.DataFrame:
+    """Users per value of one user attribute.
+
+    Parameters
+    ----------
+    data
+        The loaded data set (needs ``users``).
+    attribute
+        A column of ``users``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per value, most users first (ties by value): ``value`` (str, nulls as
+        ``"(missing)"``), ``users`` (int), ``share`` (float, of all users; sums to 1).
+    """
+    users = data.users
+    if attribute not in users.columns:
+        raise KeyError(f"users has no column {attribute!r}; its columns are {list(users.columns)}")
+    value = users[attribute].cast("string").fill_null(MISSING_LABEL)
+    df = users.mutate(value=value).group_by("value").aggregate(users=ibis._.count()).to_pandas()
+    df["value"] = df["value"].astype(str)
+    df["users"] = df["users"].astype("int64")
+    total = df["users"].sum()
+    df["share"] = df["users"] / total if total else 0.0
+    df = df.sort_values(["users", "value"], ascending=[False, True], kind="mergesort")
+    return df.reset_index(drop=True)[["value", "users", "share"]]
+
+
+def event_counts(data: CRMData) -> pd.DataFrame:
+    """Events per event name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per event name, most frequent first (ties by name): ``event`` (str),
+        ``count`` (int, events), ``users`` (int, distinct users with the event),
+        ``share`` (float, of all events; sums to 1).
+    """
+    ev = data.events
+    df = (
+        ev.group_by("event")
+        .aggregate(count=ibis._.count(), users=ibis._.user_id.nunique())
+        .to_pandas()
+    )
+    df["event"] = df["event"].astype(str)
+    df["count"] = df["count"].astype("int64")
+    df["users"] = df["users"].astype("int64")
+    total = df["count"].sum()
+    df["share"] = df["count"] / total if total else 0.0
+    df = df.sort_values(["count", "event"], ascending=[False, True], kind="mergesort")
+    return df.reset_index(drop=True)[["event", "count", "users", "share"]]
+
+
+def events_over_time(
+    data: CRMData,
+    freq: Literal["day", "week", "month"] = "day",
+    events: list[str] | None = None,
+) -> pd.DataFrame:
+    """Events per period and event name.
+
+    Parameters
+    ----------
+    data
+        The loaded data set (needs ``events``).
+    freq
+        ``"day"``, ``"week"`` (weeks start on Monday) or ``"month"``.
+    events
+        Keep only these event names (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``period`` (datetime64, start of the period), ``event`` (str), ``count`` (int);
+        only non-empty (period, event) pairs, sorted by period then event.
+    """
+    if freq not in _TRUNC:
+        raise ValueError(f"freq must be one of {list(_TRUNC)}, got {freq!r}")
+    ev = data.events
+    if events is not None:
+        ev = ev.filter(ev.event.isin(list(events)))
+    df = (
+        ev.filter(ev.ts.notnull())
+        .mutate(period=ev.ts.truncate(_TRUNC[freq]))
+        .group_by(["period", "event"])
+        .aggregate(count=ibis._.count())
+        .to_pandas()
+    )
+    df["period"] = pd.to_datetime(df["period"])
+    df["event"] = df["event"].astype(str)
+    df["count"] = df["count"].astype("int64")
+    df = df.sort_values(["period", "event"], kind="mergesort")
+    return df.reset_index(drop=True)[["period", "event", "count"]]
+
+
+def quality_table(data: CRMData) -> pd.DataFrame:
+    """The data-quality findings of the load, one row per finding.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``table, column, check, severity, count, message, fix`` (empty when clean).
+    """
+    return data.quality.to_frame()
+
+
+def overview_summary(
+    tables: pd.DataFrame,
+    events: pd.DataFrame | None,
+    quality: pd.DataFrame,
+    top_n_events: int = 3,
+) -> list[str]:
+    """Plain-language findings of the overview, one sentence per bullet.
+
+    Parameters
+    ----------
+    tables
+        :func:`table_summary` output.
+    events
+        :func:`event_counts` output, or None when there is no events table.
+    quality
+        :func:`quality_table` output.
+    top_n_events
+        How many event names to mention.
+
+    Returns
+    -------
+    list of str
+    """
+    by_name = tables.set_index("table")
+    lines = []
+    parts = [f"{int(by_name.loc[t, 'rows']):,} {t}" for t in by_name.index]
+    lines.append("The data set holds " + ", ".join(parts) + ".")
+    if "events" in by_name.index and pd.notna(by_name.loc["events", "min_ts"]):
+        lo, hi = by_name.loc["events", "min_ts"], by_name.loc["events", "max_ts"]
+        days = (hi.normalize() - lo.normalize()).days + 1
+        lines.append(f"Events run from {lo:%Y-%m-%d} to {hi:%Y-%m-%d} ({days:,} days).")
+    if "users" in by_name.index and "events" in by_name.index and by_name.loc["users", "rows"]:
+        per_user = by_name.loc["events", "rows"] / by_name.loc["users", "rows"]
+        lines.append(f"That is {per_user:,.1f} events per user on average.")
+    if events is not None and len(events):
+        top = events.head(top_n_events)
+        parts = [f"{r.event} ({r.share:.0%})" for r in top.itertuples()]
+        lines.append(f"The most frequent of {len(events):,} event types: " + ", ".join(parts) + ".")
+    if len(quality):
+        n_err = int((quality["severity"] == "error").sum())
+        n_warn = int((quality["severity"] == "warning").sum())
+        worst = quality.sort_values("count", ascending=False, kind="mergesort").iloc[0]
+        where = f"{worst['table']}.{worst['column']}" if worst["column"] else worst["table"]
+        lines.append(
+            f"Data-quality checks found {n_warn:,} warning(s) and {n_err:,} error(s); the "
+            f"largest: {where}: {worst['message']} ({int(worst['count']):,} rows)."
+        )
+    else:
+        lines.append("Data-quality checks found no problems.")
+    return lines

@@ -1,0 +1,75 @@
+"""The one shared look of every CRM Workbench figure: palette and plotly template.
+
+>>> from crm_helpers.plots import theme
+>>> theme.use()                      # in a notebook: template + offline notebook renderer
+>>> fig.update_layout(template=theme.TEMPLATE)   # or per figure
+
+Colours are a colour-blind-friendlier qualitative palette; ``GREY`` marks context,
+``HIGHLIGHT`` the thing a chart is about, ``POSITIVE``/``NEGATIVE`` signed effects.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+#: Qualitative palette, in the order traces take colours.
+COLORS: tuple[str, ...] = (
+    "#2F6690",
+    "#D1495B",
+    "#EDAE49",
+    "#00798C",
+    "#66A182",
+    "#8E6C8A",
+    "#30638E",
+    "#E07A5F",
+)
+PALETTE = COLORS
+GREY = "#B0B0B0"
+HIGHLIGHT = "#D1495B"
+POSITIVE = "#66A182"
+NEGATIVE = "#D1495B"
+FONT = "Inter, 'Segoe UI', Helvetica, Arial, sans-serif"
+
+TEMPLATE_NAME = "crm"
+
+#: The plotly template: white background, light grid, the palette, readable fonts.
+TEMPLATE: go.layout.Template = go.layout.Template(
+    layout=go.Layout(
+        colorway=list(COLORS),
+        font={"family": FONT, "size": 13, "color": "#222"},
+        title={"font": {"size": 17}, "x": 0.0, "xanchor": "left"},
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        xaxis={"showgrid": False, "linecolor": "#888", "ticks": "outside", "automargin": True},
+        yaxis={"gridcolor": "#E6E6E6", "zerolinecolor": "#BBB", "automargin": True},
+        legend={"bgcolor": "rgba(255,255,255,0)", "title": {"text": ""}},
+        hoverlabel={"font": {"family": FONT}},
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        height=420,
+    )
+)
+pio.templates[TEMPLATE_NAME] = TEMPLATE
+
+#: Renderer for notebooks run by ``crm run``: the figure JSON (JupyterLab, VS Code and the
+#: report renderer use it) plus an offline HTML fallback with plotly.js embedded.
+NOTEBOOK_RENDERER = "plotly_mimetype+notebook"
+
+
+def apply(fig: go.Figure) -> go.Figure:
+    """Give one figure the shared template (returns the same figure)."""
+    fig.update_layout(template=TEMPLATE)
+    return fig
+
+
+def use(renderer: str | None = NOTEBOOK_RENDERER) -> None:
+    """Make the shared template the default and set an offline notebook renderer.
+
+    Parameters
+    ----------
+    renderer
+        A plotly renderer string, or None to leave the renderer alone.
+    """
+    pio.templates.default = f"plotly_white+{TEMPLATE_NAME}"
+    if renderer:
+        pio.renderers.default = renderer

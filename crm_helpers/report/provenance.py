@@ -1,0 +1,162 @@
+"""Provenance of a report: parameters, data fingerprint, package versions, git commit.
+
+:func:`header` is the cell every notebook shows right after its parameters; the same
+dictionary is recorded in ``metrics.json`` and ``run.json`` under ``"provenance"``.
+"""
+
+from __future__ import annotations
+
+import html
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from crm_helpers import config
+
+#: Distribution name -> label shown in reports. pyspark only when installed.
+PACKAGES: dict[str, str] = {
+    "pandas": "pandas",
+    "ibis-framework": "ibis",
+    "duckdb": "duckdb",
+    "pyspark": "pyspark",
+    "plotly": "plotly",
+    "crm-helpers": "crm_helpers",
+}
+
+#: Marker the renderer uses to put the summary between the title and the provenance block.
+PROVENANCE_MARKER = "<!-- crm:provenance -->"
+
+
+def versions() -> dict[str, str]:
+    """Versions of python and the packages in :data:`PACKAGES` that are installed."""
+    out = {"python": platform.python_version()}
+    for dist, label in PACKAGES.items():
+        try:
+            out[label] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            if label == "crm_helpers":
+                import crm_helpers
+
+                out[label] = crm_helpers.__version__
+    return out
+
+
+def git_info(root: str | Path | None = None) -> dict[str, Any]:
+    """``{"commit": <sha or None>, "dirty": <bool or None>}`` of the project checkout."""
+    root = Path(root) if root is not None else config.ROOT
+
+    def _git(*args: str) -> str | None:
+        try:
+            res = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return res.stdout.strip() if res.returncode == 0 else None
+
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def collect(params: dict[str, Any], data=None, title: str | None = None) -> dict[str, Any]:
+    """The provenance dictionary of one run.
+
+    Parameters
+    ----------
+    params
+        The notebook's parameters (name -> literal value).
+    data
+        A :class:`~crm_helpers.data.CRMData`, or None when the data could not be loaded.
+    title
+        The report title.
+
+    Returns
+    -------
+    dict
+        ``title``, ``parameters``, ``data`` (``dir``, ``engine``, ``fingerprint`` with
+        ``sha256`` and ``rows``), ``versions`` and ``git``.
+    """
+    from crm_helpers.report.metrics import to_jsonable
+
+    out: dict[str, Any] = {"title": title, "parameters": to_jsonable(dict(params))}
+    if data is not None:
+        out["data"] = {
+            "dir": str(data.data_dir),
+            "engine": data.engine,
+            "fingerprint": data.fingerprint(),
+        }
+    out["versions"] = versions()
+    out["git"] = git_info()
+    return out
+
+
+def _kv_table(rows: dict[str, Any], caption: str) -> str:
+    body = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+        f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+        for k, v in rows.items()
+    )
+    return (
+        f"<table class='crm-kv'><caption style='text-align:left;font-weight:bold'>"
+        f"{html.escape(caption)}</caption>{body}</table>"
+    )
+
+
+def to_html(prov: dict[str, Any]) -> str:
+    """HTML of a provenance dict: title, marker, then parameters / data / versions / commit."""
+    title = html.escape(str(prov.get("title") or "Report"))
+    parts = [
+        f"<h1 class='crm-title'>{title}</h1>",
+        PROVENANCE_MARKER,
+        "<div class='crm-provenance'>",
+    ]
+    params = prov.get("parameters") or {}
+    parts.append(_kv_table(params or {"(none)": ""}, "Parameters"))
+    data = prov.get("data")
+    if data:
+        fp = data["fingerprint"]
+        rows = {"directory": data["dir"], "engine": data["engine"], "fingerprint": fp["sha256"]}
+        rows.update({f"rows: {t}": f"{n:,}" for t, n in fp["rows"].items()})
+        parts.append(_kv_table(rows, "Data"))
+    vers = prov.get("versions", {})
+    git = prov.get("git", {})
+    commit = git.get("commit") or "unknown"
+    dirty = " (uncommitted changes)" if git.get("dirty") else ""
+    line = ", ".join(f"{k} {v}" for k, v in vers.items())
+    parts.append(
+        f"<p class='crm-versions' style='font-size:smaller'>Versions: {html.escape(line)}. "
+        f"Commit: <code>{html.escape(commit[:12])}</code>{html.escape(dirty)}.</p>"
+    )
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def header(params: dict[str, Any], data, title: str):
+    """The report header cell: title, parameters, data fingerprint, versions, commit.
+
+    Also records the provenance in ``metrics.json`` (see :mod:`crm_helpers.report.metrics`).
+
+    Parameters
+    ----------
+    params
+        The notebook's parameters, e.g. ``{"data_dir": data_dir, "engine": engine}``.
+    data
+        The loaded :class:`~crm_helpers.data.CRMData`.
+    title
+        The report title.
+
+    Returns
+    -------
+    IPython.display.HTML
+        Rendered by Jupyter when it is the last expression of a cell.
+    """
+    from IPython.display import HTML
+
+    from crm_helpers.report import metrics
+
+    prov = collect(params, data, title)
+    metrics.set_provenance(prov)
+    return HTML(to_html(prov))
