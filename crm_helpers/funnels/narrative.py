@@ -91,9 +91,14 @@ def _breakdown(breakdown: pd.DataFrame, by: str | None, alpha: float) -> list[st
         return out
     significant = [g for g in flags.index if sig.get(g, False) and not small.get(g, False)]
     for g in significant:
-        rate = end[g] / start[g] if start[g] > 0 else float("nan")
-        rest_n, rest_x = start.drop(g).sum(), end.drop(g).sum()
-        rest = rest_x / rest_n if rest_n > 0 else float("nan")
+        if {"overall_conversion", "rest_conversion"} <= set(flags.columns):
+            # the breakdown's own test figures (exact also when groups overlap)
+            rate = float(flags.loc[g, "overall_conversion"])
+            rest = float(flags.loc[g, "rest_conversion"])
+        else:  # groups partition the units: the rest is the sum of the other groups
+            rate = end[g] / start[g] if start[g] > 0 else float("nan")
+            rest_n, rest_x = start.drop(g).sum(), end.drop(g).sum()
+            rest = rest_x / rest_n if rest_n > 0 else float("nan")
         direction = "lower" if rate < rest else "higher"
         q = f" (q = {float(flags.loc[g, q_c]):.2g})" if q_c else ""
         out.append(
@@ -155,7 +160,9 @@ def funnel_summary(
         ``ci_low``, ``ci_high``).
     breakdown : pandas.DataFrame, optional
         ``breakdown_table`` output, one row per (group, step) with ``group``, ``step``,
-        ``users`` and per group ``significant``, ``small_group``, ``q_value``.
+        ``users`` and per group ``significant``, ``small_group``, ``q_value`` and, when
+        present, ``overall_conversion``/``rest_conversion`` (else the rest's rate is summed
+        from the other groups' counts).
     sizing : pandas.DataFrame, optional
         ``campaign_sizing`` output, one row per drop-off step with the audience size
         (``audience``/``audience_size``) and ``net_value``.

@@ -83,6 +83,19 @@ def test_significant_group_vs_rest_from_counts():
     assert any("1 platform group was too small to test" in s for s in text)
 
 
+def test_uses_breakdown_rest_rate_when_given():
+    b = _breakdown({"android": (400, 100, True, False, 0.01), "ios": (300, 150, False, False, 0.4)})
+    b = b.assign(
+        overall_conversion=b["group"].map({"android": 0.25, "ios": 0.5}),
+        rest_conversion=b["group"].map({"android": 0.61, "ios": 0.3}),
+    )
+    text = funnel_summary(_table([700, 250]), b)
+    assert any(
+        "'android' converts significantly lower than everyone else: 25.0% vs 61.0%" in s
+        for s in text
+    )
+
+
 def test_no_significant_group():
     b = _breakdown({"a": (100, 50, False, False, 0.5), "b": (100, 45, False, False, 0.5)})
     text = funnel_summary(_table([200, 95]), b)
