@@ -70,6 +70,10 @@ def _theme_colors() -> tuple[str, ...]:
 
 
 COLORS: tuple[str, ...] = _theme_colors()
+try:  # signal colours of the shared theme, when present
+    from crm_helpers.plots.theme import GREY, HIGHLIGHT, NEGATIVE, POSITIVE  # noqa: F811
+except ImportError:
+    pass
 
 
 def _template() -> object | None:
