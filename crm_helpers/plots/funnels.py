@@ -251,6 +251,16 @@ def _time_unit(max_seconds: float) -> tuple[str, float]:
     return "seconds", 1.0
 
 
+def _duration(seconds: float) -> str:
+    """``90`` -> ``"1.5 min"``: a short human duration."""
+    if not np.isfinite(seconds):
+        return "∞"
+    for name, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {name}"
+    return f"{seconds:.3g} s"
+
+
 def plot_time_to_convert(hist: pd.DataFrame, *, title: str | None = "Time to convert") -> go.Figure:
     """Histogram of the time from the previous step to the converting step.
 
@@ -264,32 +274,42 @@ def plot_time_to_convert(hist: pd.DataFrame, *, title: str | None = "Time to con
     Returns
     -------
     plotly.graph_objects.Figure
-        One bar trace, one bar per bin, placed at the bin centre with the bin width, in a
-        readable unit (seconds, minutes, hours or days: ``meta["unit"]``).
+        One bar trace, one bar per bin. Equal-width bins are placed at the bin centre with
+        the bin width, in a readable unit (seconds, minutes, hours or days:
+        ``meta["unit"]``); unequal bins (e.g. 1 min, 10 min, 1 h, 1 d edges) are drawn as
+        equally wide categories labelled ``"1 min-10 min"`` (``meta["unit"] = "category"``).
     """
     left_c = _col(hist, "bin_start", "bin_left", "left", "lower", "start_seconds", "lo")
     right_c = _col(hist, "bin_end", "bin_right", "right", "upper", "end_seconds", "hi")
     count_c = _col(hist, "users", "count", "n", "attempts")
     left, right, count = _floats(hist[left_c]), _floats(hist[right_c]), _floats(hist[count_c])
-    finite_right = right[np.isfinite(right)]
-    unit, size = _time_unit(float(finite_right.max()) if finite_right.size else 0.0)
-    fig = _figure(title, xaxis_title=f"time to convert ({unit})", yaxis_title=count_c)
+    widths = right - left
+    uniform = len(widths) == 0 or np.allclose(widths, widths[0], rtol=1e-6)
+    if uniform:
+        finite_right = right[np.isfinite(right)]
+        unit, size = _time_unit(float(finite_right.max()) if finite_right.size else 0.0)
+        x, width, xlabel = (left + right) / 2 / size, widths / size, f"time to convert ({unit})"
+    else:
+        unit, size, width, xlabel = "category", 1.0, None, "time to convert"
+        x = [f"{_duration(a)}-{_duration(b)}" for a, b in zip(left, right, strict=True)]
+    fig = _figure(title, xaxis_title=xlabel, yaxis_title=count_c)
     fig.add_trace(
         go.Bar(
-            x=(left + right) / 2 / size,
+            x=x,
             y=count,
-            width=(right - left) / size,
+            width=width,
             marker_color=COLORS[0],
             marker_line_width=0,
             customdata=np.column_stack([left / size, right / size]),
-            hovertemplate="%{customdata[0]:.3g} to %{customdata[1]:.3g} "
-            + unit
+            hovertemplate=(
+                "%{customdata[0]:.3g} to %{customdata[1]:.3g} " + unit if uniform else "%{x}"
+            )
             + "<br>%{y:,.0f}<extra></extra>",
             meta={"kind": "time_to_convert", "unit": unit},
             name=count_c,
         )
     )
-    fig.update_layout(bargap=0, showlegend=False)
+    fig.update_layout(bargap=0 if uniform else 0.05, showlegend=False)
     return fig
 
 

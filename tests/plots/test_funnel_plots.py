@@ -85,6 +85,16 @@ def test_plot_time_to_convert_bins_in_readable_unit():
     assert list(bar.y) == [5, 3, 1]
 
 
+def test_plot_time_to_convert_unequal_bins_are_categories():
+    hist = pd.DataFrame(
+        {"bin_start": [0, 60, 600, 3600], "bin_end": [60, 600, 3600, 86400], "users": [4, 9, 2, 1]}
+    )
+    bar = fp.plot_time_to_convert(hist).data[0]
+    assert bar.meta["unit"] == "category"
+    assert list(bar.x) == ["0 s-1 min", "1 min-10 min", "10 min-1 h", "1 h-1 d"]
+    assert list(bar.y) == [4, 9, 2, 1]
+
+
 def test_plot_time_to_convert_alternative_columns_and_seconds():
     hist = pd.DataFrame({"left": [0, 10], "right": [10, 20], "count": [2, 7]})
     bar = fp.plot_time_to_convert(hist).data[0]
