@@ -4,26 +4,34 @@
 >>> data.events                                    # an Ibis table, canonical names
 >>> data.events.group_by("event").count().to_pandas()   # only the aggregate comes back
 
-Nothing under the data directory is ever written.
+Loading is lazy: each table is a view over its file(s) in the engine, with canonical
+column names, contract types and naive-UTC timestamps; validation runs a few aggregate
+queries per table and cleaning is a lazy Ibis filter. Nothing under the data directory is
+ever written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import ibis
 import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
 from crm_helpers import config
-from crm_helpers.engine import connect
+from crm_helpers.engine import connect, local_to_utc
 from crm_helpers.schema import CONTRACT, DEFAULT_SCHEMA, TABLES, Schema
 from crm_helpers.validate import DataContractError, DataQualityReport, Finding
 
 FORMATS = ("parquet", "csv")
+
+#: Regular expression for a text timestamp that carries its own UTC offset ("...Z", "+02:00").
+OFFSET_PATTERN = r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
 
 
 @dataclass
@@ -34,12 +42,21 @@ class CRMData:
     ----------
     con
         The Ibis backend the tables live on.
+    data_dir
+        The directory the tables were read from (never written).
+    schema
+        The :class:`~crm_helpers.schema.Schema` that mapped the files onto the contract.
     tables
-        Canonical table name -> Ibis table with canonical column names, UTC timestamps.
+        Canonical table name -> Ibis table with canonical column names, contract types,
+        naive-UTC timestamps and the cleaning of :attr:`quality` applied (lazy filters).
     files
         Canonical table name -> the file or directory it was read from.
     quality
         Findings of validation (errors were raised; warnings are kept for the report).
+    raw
+        Canonical table name -> the table as read, only renamed (what validation checks).
+    tz_aware
+        Canonical table name -> source columns whose timestamps carry a time zone.
     """
 
     con: BaseBackend
@@ -48,23 +65,13 @@ class CRMData:
     tables: dict[str, ibis.Table]
     files: dict[str, Path] = field(default_factory=dict)
     quality: DataQualityReport = field(default_factory=DataQualityReport)
+    raw: dict[str, ibis.Table] = field(default_factory=dict)
+    tz_aware: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def table(self, name: str) -> ibis.Table:
         """The table ``name``; a clear error if the data set lacks it."""
         if name not in self.tables:
-            raise DataContractError(
-                Finding(
-                    table=name,
-                    column=None,
-                    check="missing_table",
-                    severity="error",
-                    count=0,
-                    message=f"this analysis needs the '{name}' table but {self.data_dir} has none "
-                    f"(found: {sorted(self.tables) or 'no tables'})",
-                    fix=f"add {name}.parquet or {name}.csv to the data directory, or map your file "
-                    f"with Schema(tables={{'{name}': '<your file stem>'}}).",
-                )
-            )
+            raise DataContractError(_missing_table(name, self.data_dir, self.schema, self.tables))
         return self.tables[name]
 
     @property
@@ -92,7 +99,7 @@ class CRMData:
         return self.con.name
 
     def row_counts(self) -> dict[str, int]:
-        """Rows per table (one count query each, run in the engine)."""
+        """Rows per table after cleaning (one count query each, run in the engine)."""
         return {name: int(t.count().to_pyarrow().as_py()) for name, t in self.tables.items()}
 
     def fingerprint(self) -> dict:
@@ -111,6 +118,22 @@ class CRMData:
         return {"sha256": digest.hexdigest()[:16], "rows": self.row_counts()}
 
 
+def _missing_table(name: str, data_dir: Path, schema: Schema, present: Iterable[str]) -> Finding:
+    stem = schema.file_stem(name)
+    return Finding(
+        table=name,
+        column=None,
+        check="missing_table",
+        severity="error",
+        count=0,
+        message=f"this analysis needs the '{name}' table, but {data_dir} has no {stem}.parquet, "
+        f"{stem}.csv or {stem}/ folder (tables found: {sorted(present) or 'none'})",
+        fix=f"add {stem}.parquet or {stem}.csv to the data directory, or, if your file has "
+        f"another name, map it in schema.yaml (tables: {{{name}: <your file name without "
+        "extension>}).",
+    )
+
+
 def _data_files(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -125,28 +148,275 @@ def find_table_file(data_dir: Path, stem: str) -> Path | None:
     return None
 
 
-def _read(con: BaseBackend, path: Path, name: str) -> ibis.Table:
-    if path.is_dir():
-        return con.read_parquet(str(path / "**" / "*.parquet"), table_name=name)
-    if path.suffix == ".parquet":
-        return con.read_parquet(str(path), table_name=name)
-    return con.read_csv(str(path), table_name=name)
+# --- reading ----------------------------------------------------------------------------
 
 
-def _normalise_timestamps(t: ibis.Table, table: str) -> ibis.Table:
-    """Cast contract timestamp columns to naive UTC ``timestamp`` (session time zone is UTC)."""
-    casts = {}
+def _timestamp_sources(table: str, schema: Schema) -> set[str]:
+    return {
+        schema.source_column(table, c) for c, s in CONTRACT[table].items() if s.kind == "timestamp"
+    }
+
+
+def _read(
+    con: BaseBackend, path: Path, view: str, text_columns: set[str]
+) -> tuple[ibis.Table, frozenset[str]]:
+    """Register ``path`` as view ``view``; returns the table and its tz-aware timestamp columns.
+
+    CSV columns named in ``text_columns`` (the contract's timestamps) are read as text, so
+    both engines parse them by the same rule (:func:`parse_timestamp_text`).
+    """
+    is_csv = path.is_file() and path.suffix.lower() == ".csv"
+    if con.name == "pyspark":
+        from pyspark.sql.types import StringType, StructField, StructType, TimestampType
+
+        session = con._session
+        if is_csv:
+            inferred = session.read.csv(str(path), header=True, inferSchema=True)
+            fields = [
+                StructField(f.name, StringType(), True) if f.name in text_columns else f
+                for f in inferred.schema.fields
+            ]
+            sdf = session.read.csv(str(path), header=True, schema=StructType(fields))
+        else:
+            sdf = session.read.parquet(str(path))
+        sdf.createOrReplaceTempView(view)
+        aware = frozenset(f.name for f in sdf.schema.fields if type(f.dataType) is TimestampType)
+        return con.table(view), aware
+    if is_csv:
+        t = con.read_csv(str(path), table_name=view)
+        text = {c: "VARCHAR" for c in t.columns if c in text_columns}
+        if text:
+            t = con.read_csv(str(path), table_name=view, types=text)
+    elif path.is_dir():
+        t = con.read_parquet(str(path / "**" / "*.parquet"), table_name=view)
+    else:
+        t = con.read_parquet(str(path), table_name=view)
+    aware = frozenset(
+        c for c, typ in t.schema().items() if typ.is_timestamp() and typ.timezone is not None
+    )
+    return t, aware
+
+
+# --- normalising: contract types, naive UTC ---------------------------------------------
+
+
+def parse_timestamp_text(s: ir.StringValue, tz: str, backend: str) -> ir.TimestampValue:
+    """Parse text timestamps to naive UTC; text that does not parse becomes NULL.
+
+    Text with an offset (``2024-03-01T10:00:00+01:00``, ``...Z``) is read as that instant;
+    text without one (``2024-03-01 10:00:00``, ``2024-03-01``) as wall time in ``tz``.
+    """
+    s = s.strip()
+    with_offset = s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
+    local = local_to_utc(s.try_cast(dt.Timestamp()), tz, backend)
+    return ibis.ifelse(s.re_search(OFFSET_PATTERN), with_offset, local)
+
+
+@dataclass
+class ColumnPlan:
+    """How one table's contract columns are brought to contract types.
+
+    Attributes
+    ----------
+    exprs
+        Canonical column -> Ibis expression over the raw table giving the contract type.
+    findings
+        Type errors (a column whose type cannot hold its kind).
+    checkable
+        Contract columns present with a usable type (value checks run on these).
+    text_timestamps
+        Timestamp columns stored as text (unparseable values are counted).
+    float_ids
+        Id/integer columns stored as floats (fractional values are counted).
+    """
+
+    exprs: dict[str, ir.Value]
+    findings: list[Finding]
+    checkable: set[str]
+    text_timestamps: set[str]
+    float_ids: set[str]
+
+
+_KIND_WORDS = {
+    "id": "an identifier (whole numbers or text)",
+    "string": "text",
+    "number": "numbers",
+    "integer": "whole numbers",
+    "timestamp": "date-times",
+}
+
+
+def _type_word(typ: dt.DataType) -> str:
+    if typ.is_string():
+        return "text"
+    if typ.is_integer():
+        return "whole numbers"
+    if typ.is_floating() or typ.is_decimal():
+        return "decimal numbers"
+    if typ.is_boolean():
+        return "true/false values"
+    if typ.is_timestamp() or typ.is_date():
+        return "dates/times"
+    return str(typ)
+
+
+def plan_columns(
+    raw: ibis.Table,
+    table: str,
+    schema: Schema,
+    aware: frozenset[str],
+    backend: str,
+) -> ColumnPlan:
+    """Decide, from the schema alone (no query), how to cast each contract column.
+
+    Parameters
+    ----------
+    raw
+        The table as read, already renamed to canonical column names.
+    table
+        Canonical table name (a key of :data:`~crm_helpers.schema.CONTRACT`).
+    schema
+        Gives the time zone of naive timestamps and the source names (for messages).
+    aware
+        Canonical names of timestamp columns that carry a time zone in the source.
+    backend
+        ``con.name``.
+    """
+    plan = ColumnPlan({}, [], set(), set(), set())
+    types = raw.schema()
     for col, spec in CONTRACT[table].items():
-        if spec.kind != "timestamp" or col not in t.columns:
+        if col not in types:
             continue
-        typ = t[col].type()
-        if typ.is_timestamp() and typ.timezone is None:
+        typ, c = types[col], raw[col]
+        ok = True
+        if typ.is_null():
+            plan.exprs[col] = c.cast(
+                {
+                    "id": dt.string,
+                    "string": dt.string,
+                    "number": dt.float64,
+                    "integer": dt.int64,
+                    "timestamp": dt.timestamp,
+                }[spec.kind]
+            )
+        elif spec.kind == "id":
+            if typ.is_floating() or (typ.is_decimal() and (typ.scale or 0) > 0):
+                plan.float_ids.add(col)
+                plan.exprs[col] = c.cast(dt.int64)
+            elif typ.is_decimal():
+                plan.exprs[col] = c.cast(dt.int64)
+            elif not (typ.is_integer() or typ.is_string()):
+                ok = False
+        elif spec.kind == "integer":
+            if typ.is_floating() or typ.is_decimal():
+                plan.float_ids.add(col)
+                plan.exprs[col] = c.cast(dt.int64)
+            elif not typ.is_integer():
+                ok = False
+        elif spec.kind == "number":
+            if typ.is_decimal():
+                plan.exprs[col] = c.cast(dt.float64)
+            elif not (typ.is_integer() or typ.is_floating()):
+                ok = False
+        elif spec.kind == "string":
+            if not typ.is_string():
+                ok = False
+        elif spec.kind == "timestamp":
+            if typ.is_string():
+                plan.text_timestamps.add(col)
+                plan.exprs[col] = parse_timestamp_text(c, schema.timezone, backend)
+            elif typ.is_timestamp() and (typ.timezone is not None or col in aware):
+                plan.exprs[col] = c.cast(dt.Timestamp())
+            elif typ.is_timestamp() or typ.is_date():
+                plan.exprs[col] = local_to_utc(c.cast(dt.Timestamp()), schema.timezone, backend)
+            else:
+                ok = False
+        if ok:
+            plan.checkable.add(col)
             continue
-        if typ.is_timestamp() or typ.is_date():
-            casts[col] = t[col].cast(dt.Timestamp())
-        elif typ.is_string():
-            casts[col] = t[col].try_cast(dt.Timestamp())
-    return t.mutate(**casts) if casts else t
+        src = schema.source_column(table, col)
+        named = f" (your column '{src}')" if src != col else ""
+        plan.findings.append(
+            Finding(
+                table=table,
+                column=col,
+                check="wrong_type",
+                severity="error",
+                count=0,
+                message=f"the column{named} should hold {_KIND_WORDS[spec.kind]} but holds "
+                f"{_type_word(typ)} (type {typ})",
+                fix=_type_fix(table, col, spec.kind, typ),
+            )
+        )
+    return plan
+
+
+def _type_fix(table: str, col: str, kind: str, typ: dt.DataType) -> str:
+    if kind == "timestamp":
+        return (
+            f"store {table}.{col} as a date-time column (Parquet timestamp) or as text like "
+            "'2024-03-01 14:05:00' (add '+01:00' or 'Z' if it is not in the schema's time zone);"
+            " numbers such as Unix seconds must be converted before loading."
+        )
+    if kind == "number":
+        return (
+            f"store {table}.{col} as plain numbers: remove currency signs, thousands separators "
+            "and text such as 'EUR' from the values, and use '.' as the decimal point."
+        )
+    if kind == "string":
+        return f"store {table}.{col} as text (e.g. 'purchase'), not {_type_word(typ)}."
+    if kind == "integer":
+        return f"store {table}.{col} as whole numbers."
+    return f"store {table}.{col} as whole numbers or text, one value per row."
+
+
+def normalise(raw: ibis.Table, plan: ColumnPlan) -> ibis.Table:
+    """Apply a :class:`ColumnPlan`: contract types and naive-UTC timestamps (lazy)."""
+    return raw.mutate(**plan.exprs) if plan.exprs else raw
+
+
+def apply_cleaning(t: ibis.Table, rules: dict) -> ibis.Table:
+    """Apply validation's cleaning rules to a normalised table, as lazy Ibis filters.
+
+    ``rules`` keys: ``drop_null``: columns whose NULL rows are dropped; ``max_ts``:
+    ``(column, cutoff)`` rows after ``cutoff`` are excluded; ``distinct``: drop exact
+    duplicate rows.
+    """
+    for col in rules.get("drop_null", ()):
+        t = t.filter(t[col].notnull())
+    if "max_ts" in rules:
+        col, cutoff = rules["max_ts"]
+        t = t.filter(t[col].isnull() | (t[col] <= ibis.literal(cutoff, type=dt.timestamp)))
+    if rules.get("distinct"):
+        t = t.distinct()
+    return t
+
+
+# --- load -------------------------------------------------------------------------------
+
+
+def _engine_error(table: str, path: Path, exc: Exception, what: str) -> Finding:
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    return Finding(
+        table=table,
+        column=None,
+        check="unreadable",
+        severity="error",
+        count=0,
+        message=f"{what} {path} failed: {first[:300]}",
+        fix="check that the file is a valid Parquet or CSV file (CSV: comma-separated, one "
+        "header line), that all parts of a folder have the same columns and types, and that "
+        "timestamps are stored with at most microsecond precision.",
+    )
+
+
+def _resolve_schema(data_dir: Path, schema: Schema | str | Path | None) -> Schema:
+    if isinstance(schema, Schema):
+        return schema
+    path = Path(schema) if schema is not None else data_dir / "schema.yaml"
+    if schema is None and not path.exists():
+        return DEFAULT_SCHEMA
+    return Schema.from_yaml(path)
 
 
 def load(
@@ -172,12 +442,21 @@ def load(
         Tables this analysis needs; a missing one is an error naming the fix. Other tables
         are loaded when present.
     validate
-        Run the contract checks (errors raise :class:`DataContractError`).
+        Run the contract checks (errors raise :class:`DataContractError`; warnings are kept
+        in ``quality`` and their cleaning applied). ``False`` skips checks and cleaning:
+        tables are only renamed, typed and converted to UTC.
 
     Returns
     -------
     CRMData
-        Tables as lazy Ibis expressions; nothing is pulled into memory.
+        Tables as lazy Ibis expressions; nothing is pulled into memory and nothing in
+        ``data_dir`` is written.
+
+    Raises
+    ------
+    DataContractError
+        A required table is missing, a file cannot be read, or the data breaks the contract
+        (the message names table, column, row count, examples and the fix).
     """
     data_dir = Path(data_dir) if data_dir is not None else config.data_dir()
     if not data_dir.is_dir():
@@ -193,36 +472,68 @@ def load(
                 "(or set CRM_DATA_DIR) to your own data directory.",
             )
         )
-    if schema is None:
-        schema = (
-            Schema.from_yaml(data_dir / "schema.yaml")
-            if (data_dir / "schema.yaml").exists()
-            else DEFAULT_SCHEMA
-        )
-    elif not isinstance(schema, Schema):
-        schema = Schema.from_yaml(schema)
+    try:
+        schema = _resolve_schema(data_dir, schema)
+    except (ValueError, OSError) as exc:
+        raise DataContractError(
+            Finding(
+                table="*",
+                column=None,
+                check="bad_schema",
+                severity="error",
+                count=0,
+                message=f"the schema mapping could not be used: {exc}",
+                fix="correct schema.yaml; see data/schema.example.yaml and data/README.md.",
+            )
+        ) from None
     con = connect(engine) if isinstance(engine, str) else engine
+    backend = con.name
 
-    tables: dict[str, ibis.Table] = {}
+    errors: list[Finding] = []
+    raw: dict[str, ibis.Table] = {}
     files: dict[str, Path] = {}
+    aware: dict[str, frozenset[str]] = {}
     for name in TABLES:
         path = find_table_file(data_dir, schema.file_stem(name))
         if path is None:
             continue
-        raw = _read(con, path, f"crm_{name}")
-        rename = {canon: src for src, canon in schema.rename_map(name).items() if src in raw.columns}
-        t = raw.rename(rename) if rename else raw
+        view = f"crm_{name}_{uuid.uuid4().hex[:8]}"
+        try:
+            t, aware_src = _read(con, path, view, _timestamp_sources(name, schema))
+        except Exception as exc:  # engine errors on bad files -> a readable contract error
+            errors.append(_engine_error(name, path, exc, "reading"))
+            continue
+        rename = {canon: src for src, canon in schema.rename_map(name).items() if src in t.columns}
+        raw[name] = t.rename(rename) if rename else t
+        inverse = {src: canon for canon, src in rename.items()}
+        aware[name] = frozenset(inverse.get(c, c) for c in aware_src)
         files[name] = path
-        tables[name] = t
 
-    data = CRMData(con=con, data_dir=data_dir, schema=schema, tables=tables, files=files)
-    missing = [n for n in require if n not in tables]
-    if missing:
-        data.table(missing[0])  # raises the clear error
+    required = list(dict.fromkeys(require))
+    unknown = [n for n in required if n not in TABLES]
+    if unknown:
+        raise ValueError(f"require names unknown table(s) {unknown}; tables are {list(TABLES)}.")
+    errors += [_missing_table(n, data_dir, schema, raw) for n in required if n not in raw]
+
+    data = CRMData(
+        con=con, data_dir=data_dir, schema=schema, tables={}, files=files, raw=raw, tz_aware=aware
+    )
     if validate:
         from crm_helpers.validate import validate as run_checks
 
-        data.quality = run_checks(data)
-        data.quality.raise_for_errors()
-    data.tables = {n: _normalise_timestamps(t, n) for n, t in data.tables.items()}
+        try:
+            data.quality = run_checks(data)
+        except DataContractError:
+            raise
+        except Exception as exc:  # an engine error while scanning a file
+            errors.append(_engine_error("*", data_dir, exc, "checking the data in"))
+        errors += data.quality.errors
+    if errors:
+        raise DataContractError(errors) from None
+
+    tables = {}
+    for name, t in raw.items():
+        plan = plan_columns(t, name, schema, aware[name], backend)
+        tables[name] = apply_cleaning(normalise(t, plan), data.quality.cleaning.get(name, {}))
+    data.tables = tables
     return data

@@ -11,6 +11,8 @@ from functools import lru_cache
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
 ENGINES = ("duckdb", "spark")
@@ -73,6 +75,7 @@ def spark_session(master: str | None = None):
         .appName("crm-workbench")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", os.environ.get("CRM_SPARK_PARTITIONS", "8"))
         .config("spark.driver.memory", os.environ.get("CRM_SPARK_DRIVER_MEMORY", "4g"))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -80,3 +83,86 @@ def spark_session(master: str | None = None):
     )
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+# --- time zones: naive local wall time <-> naive UTC, with each backend's own builtins ---------
+#
+# DuckDB (and Postgres): timezone(tz, TIMESTAMP) -> TIMESTAMPTZ reads a wall time in ``tz``;
+# timezone(tz, TIMESTAMPTZ) -> TIMESTAMP gives the wall time in ``tz``.
+# Spark: to_utc_timestamp(ts, tz) / from_utc_timestamp(ts, tz), session time zone UTC.
+
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "utc", "Z", "GMT", "Etc/GMT", "UCT", "Zulu"})
+
+
+@ibis.udf.scalar.builtin(name="timezone")
+def _duckdb_wall_to_instant(tz: str, ts: dt.timestamp) -> dt.Timestamp(timezone="UTC"):  # type: ignore[valid-type]
+    """DuckDB ``timezone(tz, TIMESTAMP)``: the instant of wall time ``ts`` in ``tz``."""
+
+
+@ibis.udf.scalar.builtin(name="timezone")
+def _duckdb_instant_to_wall(tz: str, ts: dt.Timestamp(timezone="UTC")) -> dt.timestamp:  # type: ignore[valid-type]
+    """DuckDB ``timezone(tz, TIMESTAMPTZ)``: the wall time in ``tz`` of instant ``ts``."""
+
+
+@ibis.udf.scalar.builtin(name="to_utc_timestamp")
+def _spark_to_utc(ts: dt.timestamp, tz: str) -> dt.timestamp:
+    """Spark ``to_utc_timestamp``: wall time ``ts`` in ``tz`` -> UTC."""
+
+
+@ibis.udf.scalar.builtin(name="from_utc_timestamp")
+def _spark_from_utc(ts: dt.timestamp, tz: str) -> dt.timestamp:
+    """Spark ``from_utc_timestamp``: UTC ``ts`` -> wall time in ``tz``."""
+
+
+def is_utc(tz: str) -> bool:
+    """Whether ``tz`` names UTC (no conversion needed)."""
+    return tz in _UTC_NAMES
+
+
+def _wall_to_utc_raw(ts: ir.TimestampValue, tz: str, backend: str) -> ir.TimestampValue:
+    if backend in ("duckdb", "postgres"):
+        return _duckdb_wall_to_instant(tz, ts).cast(dt.Timestamp())
+    if backend == "pyspark":
+        return _spark_to_utc(ts, tz)
+    raise NotImplementedError(
+        f"Converting local times ({tz}) to UTC is implemented for DuckDB, Postgres and Spark, "
+        f"not for {backend!r}: store UTC timestamps or set timezone: UTC in schema.yaml."
+    )
+
+
+def _utc_to_wall(ts: ir.TimestampValue, tz: str, backend: str) -> ir.TimestampValue:
+    if backend in ("duckdb", "postgres"):
+        return _duckdb_instant_to_wall(tz, ts.cast(dt.Timestamp(timezone="UTC")))
+    return _spark_from_utc(ts, tz)
+
+
+def local_to_utc(ts: ir.TimestampValue, tz: str, backend: str) -> ir.TimestampValue:
+    """Read naive wall times in time zone ``tz`` as naive UTC, identically on every engine.
+
+    Parameters
+    ----------
+    ts
+        A naive timestamp column (wall-clock time in ``tz``).
+    tz
+        An IANA zone name, e.g. ``"Europe/Berlin"``.
+    backend
+        ``con.name`` of the connection the expression runs on (``duckdb``, ``pyspark``).
+
+    Returns
+    -------
+    ibis.expr.types.TimestampValue
+        Naive UTC timestamps. Around daylight-saving changes the engines' builtins disagree,
+        so the rule is fixed here: an *ambiguous* wall time (the repeated hour in autumn)
+        is read as its first occurrence (summer time, pandas ``ambiguous=True``); a
+        *non-existent* one (the skipped hour in spring) is shifted forward by the gap
+        (pandas ``nonexistent=pd.Timedelta("1h")``).
+    """
+    if is_utc(tz):
+        return ts
+    hour = ibis.interval(hours=1)
+    first = _wall_to_utc_raw(ts, tz, backend)
+    # An ambiguous wall time has a second, earlier reading: one hour before the engine's
+    # answer. It is valid when converting it back gives the same wall time.
+    earlier = _wall_to_utc_raw(ts - hour, tz, backend) + hour
+    earlier_ok = _utc_to_wall(earlier, tz, backend) == ts
+    return ibis.ifelse(earlier_ok & (earlier < first), earlier, first)

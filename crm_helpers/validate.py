@@ -1,18 +1,38 @@
 """Validate the data contract on load: clear errors that name table, column, rows and fix.
 
 Errors stop the analysis with a :class:`DataContractError`; recoverable problems become
-counted warnings that reports show in their data-quality section. Every check runs in
-the engine (counts and a few example rows come back), never on pulled event data.
+counted warnings that reports show in their data-quality section, and the rows they
+concern are dropped or kept as documented in ``data/README.md`` (cleaning is a lazy filter
+on the loaded Ibis table; files are never rewritten). Every check runs in the engine: per
+table one aggregate query for the row-level checks and at most one more for duplicates,
+unknown users and future events; example rows (at most 5) are fetched only for failed checks.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+import datetime as _dt
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
 import pandas as pd
 
+if TYPE_CHECKING:  # pragma: no cover
+    from crm_helpers.data import CRMData
+
 Severity = Literal["error", "warning"]
+
+#: Events later than now + this are "in the future".
+FUTURE_SLACK = _dt.timedelta(days=1)
+#: Events later than the data's own end (99.9th percentile of ``ts``) + this are outliers.
+FUTURE_TOLERANCE = _dt.timedelta(days=30)
+#: Share of events with no user_id up to which they are dropped with a warning (else error).
+MAX_NULL_USER_EVENT_SHARE = 0.01
+#: Example rows kept per finding.
+N_EXAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -32,10 +52,22 @@ class Finding:
     examples: tuple[dict, ...] = ()
 
     def describe(self) -> str:
-        where = f"{self.table}.{self.column}" if self.column else self.table
-        text = f"[{self.severity}] {where}: {self.message} ({self.count:,} row(s))."
+        """Plain-language text: where, what, how many rows, up to 3 examples, the fix."""
+        where = (
+            f"table '{self.table}', column '{self.column}'"
+            if self.column
+            else (f"table '{self.table}'" if self.table != "*" else "data")
+        )
+        text = f"[{self.severity}] {where}: {self.message}"
+        if self.count:
+            text += f" ({self.count:,} row(s))"
+        text += "."
         if self.examples:
-            text += f"\n  e.g. {list(self.examples)[:3]}"
+            rows = "; ".join(
+                "{" + ", ".join(f"{k}={v!r}" for k, v in ex.items()) + "}"
+                for ex in self.examples[:3]
+            )
+            text += f"\n  Examples: {rows}"
         return text + f"\n  Fix: {self.fix}"
 
 
@@ -45,16 +77,23 @@ class DataContractError(ValueError):
     def __init__(self, findings: list[Finding] | Finding):
         self.findings = [findings] if isinstance(findings, Finding) else list(findings)
         lines = [f.describe() for f in self.findings]
+        n = len(self.findings)
         super().__init__(
-            "The data does not meet the CRM data contract (see data/README.md):\n" + "\n".join(lines)
+            f"The data does not meet the CRM data contract ({n} problem(s); the contract is "
+            "described in data/README.md):\n" + "\n".join(lines)
         )
 
 
 @dataclass
 class DataQualityReport:
-    """All findings of one load: errors (fatal) and warnings (counted, reported)."""
+    """All findings of one load: errors (fatal) and warnings (counted, reported).
+
+    ``cleaning`` maps table -> the cleaning rules applied to the loaded table
+    (see :func:`crm_helpers.data.apply_cleaning`).
+    """
 
     findings: list[Finding] = field(default_factory=list)
+    cleaning: dict[str, dict] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Finding]:
@@ -75,17 +114,97 @@ class DataQualityReport:
         return pd.DataFrame(rows, columns=cols)
 
 
-def validate(data) -> DataQualityReport:
-    """Run every contract check on the raw tables of ``data`` (a :class:`~crm_helpers.data.CRMData`).
+# --- checks -----------------------------------------------------------------------------
 
-    Placeholder until the full checks land: reports missing required columns.
+
+@dataclass
+class _RowCheck:
+    """A row-level check: rows where ``cond`` holds are counted in the table's aggregate."""
+
+    key: str
+    column: str | None
+    check: str
+    severity: Severity
+    cond: ir.BooleanValue
+    message: str
+    fix: str
+    show: list[str]
+
+
+def _plain(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, pd.Timestamp | _dt.datetime):
+        return None if pd.isna(v) else pd.Timestamp(v).isoformat(sep=" ")
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+def _examples(t: ibis.Table) -> tuple[dict, ...]:
+    df = t.limit(N_EXAMPLES).to_pandas()
+    return tuple({k: _plain(v) for k, v in row.items()} for row in df.to_dict("records"))
+
+
+def _n(v: Any) -> int:
+    return 0 if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+
+
+def _show(stage: ibis.Table, cols: list[str]) -> ibis.Table:
+    """Columns for example rows; text timestamps / float ids are shown as in the file."""
+    sel = {}
+    for c in dict.fromkeys(cols):
+        raw = f"_crm_raw_{c}"
+        if raw in stage.columns:
+            sel[c] = stage[raw]
+        elif c in stage.columns:
+            sel[c] = stage[c]
+    return stage.select(**sel)
+
+
+def _fix_map(table: str, col: str, schema) -> str:
+    src = schema.source_column(table, col)
+    return (
+        f"your column '{src}' is mapped to '{col}' in schema.yaml; check the mapping"
+        if src != col
+        else f"rename your column to '{col}', or map it in schema.yaml "
+        f"(columns: {{{table}: {{{col}: <your column name>}}}})"
+    )
+
+
+def validate(data: CRMData) -> DataQualityReport:
+    """Run every contract check on the tables of ``data`` (a :class:`~crm_helpers.data.CRMData`).
+
+    Parameters
+    ----------
+    data
+        Loaded data; checks run on ``data.raw`` (the tables as read, renamed), so calling
+        this again on a loaded :class:`CRMData` gives the same report.
+
+    Returns
+    -------
+    DataQualityReport
+        Errors, warnings (with counts and up to 5 example rows) and the cleaning rules.
+        Nothing is raised here; :func:`crm_helpers.data.load` raises on errors.
     """
-    from crm_helpers.schema import CONTRACT
+    from crm_helpers.data import plan_columns
+    from crm_helpers.schema import CONTRACT, MESSAGE_CHANNELS, PRIMARY_KEYS
 
     report = DataQualityReport()
-    for name, t in data.tables.items():
+    raw = data.raw or data.tables
+    backend = data.con.name
+    schema = data.schema
+    stages: dict[str, ibis.Table] = {}
+    plans: dict = {}
+
+    # 1. schema-level checks (no query): missing columns, wrong types.
+    for name, t in raw.items():
         for col, spec in CONTRACT[name].items():
             if spec.required and col not in t.columns:
+                src = schema.source_column(name, col)
+                looked = f"'{src}' (mapped from '{col}')" if src != col else f"'{col}'"
                 report.findings.append(
                     Finding(
                         table=name,
@@ -93,9 +212,404 @@ def validate(data) -> DataQualityReport:
                         check="missing_column",
                         severity="error",
                         count=0,
-                        message=f"required column '{col}' is missing (columns: {list(t.columns)})",
-                        fix=f"rename your column to '{col}' or map it in schema.yaml "
-                        f"(columns: {{{name}: {{{col}: <your name>}}}}).",
+                        message=f"required column {looked} is missing; the file has columns "
+                        f"{list(t.columns)}",
+                        fix=_fix_map(name, col, schema) + ".",
                     )
                 )
+        plan = plan_columns(t, name, schema, data.tz_aware.get(name, frozenset()), backend)
+        for f in plan.findings:  # wrong types: show a few values as they are in the file
+            show = [c for c in (*PRIMARY_KEYS.get(name, ("user_id",)), f.column) if c in t.columns]
+            ex = _examples(t.filter(t[f.column].notnull()).select(*dict.fromkeys(show)))
+            report.findings.append(replace(f, examples=ex[:3]))
+        keep = {f"_crm_raw_{c}": t[c] for c in plan.text_timestamps | plan.float_ids}
+        stages[name] = t.mutate(**keep).mutate(**plan.exprs) if plan.exprs else t
+        plans[name] = plan
+
+    # user_id must have one type across tables for the referential checks.
+    id_kind = {
+        n: ("text" if stages[n]["user_id"].type().is_string() else "number")
+        for n in stages
+        if "user_id" in plans[n].checkable
+    }
+    if "users" in id_kind:
+        for n, kind in id_kind.items():
+            if n != "users" and kind != id_kind["users"]:
+                report.findings.append(
+                    Finding(
+                        table=n,
+                        column="user_id",
+                        check="id_type_mismatch",
+                        severity="error",
+                        count=0,
+                        message=f"user_id holds {kind} here but {id_kind['users']} in users, "
+                        "so rows cannot be matched to users",
+                        fix=f"store user_id with the same type in users and {n} (e.g. text "
+                        "in both).",
+                    )
+                )
+                plans[n].checkable.discard("user_id")
+
+    # 2. value checks, in the engine.
+    users_ids = (
+        stages["users"].select("user_id")
+        if "users" in stages and "user_id" in plans["users"].checkable
+        else None
+    )
+    now = _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
+    for name, stage in stages.items():
+        ctx = _TableContext(
+            name=name,
+            stage=stage,
+            plan=plans[name],
+            schema=schema,
+            users_ids=users_ids if name != "users" else None,
+            now=now,
+            keys=PRIMARY_KEYS.get(name, ()),
+            channels=MESSAGE_CHANNELS,
+            contract=CONTRACT[name],
+        )
+        _check_table(report, ctx)
     return report
+
+
+@dataclass
+class _TableContext:
+    name: str
+    stage: ibis.Table
+    plan: Any
+    schema: Any
+    users_ids: ibis.Table | None
+    now: _dt.datetime
+    keys: tuple[str, ...]
+    channels: tuple[str, ...]
+    contract: dict
+
+
+def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
+    """The row-level checks of one table (each a boolean condition over its rows)."""
+    t, name, ok, plan = ctx.stage, ctx.name, ctx.plan.checkable, ctx.plan
+    key_cols = list(ctx.keys) or ["user_id"]
+    checks: list[_RowCheck] = []
+    for col, spec in ctx.contract.items():
+        if col not in ok:
+            continue
+        show = [c for c in dict.fromkeys([*key_cols, col]) if c in t.columns]
+        if col in plan.float_ids:
+            raw = t[f"_crm_raw_{col}"]
+            checks.append(
+                _RowCheck(
+                    f"frac_{col}",
+                    col,
+                    "wrong_type",
+                    "error",
+                    raw.notnull() & (raw != raw.floor()),
+                    "the column should hold whole numbers (an identifier) but holds decimal "
+                    "numbers with fractions",
+                    f"store {name}.{col} as whole numbers or text; values like 12.5 usually mean "
+                    "the wrong column was exported or ids were averaged.",
+                    show,
+                )
+            )
+        if col in plan.text_timestamps:
+            raw = t[f"_crm_raw_{col}"]
+            checks.append(
+                _RowCheck(
+                    f"unparse_{col}",
+                    col,
+                    "unparseable_timestamp",
+                    "error",
+                    raw.notnull() & (raw.strip().length() > 0) & t[col].isnull(),
+                    "some date-times cannot be read",
+                    f"write {name}.{col} as 'YYYY-MM-DD HH:MM:SS' (optionally with '+01:00' or "
+                    "'Z'), e.g. '2024-03-01 14:05:00'; fix or remove the rows shown.",
+                    show,
+                )
+            )
+        if not spec.nullable and not (name == "events" and col == "user_id"):
+            what = (
+                "part of the table's key, so it"
+                if col in ctx.keys
+                else "needed by the analyses and"
+            )
+            checks.append(
+                _RowCheck(
+                    f"null_{col}",
+                    col,
+                    "null_key" if spec.kind == "id" else "null_value",
+                    "error",
+                    t[col].isnull(),
+                    f"empty values; the column is {what} must be filled in every row",
+                    f"fill {name}.{col} in every row, or remove those rows before loading.",
+                    [c for c in t.columns if not c.startswith("_crm_raw_")][:6],
+                )
+            )
+    if name == "events" and "user_id" in ok:
+        checks.append(
+            _RowCheck(
+                "null_user_id",
+                "user_id",
+                "null_user_id",
+                "warning",
+                t.user_id.isnull(),
+                "events without a user_id; they are dropped from the loaded events",
+                "export the user_id with every event (anonymous events cannot enter journeys).",
+                [c for c in ("user_id", "event", "ts") if c in t.columns],
+            )
+        )
+    if name == "orders":
+        for col, what in (("revenue", "revenue"), ("quantity", "quantity")):
+            if col in ok:
+                checks.append(
+                    _RowCheck(
+                        f"neg_{col}",
+                        col,
+                        f"negative_{col}",
+                        "warning",
+                        t[col] < 0,
+                        f"negative {what} (refunds or returns?); the rows are kept, so revenue "
+                        "sums are net of them",
+                        f"if these are refunds, keep them; if not, correct {name}.{col} at the "
+                        "source. To analyse gross revenue, filter revenue >= 0.",
+                        [c for c in ("order_id", "user_id", "ts", col) if c in t.columns],
+                    )
+                )
+    if name == "messages":
+        show = [c for c in ("message_id", "channel", "sent_at", "opened_at", "clicked_at")]
+        show = [c for c in show if c in t.columns]
+        if "channel" in ok:
+            allowed = ", ".join(repr(c) for c in ctx.channels)
+            checks.append(
+                _RowCheck(
+                    "bad_channel",
+                    "channel",
+                    "unknown_channel",
+                    "error",
+                    t.channel.notnull() & ~t.channel.isin(list(ctx.channels)),
+                    f"channel values outside {allowed}",
+                    f"map your channel names onto {allowed} (lower case) before loading, "
+                    "e.g. 'E-Mail' -> 'email', 'Push notification' -> 'push'.",
+                    show,
+                )
+            )
+        if {"opened_at", "sent_at"} <= ok:
+            checks.append(
+                _RowCheck(
+                    "open_before_sent",
+                    "opened_at",
+                    "opened_before_sent",
+                    "warning",
+                    t.opened_at < t.sent_at,
+                    "messages opened before they were sent (clock or time-zone mix-up?); the "
+                    "rows are kept",
+                    "check that sent_at and opened_at are in the same time zone (schema.yaml "
+                    "'timezone', or offsets in the values).",
+                    show,
+                )
+            )
+        if {"opened_at", "clicked_at"} <= ok:
+            checks.append(
+                _RowCheck(
+                    "click_no_open",
+                    "clicked_at",
+                    "clicked_without_open",
+                    "warning",
+                    t.clicked_at.notnull() & t.opened_at.isnull(),
+                    "messages clicked without an open (often blocked open-tracking pixels); "
+                    "the rows are kept, open rates may be understated",
+                    "nothing to fix if your e-mail tool cannot track opens; otherwise export "
+                    "opened_at for these messages.",
+                    show,
+                )
+            )
+    return checks
+
+
+def _check_table(report: DataQualityReport, ctx: _TableContext) -> None:
+    t, name, ok = ctx.stage, ctx.name, ctx.plan.checkable
+    checks = _row_checks(ctx)
+    metrics: dict[str, ir.Scalar] = {"n": t.count()}
+    for ch in checks:
+        metrics[ch.key] = ch.cond.cast("int64").sum()
+    single_key = ctx.keys[0] if len(ctx.keys) == 1 and ctx.keys[0] in ok else None
+    if single_key:
+        metrics["key_n"] = t[single_key].count()
+        metrics["key_distinct"] = t[single_key].nunique()
+    if name == "events" and "ts" in ok:
+        metrics["ts_q"] = t.ts.epoch_seconds().quantile(0.999)
+        metrics["ts_max"] = t.ts.max()
+    row = t.aggregate(**metrics).to_pyarrow().to_pylist()[0]
+    n = _n(row["n"])
+    cleaning: dict = {}
+
+    for ch in checks:
+        count = _n(row[ch.key])
+        if not count:
+            continue
+        severity = ch.severity
+        message = ch.message
+        if ch.key == "null_user_id":
+            if count > MAX_NULL_USER_EVENT_SHARE * n:
+                severity = "error"
+                message = (
+                    f"{count / n:.1%} of events have no user_id (more than "
+                    f"{MAX_NULL_USER_EVENT_SHARE:.0%}: probably the wrong column is mapped)"
+                )
+            else:
+                cleaning.setdefault("drop_null", []).append("user_id")
+        report.findings.append(
+            Finding(
+                table=name,
+                column=ch.column,
+                check=ch.check,
+                severity=severity,
+                count=count,
+                message=message,
+                fix=ch.fix,
+                examples=_examples(_show(t.filter(ch.cond), ch.show)),
+            )
+        )
+
+    # second query: duplicates, future events, unknown users (one-row tables, cross-joined).
+    parts: list[ibis.Table] = []
+    cutoff = None
+    if name == "events" and "ts" in ok and row.get("ts_max") is not None:
+        end = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=float(row["ts_q"]))
+        cutoff = end + FUTURE_TOLERANCE
+        if end <= ctx.now:
+            cutoff = min(cutoff, ctx.now + FUTURE_SLACK)
+        if row["ts_max"] > cutoff:
+            future = t.ts > ibis.literal(cutoff, type=dt.timestamp)
+            parts.append(t.aggregate(future=future.cast("int64").sum()))
+        else:
+            cutoff = None
+    if name == "events":
+        parts.append(t.distinct().count().name("distinct_rows").as_table())
+    if len(ctx.keys) > 1 and set(ctx.keys) <= ok:
+        per_key = t.group_by(list(ctx.keys)).aggregate(
+            k_n=t.count(), k_var=t.variant.nunique() if "variant" in ok else ibis.literal(1)
+        )
+        parts.append(
+            per_key.aggregate(
+                dup_keys=(per_key.k_n > 1).cast("int64").sum(),
+                dup_rows=ibis.ifelse(per_key.k_n > 1, per_key.k_n, 0).sum(),
+                conflicting=(per_key.k_var > 1).cast("int64").sum(),
+            )
+        )
+    if ctx.users_ids is not None and "user_id" in ok:
+        orphans = t.filter(t.user_id.notnull()).anti_join(ctx.users_ids, "user_id")
+        parts.append(orphans.count().name("unknown_users").as_table())
+    extra: dict = {}
+    if parts:
+        joined = parts[0]
+        for p in parts[1:]:
+            joined = joined.cross_join(p)
+        extra = joined.to_pyarrow().to_pylist()[0]
+
+    key_cols = [c for c in ctx.keys if c in t.columns]
+    if single_key:
+        dup = _n(row["key_n"]) - _n(row["key_distinct"])
+        if dup:
+            dups = t.group_by(single_key).aggregate(rows=t.count()).filter(lambda g: g.rows > 1)
+            report.findings.append(
+                Finding(
+                    table=name,
+                    column=single_key,
+                    check="duplicate_key",
+                    severity="error",
+                    count=dup,
+                    message=f"{single_key} must be unique, but some values occur more than once "
+                    "(count = extra rows)",
+                    fix=f"keep one row per {single_key} (remove duplicated exports or joins "
+                    "that repeat rows) before loading.",
+                    examples=_examples(dups),
+                )
+            )
+    if _n(extra.get("dup_keys")):
+        conflicting = _n(extra.get("conflicting"))
+        per_key = t.group_by(key_cols).aggregate(
+            rows=t.count(), variants=t.variant.nunique() if "variant" in ok else ibis.literal(1)
+        )
+        report.findings.append(
+            Finding(
+                table=name,
+                column=", ".join(key_cols),
+                check="duplicate_key",
+                severity="error",
+                count=_n(extra.get("dup_rows")),
+                message=f"({', '.join(key_cols)}) must be unique, but "
+                f"{_n(extra['dup_keys']):,} user(s) are assigned more than once"
+                + (
+                    f", {conflicting:,} of them to different variants of one experiment"
+                    if conflicting
+                    else ""
+                ),
+                fix="each user must be in exactly one variant per experiment: keep the first "
+                "assignment of each user (earliest assigned_at) and exclude users exposed to "
+                "several variants from the analysis.",
+                examples=_examples(per_key.filter(per_key.rows > 1)),
+            )
+        )
+    if cutoff is not None and _n(extra.get("future")):
+        count = _n(extra["future"])
+        cleaning["max_ts"] = ("ts", cutoff)
+        report.findings.append(
+            Finding(
+                table=name,
+                column="ts",
+                check="future_events",
+                severity="warning",
+                count=count,
+                message=f"events dated after {cutoff:%Y-%m-%d %H:%M} UTC (in the future, or far "
+                "beyond the rest of the data: wrong clock or time zone?); they are excluded "
+                "from the loaded events",
+                fix="check the device clocks / time zone of these events at the source; the "
+                "analysis ignores them.",
+                examples=_examples(
+                    _show(
+                        t.filter(t.ts > ibis.literal(cutoff, type=dt.timestamp)),
+                        ["user_id", "event", "ts"],
+                    )
+                ),
+            )
+        )
+    if name == "events" and "distinct_rows" in extra:
+        dup = n - _n(extra["distinct_rows"])
+        if dup:
+            cleaning["distinct"] = True
+            cols = [c for c in t.columns if not c.startswith("_crm_raw_")]
+            grouped = t.group_by(cols).aggregate(copies=t.count())
+            report.findings.append(
+                Finding(
+                    table=name,
+                    column=None,
+                    check="duplicate_events",
+                    severity="warning",
+                    count=dup,
+                    message="exact duplicate event rows (every column equal; count = extra "
+                    "copies); one copy of each is kept in the loaded events",
+                    fix="usually a tracking or export retry; nothing to do unless the share is "
+                    "large, then fix the export.",
+                    examples=_examples(
+                        _show(grouped.filter(grouped.copies > 1), ["user_id", "event", "ts"])
+                    ),
+                )
+            )
+    if _n(extra.get("unknown_users")):
+        orphans = t.filter(t.user_id.notnull()).anti_join(ctx.users_ids, "user_id")
+        report.findings.append(
+            Finding(
+                table=name,
+                column="user_id",
+                check="unknown_user",
+                severity="warning",
+                count=_n(extra["unknown_users"]),
+                message="rows whose user_id is not in the users table; the rows are kept, but "
+                "analyses that join user attributes leave them out",
+                fix="export users and "
+                f"{name} from the same snapshot, or add the missing users to users.",
+                examples=_examples(_show(orphans, [*key_cols, "user_id"])),
+            )
+        )
+    if cleaning:
+        report.cleaning[name] = cleaning
