@@ -1,4 +1,9 @@
-"""Plain-language findings of a funnel analysis, built from the computed tables.
+"""Notebook glue for the funnel report: parameters -> spec, tables -> plain-language findings.
+
+:func:`spec_from_params` turns the literal parameters of ``notebooks/funnel_dropoff.ipynb``
+into a :class:`~crm_helpers.funnels.core.FunnelSpec`; :func:`step_metrics`,
+:func:`duration_bins`, :func:`average_order_value` and :func:`audience_profile` are the small
+computations the notebook records or draws; :func:`funnel_summary` writes the findings.
 
 The report's summary cell prints these sentences for managers: where most users are lost,
 which group differs significantly, how big each drop-off audience is and what a win-back
@@ -9,10 +14,165 @@ campaign would be worth. Every number in a sentence is read from the tables pass
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["funnel_summary", "step_name"]
+__all__ = [
+    "STEP_METRIC_COLUMNS",
+    "audience_profile",
+    "average_order_value",
+    "duration_bins",
+    "funnel_summary",
+    "spec_from_params",
+    "step_metrics",
+    "step_name",
+]
+
+#: Per-step fields recorded in ``metrics.json`` under ``steps``.
+STEP_METRIC_COLUMNS: tuple[str, ...] = (
+    "step",
+    "event",
+    "users",
+    "conversion_from_previous",
+    "conversion_from_start",
+    "ci_low",
+    "ci_high",
+    "median_seconds_to_convert",
+)
+
+
+def spec_from_params(
+    steps: Sequence[str],
+    *,
+    mode: str = "ordered",
+    conversion_window_days: float = 7.0,
+    per_step_max_hours: Sequence[float | None] = (),
+    exclusions: Sequence[str | Mapping[str, Any]] = (),
+    start_date: str = "",
+    end_date: str = "",
+    count: str = "users",
+):
+    """Build a ``FunnelSpec`` from a notebook's literal parameters.
+
+    Parameters
+    ----------
+    steps
+        Event names, in order.
+    mode, conversion_window_days, count
+        As for ``FunnelSpec``.
+    per_step_max_hours
+        Empty, or one entry per step after the first (``len(steps) - 1``): the longest
+        time in hours from the previous step (``None`` = no limit).
+    exclusions
+        Event names (excluded anywhere between the first and last step) or mappings with
+        ``event`` and optionally ``where``, ``from_step``, ``to_step`` (1-based).
+    start_date, end_date
+        Entry range ``[start_date, end_date)`` as ISO dates; empty = open.
+
+    Returns
+    -------
+    FunnelSpec
+        Validated by its constructor (empty steps, bad mode, empty range raise ValueError).
+    """
+    from crm_helpers.funnels.core import Exclusion, FunnelSpec, Step
+
+    steps = list(steps)
+    gaps = list(per_step_max_hours or [])
+    if gaps and len(gaps) != len(steps) - 1:
+        raise ValueError(
+            f"per_step_max_hours needs one entry per step after the first "
+            f"({len(steps) - 1}), got {len(gaps)}; use [] for no per-step limits"
+        )
+    step_objs: list[Any] = [steps[0]] if steps else []
+    for k, event in enumerate(steps[1:]):
+        hours = gaps[k] if gaps else None
+        step_objs.append(
+            event if hours is None else Step(event, max_seconds_from_previous=float(hours) * 3600)
+        )
+    excl = []
+    for x in exclusions or []:
+        if isinstance(x, str):
+            excl.append(Exclusion(x))
+        elif isinstance(x, Mapping):
+            excl.append(Exclusion(**dict(x)))
+        else:
+            raise TypeError(f"an exclusion is an event name or a mapping, got {x!r}")
+    return FunnelSpec(
+        step_objs,
+        mode=mode,
+        conversion_window_days=float(conversion_window_days),
+        exclusions=tuple(excl),
+        count=count,
+        start=start_date or None,
+        end=end_date or None,
+    )
+
+
+def step_metrics(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The per-step fields of :data:`STEP_METRIC_COLUMNS` of a ``funnel_table``, as dicts.
+
+    ``users`` is read from ``attempts`` when the funnel counts attempts.
+    """
+    t = table.sort_values("step")
+    if "users" not in t.columns and "attempts" in t.columns:
+        t = t.rename(columns={"attempts": "users"})
+    cols = [c for c in STEP_METRIC_COLUMNS if c in t.columns]
+    return [dict(zip(cols, row, strict=True)) for row in t[cols].itertuples(index=False)]
+
+
+#: Readable bin edges for times to convert, in seconds (10 s ... 7 days).
+_EDGES_S: tuple[float, ...] = (
+    0, 10, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+    86400, 2 * 86400, 3 * 86400, 7 * 86400,
+)  # fmt: skip
+
+
+def duration_bins(window_days: float) -> list[float]:
+    """Bin edges in seconds for a time-to-convert histogram: readable steps up to the window.
+
+    The edges are 0, 10 s, 30 s, 1, 2, 5, 10, 30 min, 1, 3, 6, 12 h, 1, 2, 3, 7 days, cut at
+    the conversion window (which is always the last edge, so every conversion falls in a
+    bin); a window beyond 7 days adds it as the last edge.
+    """
+    w = float(window_days) * 86400
+    edges = [e for e in _EDGES_S if e < w]
+    return [float(e) for e in edges] + [w]
+
+
+def average_order_value(data: Any, spec: Any = None) -> float:
+    """Mean order revenue (orders in the spec's entry range when it has one), in the engine.
+
+    Returns 0.0 when there are no orders.
+    """
+    orders = data.orders
+    if spec is not None and getattr(spec, "start", None) is not None:
+        orders = orders.filter(orders.ts >= spec.start)
+    if spec is not None and getattr(spec, "end", None) is not None:
+        orders = orders.filter(orders.ts < spec.end)
+    value = orders.aggregate(aov=orders.revenue.mean()).to_pandas()["aov"].iloc[0]
+    return 0.0 if value is None or pd.isna(value) else float(value)
+
+
+def audience_profile(audience: Any, by: str) -> pd.DataFrame:
+    """Users of an audience (a lazy Ibis table, one row per user) per value of ``by``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``by``, ``users``, ``share``; largest first (ties by value). Counted in the engine.
+    """
+    if by not in audience.columns:
+        raise KeyError(f"the audience has no column {by!r}; it has {list(audience.columns)}")
+    g = audience.group_by(audience[by].cast("string").name(by)).aggregate(users=audience.count())
+    df = g.to_pandas()
+    df["users"] = df["users"].astype("int64")
+    total = df["users"].sum()
+    df["share"] = df["users"] / total if total else np.nan
+    df[by] = df[by].fillna("(missing)")
+    return df.sort_values(["users", by], ascending=[False, True]).reset_index(drop=True)
 
 
 def step_name(row: pd.Series | dict) -> str:

@@ -122,3 +122,101 @@ def test_step_name_prefers_label():
     assert step_name({"step": 2, "label": "Viewed", "event": "product_view"}) == "Viewed"
     assert step_name({"step": 2, "label": None, "event": "product_view"}) == "product_view"
     assert step_name({"step": 3}) == "step 3"
+
+
+# --- notebook glue ---------------------------------------------------------------------------
+
+
+def test_spec_from_params():
+    from crm_helpers.funnels.core import FunnelSpec
+    from crm_helpers.funnels.narrative import spec_from_params
+
+    spec = spec_from_params(
+        ["visit", "checkout", "purchase"],
+        mode="strict",
+        conversion_window_days=2,
+        per_step_max_hours=[None, 1.5],
+        exclusions=["refund", {"event": "logout", "from_step": 2, "to_step": 3}],
+        start_date="2025-04-11",
+        end_date="2025-04-25",
+    )
+    assert isinstance(spec, FunnelSpec)
+    assert spec.mode == "strict" and spec.conversion_window_days == 2.0
+    assert [s.event for s in spec.steps] == ["visit", "checkout", "purchase"]
+    assert spec.steps[1].max_seconds_from_previous is None
+    assert spec.steps[2].max_seconds_from_previous == 5400.0
+    assert [(e.event, e.from_step, e.to_step) for e in spec.exclusions] == [
+        ("refund", 1, None),
+        ("logout", 2, 3),
+    ]
+    assert spec.start == pd.Timestamp("2025-04-11") and spec.end == pd.Timestamp("2025-04-25")
+    plain = spec_from_params(["a", "b"])
+    assert plain.start is None and plain.end is None and plain.exclusions == ()
+    import pytest
+
+    with pytest.raises(ValueError, match="one entry per step after the first"):
+        spec_from_params(["a", "b", "c"], per_step_max_hours=[1.0])
+    with pytest.raises(ValueError):
+        spec_from_params(["a", "b"], start_date="2025-02-01", end_date="2025-01-01")
+
+
+def test_step_metrics_fields():
+    from crm_helpers.funnels.narrative import STEP_METRIC_COLUMNS, step_metrics
+
+    t = _table([10, 4]).assign(
+        conversion_from_previous=[1.0, 0.4], median_seconds_to_convert=[None, 30.0]
+    )
+    got = step_metrics(t.iloc[::-1])
+    assert [m["users"] for m in got] == [10, 4]
+    assert set(got[0]) == set(STEP_METRIC_COLUMNS)
+    assert got[1]["median_seconds_to_convert"] == 30.0
+
+
+def test_duration_bins():
+    from crm_helpers.funnels.narrative import duration_bins
+
+    b = duration_bins(7)
+    assert (
+        b[0] == 0 and b[-1] == 7 * 86400 and all(x < y for x, y in zip(b[:-1], b[1:], strict=True))
+    )
+    assert duration_bins(0.5) == [0, 10, 30, 60, 120, 300, 600, 1800, 3600, 10800, 21600, 43200]
+    assert duration_bins(10)[-2:] == [7 * 86400, 10 * 86400]
+
+
+def test_average_order_value_and_audience_profile():
+    from types import SimpleNamespace
+
+    import ibis
+
+    from crm_helpers.funnels.narrative import (
+        audience_profile,
+        average_order_value,
+        spec_from_params,
+    )
+
+    orders = pd.DataFrame(
+        {"order_id": [1, 2, 3], "user_id": [1, 2, 3], "revenue": [10.0, 30.0, 100.0],
+         "ts": pd.to_datetime(["2025-01-01", "2025-01-05", "2025-03-01"])}
+    )  # fmt: skip
+    data = SimpleNamespace(orders=ibis.memtable(orders))
+    assert average_order_value(data) == pytest_approx(140 / 3)
+    spec = spec_from_params(["a"], start_date="2025-01-01", end_date="2025-02-01")
+    assert average_order_value(data, spec) == 20.0
+    empty = SimpleNamespace(orders=ibis.memtable(orders.iloc[:0]))
+    assert average_order_value(empty) == 0.0
+
+    aud = ibis.memtable(
+        pd.DataFrame({"user_id": [1, 2, 3, 4], "device": ["ios", "web", "ios", None]})
+    )
+    prof = audience_profile(aud, "device")
+    assert prof.to_dict("list") == {
+        "device": ["ios", "(missing)", "web"],
+        "users": [2, 1, 1],
+        "share": [0.5, 0.25, 0.25],
+    }
+
+
+def pytest_approx(x):
+    import pytest
+
+    return pytest.approx(x, rel=1e-12)
