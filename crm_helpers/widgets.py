@@ -15,6 +15,7 @@ static results above them are the report.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "funnel_controls",
     "known_breakdowns",
     "known_events",
+    "live_session",
 ]
 
 DEFAULT_FUNNEL_STEPS: tuple[str, ...] = (
@@ -40,6 +42,18 @@ DEFAULT_FUNNEL_STEPS: tuple[str, ...] = (
 MODES: tuple[str, ...] = ("ordered", "strict", "any_order")
 #: Columns of the contract that are keys or times, never a breakdown.
 _NOT_BREAKDOWNS = frozenset({"user_id", "event", "ts", "session_id", "signup_at", "product_id"})
+
+
+def live_session() -> bool:
+    """Whether widgets can be used: False under the report runner (``crm run``).
+
+    The runner sets ``$CRM_METRICS_PATH``; its HTML report has no kernel, and a widget
+    created there would make the page try to load the widget manager from the network.
+    ``$CRM_STATIC=1`` forces the static behaviour as well.
+    """
+    if os.environ.get("CRM_STATIC", "") not in ("", "0"):
+        return False
+    return not os.environ.get("CRM_METRICS_PATH")
 
 
 def _events_table(data: Any):

@@ -19,6 +19,7 @@ from crm_helpers.widgets import (
     funnel_controls,
     known_breakdowns,
     known_events,
+    live_session,
 )
 
 core = pytest.importorskip("crm_helpers.funnels.core", reason="funnel engine not available")
@@ -152,3 +153,14 @@ def test_controls_from_params():
         controls_from_params(params, got.append, include=["nope"])
     with pytest.raises(TypeError):
         controls_from_params({"x": {"a": 1}}, got.append)
+
+
+def test_live_session(monkeypatch):
+    monkeypatch.delenv("CRM_METRICS_PATH", raising=False)
+    monkeypatch.delenv("CRM_STATIC", raising=False)
+    assert live_session() is True
+    monkeypatch.setenv("CRM_METRICS_PATH", "/tmp/m.json")
+    assert live_session() is False
+    monkeypatch.delenv("CRM_METRICS_PATH")
+    monkeypatch.setenv("CRM_STATIC", "1")
+    assert live_session() is False
