@@ -144,5 +144,7 @@ def plot_table_rows(df: pd.DataFrame) -> go.Figure:
             hovertemplate="%{x}: %{y:,} rows<extra></extra>",
         )
     )
-    fig.update_layout(template=theme.TEMPLATE, title="Rows per table", yaxis_type="log")
+    fig.update_layout(
+        template=theme.TEMPLATE, title="Rows per table", yaxis={"type": "log", "dtick": 1}
+    )
     return fig

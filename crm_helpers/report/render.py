@@ -116,6 +116,9 @@ def prepare(nb: NotebookNode) -> tuple[NotebookNode, int]:
                 title_cell["outputs"] = cell["outputs"][:j] + [title_out]
                 prov_cell["outputs"] = [prov_out] + cell["outputs"][j + 1 :]
                 prov_cell["source"] = ""
+                if "id" in cell:
+                    title_cell["id"] = f"{cell['id']}-title"
+                    prov_cell["id"] = f"{cell['id']}-provenance"
                 nb.cells = rest[:i] + [title_cell] + summary + [prov_cell] + rest[i + 1 :]
                 return nb, n_figures
     pos = 0

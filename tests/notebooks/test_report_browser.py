@@ -1,0 +1,98 @@
+"""A rendered report in a real headless Chromium: no JS errors, charts drawn, not blank."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from crm_helpers.report.run import run_notebook
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("reports")]
+
+
+@pytest.fixture(scope="module")
+def rendered(report_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("browser_reports")
+    res = run_notebook("data_overview", data_dir=report_world, out_dir=out)
+    assert res.ok, res.error
+    return res
+
+
+@pytest.fixture(scope="module")
+def driver():
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip(f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} (Debian chromium)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1300,2400", "--allow-file-access-from-files"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # an explicit driver path: selenium-manager is never asked to download anything
+    drv = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
+    yield drv
+    drv.quit()
+
+
+_DRAWN = """return Array.from(document.querySelectorAll('.js-plotly-plot'))
+  .filter(e => e.querySelector('.main-svg') !== null).length;"""
+
+
+def test_report_renders_in_chromium(rendered, driver, tmp_path):
+    from PIL import Image
+
+    html_path = Path(rendered.html)
+    n_figures = rendered.n_figures
+    assert n_figures and n_figures >= 3
+    assert html_path.read_text().count('class="plotly-graph-div"') == n_figures
+
+    driver.get(html_path.as_uri())
+    deadline = time.monotonic() + 30
+    while driver.execute_script(_DRAWN) < n_figures and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert driver.execute_script(_DRAWN) == n_figures
+    n_svg_plots = driver.execute_script(
+        "return document.querySelectorAll('.js-plotly-plot .main-svg').length;"
+    )
+    assert n_svg_plots >= n_figures
+    # every chart drew data marks (bars or lines), not just empty axes
+    n_with_traces = driver.execute_script(
+        """return Array.from(document.querySelectorAll('.js-plotly-plot'))
+          .filter(e => e.querySelector('.trace, .barlayer .point, .scatterlayer path')).length;"""
+    )
+    assert n_with_traces == n_figures
+
+    logs = driver.get_log("browser")
+    severe = [entry for entry in logs if entry["level"] == "SEVERE"]
+    assert not severe, json.dumps(severe, indent=1)
+
+    assert driver.title == "Data overview"
+    summary_y = driver.execute_script(
+        "return document.getElementById('Summary').getBoundingClientRect().top;"
+    )
+    first_chart_y = driver.execute_script(
+        "return document.querySelector('.js-plotly-plot').getBoundingClientRect().top;"
+    )
+    assert summary_y < first_chart_y
+
+    shot = tmp_path / "report.png"
+    driver.save_screenshot(str(shot))
+    keep = Path("/tmp/crm_report_screenshot.png")
+    shutil.copy(shot, keep)  # for a person to look at
+    img = Image.open(shot).convert("RGB")
+    small = img.resize((img.width // 4, img.height // 4))
+    pixels = list(small.getdata())
+    nonwhite = sum(1 for p in pixels if min(p) < 235) / len(pixels)
+    distinct = len(set(pixels))
+    assert nonwhite > 0.03, f"screenshot nearly blank ({nonwhite:.1%} non-white pixels)"
+    assert distinct > 50, f"screenshot has only {distinct} colours"
