@@ -1,0 +1,67 @@
+"""A seeded synthetic CRM world with planted truths: the default data set and the test oracle.
+
+>>> from crm_helpers.synth import SynthConfig, generate, write_world
+>>> world = generate(SynthConfig(n_users=5_000, seed=7))        # doctest: +SKIP
+>>> write_world(world, "data/synthetic", overwrite=True)         # doctest: +SKIP
+
+``generate_to(cfg, out_dir)`` streams big worlds (10M users) chunk by chunk into Parquet
+row groups. Everything is vectorised numpy; the same config gives byte-identical files.
+
+Files written
+-------------
+``users``, ``events``, ``orders``, ``messages``, ``assignments`` (``.parquet`` or ``.csv``,
+the data contract of :mod:`crm_helpers.schema`; timestamps UTC, microseconds), and hidden
+truth that analyses must *not* read but tests use to check recovery:
+
+* ``truth/users.parquet``: user_id, customer_type, is_seed, session_rate, churn_at (last
+  activity of churned users), n_sessions, n_orders.
+* ``truth/assignments.parquet``: every intended experiment assignment with ``logged``
+  (False = dropped by the planted SRM bug) and ``planted_response``.
+* ``ground_truth.json``: planted parameters and realised counts (keys below).
+
+Planted truths
+--------------
+1. **Latent customer types** (loyalists, sports_fans, bargain_hunters, at_risk, churned,
+   casual; shares configurable) drive age band, gender, device, acquisition channel,
+   preferred categories, session rate, funnel step probabilities, coupon use, order size
+   and CRM responsiveness. Loyalists are frequent; at_risk users slow down over the last
+   6 weeks; churned users stop after a churn date; sports fans are young, male, ``sports``.
+2. **Sessions and the funnel** ``visit -> product_view -> add_to_cart -> checkout ->
+   purchase`` per session (probabilities by type and platform; seconds-to-minutes gaps;
+   15% of checkouts are cart returns hours/days later in a new session), engagement events
+   (``app_open``, ``search``, ``wishlist_add``, ``review``, ``push_open``). Every
+   ``purchase`` event has exactly one ``orders`` row with the same user and ts.
+3. **Drop-off**: on ``android`` for 14 days from day 100, checkout -> purchase x 0.6.
+4. **Seasonality**: weekend lift, a 7-day promo peak (traffic and add-to-cart lift),
+   hour-of-day traffic profiles (weekday vs weekend).
+5. **CRM messages**: regular campaigns (push/email/sms/in-app) sent 06-23 UTC; open and
+   click probabilities by channel, send hour and type; clicks start sessions whose
+   ``channel`` is the message channel.
+6. **Lookalike seed**: 10% of loyalists flagged ``users.lookalike_seed``; the rest of the
+   type is hidden (truth/users.parquet).
+7. **Experiments**: ``cart_abandoner_coupon`` (80/20 treatment/holdout, recovery purchase
+   probability 0.14 vs 0.08 within 14 days, coupon ``CART20``), ``message_test_3arm``
+   (control/variant_a/variant_b: response 4% / 5.5% / 7%, variant_b revenue x1.2),
+   ``checkout_redesign`` (intended 50/50, ~7.7% of treatment rows dropped -> ~52/48 SRM,
+   no true effect).
+8. **Dirt** (``dirt=True``): exact duplicate event rows, null event user_ids, late events
+   (ts 30-400 days after the end), duplicate order_ids, negative quantities.
+
+ground_truth.json keys
+----------------------
+``version``, ``config``, ``period`` (start, end), ``vocabularies``, ``ids``, ``counts``
+(rows, sessions by channel/source, orders by source), ``customer_types`` (planted and
+realised shares, profiles), ``funnel`` (step rules, platform multipliers, sessions
+reaching each step by platform, events by platform), ``dropoff`` (platform, step, window,
+factor, realised affected / baseline rates), ``seasonality``, ``messages`` (campaigns,
+open/click parameters, realised by channel and send hour), ``lookalike_seed``,
+``experiments`` (per experiment: variants, intended split and counts, realised counts,
+true effects, conversions and revenue in the window), ``dirt`` (enabled and counts),
+``truth_files``.
+"""
+
+from crm_helpers.synth.config import SynthConfig
+from crm_helpers.synth.io import SCHEMAS, generate_to, write_world
+from crm_helpers.synth.world import World, generate
+
+__all__ = ["SCHEMAS", "SynthConfig", "World", "generate", "generate_to", "write_world"]
