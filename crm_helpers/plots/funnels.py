@@ -334,9 +334,10 @@ def plot_breakdown(
     Returns
     -------
     plotly.graph_objects.Figure
-        One bar trace per group (x = step). Significant groups are drawn in the highlight
-        colour with a thick outline and a ``*`` after their name; small groups are grey and
-        translucent. ``trace.meta`` holds ``group``, ``significant`` and ``small_group``.
+        One bar trace per group (x = step), each tested group in its own colour.
+        Significant groups are highlighted: opaque, thick outline, ``*`` after the name;
+        the other tested groups are translucent; small groups are grey.
+        ``trace.meta`` holds ``group``, ``significant`` and ``small_group``.
     """
     b = breakdown.copy()
     if steps is None:
@@ -361,9 +362,9 @@ def plot_breakdown(
         if small:
             color, opacity, line_w = GREY, 0.5, 0
         elif significant:
-            color, opacity, line_w = HIGHLIGHT, 1.0, 3
+            color, opacity, line_w = COLORS[i % len(COLORS)], 1.0, 3
         else:
-            color, opacity, line_w = COLORS[(i + 1) % len(COLORS)], 0.85, 0
+            color, opacity, line_w = COLORS[i % len(COLORS)], 0.45, 0
         label = f"{group}{' *' if significant else ''}{' (small)' if small else ''}"
         fig.add_trace(
             go.Bar(

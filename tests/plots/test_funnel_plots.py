@@ -143,14 +143,16 @@ def test_plot_breakdown_traces_flags_and_cis(breakdown):
     np.testing.assert_allclose(android.error_y.array, [0.04, 0.04], atol=1e-12)
     np.testing.assert_allclose(android.error_y.arrayminus, [0.05, 0.05], atol=1e-12)
     assert android.meta["significant"] is True
-    assert android.marker.color == fp.HIGHLIGHT and android.marker.line.width == 3
+    assert android.marker.line.width == 3 and android.marker.opacity == 1.0
     assert android.name.endswith("*")
     tv = by_group["tv"]
     assert tv.meta["small_group"] is True and tv.marker.color == fp.GREY
     for g in ("ios", "web"):
         t = by_group[g]
         assert not t.meta["significant"] and not t.meta["small_group"]
-        assert t.marker.color not in (fp.GREY, fp.HIGHLIGHT)
+        assert t.marker.color != fp.GREY and t.marker.opacity < 1 and not t.marker.line.width
+    # groups stay distinguishable: tested groups have distinct colours
+    assert len({by_group[g].marker.color for g in ("android", "ios", "web")}) == 3
     assert fig.layout.barmode == "group"
 
 
