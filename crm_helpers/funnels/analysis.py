@@ -40,6 +40,7 @@ from crm_helpers import config, stats
 
 __all__ = [
     "DEFAULT_ATTRIBUTES",
+    "breakdown_from_counts",
     "breakdown_table",
     "campaign_sizing",
     "conversion_drivers",
@@ -223,7 +224,43 @@ def breakdown_table(
     """
     n = _n_steps(spec)
     t, _ = _group_funnel(data, spec, by, source)
-    wide = t.group_by("group").agg(**_count_aggs(t, n)).to_pandas()
+    counts = t.group_by("group").agg(**_count_aggs(t, n)).to_pandas()
+    out = breakdown_from_counts(
+        counts, spec, min_group_users=min_group_users, alpha=alpha, max_groups=max_groups
+    )
+    out.attrs.update(by=by, source=source)
+    return out
+
+
+def breakdown_from_counts(
+    counts: pd.DataFrame,
+    spec: Any,
+    *,
+    min_group_users: int = 200,
+    alpha: float = 0.05,
+    max_groups: int = 20,
+) -> pd.DataFrame:
+    """The statistics of :func:`breakdown_table` from per-group step counts.
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        One row per group: ``group`` (str) and ``n_1 .. n_n`` (units with
+        ``steps_reached >= k``). :func:`breakdown_table` builds it in the engine; tests
+        (A/A splits) build it from a per-user funnel fetched once.
+    spec : FunnelSpec
+        The funnel (for step labels and the number of steps).
+    min_group_users, alpha, max_groups
+        As in :func:`breakdown_table`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The :func:`breakdown_table` frame (without ``by``/``source`` in ``attrs``).
+    """
+    n = _n_steps(spec)
+    wide = counts.copy()
+    wide["group"] = wide["group"].astype(object)
     wide = wide.sort_values(["n_1", "group"], ascending=[False, True], kind="mergesort")
     if len(wide) > max_groups:
         keep, rest = wide.iloc[:max_groups], wide.iloc[max_groups:]
@@ -298,7 +335,7 @@ def breakdown_table(
     out["_o"] = out["group"].map(order)
     out = out.sort_values(["_o", "step"], kind="mergesort").drop(columns="_o")
     out = out.reset_index(drop=True)
-    out.attrs.update(by=by, source=source, alpha=alpha)
+    out.attrs.update(alpha=alpha)
     return out
 
 
