@@ -8,13 +8,14 @@ one *moment*. A user reaches step ``m`` if there are moments ``t_1 < t_2 < ... <
 moment ``t_k`` holding step ``k``'s event and ``t_m - t_1 <= window`` (inclusive). Other
 events may occur in between. "Users reaching step k" counts users whose maximal ``m >= k``.
 
-All fast implementations use the same greedy idea: for each step-1 moment (a candidate
-start), the earliest step-2 moment strictly after it, then the earliest step-3 moment
-strictly after that, and so on, stopping once the chain leaves the window. For a fixed
-start the greedy choice minimises every ``t_k`` (exchange argument), so a user reaches
-step ``m`` iff some start's greedy chain does. Strict "after" makes ties one moment.
-:func:`funnel_state_machine` is an independent O(n)-per-user state machine used as the
-test reference.
+The SQL, polars and pandas implementations use the greedy idea with ASOF joins: for each
+step-1 moment (a candidate start), the earliest step-2 moment strictly after it, then the
+earliest step-3 moment strictly after that, and so on, stopping once the chain leaves the
+window. For a fixed start the greedy choice minimises every ``t_k`` (exchange argument),
+so a user reaches step ``m`` iff some start's greedy chain does; strict "after" makes ties
+one moment. The numpy kernel is the state machine, vectorised over events sorted by
+``(user, time)`` (:func:`sorted_kernel`). :func:`funnel_state_machine` is the plain-Python
+state machine used as the test reference.
 
 Data: :func:`ensure_data` writes a seeded synthetic log (``events.parquet`` and
 ``users.parquet``, accepted by :func:`crm_helpers.load`) into a scratch directory.
@@ -302,7 +303,7 @@ def read_numpy(
 def numpy_kernel(
     user: np.ndarray, ts: np.ndarray, code: np.ndarray, n_steps: int, window: int
 ) -> list[int]:
-    """The greedy funnel over flat arrays with vectorised numpy (sort + searchsorted).
+    """The funnel over flat arrays with vectorised numpy: sort, then :func:`sorted_kernel`.
 
     Parameters
     ----------
@@ -318,52 +319,93 @@ def numpy_kernel(
     -------
     list[int]
         Users reaching each step.
+    """
+    key, code, span, window = sort_events(user, ts, code, n_steps, window)
+    return sorted_kernel(key, code, span, n_steps, window)
 
-    Notes
-    -----
-    Each step's events become sorted composite keys ``user * span + time`` (time
-    replaced by its dense rank if the product would overflow int64). For every step-1
-    moment, ``searchsorted(..., side="right")`` finds the next step's earliest moment
-    strictly later; chains that change user or leave the window are dropped.
+
+def sort_events(
+    user: np.ndarray, ts: np.ndarray, code: np.ndarray, n_steps: int, window: int
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Keep step events and sort them by composite key ``user * span + time``.
+
+    Times are divided by their common divisor (e.g. whole seconds); sparse user ids are
+    replaced by dense ranks. Returns the sorted keys, their step codes, ``span`` and the
+    window in the key's time units. The step code rides in the key's low bits when it
+    fits (one ``np.sort``), else an ``argsort`` orders the codes.
     """
     keep = code >= 0
     user, ts, code = user[keep], ts[keep], code[keep]
     if len(user) == 0:
-        return [0] * n_steps
+        return np.zeros(0, np.int64), np.zeros(0, np.int8), 1, window
     u = user - user.min()
+    if int(u.max()) >= len(u):  # sparse ids: dense ranks keep the composite key small
+        u = np.unique(u, return_inverse=True)[1].astype(np.int64)
     t = ts - ts.min()
+    g = int(np.gcd.reduce(t)) or 1
+    if g > 1:
+        t //= g
+        window //= g  # (t - t1) is a multiple of g: t - t1 <= w  <=>  (t - t1)/g <= w // g
     span = int(t.max()) + 1
-    if (int(u.max()) + 1) * span < 2**62:
-        tval = None
-        key = u * span + t
-    else:  # fall back to dense time ranks, decoded through tval
-        tval, t = np.unique(t, return_inverse=True)
-        span = len(tval)
-        key = u * span + t
-    keys = [np.sort(key[code == k]) for k in range(n_steps)]
-    return greedy_counts(keys, span, window, tval)
+    n_users = int(u.max()) + 1
+    if n_users * span > 2**63 - 1:
+        raise OverflowError("users x time span overflows the int64 composite key")
+    key = u * span + t
+    bits = max(1, (n_steps - 1).bit_length())
+    if n_users * span <= (2**63 - 1) >> bits:  # step code in the low bits: one plain sort
+        packed = np.sort((key << bits) | code.astype(np.int64))
+        return packed >> bits, (packed & ((1 << bits) - 1)).astype(np.int8), span, window
+    order = np.argsort(key)
+    return key[order], code[order], span, window
 
 
-def greedy_counts(
-    keys: list[np.ndarray], span: int, window: int, tval: np.ndarray | None = None
+def sorted_kernel(
+    key: np.ndarray, code: np.ndarray, span: int, n_steps: int, window: int
 ) -> list[int]:
-    """The searchsorted core of :func:`numpy_kernel`, on per-step sorted composite keys."""
+    """The funnel state machine, vectorised, over events sorted by ``(user, time)``.
 
-    def decode(k: np.ndarray) -> np.ndarray:
-        r = k % span
-        return r if tval is None else tval[r]
+    Parameters
+    ----------
+    key
+        Sorted composite keys ``user * span + time`` (int64) of step events only.
+    code
+        0-based step of each event (same order).
+    span, window
+        Time span of the key and the window, in the key's time units.
 
-    cur = keys[0]
-    start = decode(cur)
-    counts = [_n_unique_sorted(cur // span)]
-    for nxt_keys in keys[1:]:
-        pos = np.searchsorted(nxt_keys, cur, side="right")
-        ok = pos < len(nxt_keys)
-        pos, cur, start = pos[ok], cur[ok], start[ok]
-        nxt = nxt_keys[pos]
-        ok = (nxt // span == cur // span) & (decode(nxt) - start <= window)
-        cur, start = nxt[ok], start[ok]
-        counts.append(_n_unique_sorted(cur // span))
+    Returns
+    -------
+    list[int]
+        Users reaching each step.
+
+    Notes
+    -----
+    ``S`` holds, at each step-``k`` event, the key of the entry (step-1 moment) of the
+    latest-starting valid chain ending there (-1 if none). For step ``k + 1``, a running
+    ``maximum.accumulate`` of ``S`` read at the last position *before the event's moment*
+    (ties are one moment) gives the latest entry among strictly earlier moments; it belongs
+    to the same user iff it is ``>= user * span``, and is in the window iff
+    ``key - entry <= window`` (same user, so the difference is the time difference).
+    Each step is a handful of sequential passes: O(n) per step after the sort.
+    """
+    n = len(key)
+    if n == 0:
+        return [0] * n_steps
+    new_moment = np.empty(n, dtype=bool)
+    new_moment[0] = True
+    np.not_equal(key[1:], key[:-1], out=new_moment[1:])
+    idx = np.arange(n, dtype=np.int64)
+    before = np.maximum.accumulate(np.where(new_moment, idx, 0)) - 1  # last index of earlier moment
+    has_before = before >= 0
+    before[~has_before] = 0
+    user_base = key - key % span
+    entry = np.where(code == 0, key, -1)
+    counts = [_n_unique_sorted(user_base[code == 0])]
+    for k in range(1, n_steps):
+        best = np.maximum.accumulate(entry)[before]
+        ok = (code == k) & has_before & (best >= user_base) & (key - best <= window)
+        entry = np.where(ok, best, -1)
+        counts.append(_n_unique_sorted(user_base[ok]))
     return counts
 
 
