@@ -1,0 +1,387 @@
+"""Fast unit tests of the report pieces: metrics, parameters cell, params files, renderer,
+provenance and index (no kernel)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm_helpers.report import metrics, provenance
+from crm_helpers.report.index import collect_runs, render_index, write_index
+from crm_helpers.report.render import external_scripts, prepare
+from crm_helpers.report.run import (
+    ParametersError,
+    coerce_value,
+    parameters_cell,
+    read_params_file,
+    run_notebook,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_metrics(monkeypatch):
+    monkeypatch.delenv(metrics.ENV_VAR, raising=False)
+    metrics.reset()
+    yield
+    metrics.reset()
+
+
+# --- metrics --------------------------------------------------------------------------
+
+
+def test_to_jsonable_converts_numpy_pandas_and_non_finite():
+    value = {
+        "i": np.int64(3),
+        "f": np.float32(0.5),
+        "nan": float("nan"),
+        "inf": np.inf,
+        "b": np.bool_(True),
+        "ts": pd.Timestamp("2024-01-02 03:04:05"),
+        "nat": pd.NaT,
+        "td": pd.Timedelta(minutes=2),
+        "arr": np.array([1, 2]),
+        "s": pd.Series([1, 2], index=["a", "b"]),
+        1: (np.int32(1), None),
+    }
+    out = metrics.to_jsonable(value)
+    assert out == {
+        "i": 3,
+        "f": 0.5,
+        "nan": None,
+        "inf": None,
+        "b": True,
+        "ts": "2024-01-02T03:04:05",
+        "nat": None,
+        "td": 120.0,
+        "arr": [1, 2],
+        "s": {"a": 1, "b": 2},
+        "1": [1, None],
+    }
+    json.dumps(out, allow_nan=False)  # strict JSON
+    assert type(out["i"]) is int and type(out["f"]) is float
+
+
+def test_record_in_memory_without_env_and_to_file_with_env(tmp_path, monkeypatch):
+    metrics.record("a", np.int64(1))
+    assert metrics.current()["metrics"] == {"a": 1}
+    assert not list(tmp_path.iterdir())
+    path = tmp_path / "sub" / "metrics.json"
+    monkeypatch.setenv(metrics.ENV_VAR, str(path))
+    df = pd.DataFrame({"x": [1, 2], "when": pd.to_datetime(["2024-01-01", None])})
+    assert metrics.record_table("t", df) is df
+    metrics.record("b", 2.5)
+    metrics.summary("one line")
+    on_disk = json.loads(path.read_text())
+    assert on_disk["metrics"] == {"a": 1, "b": 2.5}
+    assert on_disk["tables"]["t"] == [
+        {"x": 1, "when": "2024-01-01T00:00:00"},
+        {"x": 2, "when": None},
+    ]
+    assert on_disk["summary"] == ["one line"]
+    with pytest.raises(TypeError):
+        metrics.record_table("bad", [1, 2])
+
+
+# --- parameters -------------------------------------------------------------------------
+
+
+def _nb(params_source: str, tag: bool = True):
+    cell = nbformat.v4.new_code_cell(params_source)
+    if tag:
+        cell.metadata["tags"] = ["parameters"]
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"), cell])
+
+
+def test_parameters_cell_accepts_literals():
+    src = '"""Doc."""\n# comment\ndata_dir: str = ""\nn = 3\nxs: list = [1, -2.5, "a"]\nd = {"k": (1, None)}\nflag: bool = True'
+    idx, defaults = parameters_cell(_nb(src))
+    assert idx == 1
+    assert defaults == {
+        "data_dir": "",
+        "n": 3,
+        "xs": [1, -2.5, "a"],
+        "d": {"k": (1, None)},
+        "flag": True,
+    }
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "import os\ndata_dir = ''",
+        "data_dir = os.getcwd()",
+        "n = 1 + 1",
+        "n = len('abc')",
+        "a = b = 1",
+        "a, b = 1, 2",
+        "x.y = 1",
+        "print('hi')",
+        "n: int",
+        "data_dir = f'{1}'",
+    ],
+)
+def test_parameters_cell_refuses_non_literals(src):
+    with pytest.raises(ParametersError, match="parameters cell"):
+        parameters_cell(_nb(src))
+
+
+def test_parameters_cell_missing_or_broken():
+    with pytest.raises(ParametersError, match="no code cell tagged"):
+        parameters_cell(_nb("x = 1", tag=False))
+    with pytest.raises(ParametersError, match="not valid Python"):
+        parameters_cell(_nb("x = ("))
+
+
+def test_run_refuses_non_literal_parameters_before_executing(tmp_path):
+    nb_path = tmp_path / "bad.ipynb"
+    nbformat.write(_nb("import os\ndata_dir = os.environ.get('X', '')"), str(nb_path))
+    out = tmp_path / "reports"
+    with pytest.raises(ParametersError, match="not a literal assignment"):
+        run_notebook(nb_path, out_dir=out)
+    assert not out.exists()  # nothing executed, nothing written
+
+
+def test_cli_refuses_non_literal_parameters(tmp_path, capsys):
+    from crm_helpers.cli import main
+
+    nb_path = tmp_path / "bad.ipynb"
+    nbformat.write(_nb("n = 2 * 3"), str(nb_path))
+    assert main(["run", str(nb_path), "--out", str(tmp_path / "r")]) == 2
+    assert "not a literal" in capsys.readouterr().err
+
+
+def test_unknown_parameter_is_refused(tmp_path):
+    nb_path = tmp_path / "nb.ipynb"
+    nbformat.write(_nb("n: int = 1"), str(nb_path))
+    with pytest.raises(ParametersError, match="unknown parameter 'm'"):
+        run_notebook(nb_path, cli_parameters={"m": "2"}, out_dir=tmp_path / "r")
+
+
+@pytest.mark.parametrize(
+    ("raw", "default", "expected"),
+    [
+        ("7", 1, 7),
+        ("7", "a", "7"),
+        ("0.5", 1.0, 0.5),
+        ("2", 1.0, 2.0),
+        ("true", False, True),
+        ("[1, 2]", [], [1, 2]),
+        ("day", "week", "day"),
+    ],
+)
+def test_coerce_value(raw, default, expected):
+    got = coerce_value(raw, default)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize(("raw", "default"), [("x", 1), ("1.5", 1), ("yes please", True)])
+def test_coerce_value_refuses_wrong_types(raw, default):
+    with pytest.raises(ParametersError):
+        coerce_value(raw, default)
+
+
+def test_read_params_file_forms(tmp_path):
+    flat = tmp_path / "data_overview--daily.yaml"
+    flat.write_text("freq: day\n")
+    pf = read_params_file(flat)
+    assert (pf.notebook, pf.run, pf.parameters) == ("data_overview", "daily", {"freq": "day"})
+    nested = tmp_path / "whatever.yaml"
+    nested.write_text("notebook: nb\nname: r1\nparameters:\n  a: 1\n")
+    pf = read_params_file(nested)
+    assert (pf.notebook, pf.run, pf.parameters) == ("nb", "r1", {"a": 1})
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("a: 2\n")
+    assert read_params_file(plain).notebook is None
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("parameters: {a: 1}\nextra: 2\n")
+    with pytest.raises(ParametersError, match="unknown key"):
+        read_params_file(bad)
+
+
+def test_shipped_params_files_name_existing_notebooks_and_parameters():
+    from crm_helpers import config
+
+    for path in sorted(config.PARAMS_DIR.glob("data_overview*.yaml")):
+        pf = read_params_file(path)
+        nb = nbformat.read(str(config.NOTEBOOKS_DIR / f"{pf.notebook}.ipynb"), as_version=4)
+        _, defaults = parameters_cell(nb)
+        assert set(pf.parameters) <= set(defaults), path
+
+
+def test_data_overview_notebook_is_stored_without_outputs_and_tagged():
+    from crm_helpers import config
+
+    nb = nbformat.read(str(config.NOTEBOOKS_DIR / "data_overview.ipynb"), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    _, defaults = parameters_cell(nb)
+    assert defaults == {
+        "data_dir": "",
+        "engine": "duckdb",
+        "title": "Data overview",
+        "freq": "week",
+        "top_n_events": 10,
+    }
+    tags = [t for c in nb.cells for t in c.metadata.get("tags", [])]
+    assert tags.count("summary") == 1 and tags.count("parameters") == 1
+
+
+# --- renderer ------------------------------------------------------------------------------
+
+
+def _out_html(html: str):
+    return nbformat.v4.new_output("display_data", data={"text/html": html, "text/plain": "x"})
+
+
+def test_prepare_moves_summary_between_title_and_provenance_and_converts_figures():
+    import plotly.graph_objects as go
+
+    header = nbformat.v4.new_code_cell("header")
+    prov = provenance.to_html({"title": "T", "parameters": {"a": 1}, "versions": {}, "git": {}})
+    header.outputs = [_out_html(prov)]
+    fig_cell = nbformat.v4.new_code_cell("fig")
+    fig = go.Figure(go.Bar(x=[1], y=[2]))
+    fig_cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data", data={"text/html": "<script>window.PlotlyConfig = {}</script>"}
+        ),
+        nbformat.v4.new_output(
+            "display_data",
+            data={
+                "application/vnd.plotly.v1+json": json.loads(fig.to_json()),
+                "text/html": "<div>cdn</div>",
+            },
+        ),
+        nbformat.v4.new_output("stream", name="stderr", text="a warning"),
+        nbformat.v4.new_output("stream", name="stdout", text="kept"),
+    ]
+    summary = nbformat.v4.new_code_cell("summary")
+    summary.metadata["tags"] = ["summary"]
+    summary.outputs = [_out_html("<h2>Summary</h2>")]
+    params = nbformat.v4.new_code_cell("x = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[params, header, fig_cell, summary])
+    report, n_fig = prepare(nb)
+    assert n_fig == 1
+    htmls = [
+        "".join(o["data"].get("text/html", ""))
+        for c in report.cells
+        for o in c.get("outputs", [])
+        if "data" in o
+    ]
+    i_title = next(i for i, h in enumerate(htmls) if "crm-title" in h)
+    i_sum = next(i for i, h in enumerate(htmls) if "<h2>Summary</h2>" in h)
+    i_prov = next(i for i, h in enumerate(htmls) if "Parameters</caption>" in h)
+    i_fig = next(i for i, h in enumerate(htmls) if "plotly-graph-div" in h)
+    assert i_title < i_sum < i_prov < i_fig
+    assert "Parameters" not in htmls[i_title] and "crm-title" not in htmls[i_prov]
+    assert not any("window.PlotlyConfig" in h or "cdn" in h for h in htmls)
+    assert not external_scripts("".join(htmls))
+    streams = [
+        o for c in report.cells for o in c.get("outputs", []) if o["output_type"] == "stream"
+    ]
+    assert [s["name"] for s in streams] == ["stdout"]
+    ids = [c.get("id") for c in report.cells]
+    assert len(ids) == len(set(ids))
+    assert (
+        len(nb.cells) == 4 and nb.cells[1].outputs[0]["data"]["text/html"] == prov
+    )  # input untouched
+
+
+def test_prepare_without_header_puts_summary_after_markdown_title():
+    title = nbformat.v4.new_markdown_cell("# Title")
+    body = nbformat.v4.new_markdown_cell("body")
+    summary = nbformat.v4.new_markdown_cell("summary")
+    summary.metadata["tags"] = ["summary"]
+    nb = nbformat.v4.new_notebook(cells=[title, body, summary])
+    report, _ = prepare(nb)
+    assert [c.source for c in report.cells] == ["# Title", "summary", "body"]
+
+
+def test_external_scripts_detects_cdn_tags_only():
+    assert external_scripts('<script src="https://cdn.x/plotly.js"></script>')
+    assert external_scripts("<script type='text/javascript' src='//cdn.x/a.js'></script>")
+    assert not external_scripts("<script>var u = 'https://example.com';</script>")
+    assert not external_scripts('<a href="https://x">x</a>')
+
+
+# --- provenance -----------------------------------------------------------------------------
+
+
+def test_versions_and_git():
+    v = provenance.versions()
+    assert {"python", "pandas", "ibis", "duckdb", "plotly", "crm_helpers"} <= set(v)
+    import pandas
+
+    assert v["pandas"] == pandas.__version__
+    g = provenance.git_info()
+    assert set(g) == {"commit", "dirty"}
+    assert g["commit"] is None or len(g["commit"]) == 40
+    assert provenance.git_info("/") == {"commit": None, "dirty": None}
+
+
+def test_header_records_provenance(tmp_path, monkeypatch):
+    class FakeData:
+        data_dir = Path("/d")
+        engine = "duckdb"
+
+        def fingerprint(self):
+            return {"sha256": "abc123", "rows": {"users": 5, "events": 7}}
+
+    path = tmp_path / "m.json"
+    monkeypatch.setenv(metrics.ENV_VAR, str(path))
+    obj = provenance.header({"freq": "week"}, FakeData(), "My title")
+    html = obj.data
+    assert "<h1 class='crm-title'>My title</h1>" in html and provenance.PROVENANCE_MARKER in html
+    assert "abc123" in html and "rows: events" in html and "freq" in html
+    rec = json.loads(path.read_text())["provenance"]
+    assert rec["data"]["fingerprint"]["rows"] == {"users": 5, "events": 7}
+    assert rec["parameters"] == {"freq": "week"} and rec["title"] == "My title"
+
+
+# --- index ----------------------------------------------------------------------------------
+
+
+def test_index_lists_runs_with_status_and_links(tmp_path):
+    ok = tmp_path / "a"
+    ok.mkdir()
+    (ok / "a.html").write_text("<html></html>")
+    (ok / "run.json").write_text(
+        json.dumps(
+            {
+                "name": "a",
+                "status": "ok",
+                "duration_s": 1.25,
+                "finished_at": "2024-01-01T00:00:00+00:00",
+                "parameters": {"freq": "day"},
+            }
+        )
+    )
+    bad = tmp_path / "b--r"
+    bad.mkdir()
+    (bad / "run.json").write_text(
+        json.dumps(
+            {
+                "name": "b",
+                "status": "failed",
+                "error": "boom <x>",
+                "duration_s": 0.5,
+                "parameters": {},
+            }
+        )
+    )
+    runs = collect_runs(tmp_path)
+    assert [r["_folder"] for r in runs] == ["a", "b--r"]
+    assert runs[0]["_link"] == "a/a.html" and runs[1]["_link"] is None
+    path = write_index(tmp_path)
+    html = path.read_text()
+    assert "href='a/a.html'" in html and "1.2 s" in html and "freq=&#x27;day&#x27;" in html
+    assert ">failed<" in html and "boom &lt;x&gt;" in html and "<script" not in html
+    assert "No reports yet" in render_index([])
+    assert not math.isnan(runs[0]["duration_s"])
