@@ -42,9 +42,11 @@ def representative_query(events: ibis.Table) -> ibis.Table:
     Shape in: events (user_id, event, ts, ...). Shape out: one row per (event, day).
     """
     w = ibis.window(group_by=events.user_id, order_by=events.ts)
+    # ts.delta in microseconds is exact on both engines; epoch_seconds() is not portable
+    # (DuckDB keeps the fraction, Spark truncates to whole seconds).
     gaps = events.mutate(
         day=events.ts.truncate("D"),
-        gap_s=(events.ts.epoch_seconds() - events.ts.lag().over(w).epoch_seconds()),
+        gap_s=events.ts.delta(events.ts.lag().over(w), unit="microsecond") / 1e6,
     )
     return gaps.group_by(["event", "day"]).aggregate(
         n=gaps.count(), users=gaps.user_id.nunique(), mean_gap_s=gaps.gap_s.mean()
@@ -71,9 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=200_000, help="users (about 50 events each)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--root", type=Path, default=Path(os.environ.get("CRM_BENCH_DIR", "/tmp/crm_bench")))
+    ap.add_argument(
+        "--root", type=Path, default=Path(os.environ.get("CRM_BENCH_DIR", "/tmp/crm_bench"))
+    )
     ap.add_argument("--no-spark", action="store_true")
-    ap.add_argument("--reports", action="store_true", help="also time `crm run-all` on data/synthetic")
+    ap.add_argument(
+        "--reports", action="store_true", help="also time `crm run-all` on data/synthetic"
+    )
     args = ap.parse_args(argv)
 
     rows = []
@@ -93,23 +99,49 @@ def main(argv: list[str] | None = None) -> int:
         spark.row_counts()
         start_s = time.perf_counter() - t0
         rows.append(("Spark session start + first load", start_s, ""))
-        spark_s, spark_res = timed(lambda: representative_query(spark.events).to_pandas(), args.repeat)
-        rows.append((f"Spark aggregation, {n_events / 1e6:.1f}M events", spark_s, f"{spark_s / duck_s:.2f}x"))
+        spark_s, spark_res = timed(
+            lambda: representative_query(spark.events).to_pandas(), args.repeat
+        )
+        rows.append(
+            (
+                f"Spark aggregation, {n_events / 1e6:.1f}M events",
+                spark_s,
+                f"{spark_s / duck_s:.2f}x",
+            )
+        )
         a, b = _canonical(duck_res), _canonical(spark_res)
-        pd.testing.assert_frame_equal(a[["event", "day", "n", "users"]], b[["event", "day", "n", "users"]], check_dtype=False)
-        pd.testing.assert_series_equal(a["mean_gap_s"], b["mean_gap_s"], check_dtype=False, rtol=1e-9)
+        pd.testing.assert_frame_equal(
+            a[["event", "day", "n", "users"]], b[["event", "day", "n", "users"]], check_dtype=False
+        )
+        pd.testing.assert_series_equal(
+            a["mean_gap_s"], b["mean_gap_s"], check_dtype=False, rtol=1e-9
+        )
         rows.append(("DuckDB and Spark results equal", 0.0, "yes"))
 
     if args.reports:
         env = dict(os.environ)
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [str(Path(sys.executable).parent / "crm"), "run-all", "--data", str(config.DEFAULT_DATA_DIR)],
-            env=env, cwd=config.ROOT,
+            [
+                str(Path(sys.executable).parent / "crm"),
+                "run-all",
+                "--data",
+                str(config.DEFAULT_DATA_DIR),
+            ],
+            env=env,
+            cwd=config.ROOT,
         )
-        rows.append(("`crm run-all` (make reports) on data/synthetic", time.perf_counter() - t0, f"exit {proc.returncode}"))
+        rows.append(
+            (
+                "`crm run-all` (make reports) on data/synthetic",
+                time.perf_counter() - t0,
+                f"exit {proc.returncode}",
+            )
+        )
 
-    print(f"\n{n_events:,} events, {args.users:,} users, best of {args.repeat}, {os.cpu_count()} cores\n")
+    print(
+        f"\n{n_events:,} events, {args.users:,} users, best of {args.repeat}, {os.cpu_count()} cores\n"
+    )
     print("| step | seconds | note |\n|---|---:|---|")
     for name, sec, note in rows:
         print(f"| {name} | {sec:.2f} | {note} |")
