@@ -35,3 +35,27 @@ def con(request):
 
 
 # --- small synthetic worlds (owned by crm_helpers.synth) -------------------------------
+
+
+def _write_synthetic_world(out, **cfg):
+    from crm_helpers.synth import SynthConfig, generate, write_world
+
+    write_world(generate(SynthConfig(**cfg)), out, fmt="parquet", overwrite=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory):
+    """A ~5,000-user synthetic world (seed 7) written as Parquet; its directory (a Path).
+
+    The directory holds the five contract tables, ``truth/`` and ``ground_truth.json``.
+    """
+    return _write_synthetic_world(tmp_path_factory.mktemp("small_world"), n_users=5_000, seed=7)
+
+
+@pytest.fixture(scope="session")
+def dirty_world(tmp_path_factory):
+    """Like ``small_world`` but ~2,000 users with planted dirt (counts in ground_truth["dirt"])."""
+    return _write_synthetic_world(
+        tmp_path_factory.mktemp("dirty_world"), n_users=2_000, seed=7, dirt=True
+    )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from crm_helpers.synth import config as C
 from crm_helpers.synth.config import SynthConfig
@@ -201,6 +202,17 @@ def _app_platform(rng: np.random.Generator, device: np.ndarray) -> np.ndarray:
     return np.where(device == PL["web"], rng.integers(0, 2, size=len(device)), device)
 
 
+def _order_user_time(gl: Globals, uidx: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Stable permutation sorting rows by (user, ts); ts within [start, end + 1 day)."""
+    span = gl.end_us + US_D - gl.start_us
+    t_bits = int(span).bit_length()
+    u_bits = int(max(int(uidx.max(initial=0)), 1)).bit_length()
+    if t_bits + u_bits <= 62:
+        key = (uidx.astype(np.int64) << t_bits) + (ts - gl.start_us)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((ts, uidx))
+
+
 def _rank_within(group: np.ndarray) -> np.ndarray:
     """0-based position of each row within its run of equal ``group`` values (sorted input)."""
     n = len(group)
@@ -299,7 +311,11 @@ class Funnel:
 
 
 def simulate_funnel(
-    rng: np.random.Generator, gl: Globals, s: Sessions, ctype: np.ndarray
+    rng: np.random.Generator,
+    gl: Globals,
+    s: Sessions,
+    ctype: np.ndarray,
+    stop_us: np.ndarray | None = None,
 ) -> Funnel:
     """Walk every session down visit -> product_view -> add_to_cart -> checkout -> purchase.
 
@@ -339,7 +355,8 @@ def simulate_funnel(
     ok_pur = ok_chk & (forced | (u[:, 4] < p_pur))
     t_pur = t_chk + 5 * US_S + (rng.exponential(40.0, size=n) * US_S).astype(np.int64)
 
-    end = gl.end_us
+    # steps after the period end (or after a churned user's churn time) never happen
+    end = gl.end_us if stop_us is None else np.minimum(stop_us[s.uidx], gl.end_us)
 
     def keep(ok, t):
         return np.where(ok & (t < end), t, NAT)
@@ -479,7 +496,8 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     push_open_idx = np.flatnonzero(opened & (m_ch == MCH["push"]))
 
     base = Sessions.concat([organic, click_sessions])
-    f_base = simulate_funnel(rng, gl, base, ctype)
+    churn_us = gl.start_us + (churn_h * US_H).astype(np.int64)
+    f_base = simulate_funnel(rng, gl, base, ctype, np.where(churned, churn_us, gl.end_us))
 
     # ---- experiment 1: cart_abandoner_coupon ----------------------------------------------
     el_lo = gl.day_us(cfg.coupon_eligible_start_day)
@@ -591,7 +609,7 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     )
 
     # session ids: rank of the session's start within the user
-    order = np.lexsort((sess_start, sess_user))
+    order = _order_user_time(gl, sess_user, sess_start)
     sid = np.empty(len(order), dtype=np.int64)
     sid[order] = user_id[sess_user[order]] * C.ID_STRIDE + _rank_within(sess_user[order])
     if len(order) and _rank_within(sess_user[order]).max() >= C.ID_STRIDE:
@@ -668,10 +686,9 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
         orders_cols, all_m, a_exp, a_u, a_var, a_at, a_logged,
     )  # fmt: skip
     last_event = np.full(n, NAT)
-    np.maximum.at(last_event, ev["uidx"], ev["ts"])
-    churn_at = np.where(
-        churned, np.maximum(gl.start_us + (churn_h * US_H).astype(np.int64), last_event), NAT
-    )
+    in_session = ev["key"] >= 0  # push_open of a churned user is not activity
+    np.maximum.at(last_event, ev["uidx"][in_session], ev["ts"][in_session])
+    churn_at = np.where(churned, np.maximum(churn_us, last_event), NAT)
     truth_users = pd.DataFrame(
         {
             "user_id": user_id,
@@ -779,7 +796,7 @@ def _materialise_events(rng, gl, S: Sessions, F: Funnel, ctype, po_u, po_t, po_p
         }
     )
     ev = {k: np.concatenate([p[k] for p in parts]).astype(np.int64) for k in parts[0]}
-    o = np.lexsort((ev["event"], ev["ts"], ev["uidx"]))
+    o = _order_user_time(gl, ev["uidx"], ev["ts"])
     ev = {k: v[o] for k, v in ev.items()}
     return ev, sess_start, sess_user, purchases, eng_n
 
@@ -787,10 +804,16 @@ def _materialise_events(rng, gl, S: Sessions, F: Funnel, ctype, po_u, po_t, po_p
 # --------------------------------------------------------------------------------------
 # tables
 # --------------------------------------------------------------------------------------
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
 def _strings(codes: np.ndarray, vocab: tuple[str, ...]) -> pd.Series:
-    """Codes -> pandas string Series; code -1 -> missing."""
-    lookup = np.array([*vocab, None], dtype=object)
-    return pd.Series(lookup[np.where(codes < 0, len(vocab), codes)], dtype="str")
+    """Codes -> pandas string Series (``str`` dtype); negative code -> missing."""
+    codes = np.asarray(codes)
+    arr = pa.DictionaryArray.from_arrays(
+        pa.array(codes.astype(np.int32), mask=codes < 0), pa.array(list(vocab), pa.string())
+    ).cast(pa.string())
+    return pd.Series(arr.to_pandas(types_mapper={pa.string(): _STR}.get), dtype="str")
 
 
 def _variant_strings(a_exp: np.ndarray, a_var: np.ndarray) -> pd.Series:

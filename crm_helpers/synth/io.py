@@ -1,6 +1,6 @@
 """Write a world to a data directory: contract tables, ``truth/`` and ``ground_truth.json``.
 
-Parquet is written through pyarrow with fixed schemas and no pandas metadata, so the
+Parquet is written through pyarrow with fixed schemas, so the
 same config gives byte-identical files. :func:`generate_to` streams chunk by chunk
 (one Parquet row group per chunk) and never holds more than one chunk in memory.
 """
@@ -134,10 +134,12 @@ def _prepare_dir(out_dir: str | Path, fmt: str, overwrite: bool) -> Path:
 
 
 def to_arrow(df: pd.DataFrame, name: str) -> pa.Table:
-    """A table's DataFrame as an Arrow table with the fixed schema (no pandas metadata)."""
+    """A table's DataFrame as an Arrow table with the fixed schema.
+
+    The pandas metadata is kept, so ``pd.read_parquet`` restores nullable integers.
+    """
     schema = SCHEMAS[name]
-    t = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
-    return t.replace_schema_metadata(None)
+    return pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
 
 
 def _write_csv(df: pd.DataFrame, path: Path, header: bool = True) -> None:
@@ -202,9 +204,13 @@ def generate_to(
                 if fmt == "csv" and not name.startswith("truth_"):
                     _write_csv(df[SCHEMAS[name].names], paths[name], header=i == 0)
                     continue
+                table = to_arrow(df, name)
                 if name not in writers:
-                    writers[name] = pq.ParquetWriter(paths[name], SCHEMAS[name], compression="zstd")
-                writers[name].write_table(to_arrow(df, name), row_group_size=max(len(df), 1))
+                    writers[name] = pq.ParquetWriter(paths[name], table.schema, compression="zstd")
+                writers[name].write_table(
+                    table.replace_schema_metadata(writers[name].schema.metadata),
+                    row_group_size=max(len(df), 1),
+                )
             counters.append(chunk.counters)
             del chunk, frames
     finally:
