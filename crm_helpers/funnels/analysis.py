@@ -271,7 +271,6 @@ def breakdown_from_counts(
     cols = [f"n_{k}" for k in range(1, n + 1)]
     wide[cols] = wide[cols].astype("int64")
     wide = wide.reset_index(drop=True)
-    order = {g: i for i, g in enumerate(wide["group"])}
 
     # overall: last / first, group vs rest
     entered = wide["n_1"].to_numpy(float)
@@ -305,36 +304,52 @@ def breakdown_from_counts(
         }
     )
 
-    long = _wide_to_long(wide, ["group"], spec, alpha)
-    # per step: conversion_from_previous of the group vs the rest
-    step_parts = []
-    for k in range(1, n + 1):
-        prev = wide[f"n_{max(k - 1, 1)}"].to_numpy(float)
-        cur = wide[f"n_{k}"].to_numpy(float)
-        r = stats.two_proportion_test(
-            stats.Proportion(cur.sum() - cur, prev.sum() - prev), stats.Proportion(cur, prev), alpha
-        )
-        sp = np.where(small | (k == 1), np.nan, r.p_value)
-        sq, ssig = _bh_significant(sp, alpha)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rr = (cur.sum() - cur) / (prev.sum() - prev)
-        step_parts.append(
-            pd.DataFrame(
-                {
-                    "group": wide["group"],
-                    "step": k,
-                    "step_rest_rate": rr,
-                    "step_diff": np.where(k == 1, np.nan, r.diff),
-                    "step_p_value": sp,
-                    "step_q_value": sq,
-                    "step_significant": ssig,
-                }
-            )
-        )
-    out = long.merge(pd.concat(step_parts), on=["group", "step"]).merge(per_group, on="group")
-    out["_o"] = out["group"].map(order)
-    out = out.sort_values(["_o", "step"], kind="mergesort").drop(columns="_o")
-    out = out.reset_index(drop=True)
+    # one row per (group, step), group-major in the order of `wide` (largest first); built
+    # with NumPy (no merges): this runs once per split in A/A simulations
+    cnt = wide[cols].to_numpy(float)  # (G, n)
+    n_groups = len(wide)
+    prev = np.concatenate([cnt[:, :1], cnt[:, :-1]], axis=1)
+    first = np.repeat(cnt[:, :1], n, axis=1)
+    r = stats.two_proportion_test(
+        stats.Proportion(cnt.sum(0) - cnt, prev.sum(0) - prev), stats.Proportion(cnt, prev), alpha
+    )
+    step_p = np.where(small[:, None] | (np.arange(1, n + 1) == 1)[None, :], np.nan, r.p_value)
+    step_q = np.full_like(step_p, np.nan)
+    step_sig = np.zeros(step_p.shape, dtype=bool)
+    for k in range(n):  # BH across groups within each step
+        step_q[:, k], step_sig[:, k] = _bh_significant(step_p[:, k], alpha)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rest_step = (cnt.sum(0) - cnt) / (prev.sum(0) - prev)
+        conv_start = np.where(first > 0, cnt / first, np.nan)
+        conv_prev = np.where(prev > 0, cnt / prev, np.nan)
+    lo, hi = stats.wilson_interval(cnt, first, alpha)
+    plo, phi = stats.wilson_interval(cnt, prev, alpha)
+    meta = _step_meta(spec)
+    step_diff = np.asarray(r.diff, float).copy()
+    step_diff[:, 0] = np.nan
+    out = pd.DataFrame(
+        {
+            "group": np.repeat(wide["group"].to_numpy(object), n),
+            "step": np.tile(meta["step"].to_numpy(), n_groups),
+            "label": np.tile(meta["label"].to_numpy(object), n_groups),
+            "event": np.tile(meta["event"].to_numpy(object), n_groups),
+            "users": cnt.ravel().astype("int64"),
+            "conversion_from_start": conv_start.ravel(),
+            "conversion_from_previous": conv_prev.ravel(),
+            "ci_low": lo.ravel(),
+            "ci_high": hi.ravel(),
+            "ci_prev_low": plo.ravel(),
+            "ci_prev_high": phi.ravel(),
+            "dropoff": (prev - cnt).ravel().astype("int64"),
+            "step_rest_rate": rest_step.ravel(),
+            "step_diff": step_diff.ravel(),
+            "step_p_value": step_p.ravel(),
+            "step_q_value": step_q.ravel(),
+            "step_significant": step_sig.ravel(),
+        }
+    )
+    for c in per_group.columns[1:]:
+        out[c] = np.repeat(per_group[c].to_numpy(), n)
     out.attrs.update(alpha=alpha)
     return out
 
