@@ -61,7 +61,7 @@ def fmt_size(n: int) -> str:
 
 def worker(impl: str, data_dir: Path, repeat: int) -> dict:
     """Run one implementation ``repeat`` times; return times, counts and extra phases."""
-    out: dict = {"impl": impl, "times": [], "extra": {}}
+    out: dict = {"impl": impl, "times": [], "cpu": [], "extra": {}}
     if impl == "spark_helper":
         from crm_helpers.engine import connect
 
@@ -70,13 +70,17 @@ def worker(impl: str, data_dir: Path, repeat: int) -> dict:
         con.raw_sql("SELECT 1").collect()
         out["extra"]["spark_session"] = [time.perf_counter() - t0]
         for _ in range(repeat):
+            c0 = time.process_time()
             dt, counts = F.timed(lambda: F.funnel_helper(data_dir, engine=con))
             out["times"].append(dt)
+            out["cpu"].append(time.process_time() - c0)
     else:
         fn = F.IMPLEMENTATIONS[impl]
         for _ in range(repeat):
+            c0 = time.process_time()  # all threads of this process (not Spark's JVM)
             dt, counts = F.timed(lambda fn=fn: fn(data_dir))
             out["times"].append(dt)
+            out["cpu"].append(time.process_time() - c0)
     out["counts"] = counts
     if impl == "numpy":  # phases: the kernel on arrays in memory, the search on sorted keys
         user, ts, code = F.read_numpy(data_dir)
@@ -105,6 +109,7 @@ def run_worker(impl: str, data_dir: Path, repeat: int, timeout: float) -> dict:
     """Run :func:`worker` in a subprocess, polling its process tree's RSS every 20 ms."""
     import psutil
 
+    load1 = os.getloadavg()[0]  # other work on the machine inflates wall times: reported
     cmd = [sys.executable, __file__, "--worker", impl, "--data", str(data_dir)]
     cmd += ["--repeat", str(repeat)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -146,6 +151,7 @@ def run_worker(impl: str, data_dir: Path, repeat: int, timeout: float) -> dict:
         tail = (stderr or stdout).strip().splitlines()[-5:]
         return {"impl": impl, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
     res = json.loads(lines[-1][len(RESULT_TAG) :])
+    res["load1"] = load1
     res["peak_bytes"] = max(peak, res.pop("self_maxrss_bytes"))
     return res
 
@@ -200,6 +206,8 @@ def summarise(n_events: int, results: list[dict]) -> dict:
                 "impl": name,
                 "best_s": t,
                 "runs": len(r["times"]),
+                "cpu_s": r["cpu"][r["times"].index(t)],
+                "load1": r["load1"],
                 "peak_gb": r["peak_bytes"] / 1e9,
                 "vs_fastest": t / fastest if fastest else None,
                 "vs_floor": t / floor if floor else None,
@@ -215,8 +223,17 @@ def summarise(n_events: int, results: list[dict]) -> dict:
     if "helper" in ok and n_events >= 50_000_000:
         gb = ok["helper"]["peak_bytes"] / 1e9
         goals["helper peak memory < 2 GB at 50M events"] = (gb < 2.0, f"{gb:.2f} GB")
+    notes = {}
+    sorted_floor = min(ok["numpy"]["extra"]["numpy_sorted"]) if "numpy" in ok else None
+    if "helper" in best and floor:
+        notes["helper / numpy end to end"] = f"{best['helper'] / floor:.1f}x"
+    if "helper" in best and sorted_floor:
+        notes["helper / numpy kernel on sorted events (floor)"] = (
+            f"{best['helper'] / sorted_floor:.0f}x ({sorted_floor:.2f} s)"
+        )
     return {
         "n_events": n_events,
+        "notes": notes,
         "rows": rows,
         "agree": agree,
         "counts": counts,
@@ -227,9 +244,9 @@ def summarise(n_events: int, results: list[dict]) -> dict:
 
 def markdown(summaries: list[dict], n_users: int) -> str:
     head = (
-        "| events | implementation | best wall s | runs | peak RSS GB "
+        "| events | implementation | best wall s | runs | CPU s | load | peak RSS GB "
         "| x fastest SQL/polars/pandas | x numpy floor |\n"
-        "|---|---|---:|---:|---:|---:|---:|\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for s in summaries:
@@ -237,13 +254,16 @@ def markdown(summaries: list[dict], n_users: int) -> str:
         for r in s["rows"]:
             label = LABELS.get(r["impl"], r["impl"])
             if "error" in r:
-                lines.append(f"| {size} | {label} | error: {r['error'][:80]} | | | | |")
+                lines.append(f"| {size} | {label} | error: {r['error'][:80]} | | | | | | |")
                 continue
             peak = f"{r['peak_gb']:.2f}" if "peak_gb" in r else ""
+            cpu = f"{r['cpu_s']:.2f}" if r.get("cpu_s") is not None else ""
+            load = f"{r['load1']:.1f}" if "load1" in r else ""
             vf = f"{r['vs_fastest']:.2f}" if r.get("vs_fastest") else ""
             vfl = f"{r['vs_floor']:.1f}" if r.get("vs_floor") else ""
             lines.append(
-                f"| {size} | {label} | {r['best_s']:.2f} | {r['runs']} | {peak} | {vf} | {vfl} |"
+                f"| {size} | {label} | {r['best_s']:.2f} | {r['runs']} | {cpu} | {load} | {peak} "
+                f"| {vf} | {vfl} |"
             )
     text = head + "\n".join(lines) + "\n"
     for s in summaries:
@@ -253,6 +273,8 @@ def markdown(summaries: list[dict], n_users: int) -> str:
         text += f"\n{size} events, {fmt_size(n_users)} users: step counts {counts} ({verdict})"
         if not s["agree"]:
             text += "\n" + "\n".join(f"  {k}: {v}" for k, v in s["counts"].items())
+        for note, value in s.get("notes", {}).items():
+            text += f"\n- {note}: {value}"
         for goal, (passed, value) in s["goals"].items():
             text += f"\n- goal {goal}: {'PASS' if passed else 'FAIL'} ({value})"
         text += "\n"
