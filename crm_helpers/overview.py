@@ -252,7 +252,8 @@ def overview_summary(
         n_err = int((quality["severity"] == "error").sum())
         n_warn = int((quality["severity"] == "warning").sum())
         worst = quality.sort_values("count", ascending=False, kind="mergesort").iloc[0]
-        where = f"{worst['table']}.{worst['column']}" if worst["column"] else worst["table"]
+        col = worst["column"]
+        where = f"{worst['table']}.{col}" if isinstance(col, str) and col else worst["table"]
         lines.append(
             f"Data-quality checks found {n_warn:,} warning(s) and {n_err:,} error(s); the "
             f"largest: {where}: {worst['message']} ({int(worst['count']):,} rows)."

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 from crm_helpers.cli import main
-from crm_helpers.data import load
+from crm_helpers.data import find_table_file, load
 from crm_helpers.report.run import discover_runs, run_all, run_notebook
+from crm_helpers.schema import TABLES
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reports")]
 
@@ -44,7 +45,13 @@ def html(good) -> str:
 
 
 def _frames(world: Path) -> dict[str, pd.DataFrame]:
-    return {p.stem: pd.read_parquet(p) for p in sorted(world.glob("*.parquet"))}
+    """Every contract table of ``world`` read with pandas (file or directory of parts)."""
+    out = {}
+    for table in TABLES:
+        path = find_table_file(world, table)
+        if path is not None:
+            out[table] = pd.read_parquet(path)
+    return out
 
 
 def test_layout_and_run_record(good, report_world):
