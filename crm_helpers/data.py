@@ -99,8 +99,15 @@ class CRMData:
         return self.con.name
 
     def row_counts(self) -> dict[str, int]:
-        """Rows per table after cleaning (one count query each, run in the engine)."""
-        return {name: int(t.count().to_pyarrow().as_py()) for name, t in self.tables.items()}
+        """Rows per table after cleaning (one query for all tables, run in the engine)."""
+        if not self.tables:
+            return {}
+        parts = [t.count().name(name).as_table() for name, t in self.tables.items()]
+        joined = parts[0]
+        for p in parts[1:]:
+            joined = joined.cross_join(p)
+        row = joined.to_pyarrow().to_pylist()[0]
+        return {name: int(row[name]) for name in self.tables}
 
     def fingerprint(self) -> dict:
         """A reproducible identity of the input data: content hash of the files and row counts.

@@ -17,6 +17,8 @@ All timestamps are normalised to naive UTC on load.
 
 from __future__ import annotations
 
+import difflib
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +124,38 @@ class Schema:
                 f"Schema names unknown table(s) {sorted(unknown)}; the contract's tables are "
                 f"{list(TABLES)}."
             )
+        for table, stem in self.tables.items():
+            if not isinstance(stem, str) or not stem:
+                raise ValueError(
+                    f"Schema tables: '{table}' must map to a file name without extension "
+                    f"(e.g. {table}: my_{table}), not {stem!r}."
+                )
+        for table, mapping in self.columns.items():
+            if not isinstance(mapping, Mapping):
+                raise ValueError(
+                    f"Schema columns: '{table}' must map contract columns to your column names "
+                    f"(e.g. {table}: {{user_id: customer_id}}), not {mapping!r}."
+                )
+            for canon, src in mapping.items():
+                if canon not in CONTRACT[table]:
+                    close = difflib.get_close_matches(str(canon), CONTRACT[table], n=1)
+                    hint = f" Did you mean '{close[0]}'?" if close else ""
+                    raise ValueError(
+                        f"Schema columns: '{table}' has no contract column '{canon}'.{hint} "
+                        f"Its columns are {list(CONTRACT[table])}; the mapping is written "
+                        "<contract column>: <your column>."
+                    )
+                if not isinstance(src, str) or not src:
+                    raise ValueError(
+                        f"Schema columns: {table}.{canon} must map to a column name, not {src!r}."
+                    )
+        try:
+            zoneinfo.ZoneInfo(str(self.timezone))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"Schema timezone {self.timezone!r} is not a time zone name; use an IANA name "
+                "such as 'UTC', 'Europe/Berlin' or 'America/New_York'."
+            ) from None
 
     def file_stem(self, table: str) -> str:
         """File stem of ``table`` in the data directory."""
@@ -137,8 +171,24 @@ class Schema:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Schema:
-        """Read a schema from YAML (keys ``tables``, ``columns``, ``timezone``)."""
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        """Read a schema from YAML (keys ``tables``, ``columns``, ``timezone``).
+
+        Raises
+        ------
+        ValueError
+            The file is missing, not YAML, or has unknown keys, tables or columns.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"schema file {path} does not exist.")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ValueError(
+                f"{path}: a schema file is a mapping with 'tables', 'columns', 'timezone'."
+            )
         extra = set(raw) - {"tables", "columns", "timezone"}
         if extra:
             raise ValueError(

@@ -28,6 +28,7 @@ Severity = Literal["error", "warning"]
 #: Events later than now + this are "in the future".
 FUTURE_SLACK = _dt.timedelta(days=1)
 #: Events later than the data's own end (99.9th percentile of ``ts``) + this are outliers.
+#: (The "now" rule applies when the median event is in the past.)
 FUTURE_TOLERANCE = _dt.timedelta(days=30)
 #: Share of events with no user_id up to which they are dropped with a warning (else error).
 MAX_NULL_USER_EVENT_SHARE = 0.01
@@ -257,8 +258,8 @@ def validate(data: CRMData) -> DataQualityReport:
         else None
     )
     now = _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
-    for name, stage in stages.items():
-        ctx = _TableContext(
+    contexts = [
+        _TableContext(
             name=name,
             stage=stage,
             plan=plans[name],
@@ -269,7 +270,22 @@ def validate(data: CRMData) -> DataQualityReport:
             channels=MESSAGE_CHANNELS,
             contract=CONTRACT[name],
         )
-        _check_table(report, ctx)
+        for name, stage in stages.items()
+    ]
+    # every table's counts in ONE query: one-row aggregates, cross-joined (a single job on
+    # Spark, where each query has a fixed start-up cost)
+    queries = [_table_queries(ctx) for ctx in contexts]
+    parts = [p for _, ps in queries for p in ps]
+    row: dict = {}
+    if parts:
+        joined = parts[0]
+        for p in parts[1:]:
+            joined = joined.cross_join(p)
+        row = joined.to_pyarrow().to_pylist()[0]
+    for ctx, (checks, _) in zip(contexts, queries, strict=True):
+        prefix = f"{ctx.name}__"
+        mine = {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
+        _check_table(report, ctx, checks, mine)
     return report
 
 
@@ -425,8 +441,10 @@ def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
     return checks
 
 
-def _check_table(report: DataQualityReport, ctx: _TableContext) -> None:
+def _table_queries(ctx: _TableContext) -> tuple[list[_RowCheck], list[ibis.Table]]:
+    """The checks of one table and its one-row aggregate tables (columns ``<table>__<key>``)."""
     t, name, ok = ctx.stage, ctx.name, ctx.plan.checkable
+    p = f"{name}__"
     checks = _row_checks(ctx)
     metrics: dict[str, ir.Scalar] = {"n": t.count()}
     for ch in checks:
@@ -437,8 +455,36 @@ def _check_table(report: DataQualityReport, ctx: _TableContext) -> None:
         metrics["key_distinct"] = t[single_key].nunique()
     if name == "events" and "ts" in ok:
         metrics["ts_q"] = t.ts.epoch_seconds().quantile(0.999)
+        metrics["ts_median"] = t.ts.epoch_seconds().quantile(0.5)
         metrics["ts_max"] = t.ts.max()
-    row = t.aggregate(**metrics).to_pyarrow().to_pylist()[0]
+    parts = [t.aggregate(**{p + k: v for k, v in metrics.items()})]
+    if name == "events":
+        parts.append(t.distinct().count().name(p + "distinct_rows").as_table())
+    if len(ctx.keys) > 1 and set(ctx.keys) <= ok:
+        per_key = t.group_by(list(ctx.keys)).aggregate(
+            k_n=t.count(), k_var=t.variant.nunique() if "variant" in ok else ibis.literal(1)
+        )
+        parts.append(
+            per_key.aggregate(
+                **{
+                    p + "dup_keys": (per_key.k_n > 1).cast("int64").sum(),
+                    p + "dup_rows": ibis.ifelse(per_key.k_n > 1, per_key.k_n, 0).sum(),
+                    p + "conflicting": (per_key.k_var > 1).cast("int64").sum(),
+                }
+            )
+        )
+    if ctx.users_ids is not None and "user_id" in ok:
+        orphans = t.filter(t.user_id.notnull()).anti_join(ctx.users_ids, "user_id")
+        parts.append(orphans.count().name(p + "unknown_users").as_table())
+    return checks, parts
+
+
+def _check_table(
+    report: DataQualityReport, ctx: _TableContext, checks: list[_RowCheck], row: dict
+) -> None:
+    """Turn one table's counts into findings (example rows fetched only for failed checks)."""
+    t, name, ok = ctx.stage, ctx.name, ctx.plan.checkable
+    single_key = ctx.keys[0] if len(ctx.keys) == 1 and ctx.keys[0] in ok else None
     n = _n(row["n"])
     cleaning: dict = {}
 
@@ -470,41 +516,24 @@ def _check_table(report: DataQualityReport, ctx: _TableContext) -> None:
             )
         )
 
-    # second query: duplicates, future events, unknown users (one-row tables, cross-joined).
-    parts: list[ibis.Table] = []
+    # future events: the cutoff depends on the data's own end, so counting them is a
+    # second query, run only when the latest event is beyond the cutoff.
+    extra = dict(row)
     cutoff = None
     if name == "events" and "ts" in ok and row.get("ts_max") is not None:
-        end = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=float(row["ts_q"]))
+        epoch = _dt.datetime(1970, 1, 1)
+        end = epoch + _dt.timedelta(seconds=float(row["ts_q"]))
         cutoff = end + FUTURE_TOLERANCE
-        if end <= ctx.now:
+        # data that is mostly in the past must not reach beyond now (a future-dated
+        # synthetic data set only gets the data-end rule)
+        if epoch + _dt.timedelta(seconds=float(row["ts_median"])) <= ctx.now:
             cutoff = min(cutoff, ctx.now + FUTURE_SLACK)
         if row["ts_max"] > cutoff:
             future = t.ts > ibis.literal(cutoff, type=dt.timestamp)
-            parts.append(t.aggregate(future=future.cast("int64").sum()))
+            extra["future"] = t.aggregate(f=future.cast("int64").sum()).to_pyarrow()["f"][0]
+            extra["future"] = extra["future"].as_py()
         else:
             cutoff = None
-    if name == "events":
-        parts.append(t.distinct().count().name("distinct_rows").as_table())
-    if len(ctx.keys) > 1 and set(ctx.keys) <= ok:
-        per_key = t.group_by(list(ctx.keys)).aggregate(
-            k_n=t.count(), k_var=t.variant.nunique() if "variant" in ok else ibis.literal(1)
-        )
-        parts.append(
-            per_key.aggregate(
-                dup_keys=(per_key.k_n > 1).cast("int64").sum(),
-                dup_rows=ibis.ifelse(per_key.k_n > 1, per_key.k_n, 0).sum(),
-                conflicting=(per_key.k_var > 1).cast("int64").sum(),
-            )
-        )
-    if ctx.users_ids is not None and "user_id" in ok:
-        orphans = t.filter(t.user_id.notnull()).anti_join(ctx.users_ids, "user_id")
-        parts.append(orphans.count().name("unknown_users").as_table())
-    extra: dict = {}
-    if parts:
-        joined = parts[0]
-        for p in parts[1:]:
-            joined = joined.cross_join(p)
-        extra = joined.to_pyarrow().to_pylist()[0]
 
     key_cols = [c for c in ctx.keys if c in t.columns]
     if single_key:
