@@ -56,18 +56,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def _generate(args: argparse.Namespace) -> int:
     try:
-        from crm_helpers.synth import SynthConfig, generate, write_world
+        from crm_helpers import synth
     except ImportError as exc:
         print(f"crm generate: the synthetic generator is not available ({exc}).", file=sys.stderr)
         return 2
-    cfg = SynthConfig(n_users=args.users, seed=args.seed, dirt=args.dirt)
-    world = generate(cfg)
+    cfg = synth.SynthConfig(n_users=args.users, seed=args.seed, dirt=args.dirt)
     try:
-        path = write_world(world, args.out, fmt="parquet", overwrite=args.overwrite)
+        if hasattr(synth, "generate_to"):  # same rows as generate + write_world, bounded memory
+            synth.generate_to(cfg, args.out, fmt="parquet", overwrite=args.overwrite)
+        else:
+            synth.write_world(
+                synth.generate(cfg), args.out, fmt="parquet", overwrite=args.overwrite
+            )
     except FileExistsError as exc:
         print(f"crm generate: {exc} (use --overwrite to replace it)", file=sys.stderr)
         return 1
-    print(f"wrote {args.users:,} users (seed {args.seed}) to {path or args.out}")
+    print(f"wrote {args.users:,} users (seed {args.seed}) to {args.out}")
     return 0
 
 
