@@ -511,6 +511,21 @@ def load(
             errors.append(_engine_error(name, path, exc, "reading"))
             continue
         rename = {canon: src for src, canon in schema.rename_map(name).items() if src in t.columns}
+        for src, canon in schema.rename_map(name).items():
+            if src not in t.columns:
+                errors.append(
+                    Finding(
+                        table=name,
+                        column=canon,
+                        check="missing_column",
+                        severity="error",
+                        count=0,
+                        message=f"the schema mapping says column '{canon}' is called '{src}' "
+                        f"in {path.name}, but the file has no '{src}' (columns: {list(t.columns)})",
+                        fix=f"correct columns: {{{name}: {{{canon}: ...}}}} in schema.yaml, "
+                        "or remove the line if the file already uses the contract name.",
+                    )
+                )
         raw[name] = t.rename(rename) if rename else t
         inverse = {src: canon for canon, src in rename.items()}
         aware[name] = frozenset(inverse.get(c, c) for c in aware_src)
