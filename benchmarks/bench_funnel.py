@@ -34,6 +34,7 @@ BASELINES = ("duckdb_sql", "polars", "pandas")
 LABELS = {
     "helper": "helper `funnel_table` (Ibis → DuckDB)",
     "duckdb_sql": "DuckDB SQL over Parquet (ASOF)",
+    "duckdb_sql_windows": "DuckDB SQL, pruned windows (proposed for core.py)",
     "polars": "polars (join_asof)",
     "pandas": "pandas (merge_asof)",
     "numpy": "numpy end to end (read, sort, kernel)",
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--impls",
-        default="helper,duckdb_sql,polars,pandas,numpy",
+        default="helper,duckdb_sql,duckdb_sql_windows,polars,pandas,numpy",
         help="comma-separated implementations",
     )
     p.add_argument("--timeout", type=float, default=1800, help="seconds per implementation")

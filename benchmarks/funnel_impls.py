@@ -193,6 +193,56 @@ def funnel_sql(path: str | Path, steps: Sequence[str], window_days: float = WIND
     return "WITH " + ",\n".join(ctes) + f"\nSELECT {cols}"
 
 
+def funnel_duckdb_sql_windows(
+    data: str | Path, steps: Sequence[str] = STEPS, window_days: float = WINDOW_DAYS
+) -> list[int]:
+    """DuckDB SQL, window-function form (portable to Spark): the state machine, pruned.
+
+    The variant proposed for ``crm_helpers.funnels.core``: see :func:`funnel_sql_windows`.
+    """
+    import duckdb
+
+    sql = funnel_sql_windows(events_path(data), steps, window_days)
+    return _duckdb_counts(duckdb.connect(), sql)
+
+
+def funnel_sql_windows(
+    path: str | Path, steps: Sequence[str], window_days: float = WINDOW_DAYS
+) -> str:
+    """The state machine with one window per step over only the rows that step needs.
+
+    ``c{k}`` holds the step-``k`` events that end a valid chain, with ``s`` (entry time of
+    the latest-starting chain) and ``pv`` (time of the previous step). Step ``k + 1``'s
+    window runs over ``c{k}`` UNION ALL the step-``k+1`` events only (not over every
+    event), with a RANGE frame ending 1 microsecond before the row, so rows at the same
+    instant (one moment) never see each other: no moment GROUP BY is needed. Times are
+    ``epoch_us(ts)`` (a cheap integer), not ``DATE_DIFF`` from a constructed epoch.
+    """
+    w = window_us(window_days)
+    in_list = ", ".join(_sql_str(s) for s in steps)
+    ctes = [
+        f"e AS (SELECT user_id, epoch_us(ts) AS t, event FROM read_parquet({_sql_str(str(path))}) "
+        f"WHERE event IN ({in_list}))",
+        f"c1 AS (SELECT user_id, t, t AS s, NULL::BIGINT AS pv FROM e "
+        f"WHERE event = {_sql_str(steps[0])})",
+    ]
+    for k in range(2, len(steps) + 1):
+        ctes.append(
+            f"c{k} AS (SELECT user_id, t, s, pv FROM ("
+            f"SELECT user_id, t, is_step, max(s) OVER w AS s, "
+            f"max(CASE WHEN s IS NOT NULL THEN t END) OVER w AS pv FROM ("
+            f"SELECT user_id, t, s, false AS is_step FROM c{k - 1} UNION ALL "
+            f"SELECT user_id, t, NULL, true FROM e WHERE event = {_sql_str(steps[k - 1])}) "
+            f"WINDOW w AS (PARTITION BY user_id ORDER BY t "
+            f"RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) "
+            f"WHERE is_step AND s IS NOT NULL AND t - s <= {w})"
+        )
+    cols = ", ".join(
+        f"(SELECT count(DISTINCT user_id) FROM c{k}) AS s{k}" for k in range(1, len(steps) + 1)
+    )
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT {cols}"
+
+
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -486,6 +536,7 @@ def funnel_state_machine(
 #: name -> callable(data_dir, steps, window_days) -> counts (the helper needs crm_helpers.funnels)
 IMPLEMENTATIONS: dict[str, Callable[..., list[int]]] = {
     "duckdb_sql": funnel_duckdb_sql,
+    "duckdb_sql_windows": funnel_duckdb_sql_windows,
     "polars": funnel_polars,
     "pandas": funnel_pandas,
     "numpy": funnel_numpy,

@@ -24,7 +24,7 @@ import funnel_impls as F  # noqa: E402
 HOUR_US = 3_600 * 1_000_000
 DAY_US = 24 * HOUR_US
 T0 = F._T0_US
-FAST = ["duckdb_sql", "polars", "pandas", "numpy"]
+FAST = ["duckdb_sql", "duckdb_sql_windows", "polars", "pandas", "numpy"]
 
 
 def write_log(tmp_path: Path, user, ts_us, event) -> Path:
