@@ -50,7 +50,11 @@ def _frames(world: Path) -> dict[str, pd.DataFrame]:
     for table in TABLES:
         path = find_table_file(world, table)
         if path is not None:
-            out[table] = pd.read_parquet(path)
+            df = pd.read_parquet(path)
+            for col in df.columns:  # the contract's timestamps are naive UTC
+                if isinstance(df[col].dtype, pd.DatetimeTZDtype):
+                    df[col] = df[col].dt.tz_convert("UTC").dt.tz_localize(None)
+            out[table] = df
     return out
 
 
@@ -97,7 +101,10 @@ def test_metrics_match_independent_pandas_counts(metrics, report_world):
     users = frames["users"]
     assert m["user_attributes"], "expected at least one user attribute"
     for attr in m["user_attributes"]:
-        want = users[attr].astype("string").fillna("(missing)").value_counts().to_dict()
+        col = users[attr]
+        if pd.api.types.is_bool_dtype(col):  # engines spell booleans "true"/"false"
+            col = col.map({True: "true", False: "false"})
+        want = col.astype("string").fillna("(missing)").value_counts().to_dict()
         rows = metrics["tables"][f"users_by.{attr}"]
         assert {r["value"]: r["users"] for r in rows} == want
     quality = load(report_world).quality
