@@ -76,6 +76,9 @@ def wilson_interval(
         low = center - half
         high = center + half
     bad = ~(nn > 0)
+    # The exact endpoints are 0 at x == 0 and 1 at x == n; rounding would give 1 - 1e-16.
+    low = np.where(x == 0, 0.0, low)
+    high = np.where(x == nn, 1.0, high)
     low = np.where(bad, np.nan, np.clip(low, 0.0, 1.0))
     high = np.where(bad, np.nan, np.clip(high, 0.0, 1.0))
     return low, high

@@ -169,3 +169,9 @@ def test_chi2_matches_scipy():
         assert r.dof == dof
         np.testing.assert_allclose(r.expected, exp)
     assert np.isnan(chi2_independence([[1, 2], [0, 0]]).p_value)
+
+
+def test_wilson_bounds_are_exact_at_the_extremes():
+    low, high = wilson_interval(np.array([0, 7, 3]), np.array([5, 7, 9]))
+    assert low[0] == 0.0 and high[1] == 1.0  # exactly, not 1 - 1e-16
+    assert 0.0 < low[2] < high[2] < 1.0
