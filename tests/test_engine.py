@@ -26,9 +26,10 @@ def pandas_local_to_utc(wall: pd.Series, tz: str) -> pd.Series:
 def test_local_to_utc_matches_pandas_every_half_hour_of_a_year(con, tz):
     wall = pd.Series(pd.date_range("2024-01-01", "2024-12-31 23:30", freq="30min", unit="us"))
     t = ibis.memtable(pd.DataFrame({"i": np.arange(len(wall)), "wall": wall}))
-    if con.name == "pyspark":
-        t = con.create_table("crm_test_wall", t, overwrite=True)
-    out = t.mutate(utc=local_to_utc(t.wall, tz, con.name)).order_by("i").to_pandas()["utc"]
+    # a memtable runs on the engine it is executed on (Spark: a temporary view, nothing
+    # written to the warehouse)
+    expr = t.mutate(utc=local_to_utc(t.wall, tz, con.name)).order_by("i")
+    out = con.to_pandas(expr)["utc"]
     expected = pandas_local_to_utc(wall, tz)
     pd.testing.assert_series_equal(out.astype("datetime64[us]"), expected, check_names=False)
 
