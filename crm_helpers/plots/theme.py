@@ -23,6 +23,8 @@ COLORS: tuple[str, ...] = (
     "#8E6C8A",
     "#30638E",
     "#E07A5F",
+    "#9C6644",
+    "#5E548E",
 )
 PALETTE = COLORS
 GREY = "#B0B0B0"

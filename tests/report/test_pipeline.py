@@ -231,3 +231,24 @@ def test_run_all_continues_past_failures_and_indexes(tmp_path):
     index = (out / "index.html").read_text()
     assert index.count("<tr>") == 1 + 4
     assert "boom 1" in index and index.count(">ok<") == 3 and index.count(">failed<") == 1
+
+
+@pytest.mark.spark
+def test_spark_engine_gives_the_same_report_numbers(
+    good, metrics, report_world, tmp_path, monkeypatch
+):
+    """``--engine spark``: the same notebook on Spark records exactly the DuckDB numbers."""
+    pytest.importorskip("pyspark")
+    monkeypatch.setenv("CRM_SPARK_PARTITIONS", "2")  # small data: fewer, cheaper tasks
+    code = main(
+        ["run", NAME, "--engine", "spark", "--data", str(report_world), "--out", str(tmp_path)]
+    )
+    assert code == 0
+    spark = json.loads((tmp_path / NAME / "metrics.json").read_text())
+    assert spark["provenance"]["data"]["engine"] == "pyspark"
+    assert spark["provenance"]["parameters"]["engine"] == "spark"
+    for key in ("metrics", "tables", "summary"):
+        assert spark[key] == metrics[key], key
+    assert (
+        spark["provenance"]["data"]["fingerprint"] == metrics["provenance"]["data"]["fingerprint"]
+    )

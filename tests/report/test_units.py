@@ -385,3 +385,17 @@ def test_index_lists_runs_with_status_and_links(tmp_path):
     assert ">failed<" in html and "boom &lt;x&gt;" in html and "<script" not in html
     assert "No reports yet" in render_index([])
     assert not math.isnan(runs[0]["duration_s"])
+
+
+def test_ensure_kernel_runs_this_interpreter():
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from crm_helpers.report.run import _same_interpreter, ensure_kernel
+
+    name = ensure_kernel()
+    argv0 = KernelSpecManager().get_kernel_spec(name).argv[0]
+    assert _same_interpreter(argv0)
+    assert _same_interpreter(sys.executable) and _same_interpreter("python")
+    assert not _same_interpreter("/usr/bin/some-other-python")
