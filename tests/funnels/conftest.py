@@ -197,6 +197,16 @@ def _hand_cases():
             {4: {"step_2_from_prev_s": 1.0, "entry_at": 2}},
         ),
         _case(
+            "strict_gap_limits_inclusive",
+            [(1, "a", 0), (1, "b", 2), (2, "a", 0), (2, "b", 1), (3, "a", 0), (3, "b", 3)]
+            + [(4, "a", 0), (4, "b", 4)],
+            _spec(
+                ["a", Step("b", min_seconds_from_previous=2, max_seconds_from_previous=3)],
+                mode="strict",
+            ),
+            {1: 2, 2: 1, 3: 2, 4: 1},
+        ),
+        _case(
             "ordered_ignores_unrelated_event",
             [(1, "a", 0), (1, "x", 1), (1, "b", 2)],
             _spec(["a", "b"]),
