@@ -621,6 +621,10 @@ def _chains(
                 ok = ok & (m.t - m._pv >= lo)
             if hi is not None:
                 ok = ok & (m.t - m._pv <= hi)
+        elif hi is not None and hi < max(lo or 0, 1):
+            # no gap fits (steps are strictly increasing in time): step k is never reached
+            m = m.mutate(_p=_null_int(), _pv=_null_int())
+            ok = ibis.literal(False)
         else:
             if lo is None and hi is None:
                 w = ibis.window(group_by=part, order_by="t", rows=(None, -1))
