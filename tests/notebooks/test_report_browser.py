@@ -14,7 +14,7 @@ from crm_helpers.report.run import run_notebook
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("reports")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
 
 
 @pytest.fixture(scope="module")
