@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,14 @@ def collect_runs(reports_dir: str | Path | None = None) -> list[dict[str, Any]]:
         rec["_link"] = f"{path.parent.name}/{html_file.name}" if html_file.exists() else None
         runs.append(rec)
     return runs
+
+
+def _when(rec: dict[str, Any]) -> str:
+    raw = rec.get("finished_at") or rec.get("started_at") or ""
+    try:
+        return datetime.fromisoformat(raw).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError):
+        return str(raw)
 
 
 def _params_text(params: dict[str, Any]) -> str:
@@ -54,8 +63,8 @@ def render_index(runs: list[dict[str, Any]]) -> str:
         dur = r.get("duration_s")
         rows.append(
             "<tr>"
-            f"<td>{link}</td>"
-            f"<td>{html.escape(str(r.get('finished_at') or r.get('started_at') or ''))}</td>"
+            f"<td class='nowrap'>{link}</td>"
+            f"<td class='nowrap'>{html.escape(_when(r))}</td>"
             f"<td class='status' style='color:{colour}'>{html.escape(status)}{note}</td>"
             f"<td>{'' if dur is None else f'{dur:.1f} s'}</td>"
             f"<td><code>{html.escape(_params_text(r.get('parameters') or {}))}</code></td>"
@@ -71,6 +80,7 @@ body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
 table {{ border-collapse: collapse; width: 100%; }}
 th, td {{ text-align: left; padding: 6px 10px; border-bottom: 1px solid #ddd; vertical-align: top; }}
 .err {{ font-size: 0.85em; color: #555; }}
+.nowrap {{ white-space: nowrap; }}
 code {{ font-size: 0.85em; }}
 </style></head>
 <body><h1>CRM Workbench reports</h1>

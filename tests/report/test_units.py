@@ -358,7 +358,7 @@ def test_index_lists_runs_with_status_and_links(tmp_path):
                 "name": "a",
                 "status": "ok",
                 "duration_s": 1.25,
-                "finished_at": "2024-01-01T00:00:00+00:00",
+                "finished_at": "2024-01-01T09:30:00+00:00",
                 "parameters": {"freq": "day"},
             }
         )
@@ -383,6 +383,7 @@ def test_index_lists_runs_with_status_and_links(tmp_path):
     html = path.read_text()
     assert "href='a/a.html'" in html and "1.2 s" in html and "freq=&#x27;day&#x27;" in html
     assert ">failed<" in html and "boom &lt;x&gt;" in html and "<script" not in html
+    assert "2024-01-01 09:30<" in html
     assert "No reports yet" in render_index([])
     assert not math.isnan(runs[0]["duration_s"])
 
