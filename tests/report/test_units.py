@@ -400,3 +400,27 @@ def test_ensure_kernel_runs_this_interpreter():
     assert _same_interpreter(argv0)
     assert _same_interpreter(sys.executable) and _same_interpreter("python")
     assert not _same_interpreter("/usr/bin/some-other-python")
+
+
+def test_render_html_is_offline_even_with_widget_state():
+    from crm_helpers.report.render import render_html
+
+    cell = nbformat.v4.new_code_cell("w")
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            data={
+                "application/vnd.jupyter.widget-view+json": {"model_id": "abc", "version_major": 2},
+                "text/plain": "IntSlider(value=3)",
+            },
+        )
+    ]
+    md = nbformat.v4.new_markdown_cell("# Title\n\nSome $x$ text.")
+    nb = nbformat.v4.new_notebook(cells=[md, cell])
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    html, n_figures = render_html(nb, title="W")
+    assert n_figures == 0
+    assert not external_scripts(html)
+    assert "<title>W</title>" in html and "Some" in html
+    body = html.split("<body", 1)[1]
+    assert "jp-InputArea" not in body
