@@ -93,10 +93,14 @@ def collect(params: dict[str, Any], data=None, title: str | None = None) -> dict
     return out
 
 
+def _shown(value: Any) -> str:
+    return '"" (default)' if value == "" else str(value)
+
+
 def _kv_table(rows: dict[str, Any], caption: str) -> str:
     body = "".join(
         f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-        f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+        f"<td style='text-align:left'>{html.escape(_shown(v))}</td></tr>"
         for k, v in rows.items()
     )
     return (
