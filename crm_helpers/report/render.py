@@ -27,6 +27,13 @@ TITLE_TAG = "title"
 _EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\ssrc\s*=\s*[\"']?(?:https?:)?//", re.IGNORECASE)
 
 
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = (
+    '<p class="crm-widget-note"><em>Interactive controls: open this notebook in JupyterLab '
+    "to use them.</em></p>"
+)
+
+
 def _tags(cell: NotebookNode) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
@@ -76,9 +83,10 @@ def prepare(nb: NotebookNode) -> tuple[NotebookNode, int]:
     -------
     (NotebookNode, int)
         A copy with summary cells after the title, plotly outputs as HTML divs, stderr and
-        plotly.js-loader outputs dropped; and the number of plotly figures in it.
+        plotly.js-loader outputs dropped, widget outputs replaced by a note; and the number of plotly figures in it.
     """
     nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
     n_figures = 0
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -91,6 +99,12 @@ def prepare(nb: NotebookNode) -> tuple[NotebookNode, int]:
                 if _is_plotlyjs_loader(out):
                     continue
                 data = out.get("data") or {}
+                if WIDGET_MIME in data:
+                    # Live widgets need a kernel and the widget manager (a CDN script):
+                    # a report shows a note instead, so it stays static and offline.
+                    out = nbformat.v4.new_output("display_data", data={"text/html": WIDGET_NOTE})
+                    outputs.append(out)
+                    continue
                 if PLOTLY_MIME in data:
                     out = copy.deepcopy(out)
                     out["data"] = {"text/html": _figure_html(data[PLOTLY_MIME])}

@@ -424,3 +424,22 @@ def test_render_html_is_offline_even_with_widget_state():
     assert "<title>W</title>" in html and "Some" in html
     body = html.split("<body", 1)[1]
     assert "jp-InputArea" not in body
+
+
+def test_prepare_replaces_widget_outputs_with_a_note_and_drops_widget_state():
+    widget = nbformat.v4.new_output(
+        "display_data",
+        data={
+            "application/vnd.jupyter.widget-view+json": {"model_id": "abc", "version_major": 2},
+            "text/plain": "VBox(children=(...))",
+        },
+    )
+    cell = nbformat.v4.new_code_cell("controls", outputs=[widget])
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    out, n_figures = prepare(nb)
+    (only,) = out.cells[0].outputs
+    assert set(only["data"]) == {"text/html"}
+    assert "JupyterLab" in only["data"]["text/html"]
+    assert "widgets" not in out.metadata and n_figures == 0
+    assert "widgets" in nb.metadata  # the input notebook is not modified
