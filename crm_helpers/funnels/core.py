@@ -83,6 +83,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -438,7 +439,54 @@ def validate_spec(events: ir.Table, spec: FunnelSpec, *, check_events: bool = Tr
 # --- the engine -------------------------------------------------------------------------------
 
 
-def _us_to_ts(x: ir.IntegerValue) -> ir.TimestampValue:
+# Epoch microseconds <-> timestamps with each engine's own cheap builtin (a portable
+# ``ts.delta(epoch, "microsecond")`` compiles to a calendar DATE_DIFF on DuckDB, and Spark's
+# interval arithmetic goes through strings). ``epoch_seconds`` is not used: DuckDB keeps the
+# fraction, Spark truncates it.
+
+
+@ibis.udf.scalar.builtin(name="epoch_us")
+def _duckdb_epoch_us(ts: dt.timestamp) -> dt.int64:  # type: ignore[empty-body]
+    """DuckDB ``epoch_us(TIMESTAMP)``: microseconds since 1970-01-01."""
+
+
+@ibis.udf.scalar.builtin(name="make_timestamp")
+def _duckdb_make_timestamp(us: dt.int64) -> dt.timestamp:  # type: ignore[empty-body]
+    """DuckDB ``make_timestamp(BIGINT)``: the timestamp ``us`` microseconds after the epoch."""
+
+
+@ibis.udf.scalar.builtin(name="unix_micros")
+def _spark_unix_micros(ts: dt.timestamp) -> dt.int64:  # type: ignore[empty-body]
+    """Spark ``unix_micros(TIMESTAMP)``: microseconds since 1970-01-01 UTC."""
+
+
+@ibis.udf.scalar.builtin(name="timestamp_micros")
+def _spark_timestamp_micros(us: dt.int64) -> dt.timestamp:  # type: ignore[empty-body]
+    """Spark ``timestamp_micros(BIGINT)``: the timestamp ``us`` microseconds after the epoch."""
+
+
+def _backend_name(t: ir.Table) -> str | None:
+    """Name of the backend ``t`` runs on (memtables: Ibis' default backend), or None."""
+    try:
+        return t._find_backend(use_default=True).name
+    except Exception:  # noqa: BLE001 - several backends or none: use the portable forms
+        return None
+
+
+def _epoch_us(ts: ir.TimestampValue, backend: str | None) -> ir.IntegerValue:
+    """Integer epoch microseconds of a naive-UTC timestamp (exact, sub-us truncated)."""
+    if backend == "duckdb":
+        return _duckdb_epoch_us(ts)
+    if backend == "pyspark":
+        return _spark_unix_micros(ts)
+    return ts.delta(ibis.timestamp(_EPOCH), unit="microsecond")
+
+
+def _us_to_ts(x: ir.IntegerValue, backend: str | None = None) -> ir.TimestampValue:
+    if backend == "duckdb":
+        return _duckdb_make_timestamp(x)
+    if backend == "pyspark":
+        return _spark_timestamp_micros(x)
     return ibis.timestamp(_EPOCH) + x.as_interval("us")
 
 
@@ -463,10 +511,15 @@ def _ts_us(ts: pd.Timestamp) -> int:
     return int((ts - pd.Timestamp(0)) // pd.Timedelta(microseconds=1))
 
 
-def _moments(
-    events: ir.Table, spec: FunnelSpec, keys: list[str]
+def _relevant_rows(
+    events: ir.Table, spec: FunnelSpec, keys: list[str], backend: str | None
 ) -> tuple[ir.Table, list[str], list[str]]:
-    """One row per (keys, t): epoch microseconds ``t`` and boolean flags ``f1..fn, x1..``."""
+    """Events restricted to the funnel (one filter): ``keys``, epoch microseconds ``t`` and
+    boolean flags ``f..`` (one per distinct step matcher) and ``x1..`` (exclusions).
+
+    Rows outside ``[start, end + W]`` are dropped; so are rows matching no step or
+    exclusion, except in *strict* mode (which needs the full stream).
+    """
     steps = spec.step_list
     t = events
     conds = []
@@ -495,10 +548,104 @@ def _moments(
         conds.append(any_flag)
     if conds:
         t = t.filter(*conds)
-    epoch = ibis.timestamp(_EPOCH)
-    t = t.select(*keys, t=t.ts.delta(epoch, unit="microsecond"), **flags)
+    t = t.select(*keys, t=_epoch_us(t.ts, backend), **flags)
+    return t, step_flag, excl_flag
+
+
+def _moments(
+    events: ir.Table, spec: FunnelSpec, keys: list[str], backend: str | None
+) -> tuple[ir.Table, list[str], list[str]]:
+    """One row per (keys, t): epoch microseconds ``t`` and boolean flags ``f..``, ``x1..``."""
+    t, step_flag, excl_flag = _relevant_rows(events, spec, keys, backend)
+    flags = [c for c in t.columns if c not in (*keys, "t")]
     m = t.group_by([*keys, "t"]).aggregate(**{name: t[name].any() for name in flags})
     return m, step_flag, excl_flag
+
+
+def _uses_pruned(spec: FunnelSpec) -> bool:
+    """Whether :func:`_pruned_chains` computes this spec (ordered, no exclusions)."""
+    return spec.mode == "ordered" and not spec.exclusions
+
+
+def _pruned_chains(
+    events: ir.Table, spec: FunnelSpec, keys: list[str], backend: str | None
+) -> tuple[ir.Table, list[str]]:
+    """*ordered* without exclusions: one small window per step over only what it needs.
+
+    ``c_1`` is the step-1 rows in range (``s = t``). For ``k >= 2``, ``c_k`` is the step-``k``
+    rows that end a valid chain: a window over ``c_{k-1}`` UNION ALL the step-``k`` rows only,
+    partitioned by user (and attempt), ordered by ``t``, with a RANGE frame that ends
+    ``max(min_gap, 1us)`` before the row (rows of the same instant never see each other, so
+    ties need no moment GROUP BY) and starts ``max_gap`` before it (or unbounded):
+    ``s = max(s)`` and ``pv = max(t of c_{k-1} rows)`` over the frame; the row is kept if
+    ``s`` is not null and ``t - s <= W``. This is the same recurrence as :func:`_chains`
+    evaluated only at the rows where ``s_k`` can be non-null. Per user (attempt):
+    ``r_k = min t``, ``e_k = min s``, ``p_k = min pv`` over ``c_k`` (``s`` and ``pv`` are
+    non-decreasing in ``t``, so these are the values at the first completion).
+
+    Returns the per-user table (``r1.., e1.., p2..``) and its key columns.
+    """
+    n = spec.n_steps
+    W = spec.window_us
+    rows, step_flag, _ = _relevant_rows(events, spec, keys, backend)
+    base = list(keys)
+    if spec.count == "attempts":
+        # attempt identity: the time of the latest step-1 moment at or before the row (rows
+        # of that same instant included); null before the first one. Step 1 never repeats
+        # later in this mode, so a chain never needs a step-1 row other than its entry.
+        run = ibis.window(group_by=keys, order_by="t", range=(None, 0))
+        f1 = rows[step_flag[0]]
+        rows = rows.mutate(_a=ibis.ifelse(f1, rows.t, _null_int()).max().over(run))
+        base = [*keys, "_a"]
+
+    def step_rows(k: int) -> ir.Table:
+        r = rows.filter(rows[step_flag[k - 1]])
+        return r.select(*base, "t")
+
+    first = step_rows(1)
+    c = first.filter(_in_range_us(first.t, spec)).mutate(s=first.t, pv=_null_int())
+    chains = [c]
+    for k in range(2, n + 1):
+        lo, hi = spec.gap_us(k)
+        if hi is not None and hi < max(lo or 0, 1):
+            # no gap fits (steps are strictly increasing in time): step k is never reached
+            c = c.filter(ibis.literal(False))
+        else:
+            u = c.select(*base, "t", "s", is_step=ibis.literal(False)).union(
+                step_rows(k).mutate(s=_null_int(), is_step=ibis.literal(True)), distinct=False
+            )
+            w = ibis.window(
+                group_by=base,
+                order_by="t",
+                range=(None if hi is None else -hi, -max(lo or 0, 1)),
+            )
+            u = u.mutate(
+                _p=u.s.max().over(w),
+                _pv=ibis.ifelse(u.s.notnull(), u.t, _null_int()).max().over(w),
+            )
+            c = u.filter(u.is_step, u._p.notnull(), u.t - u._p <= W).select(
+                *base, "t", s="_p", pv="_pv"
+            )
+        chains.append(c)
+    stacked = ibis.union(
+        *[ck.mutate(k=ibis.literal(k, "int8")) for k, ck in enumerate(chains, 1)],
+        distinct=False,
+    )
+    aggs: dict[str, ir.Value] = {}
+    for k in range(1, n + 1):
+        at_k = stacked.k == k
+        aggs[f"r{k}"] = stacked.t.min(where=at_k)
+        aggs[f"e{k}"] = stacked.s.min(where=at_k)
+        if k >= 2:
+            aggs[f"p{k}"] = stacked.pv.min(where=at_k)
+    per = stacked.group_by(base).aggregate(**aggs)
+    if spec.count == "attempts":
+        # number the attempts 1, 2, ... in time order: all returned attempts start in
+        # [start, end) and every earlier step-1 moment at or after start is one of them
+        order = ibis.window(group_by=keys, order_by="r1")
+        per = per.mutate(attempt=ibis.row_number().over(order) + 1).drop("_a")
+        base = [*keys, "attempt"]
+    return per, base
 
 
 def user_funnel(
@@ -544,12 +691,16 @@ def user_funnel(
         raise ValueError(f"extra_partition cannot be {extra_partition!r}")
     validate_spec(events, spec, check_events=check_events)
     keys = ["user_id"] + ([extra_partition] if extra_partition else [])
-    m, step_flag, excl_flag = _moments(events, spec, keys)
-    if spec.mode == "any_order":
-        per = _any_order(m, spec, keys, step_flag)
-        out_keys = keys
+    backend = _backend_name(events)
+    if _uses_pruned(spec):
+        per, out_keys = _pruned_chains(events, spec, keys, backend)
     else:
-        per, out_keys = _chains(m, spec, keys, step_flag, excl_flag)
+        m, step_flag, excl_flag = _moments(events, spec, keys, backend)
+        if spec.mode == "any_order":
+            per = _any_order(m, spec, keys, step_flag)
+            out_keys = keys
+        else:
+            per, out_keys = _chains(m, spec, keys, step_flag, excl_flag)
     n = spec.n_steps
     reached = [per[f"r{k}"].notnull() for k in range(1, n + 1)]
     steps_reached = reached[0].cast("int64")
@@ -558,9 +709,9 @@ def user_funnel(
     per = per.filter(per.r1.notnull()).mutate(steps_reached=steps_reached)
     entry = ibis.cases(*[(per.steps_reached == k, per[f"e{k}"]) for k in range(1, n + 1)])
     cols: dict[str, ir.Value] = {"steps_reached": per.steps_reached.cast("int64")}
-    cols["entry_at"] = _us_to_ts(entry)
+    cols["entry_at"] = _us_to_ts(entry, backend)
     for k in range(1, n + 1):
-        cols[f"step_{k}_at"] = _us_to_ts(per[f"r{k}"])
+        cols[f"step_{k}_at"] = _us_to_ts(per[f"r{k}"], backend)
     for k in range(2, n + 1):
         cols[f"step_{k}_from_prev_s"] = _seconds(per[f"r{k}"] - per[f"p{k}"])
     for k in range(2, n + 1):
