@@ -246,7 +246,7 @@ def summarise(n_events: int, results: list[dict]) -> dict:
 def markdown(summaries: list[dict], n_users: int) -> str:
     head = (
         "| events | implementation | best wall s | runs | CPU s | load | peak RSS GB "
-        "| x fastest SQL/polars/pandas | x numpy floor |\n"
+        "| x fastest SQL/polars/pandas | x numpy end to end |\n"
         "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
