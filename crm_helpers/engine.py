@@ -28,8 +28,9 @@ def connect(engine: str = "duckdb", **options: Any) -> BaseBackend:
         ``SparkSession``), or any Ibis connection URL (``"postgres://..."``,
         ``"snowflake://..."``, ``"duckdb:///path/to.db"``).
     **options
-        DuckDB: ``threads``, ``memory_limit``. Spark: ``master`` (default
-        ``$CRM_SPARK_MASTER`` or ``local[*]``).
+        DuckDB: ``threads``, ``memory_limit``, ``progress_bar`` (default False: in a
+        notebook DuckDB draws its progress bar as an ipywidget, which a static report
+        cannot show). Spark: ``master`` (default ``$CRM_SPARK_MASTER`` or ``local[*]``).
 
     Returns
     -------
@@ -37,8 +38,10 @@ def connect(engine: str = "duckdb", **options: Any) -> BaseBackend:
         A connection whose session time zone is UTC.
     """
     if engine == "duckdb":
+        progress_bar = bool(options.pop("progress_bar", False))
         con = ibis.duckdb.connect(**{k: v for k, v in options.items() if v is not None})
         con.raw_sql("SET TimeZone = 'UTC'")
+        con.raw_sql(f"SET enable_progress_bar = {str(progress_bar).lower()}")
         return con
     if engine in ("spark", "pyspark"):
         session = spark_session(options.get("master"))

@@ -82,3 +82,13 @@ def test_duckdb_and_spark_agree(tmp_path, spark_con, fmt):
 def test_connect_rejects_unknown_engine():
     with pytest.raises(ValueError, match="Unknown engine 'sqlite3'"):
         connect("sqlite3")
+
+
+def test_duckdb_progress_bar_is_off_unless_asked():
+    """In a notebook DuckDB's progress bar is an ipywidget: a static report would show junk."""
+
+    def setting(con):
+        return con.raw_sql("SELECT current_setting('enable_progress_bar')").fetchone()[0]
+
+    assert setting(connect("duckdb")) is False
+    assert setting(connect("duckdb", progress_bar=True)) is True

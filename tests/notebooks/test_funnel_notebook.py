@@ -157,6 +157,8 @@ def test_html_report_is_static_and_has_the_figures(report):
     html = Path(res.html).read_text()
     assert res.n_figures >= 7  # funnel, drop-off, time, breakdown, trend, sizing, drivers
     assert "embed-amd.js" not in html and "widget-state+json" not in html
+    # no stray widget (e.g. DuckDB's ipywidget progress bar) reached the report
+    assert "crm-widget-note" not in html
     assert "Open this notebook in Jupyter" in html
     assert html.index("Summary") < html.index("plotly-graph-div")
 
