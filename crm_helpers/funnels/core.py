@@ -84,6 +84,7 @@ from typing import Any, Literal
 
 import ibis
 import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -465,6 +466,33 @@ def _spark_timestamp_micros(us: dt.int64) -> dt.timestamp:  # type: ignore[empty
     """Spark ``timestamp_micros(BIGINT)``: the timestamp ``us`` microseconds after the epoch."""
 
 
+def _with_instant(events: ir.Table, backend: str | None) -> tuple[ir.Table, str]:
+    """``events`` and the name of a column holding the instant of ``ts``, cheap to read.
+
+    :func:`crm_helpers.load` gives DuckDB's ``TIMESTAMPTZ`` columns as naive UTC by a cast
+    (a calendar conversion per row, ~15% of a funnel query). The epoch of the instant is
+    the same number, so when ``ts`` is exactly such a cast in the table's last projection,
+    the tz-aware source is exposed as an extra column and read instead. Anything else:
+    ``ts`` itself.
+    """
+    if backend != "duckdb":
+        return events, "ts"
+    op = events.op()
+    if isinstance(op, ops.Project) and "_ts_instant" not in op.values:
+        v = op.values.get("ts")
+        if (
+            isinstance(v, ops.Cast)
+            and v.arg.dtype.is_timestamp()
+            and v.arg.dtype.timezone is not None
+            and v.to.is_timestamp()
+            and v.to.timezone is None
+        ):
+            return ops.Project(op.parent, {**op.values, "_ts_instant": v.arg}).to_expr(), (
+                "_ts_instant"
+            )
+    return events, "ts"
+
+
 def _backend_name(t: ir.Table) -> str | None:
     """Name of the backend ``t`` runs on (memtables: Ibis' default backend), or None."""
     try:
@@ -521,7 +549,7 @@ def _relevant_rows(
     exclusion, except in *strict* mode (which needs the full stream).
     """
     steps = spec.step_list
-    t = events
+    t, instant = _with_instant(events, backend)
     conds = []
     if spec.start is not None:
         conds.append(t.ts >= spec.start.to_pydatetime())
@@ -542,13 +570,18 @@ def _relevant_rows(
         flags[f"x{i}"] = x.matches(t)
         excl_flag.append(f"x{i}")
     if spec.mode != "strict":
-        any_flag = None
-        for f in flags.values():
-            any_flag = f if any_flag is None else any_flag | f
-        conds.append(any_flag)
+        # the event names alone (an IN list the engine pushes into the scan); the full
+        # matchers only when some step or exclusion also filters on properties
+        names = sorted({s.event for s in steps} | {x.event for x in spec.exclusions})
+        conds.append(t.event.isin(names))
+        if any(s.where for s in steps) or any(x.where for x in spec.exclusions):
+            any_flag = None
+            for f in flags.values():
+                any_flag = f if any_flag is None else any_flag | f
+            conds.append(any_flag)
     if conds:
         t = t.filter(*conds)
-    t = t.select(*keys, t=_epoch_us(t.ts, backend), **flags)
+    t = t.select(*keys, t=_epoch_us(t[instant], backend), **flags)
     return t, step_flag, excl_flag
 
 
@@ -567,9 +600,9 @@ def _uses_pruned(spec: FunnelSpec) -> bool:
     return spec.mode == "ordered" and not spec.exclusions
 
 
-def _pruned_chains(
+def _pruned_steps(
     events: ir.Table, spec: FunnelSpec, keys: list[str], backend: str | None
-) -> tuple[ir.Table, list[str]]:
+) -> tuple[list[ir.Table], list[str]]:
     """*ordered* without exclusions: one small window per step over only what it needs.
 
     ``c_1`` is the step-1 rows in range (``s = t``). For ``k >= 2``, ``c_k`` is the step-``k``
@@ -583,7 +616,8 @@ def _pruned_chains(
     ``r_k = min t``, ``e_k = min s``, ``p_k = min pv`` over ``c_k`` (``s`` and ``pv`` are
     non-decreasing in ``t``, so these are the values at the first completion).
 
-    Returns the per-user table (``r1.., e1.., p2..``) and its key columns.
+    Returns ``[c_1, ..., c_n]`` (columns ``*base, t, s, pv``) and ``base``: ``keys`` plus,
+    with ``count="attempts"``, ``_a`` (the attempt's step-1 time).
     """
     n = spec.n_steps
     W = spec.window_us
@@ -627,6 +661,15 @@ def _pruned_chains(
                 *base, "t", s="_p", pv="_pv"
             )
         chains.append(c)
+    return chains, base
+
+
+def _pruned_chains(
+    events: ir.Table, spec: FunnelSpec, keys: list[str], backend: str | None
+) -> tuple[ir.Table, list[str]]:
+    """Per-user (per-attempt) ``r1.., e1.., p2..`` from :func:`_pruned_steps`, and its keys."""
+    n = spec.n_steps
+    chains, base = _pruned_steps(events, spec, keys, backend)
     stacked = ibis.union(
         *[ck.mutate(k=ibis.literal(k, "int8")) for k, ck in enumerate(chains, 1)],
         distinct=False,
@@ -907,20 +950,75 @@ def funnel_table(
     from crm_helpers.stats import wilson_interval
 
     events = _events_of(events_or_data)
-    uf = user_funnel(events, spec, check_events=check_events)
+    if not isinstance(spec, FunnelSpec):
+        raise TypeError(f"spec must be a FunnelSpec, got {type(spec).__name__}")
+    # columns now (schema only); event names after the query, and only when needed: an
+    # unknown step event leaves its step (and every later one) with zero users, and
+    # exclusions never show in the counts. One query in the common case.
+    validate_spec(events, spec, check_events=False)
     n = spec.n_steps
-    aggs: dict[str, ir.Value] = {}
-    for k in range(1, n + 1):
-        aggs[f"n{k}"] = (uf.steps_reached >= k).cast("int64").sum()
+    if _uses_pruned(spec):
+        agg = _funnel_aggregate_pruned(events, spec)
+    else:
+        agg = _funnel_aggregate(user_funnel(events, spec, check_events=False), spec)
+    raw = agg.to_pandas().iloc[0]
+    vals: dict[str, Any] = {f"n{k}": raw[f"n{k}"] for k in range(1, n + 1)}
     for k in range(2, n + 1):
-        x = uf[f"step_{k}_from_prev_s"]
-        aggs[f"med{k}"] = x.median()
-        aggs[f"q25_{k}"] = x.quantile(0.25)
-        aggs[f"q75_{k}"] = x.quantile(0.75)
-        aggs[f"q90_{k}"] = x.quantile(0.9)
-        aggs[f"mstart{k}"] = uf[f"step_{k}_from_start_s"].median()
-    row = uf.aggregate(**aggs).to_pandas().iloc[0]
+        qs = raw[f"qprev{k}"]
+        qs = [None] * 4 if qs is None or (np.ndim(qs) == 0 and pd.isna(qs)) else list(qs)
+        for name, v in zip(("med", "q25_", "q75_", "q90_"), qs, strict=True):
+            vals[f"{name}{k}"] = v
+        vals[f"mstart{k}"] = raw[f"mstart{k}"]
+    row = pd.Series(vals, dtype=object)
+    if check_events and (
+        spec.exclusions or any(_count(row[f"n{k}"]) == 0 for k in range(1, n + 1))
+    ):
+        validate_spec(events, spec, check_events=True)
     return _assemble_table(row, spec, alpha, wilson_interval)
+
+
+_QUANTILES = [0.5, 0.25, 0.75, 0.9]  # med, p25, p75, p90 of the time from the previous step
+
+
+def _count(v: Any) -> int:
+    return 0 if v is None or pd.isna(v) else int(v)
+
+
+def _step_stats(k: int, r: ir.Value, e: ir.Value, p: ir.Value, count: ir.Value) -> dict:
+    """Aggregates of step ``k`` over its units: count and time-to-convert quantiles."""
+    out: dict[str, ir.Value] = {f"n{k}": count}
+    if k >= 2:
+        out[f"qprev{k}"] = _seconds(r - p).quantile(_QUANTILES)
+        out[f"mstart{k}"] = _seconds(r - e).median()
+    return out
+
+
+def _funnel_aggregate(uf: ir.Table, spec: FunnelSpec) -> ir.Table:
+    """One row: ``n1..``, ``qprev2..`` (arrays of :data:`_QUANTILES`), ``mstart2..``."""
+    aggs: dict[str, ir.Value] = {}
+    for k in range(1, spec.n_steps + 1):
+        reached = uf.steps_reached >= k
+        aggs[f"n{k}"] = reached.cast("int64").sum()
+        if k >= 2:
+            aggs[f"qprev{k}"] = uf[f"step_{k}_from_prev_s"].quantile(_QUANTILES)
+            aggs[f"mstart{k}"] = uf[f"step_{k}_from_start_s"].median()
+    return uf.aggregate(**aggs)
+
+
+def _funnel_aggregate_pruned(events: ir.Table, spec: FunnelSpec) -> ir.Table:
+    """:func:`_funnel_aggregate` straight from the ``c_k`` of :func:`_pruned_steps`.
+
+    Units reaching step ``k`` are exactly those with a ``c_k`` row, and their first
+    completion's times come from ``c_k`` alone: one small GROUP BY per step instead of the
+    per-user table; the one-row results are cross-joined (still one query).
+    """
+    chains, base = _pruned_steps(events, spec, ["user_id"], _backend_name(events))
+    out = None
+    for k, c in enumerate(chains, 1):
+        g = c.group_by(base).aggregate(r=c.t.min(), e=c.s.min(), p=c.pv.min())
+        one = g.aggregate(**_step_stats(k, g.r, g.e, g.p, g.count()))
+        out = one if out is None else out.cross_join(one)
+    return out
 
 
 def _assemble_table(row: pd.Series, spec: FunnelSpec, alpha: float, wilson) -> pd.DataFrame:
