@@ -390,15 +390,28 @@ def trend_table(
         One row per (period, step), periods with at least one entry only, sorted:
         ``period`` (period start, naive UTC timestamp), ``entered``, ``step``, ``label``,
         ``event``, ``users``, ``conversion_from_start`` (its ``ci_low``/``ci_high``),
-        ``conversion_from_previous`` (``ci_prev_low``/``ci_prev_high``), ``dropoff``.
-        Units entering late in the data are right-censored (they had less than the full
-        conversion window), so the last period(s) read low.
+        ``conversion_from_previous`` (``ci_prev_low``/``ci_prev_high``), ``dropoff``, and
+        ``window_complete``: False for periods whose last entrants had less than the full
+        conversion window before the data end (right-censored: they read low).
     """
     wide = _period_counts(data, spec, period)
     long = _wide_to_long(wide, ["period"], spec, alpha)
     long = long.merge(wide[["period", "n_1"]].rename(columns={"n_1": "entered"}), on="period")
+    matured = _matured_until(data, spec)
+    long["window_complete"] = [_shift(p, period, 1) <= matured for p in long["period"]]
     cols = ["period", "entered", "step", "label", "event", "users"]
     return long[cols + [c for c in long.columns if c not in cols]]
+
+
+def _matured_until(data: Any, spec: Any, as_of: pd.Timestamp | None = None) -> pd.Timestamp:
+    """Entries before this instant had their full conversion window by ``as_of``.
+
+    ``as_of`` defaults to the last event in the data; the result is ``as_of`` minus the
+    conversion window (an entry at that instant could still convert at ``as_of``).
+    """
+    if as_of is None:
+        as_of = pd.Timestamp(_events(data).ts.max().to_pandas())
+    return pd.Timestamp(as_of) - pd.Timedelta(days=float(spec.conversion_window_days))
 
 
 def _period_start(ts: pd.Timestamp, period: str) -> pd.Timestamp:
@@ -428,6 +441,10 @@ def period_comparison(
 ) -> pd.DataFrame:
     """The last complete period of entry vs the one before, per step.
 
+    A period is complete when all of its entrants had the full conversion window before the
+    data end (or ``current``): comparing a period whose users are still converting with
+    one whose users are done would report a drop that is only right-censoring.
+
     Parameters
     ----------
     data : CRMData or ibis.Table
@@ -437,9 +454,8 @@ def period_comparison(
     period : {"day", "week", "month"}, default "week"
         Period length (weeks start on Monday).
     current : datetime.date, optional
-        "Today": the last complete period is the latest one that ends on or before this
-        date. Default: the day after the last event in the data (the day of the last
-        event counts as complete).
+        "Today": the last complete period is the latest one that ends, plus the conversion
+        window, on or before this date. Default: the last event in the data.
     alpha : float, default 0.05
         Level of the Newcombe intervals and the BH false discovery rate across steps.
 
@@ -451,16 +467,11 @@ def period_comparison(
         ``previous_rate``, ``current_entered``, ``current_users``, ``current_rate`` (rate =
         conversion from the first step), ``abs_change`` (current - previous),
         ``ci_low``/``ci_high`` (Newcombe), ``relative_change``, ``p_value`` (pooled z),
-        ``q_value`` (BH across steps), ``significant``. Units entering near the end of the
-        current period may be right-censored if the data end within their window.
+        ``q_value`` (BH across steps), ``significant``.
     """
-    if current is None:
-        ev = _events(data)
-        last = ev.ts.max().to_pandas()
-        current = (pd.Timestamp(last) + pd.Timedelta(days=1)).date()
-    as_of = pd.Timestamp(current)
-    start = _period_start(as_of, period)
-    if _shift(start, period, 1) > as_of:  # the period containing "today" is incomplete
+    matured = _matured_until(data, spec, None if current is None else pd.Timestamp(current))
+    start = _period_start(matured, period)
+    if _shift(start, period, 1) > matured:  # entrants of this period are still converting
         start = _shift(start, period, -1)
     cur_start, prev_start = start, _shift(start, period, -1)
     wide = _period_counts(data, spec, period).set_index("period")

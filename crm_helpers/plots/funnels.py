@@ -409,7 +409,9 @@ def plot_trend(
     -------
     plotly.graph_objects.Figure
         Per step two traces: a filled CI band (``meta["band"] = True``) then the line with
-        one point per period.
+        one point per period. With a ``window_complete`` column, periods whose users had
+        not yet had the full conversion window (right-censored) get open markers and say so
+        on hover.
     """
     rate_c = _col(trend, "conversion_from_start", "conversion", "rate")
     period_c = _col(trend, "period", "period_start", "entry_period")
@@ -424,6 +426,12 @@ def plot_trend(
         x = list(g[period_c])
         lo, hi = _floats(g["ci_low"]), _floats(g["ci_high"])
         color = COLORS[i % len(COLORS)]
+        complete = (
+            g["window_complete"].astype(bool).tolist()
+            if "window_complete" in g
+            else [True] * len(g)
+        )
+        note = ["" if c else "<br>window not complete: still converting" for c in complete]
         fig.add_trace(
             go.Scatter(
                 x=x + x[::-1],
@@ -444,9 +452,11 @@ def plot_trend(
                 y=_floats(g[rate_c]),
                 mode="lines+markers",
                 line=dict(color=color),
+                marker=dict(symbol=["circle" if c else "circle-open" for c in complete], size=7),
+                customdata=note,
                 name=name,
-                hovertemplate="%{x}<br>%{y:.1%}<extra>" + name + "</extra>",
-                meta={"step": int(s), "band": False},
+                hovertemplate="%{x}<br>%{y:.1%}%{customdata}<extra>" + name + "</extra>",
+                meta={"step": int(s), "band": False, "incomplete": complete.count(False)},
             )
         )
     return fig

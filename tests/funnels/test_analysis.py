@@ -241,6 +241,11 @@ def test_trend_table_weekly(duck):
     assert list(day["period"].unique()) == [T0 + pd.Timedelta(days=1), T0 + pd.Timedelta(days=8)]
     month = A.trend_table(data, SPEC, "month")
     assert list(month["period"].unique()) == [pd.Timestamp("2024-03-01")]
+    # the last event is on T0 + 8 d and the window is 2 d: entries up to T0 + 6 d had the
+    # full window, so only periods ending by then are complete (the others read low)
+    assert not t["window_complete"].any()
+    complete = day.groupby("period")["window_complete"].first()
+    assert complete.to_dict() == {T0 + pd.Timedelta(days=1): True, T0 + pd.Timedelta(days=8): False}
     with pytest.raises(ValueError, match="period"):
         A.trend_table(data, SPEC, "year")
 
@@ -248,11 +253,14 @@ def test_trend_table_weekly(duck):
 def test_period_comparison(duck):
     events = _weekly_world((200, 50), (100, 10))
     data = make_data(duck, events)
-    # default "today" = day after the last event (Tue of week 2): week 2 is incomplete,
-    # so the comparison is week 1 vs the (empty) week before.
+    # default "today" = the last event (Tue of week 2, T0 + 8 d); a week is complete when
+    # its end plus the 2-day window has passed: week 1 ends T0 + 7 d > T0 + 6 d, so the
+    # latest complete week is the (empty) one before T0: censored weeks are never compared.
     d = A.period_comparison(data, SPEC, "week")
-    assert d["current_period"].iloc[0] == T0 and d["previous_entered"].iloc[0] == 0
-    c = A.period_comparison(data, SPEC, "week", current=dt.date(2024, 3, 18))
+    assert d["current_period"].iloc[0] == T0 - pd.Timedelta(weeks=1)
+    assert d["current_entered"].iloc[0] == 0 and not d["significant"].any()
+    # on 2024-03-20 week 2 (ends 03-18) has had its 2-day window: week 2 vs week 1
+    c = A.period_comparison(data, SPEC, "week", current=dt.date(2024, 3, 20))
     row = c.set_index("step").loc[3]
     assert row["previous_period"] == T0 and row["current_period"] == T0 + pd.Timedelta(weeks=1)
     assert (row["previous_rate"], row["current_rate"]) == pytest.approx((0.25, 0.10))

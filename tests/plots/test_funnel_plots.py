@@ -240,3 +240,21 @@ def test_figures_compute_nothing(table):
     # a frame whose numbers are inconsistent is drawn as given, not recomputed
     t = table.assign(users=[1, 2, 3, 4])
     assert list(fp.plot_funnel(t).data[0].y) == [1, 2, 3, 4]
+
+
+def test_plot_trend_marks_periods_without_a_full_window():
+    periods = pd.to_datetime(["2025-01-06", "2025-01-13", "2025-01-20"])
+    trend = pd.DataFrame(
+        {
+            "period": periods,
+            "step": 2,
+            "event": "e2",
+            "conversion_from_start": [0.5, 0.5, 0.3],
+            "ci_low": 0.2,
+            "ci_high": 0.6,
+            "window_complete": [True, True, False],
+        }
+    )
+    _, line = fp.plot_trend(trend).data
+    assert list(line.marker.symbol) == ["circle", "circle", "circle-open"]
+    assert line.meta["incomplete"] == 1 and "not complete" in line.customdata[-1]
