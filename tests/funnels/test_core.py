@@ -22,6 +22,7 @@ from crm_helpers.funnels import (
     time_to_convert_histogram,
     user_funnel,
 )
+from crm_helpers.funnels.core import _funnel_aggregate_pruned
 from crm_helpers.funnels.reference import reference_funnel_table, reference_user_funnel
 from crm_helpers.schema import DEFAULT_SCHEMA
 
@@ -91,8 +92,33 @@ def test_four_users_table(fx):
         ),
         FunnelSpec(["a", "b"], mode="strict", count="attempts"),
         FunnelSpec(["a", "b", "c"], mode="any_order", conversion_window_days=8 / 86_400),
+        # the pruned-window path (ordered, no exclusions) with gaps, filters, a range
+        FunnelSpec(
+            [
+                Step("a", where={"cat": ["p", "q"]}),
+                Step("b", min_seconds_from_previous=1, max_seconds_from_previous=9),
+                Step("c", min_seconds_from_previous=2),
+            ],
+            conversion_window_days=25 / 86_400,
+            start=pd.Timestamp("2024-03-01 00:00:03"),
+            end=pd.Timestamp("2024-03-01 00:00:30"),
+        ),
+        FunnelSpec(
+            ["a", Step("b", max_seconds_from_previous=12), "c"],
+            count="attempts",
+            conversion_window_days=20 / 86_400,
+        ),
+        FunnelSpec(["a", "b", "a", "b"], conversion_window_days=30 / 86_400),
     ],
-    ids=["ordered", "gaps_excl_where", "strict_attempts", "any_order"],
+    ids=[
+        "ordered",
+        "gaps_excl_where",
+        "strict_attempts",
+        "any_order",
+        "pruned_gaps_where_range",
+        "pruned_attempts",
+        "pruned_repeated",
+    ],
 )
 def test_table_matches_reference(spec, fx):
     df = random_log(11, fx=fx)
@@ -189,6 +215,15 @@ def test_error_unknown_event_suggests_close_names(small):
         funnel_table(small, FunnelSpec(["page_view", "purchase"], exclusions=[Exclusion("refnud")]))
 
 
+def test_funnel_table_unknown_step_event_still_raises(small):
+    # funnel_table checks event names after its query (only when a step is empty)
+    with pytest.raises(ValueError, match=r"step 2: event 'purchse'.*\['purchase'\]"):
+        funnel_table(small, FunnelSpec(["page_view", "purchse"]))
+    with pytest.raises(ValueError, match="step 1: event 'page_veiw'"):
+        funnel_table(small, FunnelSpec(["page_veiw", "purchase"]))
+    assert funnel_table(small, FunnelSpec(["purchase", "page_view"]))["users"].tolist() == [1, 0]
+
+
 def test_error_empty_date_range():
     with pytest.raises(ValueError, match="empty date range"):
         FunnelSpec(["a"], start="2024-02-01", end="2024-02-01")
@@ -250,6 +285,64 @@ def test_lazy_single_scan(fx, duck):
     assert sql.upper().count("GROUP BY") == 2
 
 
+def test_pruned_sql_shape(fx, duck):
+    """ordered without exclusions: no moment GROUP BY, one window per step >= 2 over only
+    the previous step's chains and this step's rows, epoch_us (not a DATE_DIFF), one scan."""
+    df = fx.events_df([(1, "a", 0), (1, "b", 1), (1, "c", 2)])
+    ev = duck.create_table("funnel_core_pruned", ibis.memtable(df), overwrite=True)
+    spec = FunnelSpec(["a", Step("b", min_seconds_from_previous=2), "c"])
+    sql = ibis.to_sql(user_funnel(ev, spec)).upper()
+    assert sql.count('"FUNNEL_CORE_PRUNED"') == 1
+    assert "DATE_DIFF" not in sql and "EPOCH_US(" in sql
+    assert sql.count("GROUP BY") == 1  # only the per-user aggregate
+    assert "RANGE BETWEEN UNBOUNDED PRECEDING AND 2000000 PRECEDING" in sql
+    assert "RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING" in sql
+    assert " JOIN " not in sql
+    # funnel_table: one query for the table (counts and quantiles in the engine)
+    table_sql = ibis.to_sql(_funnel_aggregate_pruned(ev, spec)).upper()
+    assert table_sql.count('"FUNNEL_CORE_PRUNED"') == 1
+    assert "PERCENTILE_CONT" in table_sql or "QUANTILE_CONT" in table_sql
+
+
+def test_parquet_tz_aware_ts_same_as_naive(fx, tmp_path):
+    """crm_helpers.load over Parquet with tz-aware ts (read as the instant, no cast) gives
+    exactly the funnel of the same log held as naive UTC, sub-second times included."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import crm_helpers
+
+    df = random_log(31, n_users=25, fx=fx)
+    rng = np.random.default_rng(3)
+    df["ts"] = df["ts"] + pd.to_timedelta(rng.integers(0, 3, len(df)) * 250_001, unit="us")
+    events = pa.table(
+        {
+            "user_id": pa.array(df["user_id"], pa.int64()),
+            "event": pa.array(df["event"], pa.string()),
+            "ts": pa.array(df["ts"].dt.tz_localize("UTC"), pa.timestamp("us", tz="UTC")),
+        }
+    )
+    pq.write_table(events, tmp_path / "events.parquet")
+    users = pa.table({"user_id": pa.array(sorted(df["user_id"].unique()), pa.int64())})
+    pq.write_table(users, tmp_path / "users.parquet")
+    data = crm_helpers.load(tmp_path, validate=False)
+    spec = FunnelSpec(
+        ["a", Step("b", max_seconds_from_previous=7.5), "c"],
+        conversion_window_days=20 / 86_400,
+        start=fx.T0 + pd.Timedelta(seconds=1, microseconds=1),
+    )
+    assert "_ts_instant" in ibis.to_sql(user_funnel(data.events, spec))  # no per-row cast
+    naive = ibis.memtable(df[["user_id", "event", "ts"]])
+    fx.assert_same_users(
+        user_funnel(data.events, spec).to_pandas(), user_funnel(naive, spec).to_pandas()
+    )
+    fx.assert_same_users(
+        user_funnel(naive, spec).to_pandas(),
+        reference_user_funnel(df[["user_id", "event", "ts"]], spec),
+    )
+    pd.testing.assert_frame_equal(funnel_table(data, spec), funnel_table(naive, spec))
+
+
 # --- Spark ----------------------------------------------------------------------------------------
 
 
@@ -276,7 +369,32 @@ def test_duckdb_and_spark_agree(spark_con, fx):
             end=fx.T0 + pd.Timedelta(seconds=30),
         ),
         FunnelSpec(["a", "b", "c"], mode="any_order", conversion_window_days=10 / 86_400),
+        # pruned-window path: gaps + attempts; filters + entry range
+        FunnelSpec(
+            ["a", Step("b", min_seconds_from_previous=1, max_seconds_from_previous=8), "c"],
+            count="attempts",
+            conversion_window_days=25 / 86_400,
+        ),
+        FunnelSpec(
+            [Step("a", where={"cat": "p"}), "b", Step("c", where={"cat": ["p", "q"]})],
+            conversion_window_days=20 / 86_400,
+            start=fx.T0 + pd.Timedelta(seconds=2.5),
+            end=fx.T0 + pd.Timedelta(seconds=30),
+        ),
     ]
     for spec in specs:
         fx.assert_same_users(user_funnel(sp, spec).to_pandas(), user_funnel(dd, spec).to_pandas())
-    pd.testing.assert_frame_equal(funnel_table(sp, specs[1]), funnel_table(dd, specs[1]))
+    for spec in (specs[1], specs[3], specs[4]):
+        pd.testing.assert_frame_equal(funnel_table(sp, spec), funnel_table(dd, spec))
+    # sub-second times: each engine's epoch-microsecond builtin is exact
+    frac = df.copy()
+    frac["ts"] = frac["ts"] + pd.to_timedelta((frac.index.to_numpy() % 7) * 123_457, unit="us")
+    spark_session().createDataFrame(frac).createOrReplaceTempView("funnel_core_spark_frac")
+    sp2, dd2 = spark_con.table("funnel_core_spark_frac"), ibis.memtable(frac)
+    spec = FunnelSpec(
+        ["a", Step("b", max_seconds_from_previous=2.5), "c"], conversion_window_days=9 / 86_400
+    )
+    got = user_funnel(sp2, spec).to_pandas()
+    fx.assert_same_users(got, user_funnel(dd2, spec).to_pandas())
+    fx.assert_same_users(got, reference_user_funnel(frac, spec))
+    assert (got["step_2_from_prev_s"].dropna() % 1 != 0).any()  # fractions really present

@@ -11,12 +11,13 @@ from __future__ import annotations
 import random
 
 import ibis
+import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_helpers.funnels import Exclusion, FunnelSpec, Step, user_funnel
-from crm_helpers.funnels.reference import reference_user_funnel
+from crm_helpers.funnels import Exclusion, FunnelSpec, Step, funnel_table, user_funnel
+from crm_helpers.funnels.reference import reference_funnel_table, reference_user_funnel
 
 EVENTS = "aabbccx"  # a and b more often: longer chains
 SPAN_S = 10
@@ -206,3 +207,28 @@ def test_file_order_never_matters(rows, spec, seed, fx):
     a = user_funnel(ibis.memtable(df), spec, check_events=False).to_pandas()
     b = user_funnel(ibis.memtable(shuffled), spec, check_events=False).to_pandas()
     fx.assert_same_users(a, b)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_funnel_table_equals_reference(seed, fx):
+    """funnel_table (aggregated in the engine, straight from the per-step chains on the
+    pruned path) has the reference's counts and time-to-convert quantiles."""
+    rows, spec = random_case(seed)
+    df = fx.events_df(rows, props=("cat",))
+    tab = funnel_table(ibis.memtable(df), spec, check_events=False)
+    ref = reference_funnel_table(df, spec)
+    unit = "attempts" if spec.count == "attempts" else "users"
+    assert tab[unit].tolist() == ref["count"].tolist()
+    for ours, theirs in [
+        ("median_seconds_to_convert", "median"),
+        ("p25_seconds", "p25"),
+        ("p75_seconds", "p75"),
+        ("p90_seconds", "p90"),
+        ("median_seconds_from_start", "median_from_start"),
+    ]:
+        np.testing.assert_allclose(tab[ours], ref[theirs], rtol=1e-12, equal_nan=True)
