@@ -1,8 +1,10 @@
 """The funnel engine: per-user funnel progress and the funnel table, computed in the engine.
 
-Everything event-level is one Ibis expression (a single scan of ``events``, one
-``group_by`` into *moments*, then window functions) that runs unchanged on DuckDB and
-Spark; only the per-step aggregate (``n_steps`` rows) comes back as pandas.
+Everything event-level is one Ibis expression over a single scan of ``events`` that runs
+unchanged on DuckDB and Spark; only the per-step aggregate (one row) comes back as pandas.
+*ordered* funnels without exclusions (the common case) use *pruned windows* (one small
+window per step, see below); *strict*, *any_order* and exclusions group events into
+*moments* first and run their windows over all of them.
 
 Semantics
 ---------
@@ -71,6 +73,21 @@ gaps); *strict* uses ``lag`` over the full stream. Exclusions partition steps ``
 additionally by a running count of exclusion moments (same segment <=> no exclusion in
 ``(t', t]``); attempts partition by a running count of step-1 moments. Everything stays in
 one pass of window functions over one scan of ``events``.
+
+*Pruned windows* (*ordered*, no exclusions; :func:`_pruned_steps`). ``s_k`` can only be
+non-null at step-``k`` rows, and its window only reads ``s_{k-1}`` where it is non-null. So
+``c_1`` = the step-1 rows in range (``s = t``), and ``c_k`` = the step-``k`` rows that end a
+valid chain, from a window over ONLY ``c_{k-1}`` UNION ALL the step-``k`` event rows with
+the same frame as above but always ``RANGE`` (ending ``max(min_gap, 1us)`` before the row):
+rows of one instant never see each other, so ties need no moment GROUP BY and duplicate
+rows change nothing. ``r_k, e_k, p_k`` are ``min(t), min(s), min(pv)`` over the unit's
+``c_k`` rows (all three non-decreasing in ``t``). :func:`funnel_table` aggregates each
+``c_k`` per unit directly (units reaching ``k`` are those with a ``c_k`` row). Attempts:
+the partition gets the time of the latest step-1 moment at or before the row.
+
+Time is ``epoch_us(ts)`` on DuckDB and ``unix_micros(ts)`` on Spark (a portable interval
+difference elsewhere); on DuckDB a ``ts`` that :func:`crm_helpers.load` casts from
+``TIMESTAMPTZ`` is read as the instant (same number, no per-row cast).
 """
 
 from __future__ import annotations
@@ -645,9 +662,8 @@ def _pruned_steps(
             # no gap fits (steps are strictly increasing in time): step k is never reached
             c = c.filter(ibis.literal(False))
         else:
-            u = c.select(*base, "t", "s", is_step=ibis.literal(False)).union(
-                step_rows(k).mutate(s=_null_int(), is_step=ibis.literal(True)), distinct=False
-            )
+            # chain rows always carry s, event rows never: "s is null" marks the step-k rows
+            u = c.select(*base, "t", "s").union(step_rows(k).mutate(s=_null_int()), distinct=False)
             w = ibis.window(
                 group_by=base,
                 order_by="t",
@@ -657,7 +673,7 @@ def _pruned_steps(
                 _p=u.s.max().over(w),
                 _pv=ibis.ifelse(u.s.notnull(), u.t, _null_int()).max().over(w),
             )
-            c = u.filter(u.is_step, u._p.notnull(), u.t - u._p <= W).select(
+            c = u.filter(u.s.isnull(), u._p.notnull(), u.t - u._p <= W).select(
                 *base, "t", s="_p", pv="_pv"
             )
         chains.append(c)
