@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -358,20 +359,53 @@ def breakdown_from_counts(
 # trends
 # --------------------------------------------------------------------------------------------
 def _period_counts(data: Any, spec: Any, period: str) -> pd.DataFrame:
+    """Per period of entry: the funnel of the users who entered in that period.
+
+    Each period is its own funnel (entry restricted to the period, later steps may fall in
+    the window after it), so a user who enters in several periods counts in each, as in
+    Amplitude's and Mixpanel's conversion-over-time. Assigning each user to one period
+    instead (e.g. the entry of their furthest chain) would fill late periods with users who
+    had not converted before and bend the trend down by construction. One engine query:
+    the per-period funnels are unioned and aggregated there.
+    """
     if period not in _TRUNC:
         raise ValueError(f"period must be one of {list(_TRUNC)}, got {period!r}")
     n = _n_steps(spec)
-    uf = user_funnel(_events(data), spec)
-    t = uf.mutate(period=uf.entry_at.truncate(_TRUNC[period]))
+    ev = _events(data)
+    bounds = ev.aggregate(lo=ev.ts.min(), hi=ev.ts.max()).to_pandas().iloc[0]
+    if pd.isna(bounds["lo"]):
+        return pd.DataFrame(columns=["period"] + [f"n_{k}" for k in range(1, n + 1)])
+    lo = pd.Timestamp(bounds["lo"]).tz_localize(None)
+    hi = pd.Timestamp(bounds["hi"]).tz_localize(None)
+    if spec.start is not None:
+        lo = max(lo, pd.Timestamp(spec.start))
+    if spec.end is not None:
+        hi = min(hi, pd.Timestamp(spec.end))
+    parts = []
+    p = _period_start(lo, period)
+    while p <= hi:
+        nxt = _shift(p, period, 1)
+        start = p if spec.start is None else max(p, pd.Timestamp(spec.start))
+        end = nxt if spec.end is None else min(nxt, pd.Timestamp(spec.end))
+        if start < end:
+            uf = user_funnel(ev, replace(spec, start=start, end=end))
+            parts.append(uf.select("steps_reached", period=ibis.literal(p.to_pydatetime())))
+        p = nxt
+    t = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
     wide = t.group_by("period").agg(**_count_aggs(t, n)).to_pandas()
     wide["period"] = pd.to_datetime(wide["period"]).astype("datetime64[us]")
+    wide = wide[wide["n_1"] > 0]
     return wide.sort_values("period").reset_index(drop=True)
 
 
 def trend_table(
     data: Any, spec: Any, period: Period = "week", *, alpha: float = 0.05
 ) -> pd.DataFrame:
-    """Funnel per period of entry (``entry_at`` truncated to day, ISO week or month).
+    """Funnel per period of entry (day, ISO week or month): each period's own funnel.
+
+    The users of a period are those with a step-1 event in it; their later steps may fall
+    in the conversion window after the period ends. A user entering in several periods
+    counts in each (as in Amplitude's and Mixpanel's conversion over time).
 
     Parameters
     ----------

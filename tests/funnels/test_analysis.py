@@ -250,6 +250,22 @@ def test_trend_table_weekly(duck):
         A.trend_table(data, SPEC, "year")
 
 
+def test_trend_counts_a_user_in_every_period_they_entered(duck):
+    # user 1 buys in week 1 and again in week 2; user 2 enters in week 1 without buying
+    # and buys in week 2; user 3 only enters in week 2, on Sunday night, and buys on Monday
+    # (week 3): later steps may fall after the period, inside the window.
+    w2 = 168
+    rows = [(1, "view", 24, "w"), (1, "cart", 25, "w"), (1, "buy", 26, "w")]
+    rows += [(1, "view", w2 + 24, "w"), (1, "cart", w2 + 25, "w"), (1, "buy", w2 + 26, "w")]
+    rows += [(2, "view", 30, "w"), (2, "view", w2 + 30, "w"), (2, "cart", w2 + 31, "w")]
+    rows += [(2, "buy", w2 + 32, "w")]
+    rows += [(3, "view", w2 + 167, "w"), (3, "cart", w2 + 167.5, "w"), (3, "buy", w2 + 169, "w")]
+    t = A.trend_table(make_data(duck, ev(rows)), SPEC, "week")
+    last = t[t.step == 3].set_index("period")
+    assert last["entered"].to_dict() == {T0: 2, T0 + pd.Timedelta(weeks=1): 3}
+    assert last["users"].to_dict() == {T0: 1, T0 + pd.Timedelta(weeks=1): 3}
+
+
 def test_period_comparison(duck):
     events = _weekly_world((200, 50), (100, 10))
     data = make_data(duck, events)
