@@ -430,3 +430,13 @@ def test_user_funnel_shape_assumed_by_analysis(duck, toy):
     cols = user_funnel(data.events, SPEC).columns
     for c in ("user_id", "steps_reached", "entry_at", "step_1_at", "step_2_at", "step_3_at"):
         assert c in cols
+
+
+@pytest.mark.spark
+def test_trend_on_spark_equals_duckdb(spark_con, duck):
+    """The per-period union runs the same on Spark (two weeks: two unioned funnels)."""
+    events = _weekly_world((30, 12), (20, 3))
+    dd, sd = make_data(duck, events), make_data(spark_con, events)
+    a, b = A.trend_table(dd, SPEC, "week"), A.trend_table(sd, SPEC, "week")
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    assert a[a.step == 3]["users"].tolist() == [12, 3]
