@@ -24,7 +24,7 @@ import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
 from crm_helpers import config
-from crm_helpers.engine import connect, local_to_utc
+from crm_helpers.engine import connect, epoch_us, from_epoch_us, local_to_utc
 from crm_helpers.schema import CONTRACT, DEFAULT_SCHEMA, TABLES, Schema
 from crm_helpers.validate import DataContractError, DataQualityReport, Finding
 
@@ -333,7 +333,7 @@ def plan_columns(
                 plan.text_timestamps.add(col)
                 plan.exprs[col] = parse_timestamp_text(c, schema.timezone, backend)
             elif typ.is_timestamp() and (typ.timezone is not None or col in aware):
-                plan.exprs[col] = c.cast(dt.Timestamp())
+                plan.exprs[col] = aware_to_naive_utc(c, backend)
             elif typ.is_timestamp() or typ.is_date():
                 plan.exprs[col] = local_to_utc(c.cast(dt.Timestamp()), schema.timezone, backend)
             else:
@@ -375,6 +375,18 @@ def _type_fix(table: str, col: str, kind: str, typ: dt.DataType) -> str:
     if kind == "integer":
         return f"store {table}.{col} as whole numbers."
     return f"store {table}.{col} as whole numbers or text, one value per row."
+
+
+def aware_to_naive_utc(ts: ibis.Value, backend: str) -> ibis.Value:
+    """A time-zone-aware timestamp as naive UTC (the session time zone is UTC).
+
+    On DuckDB through the epoch (``make_timestamp(epoch_us(ts))``: two integer builtins)
+    rather than ``CAST(ts AS TIMESTAMP)``, a calendar conversion per row that cost ~15% of
+    a funnel query; elsewhere the cast.
+    """
+    if backend == "duckdb":
+        return from_epoch_us(epoch_us(ts, backend), backend)
+    return ts.cast(dt.Timestamp())
 
 
 def normalise(raw: ibis.Table, plan: ColumnPlan) -> ibis.Table:

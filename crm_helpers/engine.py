@@ -7,6 +7,7 @@ Event-level work is written once as Ibis expressions and runs on whichever backe
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -169,3 +170,49 @@ def local_to_utc(ts: ir.TimestampValue, tz: str, backend: str) -> ir.TimestampVa
     earlier = _wall_to_utc_raw(ts - hour, tz, backend) + hour
     earlier_ok = _utc_to_wall(earlier, tz, backend) == ts
     return ibis.ifelse(earlier_ok & (earlier < first), earlier, first)
+
+
+# --- epoch microseconds: exact and cheap on each engine ----------------------------------
+_EPOCH = datetime(1970, 1, 1)
+# Epoch microseconds <-> timestamps with each engine's own cheap builtin (a portable
+# ``ts.delta(epoch, "microsecond")`` compiles to a calendar DATE_DIFF on DuckDB, and Spark's
+# interval arithmetic goes through strings). ``epoch_seconds`` is not used: DuckDB keeps the
+# fraction, Spark truncates it.
+
+
+@ibis.udf.scalar.builtin(name="epoch_us")
+def _duckdb_epoch_us(ts: dt.timestamp) -> dt.int64:  # type: ignore[empty-body]
+    """DuckDB ``epoch_us(TIMESTAMP)``: microseconds since 1970-01-01."""
+
+
+@ibis.udf.scalar.builtin(name="make_timestamp")
+def _duckdb_make_timestamp(us: dt.int64) -> dt.timestamp:  # type: ignore[empty-body]
+    """DuckDB ``make_timestamp(BIGINT)``: the timestamp ``us`` microseconds after the epoch."""
+
+
+@ibis.udf.scalar.builtin(name="unix_micros")
+def _spark_unix_micros(ts: dt.timestamp) -> dt.int64:  # type: ignore[empty-body]
+    """Spark ``unix_micros(TIMESTAMP)``: microseconds since 1970-01-01 UTC."""
+
+
+@ibis.udf.scalar.builtin(name="timestamp_micros")
+def _spark_timestamp_micros(us: dt.int64) -> dt.timestamp:  # type: ignore[empty-body]
+    """Spark ``timestamp_micros(BIGINT)``: the timestamp ``us`` microseconds after the epoch."""
+
+
+def epoch_us(ts: ir.TimestampValue, backend: str | None) -> ir.IntegerValue:
+    """Integer epoch microseconds of a naive-UTC timestamp (exact, sub-us truncated)."""
+    if backend == "duckdb":
+        return _duckdb_epoch_us(ts)
+    if backend == "pyspark":
+        return _spark_unix_micros(ts)
+    return ts.delta(ibis.timestamp(_EPOCH), unit="microsecond")
+
+
+def from_epoch_us(x: ir.IntegerValue, backend: str | None = None) -> ir.TimestampValue:
+    """The naive-UTC timestamp ``x`` epoch microseconds after 1970-01-01 (inverse of epoch_us)."""
+    if backend == "duckdb":
+        return _duckdb_make_timestamp(x)
+    if backend == "pyspark":
+        return _spark_timestamp_micros(x)
+    return ibis.timestamp(_EPOCH) + x.as_interval("us")

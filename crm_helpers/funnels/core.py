@@ -100,11 +100,12 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import ibis
-import ibis.expr.datatypes as dt
-import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+
+from crm_helpers.engine import epoch_us as _epoch_us
+from crm_helpers.engine import from_epoch_us as _us_to_ts
 
 __all__ = [
     "Exclusion",
@@ -119,7 +120,6 @@ US_PER_SECOND = 1_000_000
 US_PER_DAY = 86_400 * US_PER_SECOND
 MODES = ("ordered", "strict", "any_order")
 COUNTS = ("users", "attempts")
-_EPOCH = datetime(1970, 1, 1)
 
 
 # --- spec ---------------------------------------------------------------------------------
@@ -457,82 +457,12 @@ def validate_spec(events: ir.Table, spec: FunnelSpec, *, check_events: bool = Tr
 # --- the engine -------------------------------------------------------------------------------
 
 
-# Epoch microseconds <-> timestamps with each engine's own cheap builtin (a portable
-# ``ts.delta(epoch, "microsecond")`` compiles to a calendar DATE_DIFF on DuckDB, and Spark's
-# interval arithmetic goes through strings). ``epoch_seconds`` is not used: DuckDB keeps the
-# fraction, Spark truncates it.
-
-
-@ibis.udf.scalar.builtin(name="epoch_us")
-def _duckdb_epoch_us(ts: dt.timestamp) -> dt.int64:  # type: ignore[empty-body]
-    """DuckDB ``epoch_us(TIMESTAMP)``: microseconds since 1970-01-01."""
-
-
-@ibis.udf.scalar.builtin(name="make_timestamp")
-def _duckdb_make_timestamp(us: dt.int64) -> dt.timestamp:  # type: ignore[empty-body]
-    """DuckDB ``make_timestamp(BIGINT)``: the timestamp ``us`` microseconds after the epoch."""
-
-
-@ibis.udf.scalar.builtin(name="unix_micros")
-def _spark_unix_micros(ts: dt.timestamp) -> dt.int64:  # type: ignore[empty-body]
-    """Spark ``unix_micros(TIMESTAMP)``: microseconds since 1970-01-01 UTC."""
-
-
-@ibis.udf.scalar.builtin(name="timestamp_micros")
-def _spark_timestamp_micros(us: dt.int64) -> dt.timestamp:  # type: ignore[empty-body]
-    """Spark ``timestamp_micros(BIGINT)``: the timestamp ``us`` microseconds after the epoch."""
-
-
-def _with_instant(events: ir.Table, backend: str | None) -> tuple[ir.Table, str]:
-    """``events`` and the name of a column holding the instant of ``ts``, cheap to read.
-
-    :func:`crm_helpers.load` gives DuckDB's ``TIMESTAMPTZ`` columns as naive UTC by a cast
-    (a calendar conversion per row, ~15% of a funnel query). The epoch of the instant is
-    the same number, so when ``ts`` is exactly such a cast in the table's last projection,
-    the tz-aware source is exposed as an extra column and read instead. Anything else:
-    ``ts`` itself.
-    """
-    if backend != "duckdb":
-        return events, "ts"
-    op = events.op()
-    if isinstance(op, ops.Project) and "_ts_instant" not in op.values:
-        v = op.values.get("ts")
-        if (
-            isinstance(v, ops.Cast)
-            and v.arg.dtype.is_timestamp()
-            and v.arg.dtype.timezone is not None
-            and v.to.is_timestamp()
-            and v.to.timezone is None
-        ):
-            return ops.Project(op.parent, {**op.values, "_ts_instant": v.arg}).to_expr(), (
-                "_ts_instant"
-            )
-    return events, "ts"
-
-
 def _backend_name(t: ir.Table) -> str | None:
     """Name of the backend ``t`` runs on (memtables: Ibis' default backend), or None."""
     try:
         return t._find_backend(use_default=True).name
     except Exception:  # noqa: BLE001 - several backends or none: use the portable forms
         return None
-
-
-def _epoch_us(ts: ir.TimestampValue, backend: str | None) -> ir.IntegerValue:
-    """Integer epoch microseconds of a naive-UTC timestamp (exact, sub-us truncated)."""
-    if backend == "duckdb":
-        return _duckdb_epoch_us(ts)
-    if backend == "pyspark":
-        return _spark_unix_micros(ts)
-    return ts.delta(ibis.timestamp(_EPOCH), unit="microsecond")
-
-
-def _us_to_ts(x: ir.IntegerValue, backend: str | None = None) -> ir.TimestampValue:
-    if backend == "duckdb":
-        return _duckdb_make_timestamp(x)
-    if backend == "pyspark":
-        return _spark_timestamp_micros(x)
-    return ibis.timestamp(_EPOCH) + x.as_interval("us")
 
 
 def _seconds(x: ir.IntegerValue) -> ir.FloatingValue:
@@ -566,7 +496,7 @@ def _relevant_rows(
     exclusion, except in *strict* mode (which needs the full stream).
     """
     steps = spec.step_list
-    t, instant = _with_instant(events, backend)
+    t = events
     conds = []
     if spec.start is not None:
         conds.append(t.ts >= spec.start.to_pydatetime())
@@ -598,7 +528,7 @@ def _relevant_rows(
             conds.append(any_flag)
     if conds:
         t = t.filter(*conds)
-    t = t.select(*keys, t=_epoch_us(t[instant], backend), **flags)
+    t = t.select(*keys, t=_epoch_us(t.ts, backend), **flags)
     return t, step_flag, excl_flag
 
 
