@@ -591,6 +591,8 @@ def _pruned_steps(
         if hi is not None and hi < max(lo or 0, 1):
             # no gap fits (steps are strictly increasing in time): step k is never reached
             c = c.filter(ibis.literal(False))
+        elif backend in ASOF_BACKENDS:
+            c = _asof_step(c, step_rows(k), base, lo, hi, W)
         else:
             # chain rows always carry s, event rows never: "s is null" marks the step-k rows
             u = c.select(*base, "t", "s").union(step_rows(k).mutate(s=_null_int()), distinct=False)
@@ -608,6 +610,39 @@ def _pruned_steps(
             )
         chains.append(c)
     return chains, base
+
+
+#: Backends whose pruned steps use a backward ASOF join instead of the RANGE window (same
+#: result: see :func:`_asof_step`); Ibis does not compile ASOF joins for Spark.
+ASOF_BACKENDS: set[str] = {"duckdb"}
+
+
+def _asof_step(
+    prev: ir.Table, cand: ir.Table, base: list[str], lo: int | None, hi: int | None, W: int
+) -> ir.Table:
+    """``c_k`` from ``c_{k-1}`` (``prev``) and the step-``k`` rows (``cand``) by ASOF join.
+
+    The window of :func:`_pruned_steps` takes, over the ``c_{k-1}`` rows at least
+    ``max(min_gap, 1us)`` before the row (and at most ``max_gap``), ``max(s)`` and the latest
+    ``t``. Within a partition ``s`` is non-decreasing in ``t`` over ``c_{k-1}`` (the lemma in the
+    module docstring), so both are the values of the *latest* such row: a backward ASOF join
+    on ``t - max(min_gap, 1us) >= t'``, then the max-gap bound checked on that row (if the
+    latest one is too old, every one is).
+    """
+    shift = max(lo or 0, 1)
+    right = prev.select(
+        *[prev[k].name(f"_k{i}") for i, k in enumerate(base)],
+        _rt=prev.t + shift,
+        _s=prev.s,
+        _pv=prev.t,
+    )
+    # null-safe, as a window partition: a null extra_partition value is a group of its own
+    preds = [cand[k].identical_to(right[f"_k{i}"]) for i, k in enumerate(base)]
+    j = cand.asof_join(right, on=cand.t >= right._rt, predicates=preds)
+    conds = [j._s.notnull(), j.t - j._s <= W]
+    if hi is not None:
+        conds.append(j.t - j._pv <= hi)
+    return j.filter(*conds).select(*base, "t", s="_s", pv="_pv")
 
 
 def _pruned_chains(

@@ -18,6 +18,7 @@ from crm_helpers.funnels import (
     Exclusion,
     FunnelSpec,
     Step,
+    core,
     funnel_table,
     time_to_convert_histogram,
     user_funnel,
@@ -285,9 +286,11 @@ def test_lazy_single_scan(fx, duck):
     assert sql.upper().count("GROUP BY") == 2
 
 
-def test_pruned_sql_shape(fx, duck):
-    """ordered without exclusions: no moment GROUP BY, one window per step >= 2 over only
-    the previous step's chains and this step's rows, epoch_us (not a DATE_DIFF), one scan."""
+def test_pruned_sql_shape(fx, duck, monkeypatch):
+    """ordered without exclusions: no moment GROUP BY, one step per step >= 2 over only the
+    previous step's chains and this step's rows, epoch_us (not a DATE_DIFF), one scan. On
+    DuckDB each step is a backward ASOF join shifted by the min gap; elsewhere (Spark) a
+    RANGE window ending min-gap before the row."""
     df = fx.events_df([(1, "a", 0), (1, "b", 1), (1, "c", 2)])
     ev = duck.create_table("funnel_core_pruned", ibis.memtable(df), overwrite=True)
     spec = FunnelSpec(["a", Step("b", min_seconds_from_previous=2), "c"])
@@ -295,6 +298,11 @@ def test_pruned_sql_shape(fx, duck):
     assert sql.count('"FUNNEL_CORE_PRUNED"') == 1
     assert "DATE_DIFF" not in sql and "EPOCH_US(" in sql
     assert sql.count("GROUP BY") == 1  # only the per-user aggregate
+    assert sql.count("ASOF LEFT JOIN") == 2 and " OVER " not in sql.split("ASOF")[0]
+    assert '+ 2000000 AS "_RT"' in sql and '+ 1 AS "_RT"' in sql  # min gap, then 1 us
+    monkeypatch.setattr(core, "ASOF_BACKENDS", set())
+    sql = ibis.to_sql(user_funnel(ev, spec)).upper()
+    assert sql.count("GROUP BY") == 1
     assert "RANGE BETWEEN UNBOUNDED PRECEDING AND 2000000 PRECEDING" in sql
     assert "RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING" in sql
     assert " JOIN " not in sql

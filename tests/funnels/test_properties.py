@@ -9,14 +9,16 @@ per-user column is compared: steps_reached, entry_at, step_k_at, from_prev and f
 from __future__ import annotations
 
 import random
+from unittest.mock import patch
 
 import ibis
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_helpers.funnels import Exclusion, FunnelSpec, Step, funnel_table, user_funnel
+from crm_helpers.funnels import Exclusion, FunnelSpec, Step, core, funnel_table, user_funnel
 from crm_helpers.funnels.reference import reference_funnel_table, reference_user_funnel
 
 EVENTS = "aabbccx"  # a and b more often: longer chains
@@ -187,10 +189,13 @@ def random_case(seed: int) -> tuple[list[tuple], FunnelSpec]:
     max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(seed=st.integers(0, 2**32 - 1))
-def test_engine_equals_reference_random_cases(seed, fx):
+@pytest.mark.parametrize("path", ["asof", "window"])
+def test_engine_equals_reference_random_cases(path, seed, fx):
+    """Both forms of the pruned step: DuckDB's ASOF join and the RANGE window Spark runs."""
     rows, spec = random_case(seed)
     df = fx.events_df(rows, props=("cat",))
-    engine = user_funnel(ibis.memtable(df), spec, check_events=False).to_pandas()
+    with patch.object(core, "ASOF_BACKENDS", core.ASOF_BACKENDS if path == "asof" else set()):
+        engine = user_funnel(ibis.memtable(df), spec, check_events=False).to_pandas()
     ref = reference_user_funnel(df, spec)
     fx.assert_same_users(engine, ref)
 
