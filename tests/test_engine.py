@@ -92,3 +92,26 @@ def test_duckdb_progress_bar_is_off_unless_asked():
 
     assert setting(connect("duckdb")) is False
     assert setting(connect("duckdb", progress_bar=True)) is True
+
+
+def test_duckdb_memory_is_bounded_by_default_and_configurable(monkeypatch, tmp_path):
+    def setting(con, name):
+        return con.raw_sql(f"SELECT current_setting('{name}')").fetchone()[0]
+
+    monkeypatch.delenv("CRM_DUCKDB_MEMORY_LIMIT", raising=False)
+    default = connect("duckdb")
+    assert (
+        setting(default, "memory_limit")
+        == connect("duckdb", memory_limit="1.5GB")
+        .raw_sql("SELECT current_setting('memory_limit')")
+        .fetchone()[0]
+    )
+    assert setting(default, "memory_limit") != setting(
+        connect("duckdb", memory_limit="none"), "memory_limit"
+    )
+    monkeypatch.setenv("CRM_DUCKDB_MEMORY_LIMIT", "700MB")
+    assert setting(connect("duckdb"), "memory_limit") == setting(
+        connect("duckdb", memory_limit="700MB"), "memory_limit"
+    )
+    monkeypatch.setenv("CRM_DUCKDB_TEMP_DIR", str(tmp_path))
+    assert setting(connect("duckdb"), "temp_directory") == str(tmp_path)
