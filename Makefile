@@ -52,7 +52,8 @@ lab: $(STAMP) ## Open JupyterLab on notebooks/
 
 bench: $(STAMP) ## Run the benchmarks (prints tables; takes minutes)
 	$(BIN)/python benchmarks/bench_generate.py
-	$(BIN)/python benchmarks/bench_funnel.py
+	$(BIN)/python benchmarks/bench_engines.py --reports
+	$(BIN)/python benchmarks/bench_funnel.py --spark
 
 clean-reports: ## Remove rendered reports (never touches data/)
 	find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
