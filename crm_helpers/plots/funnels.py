@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, NEGATIVE, POSITIVE, TEMPLATE
+
 __all__ = [
     "COLORS",
     "plot_breakdown",
@@ -40,59 +42,10 @@ __all__ = [
     "plot_trend",
 ]
 
-#: Fallback palette (used when the shared theme in :mod:`crm_helpers.plots.theme` is absent).
-_FALLBACK_COLORS: tuple[str, ...] = (
-    "#2F6690",
-    "#D1495B",
-    "#EDAE49",
-    "#00798C",
-    "#66A182",
-    "#8E6C8A",
-    "#30638E",
-    "#E07A5F",
-)
-GREY = "#B0B0B0"
-HIGHLIGHT = "#D1495B"
-POSITIVE = "#66A182"
-NEGATIVE = "#D1495B"
-
-
-def _theme_colors() -> tuple[str, ...]:
-    try:  # the shared theme is optional: figures must draw without it
-        from crm_helpers.plots import theme
-    except ImportError:
-        return _FALLBACK_COLORS
-    for name in ("COLORS", "PALETTE", "COLORWAY"):
-        colors = getattr(theme, name, None)
-        if colors:
-            return tuple(colors)
-    return _FALLBACK_COLORS
-
-
-COLORS: tuple[str, ...] = _theme_colors()
-try:  # signal colours of the shared theme, when present
-    from crm_helpers.plots.theme import GREY, HIGHLIGHT, NEGATIVE, POSITIVE  # noqa: F811
-except ImportError:
-    pass
-
-
-def _template() -> object | None:
-    try:
-        from crm_helpers.plots import theme
-    except ImportError:
-        return None
-    for name in ("TEMPLATE", "template", "TEMPLATE_NAME"):
-        tpl = getattr(theme, name, None)
-        if tpl is not None and not callable(tpl):
-            return tpl
-    return None
-
 
 def _figure(title: str | None = None, **layout: object) -> go.Figure:
     fig = go.Figure()
-    tpl = _template()
-    if tpl is not None:
-        fig.update_layout(template=tpl)
+    fig.update_layout(template=TEMPLATE)
     if title:
         fig.update_layout(title=title)
     if layout:

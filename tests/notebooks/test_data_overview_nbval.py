@@ -16,9 +16,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
 NOTEBOOK = config.NOTEBOOKS_DIR / "data_overview.ipynb"
 
 
-def test_data_overview_runs_under_nbval(report_world, tmp_path):
+def test_data_overview_runs_under_nbval(small_world, tmp_path):
     pytest.importorskip("nbval")
-    env = {**os.environ, "CRM_DATA_DIR": str(report_world)}
+    env = {**os.environ, "CRM_DATA_DIR": str(small_world)}
     env.pop("CRM_METRICS_PATH", None)
     res = subprocess.run(
         [

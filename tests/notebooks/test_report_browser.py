@@ -18,9 +18,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("re
 
 
 @pytest.fixture(scope="module")
-def rendered(report_world, tmp_path_factory):
+def rendered(small_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("browser_reports")
-    res = run_notebook("data_overview", data_dir=report_world, out_dir=out)
+    res = run_notebook("data_overview", data_dir=small_world, out_dir=out)
     assert res.ok, res.error
     return res
 

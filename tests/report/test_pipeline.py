@@ -26,10 +26,10 @@ NAME = "data_overview"
 
 
 @pytest.fixture(scope="module")
-def good(report_world, tmp_path_factory):
+def good(small_world, tmp_path_factory):
     """One successful run of data_overview: (RunResult, reports folder)."""
     out = tmp_path_factory.mktemp("reports")
-    res = run_notebook(NAME, data_dir=report_world, out_dir=out)
+    res = run_notebook(NAME, data_dir=small_world, out_dir=out)
     assert res.ok, res.error
     return res, out
 
@@ -58,7 +58,7 @@ def _frames(world: Path) -> dict[str, pd.DataFrame]:
     return out
 
 
-def test_layout_and_run_record(good, report_world):
+def test_layout_and_run_record(good, small_world):
     res, out = good
     folder = out / NAME
     assert Path(res.out_dir) == folder
@@ -68,7 +68,7 @@ def test_layout_and_run_record(good, report_world):
     assert not list(folder.glob(".*tmp*")) and not list(folder.glob(".*running*"))
     run = json.loads((folder / "run.json").read_text())
     assert run["status"] == "ok" and run["error"] is None
-    assert run["parameters"]["data_dir"] == str(report_world.resolve())
+    assert run["parameters"]["data_dir"] == str(small_world.resolve())
     assert run["parameters"]["engine"] == "duckdb"
     assert run["parameters"]["freq"] == "week"
     assert run["duration_s"] > 0 and run["started_at"] <= run["finished_at"]
@@ -78,11 +78,11 @@ def test_layout_and_run_record(good, report_world):
     # the executed notebook carries papermill's injected parameters
     nb = nbformat.read(str(folder / f"{NAME}.ipynb"), as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert len(injected) == 1 and str(report_world.resolve()) in injected[0].source
+    assert len(injected) == 1 and str(small_world.resolve()) in injected[0].source
 
 
-def test_metrics_match_independent_pandas_counts(metrics, report_world):
-    frames = _frames(report_world)
+def test_metrics_match_independent_pandas_counts(metrics, small_world):
+    frames = _frames(small_world)
     m = metrics["metrics"]
     for table, df in frames.items():
         assert m[f"rows.{table}"] == len(df), table
@@ -107,7 +107,7 @@ def test_metrics_match_independent_pandas_counts(metrics, report_world):
         want = col.astype("string").fillna("(missing)").value_counts().to_dict()
         rows = metrics["tables"][f"users_by.{attr}"]
         assert {r["value"]: r["users"] for r in rows} == want
-    quality = load(report_world).quality
+    quality = load(small_world).quality
     assert m["n_quality_warnings"] == len(quality.warnings)
     assert m["n_quality_errors"] == 0
     assert len(metrics["summary"]) >= 3
@@ -141,12 +141,12 @@ def test_html_has_no_code_and_opens_with_title_summary_provenance(html, good, me
     assert "<title>Data overview</title>" in html
 
 
-def test_rerun_with_same_parameters_gives_identical_metrics(good, metrics, report_world, tmp_path):
+def test_rerun_with_same_parameters_gives_identical_metrics(good, metrics, small_world, tmp_path):
     """Same parameters and data, run again as a named run through the CLI (-f)."""
     _, out = good
     params = tmp_path / f"{NAME}--again.yaml"
     params.write_text("freq: week\ntop_n_events: 10\n")
-    code = main(["run", NAME, "-f", str(params), "--data", str(report_world), "--out", str(out)])
+    code = main(["run", NAME, "-f", str(params), "--data", str(small_world), "--out", str(out)])
     assert code == 0
     again_dir = out / f"{NAME}--again"
     again = json.loads((again_dir / "metrics.json").read_text())
@@ -235,13 +235,13 @@ def test_run_all_continues_past_failures_and_indexes(tmp_path):
 
 @pytest.mark.spark
 def test_spark_engine_gives_the_same_report_numbers(
-    good, metrics, report_world, tmp_path, monkeypatch
+    good, metrics, small_world, tmp_path, monkeypatch
 ):
     """``--engine spark``: the same notebook on Spark records exactly the DuckDB numbers."""
     pytest.importorskip("pyspark")
     monkeypatch.setenv("CRM_SPARK_PARTITIONS", "2")  # small data: fewer, cheaper tasks
     code = main(
-        ["run", NAME, "--engine", "spark", "--data", str(report_world), "--out", str(tmp_path)]
+        ["run", NAME, "--engine", "spark", "--data", str(small_world), "--out", str(tmp_path)]
     )
     assert code == 0
     spark = json.loads((tmp_path / NAME / "metrics.json").read_text())
