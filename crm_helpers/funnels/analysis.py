@@ -358,43 +358,55 @@ def breakdown_from_counts(
 # --------------------------------------------------------------------------------------------
 # trends
 # --------------------------------------------------------------------------------------------
-def _period_counts(data: Any, spec: Any, period: str) -> pd.DataFrame:
+def _period_counts(
+    data: Any, spec: Any, period: str, periods: Sequence[pd.Timestamp] | None = None
+) -> pd.DataFrame:
     """Per period of entry: the funnel of the users who entered in that period.
 
     Each period is its own funnel (entry restricted to the period, later steps may fall in
     the window after it), so a user who enters in several periods counts in each, as in
     Amplitude's and Mixpanel's conversion-over-time. Assigning each user to one period
     instead (e.g. the entry of their furthest chain) would fill late periods with users who
-    had not converted before and bend the trend down by construction. One engine query:
-    the per-period funnels are unioned and aggregated there.
+    had not converted before and bend the trend down by construction. One engine query per
+    period, each returning its step counts (a single UNION of many per-period plans is
+    far slower on DuckDB: 118 s against 11 s for 26 weeks of the default data).
+    ``periods`` (period starts) limits the work to those periods.
     """
     if period not in _TRUNC:
         raise ValueError(f"period must be one of {list(_TRUNC)}, got {period!r}")
     n = _n_steps(spec)
+    cols = ["period"] + [f"n_{k}" for k in range(1, n + 1)]
     ev = _events(data)
-    bounds = ev.aggregate(lo=ev.ts.min(), hi=ev.ts.max()).to_pandas().iloc[0]
-    if pd.isna(bounds["lo"]):
-        return pd.DataFrame(columns=["period"] + [f"n_{k}" for k in range(1, n + 1)])
-    lo = pd.Timestamp(bounds["lo"]).tz_localize(None)
-    hi = pd.Timestamp(bounds["hi"]).tz_localize(None)
-    if spec.start is not None:
-        lo = max(lo, pd.Timestamp(spec.start))
-    if spec.end is not None:
-        hi = min(hi, pd.Timestamp(spec.end))
-    parts = []
-    p = _period_start(lo, period)
-    while p <= hi:
-        nxt = _shift(p, period, 1)
-        start = p if spec.start is None else max(p, pd.Timestamp(spec.start))
-        end = nxt if spec.end is None else min(nxt, pd.Timestamp(spec.end))
-        if start < end:
-            uf = user_funnel(ev, replace(spec, start=start, end=end))
-            parts.append(uf.select("steps_reached", period=ibis.literal(p.to_pydatetime())))
-        p = nxt
-    t = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
-    wide = t.group_by("period").agg(**_count_aggs(t, n)).to_pandas()
+    if periods is None:
+        bounds = ev.aggregate(lo=ev.ts.min(), hi=ev.ts.max()).to_pandas().iloc[0]
+        if pd.isna(bounds["lo"]):
+            return pd.DataFrame(columns=cols)
+        lo = pd.Timestamp(bounds["lo"]).tz_localize(None)
+        hi = pd.Timestamp(bounds["hi"]).tz_localize(None)
+        if spec.start is not None:
+            lo = max(lo, pd.Timestamp(spec.start))
+        if spec.end is not None:
+            hi = min(hi, pd.Timestamp(spec.end))
+        periods, p = [], _period_start(lo, period)
+        while p <= hi:
+            periods.append(p)
+            p = _shift(p, period, 1)
+    rows = []
+    for p in periods:
+        start, end = p, _shift(p, period, 1)
+        if spec.start is not None:
+            start = max(start, pd.Timestamp(spec.start))
+        if spec.end is not None:
+            end = min(end, pd.Timestamp(spec.end))
+        if start >= end:
+            continue
+        uf = user_funnel(ev, replace(spec, start=start, end=end))
+        counts = uf.aggregate(**_count_aggs(uf, n)).to_pandas().iloc[0]
+        counts = {c: 0 if pd.isna(counts[c]) else int(counts[c]) for c in cols[1:]}  # no rows
+        if counts["n_1"] > 0:
+            rows.append({"period": p, **counts})
+    wide = pd.DataFrame(rows, columns=cols)
     wide["period"] = pd.to_datetime(wide["period"]).astype("datetime64[us]")
-    wide = wide[wide["n_1"] > 0]
     return wide.sort_values("period").reset_index(drop=True)
 
 
@@ -508,7 +520,7 @@ def period_comparison(
     if _shift(start, period, 1) > matured:  # entrants of this period are still converting
         start = _shift(start, period, -1)
     cur_start, prev_start = start, _shift(start, period, -1)
-    wide = _period_counts(data, spec, period).set_index("period")
+    wide = _period_counts(data, spec, period, [prev_start, cur_start]).set_index("period")
     n = _n_steps(spec)
     cols = [f"n_{k}" for k in range(1, n + 1)]
     empty = pd.Series(0, index=cols)
