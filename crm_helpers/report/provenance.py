@@ -164,3 +164,30 @@ def header(params: dict[str, Any], data, title: str):
     prov = collect(params, data, title)
     metrics.set_provenance(prov)
     return HTML(to_html(prov))
+
+
+def notebook_params(namespace: dict[str, Any], notebook: str | Path) -> dict[str, Any]:
+    """The current values of a notebook's parameters, named by its own parameters cell.
+
+    Parameters
+    ----------
+    namespace
+        The notebook's ``globals()`` (after papermill injected any overrides).
+    notebook
+        The notebook's name in ``notebooks/`` (``"funnel_dropoff"``) or a path.
+
+    Returns
+    -------
+    dict
+        ``{name: value}`` in the order of the parameters cell, so the header shows exactly
+        the parameters a run can set, without a second list to keep in step.
+    """
+    import nbformat
+
+    from crm_helpers.report.run import parameters_cell  # run imports this module
+
+    path = Path(notebook)
+    if path.suffix != ".ipynb":
+        path = config.NOTEBOOKS_DIR / f"{notebook}.ipynb"
+    _, defaults = parameters_cell(nbformat.read(path, as_version=4))
+    return {name: namespace[name] for name in defaults}

@@ -443,3 +443,17 @@ def test_prepare_replaces_widget_outputs_with_a_note_and_drops_widget_state():
     assert "JupyterLab" in only["data"]["text/html"]
     assert "widgets" not in out.metadata and n_figures == 0
     assert "widgets" in nb.metadata  # the input notebook is not modified
+
+
+def test_notebook_params_follow_the_parameters_cell(tmp_path):
+    cell = nbformat.v4.new_code_cell('a: int = 1\nname = "x"  # a comment')
+    cell.metadata["tags"] = ["parameters"]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    namespace = {"a": 5, "name": "injected", "other": 1}
+    assert provenance.notebook_params(namespace, path) == {"a": 5, "name": "injected"}
+    shipped = provenance.notebook_params(
+        {"data_dir": "", "engine": "duckdb", "title": "t", "freq": "week", "top_n_events": 3},
+        "data_overview",
+    )
+    assert list(shipped) == ["data_dir", "engine", "title", "freq", "top_n_events"]
