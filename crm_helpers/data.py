@@ -24,7 +24,7 @@ import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
 from crm_helpers import config
-from crm_helpers.engine import connect, epoch_us, from_epoch_us, local_to_utc
+from crm_helpers.engine import connect, epoch_us, from_epoch_us, local_to_utc, temp_view
 from crm_helpers.schema import CONTRACT, DEFAULT_SCHEMA, TABLES, Schema
 from crm_helpers.validate import DataContractError, DataQualityReport, Finding
 
@@ -568,6 +568,10 @@ def load(
     tables = {}
     for name, t in raw.items():
         plan = plan_columns(t, name, schema, aware[name], backend)
-        tables[name] = apply_cleaning(normalise(t, plan), data.quality.cleaning.get(name, {}))
+        clean = apply_cleaning(normalise(t, plan), data.quality.cleaning.get(name, {}))
+        # a view, not a shared sub-query: see engine.temp_view
+        tables[name] = (
+            clean if clean is t else temp_view(con, f"crm_{name}_{uuid.uuid4().hex[:8]}_n", clean)
+        )
     data.tables = tables
     return data

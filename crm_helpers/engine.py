@@ -18,9 +18,9 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
-#: Default DuckDB memory limit: a 4-step funnel over 50M events peaks at 1.9 GB RSS with it
-#: (4.1 GB without), at the price of spilling: 12.3 s instead of 8.6 s (benchmarks/README.md).
-DUCKDB_MEMORY_LIMIT = "1.5GB"
+#: Default DuckDB memory limit: a 4-step funnel over 50M events peaks at 1.6 GB RSS with it
+#: (7.7 s; 1.5GB: 1.9 GB, 8.0 s; unbounded: 3.8 GB, 6.6 s; see benchmarks/README.md).
+DUCKDB_MEMORY_LIMIT = "1.2GB"
 
 
 def connect(engine: str = "duckdb", **options: Any) -> BaseBackend:
@@ -70,6 +70,24 @@ def connect(engine: str = "duckdb", **options: Any) -> BaseBackend:
         f"Unknown engine {engine!r}: use 'duckdb', 'spark' or an Ibis connection URL "
         "such as 'postgres://user@host/db'."
     )
+
+
+def temp_view(con: BaseBackend, name: str, expr: ir.Table) -> ir.Table:
+    """``expr`` registered as a temporary view ``name``; the view's table is returned.
+
+    Analyses reference the loaded tables many times in one query (a funnel scans ``events``
+    once per step). Left as an Ibis expression, a normalised table is a shared sub-query that
+    Ibis emits as a CTE, and DuckDB *materialises* a CTE used more than once: every funnel
+    row is copied into memory before the first join (31M rows at 50M events). A view is inlined
+    at each use instead, so each use gets its own filters pushed into the Parquet scan.
+    Backends without temporary views get ``expr`` back unchanged.
+    """
+    if con.name == "duckdb":
+        con.raw_sql(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {con.compile(expr)}')
+        return con.table(name)
+    if con.name == "pyspark":
+        return con.create_view(name, expr, overwrite=True)  # a Spark TEMPORARY VIEW
+    return expr
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,7 @@ import pytest
 from test_validate import good_frames, write_frames
 
 from crm_helpers.data import load
-from crm_helpers.engine import connect, local_to_utc
+from crm_helpers.engine import DUCKDB_MEMORY_LIMIT, connect, local_to_utc
 
 pytestmark = pytest.mark.spark
 
@@ -102,7 +102,7 @@ def test_duckdb_memory_is_bounded_by_default_and_configurable(monkeypatch, tmp_p
     default = connect("duckdb")
     assert (
         setting(default, "memory_limit")
-        == connect("duckdb", memory_limit="1.5GB")
+        == connect("duckdb", memory_limit=DUCKDB_MEMORY_LIMIT)
         .raw_sql("SELECT current_setting('memory_limit')")
         .fetchone()[0]
     )

@@ -497,11 +497,7 @@ def _relevant_rows(
     """
     steps = spec.step_list
     t = events
-    conds = []
-    if spec.start is not None:
-        conds.append(t.ts >= spec.start.to_pydatetime())
-    if spec.end is not None:
-        conds.append(t.ts <= (spec.end + timedelta(microseconds=spec.window_us)).to_pydatetime())
+    conds = _ts_bounds(t, spec)
     # distinct step matchers share one flag
     flags: dict[str, ir.BooleanValue] = {}
     step_flag: list[str] = []
@@ -530,6 +526,16 @@ def _relevant_rows(
         t = t.filter(*conds)
     t = t.select(*keys, t=_epoch_us(t.ts, backend), **flags)
     return t, step_flag, excl_flag
+
+
+def _ts_bounds(t: ir.Table, spec: FunnelSpec) -> list[ir.BooleanValue]:
+    """Filters keeping the rows a funnel can use: ``ts`` in ``[start, end + W]``."""
+    conds = []
+    if spec.start is not None:
+        conds.append(t.ts >= spec.start.to_pydatetime())
+    if spec.end is not None:
+        conds.append(t.ts <= (spec.end + timedelta(microseconds=spec.window_us)).to_pydatetime())
+    return conds
 
 
 def _moments(
@@ -566,10 +572,19 @@ def _pruned_steps(
     Returns ``[c_1, ..., c_n]`` (columns ``*base, t, s, pv``) and ``base``: ``keys`` plus,
     with ``count="attempts"``, ``_a`` (the attempt's step-1 time).
     """
-    n = spec.n_steps
-    W = spec.window_us
-    rows, step_flag, _ = _relevant_rows(events, spec, keys, backend)
     base = list(keys)
+    if spec.count == "users":
+        # each step's rows straight from ``events``: its own filter, which the engine pushes
+        # into the scan, and no shared table of every funnel row with a flag per step (on
+        # DuckDB that shared table is materialised: 3x the memory at 50M events, see
+        # benchmarks/README.md)
+        def step_rows(k: int) -> ir.Table:
+            r = events.filter(spec.step_list[k - 1].matches(events), *_ts_bounds(events, spec))
+            return r.select(*base, t=_epoch_us(r.ts, backend))
+
+        return _chain_steps(step_rows, spec, base, backend), base
+
+    rows, step_flag, _ = _relevant_rows(events, spec, keys, backend)
     if spec.count == "attempts":
         # attempt identity: the time of the latest step-1 moment at or before the row (rows
         # of that same instant included); null before the first one. Step 1 never repeats
@@ -583,6 +598,13 @@ def _pruned_steps(
         r = rows.filter(rows[step_flag[k - 1]])
         return r.select(*base, "t")
 
+    return _chain_steps(step_rows, spec, base, backend), base
+
+
+def _chain_steps(step_rows, spec: FunnelSpec, base: list[str], backend: str | None) -> list:
+    """``[c_1, ..., c_n]`` of :func:`_pruned_steps` from ``step_rows(k)`` (``*base, t``)."""
+    n = spec.n_steps
+    W = spec.window_us
     first = step_rows(1)
     c = first.filter(_in_range_us(first.t, spec)).mutate(s=first.t, pv=_null_int())
     chains = [c]
@@ -592,7 +614,7 @@ def _pruned_steps(
             # no gap fits (steps are strictly increasing in time): step k is never reached
             c = c.filter(ibis.literal(False))
         elif backend in ASOF_BACKENDS:
-            c = _asof_step(c, step_rows(k), base, lo, hi, W)
+            c = _asof_step(c, step_rows(k), base, lo, hi, W, entries=k == 2)
         else:
             # chain rows always carry s, event rows never: "s is null" marks the step-k rows
             u = c.select(*base, "t", "s").union(step_rows(k).mutate(s=_null_int()), distinct=False)
@@ -609,7 +631,7 @@ def _pruned_steps(
                 *base, "t", s="_p", pv="_pv"
             )
         chains.append(c)
-    return chains, base
+    return chains
 
 
 #: Backends whose pruned steps use a backward ASOF join instead of the RANGE window (same
@@ -618,7 +640,14 @@ ASOF_BACKENDS: set[str] = {"duckdb"}
 
 
 def _asof_step(
-    prev: ir.Table, cand: ir.Table, base: list[str], lo: int | None, hi: int | None, W: int
+    prev: ir.Table,
+    cand: ir.Table,
+    base: list[str],
+    lo: int | None,
+    hi: int | None,
+    W: int,
+    *,
+    entries: bool = False,
 ) -> ir.Table:
     """``c_k`` from ``c_{k-1}`` (``prev``) and the step-``k`` rows (``cand``) by ASOF join.
 
@@ -628,21 +657,25 @@ def _asof_step(
     module docstring), so both are the values of the *latest* such row: a backward ASOF join
     on ``t - max(min_gap, 1us) >= t'``, then the max-gap bound checked on that row (if the
     latest one is too old, every one is).
+
+    With ``entries`` (``prev`` is ``c_1``, where ``s = t``) the right side carries the time
+    alone: the largest join sorts two columns a row instead of four.
     """
     shift = max(lo or 0, 1)
-    right = prev.select(
-        *[prev[k].name(f"_k{i}") for i, k in enumerate(base)],
-        _rt=prev.t + shift,
-        _s=prev.s,
-        _pv=prev.t,
-    )
+    keys = {f"_k{i}": prev[k] for i, k in enumerate(base)}
+    if entries:
+        right = prev.select(**keys, _rt=prev.t + shift)
+    else:
+        right = prev.select(**keys, _rt=prev.t + shift, _s=prev.s)
     # null-safe, as a window partition: a null extra_partition value is a group of its own
     preds = [cand[k].identical_to(right[f"_k{i}"]) for i, k in enumerate(base)]
     j = cand.asof_join(right, on=cand.t >= right._rt, predicates=preds)
-    conds = [j._s.notnull(), j.t - j._s <= W]
+    pv = j._rt - shift
+    s = pv if entries else j._s
+    conds = [j._rt.notnull(), j.t - s <= W]
     if hi is not None:
-        conds.append(j.t - j._pv <= hi)
-    return j.filter(*conds).select(*base, "t", s="_s", pv="_pv")
+        conds.append(j.t - pv <= hi)
+    return j.filter(*conds).select(*base, "t", s=s, pv=pv)
 
 
 def _pruned_chains(
