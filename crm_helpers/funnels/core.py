@@ -1,10 +1,11 @@
 """The funnel engine: per-user funnel progress and the funnel table, computed in the engine.
 
-Everything event-level is one Ibis expression over a single scan of ``events`` that runs
-unchanged on DuckDB and Spark; only the per-step aggregate (one row) comes back as pandas.
-*ordered* funnels without exclusions (the common case) use *pruned windows* (one small
-window per step, see below); *strict*, *any_order* and exclusions group events into
-*moments* first and run their windows over all of them.
+Everything event-level is one Ibis expression that runs unchanged on DuckDB and Spark; only
+the per-step aggregate (one row) comes back as pandas. *ordered* funnels without exclusions
+(the common case) use *pruned windows* (one small window or ASOF join per step, each step
+reading its own rows with its own filter pushed into the scan, see below); *strict*,
+*any_order* and exclusions group one scan of the funnel's events into *moments* first and
+run their windows over all of them.
 
 Semantics
 ---------
@@ -83,7 +84,9 @@ rows of one instant never see each other, so ties need no moment GROUP BY and du
 rows change nothing. ``r_k, e_k, p_k`` are ``min(t), min(s), min(pv)`` over the unit's
 ``c_k`` rows (all three non-decreasing in ``t``). :func:`funnel_table` aggregates each
 ``c_k`` per unit directly (units reaching ``k`` are those with a ``c_k`` row). Attempts:
-the partition gets the time of the latest step-1 moment at or before the row.
+the partition gets the time of the latest step-1 moment at or before the row (one shared
+scan with a flag per step); users: each step's rows are their own filtered read of
+``events``. On DuckDB each step is a backward ASOF join (:func:`_asof_step`).
 
 Time is ``epoch_us(ts)`` on DuckDB and ``unix_micros(ts)`` on Spark (a portable interval
 difference elsewhere); on DuckDB a ``ts`` that :func:`crm_helpers.load` casts from
