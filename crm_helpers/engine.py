@@ -113,6 +113,13 @@ def spark_session(master: str | None = None):
         .config("spark.sql.shuffle.partitions", os.environ.get("CRM_SPARK_PARTITIONS", "8"))
         .config("spark.driver.memory", os.environ.get("CRM_SPARK_DRIVER_MEMORY", "4g"))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # tables created in a session (tests, scratch work) go to a fresh temporary folder,
+        # not ./spark-warehouse under the working directory, where a later session's table
+        # of the same name would collide with the leftover folder
+        .config(
+            "spark.sql.warehouse.dir",
+            os.environ.get("CRM_SPARK_WAREHOUSE") or tempfile.mkdtemp(prefix="crm_spark_wh_"),
+        )
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
