@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers import config, stats
+from crm_helpers.funnels.core import period_step_counts, supports_period_counts
 
 __all__ = [
     "DEFAULT_ATTRIBUTES",
@@ -367,16 +368,24 @@ def _period_counts(
     the window after it), so a user who enters in several periods counts in each, as in
     Amplitude's and Mixpanel's conversion-over-time. Assigning each user to one period
     instead (e.g. the entry of their furthest chain) would fill late periods with users who
-    had not converted before and bend the trend down by construction. One engine query per
-    period, each returning its step counts (a single UNION of many per-period plans is
-    far slower on DuckDB: 118 s against 11 s for 26 weeks of the default data).
-    ``periods`` (period starts) limits the work to those periods.
+    had not converted before and bend the trend down by construction. *ordered* funnels
+    without exclusions counting users (the common case) take one engine query for all
+    periods (:func:`crm_helpers.funnels.core.period_step_counts`: 1.7 s against 15.5 s for
+    26 weeks of the default data, 5.6 s against 105 s for 180 days); other specs run one
+    query per period (a single UNION of many per-period plans is far slower on DuckDB:
+    118 s against 11 s for 26 weeks). ``periods`` (period starts) limits the work to those
+    periods.
     """
     if period not in _TRUNC:
         raise ValueError(f"period must be one of {list(_TRUNC)}, got {period!r}")
     n = _n_steps(spec)
     cols = ["period"] + [f"n_{k}" for k in range(1, n + 1)]
     ev = _events(data)
+    if supports_period_counts(spec):
+        wide = period_step_counts(ev, spec, period, periods=periods).to_pandas()
+        wide = wide[wide["n_1"] > 0][cols]
+        wide["period"] = pd.to_datetime(wide["period"]).astype("datetime64[us]")
+        return wide.sort_values("period").reset_index(drop=True)
     if periods is None:
         bounds = ev.aggregate(lo=ev.ts.min(), hi=ev.ts.max()).to_pandas().iloc[0]
         if pd.isna(bounds["lo"]):

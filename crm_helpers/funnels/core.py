@@ -115,6 +115,8 @@ __all__ = [
     "FunnelSpec",
     "Step",
     "funnel_table",
+    "period_step_counts",
+    "supports_period_counts",
     "time_to_convert_histogram",
     "user_funnel",
 ]
@@ -557,7 +559,13 @@ def _uses_pruned(spec: FunnelSpec) -> bool:
 
 
 def _pruned_steps(
-    events: ir.Table, spec: FunnelSpec, keys: list[str], backend: str | None
+    events: ir.Table,
+    spec: FunnelSpec,
+    keys: list[str],
+    backend: str | None,
+    *,
+    period: str | None = None,
+    periods: Sequence[pd.Timestamp] | None = None,
 ) -> tuple[list[ir.Table], list[str]]:
     """*ordered* without exclusions: one small window per step over only what it needs.
 
@@ -573,9 +581,23 @@ def _pruned_steps(
     non-decreasing in ``t``, so these are the values at the first completion).
 
     Returns ``[c_1, ..., c_n]`` (columns ``*base, t, s, pv``) and ``base``: ``keys`` plus,
-    with ``count="attempts"``, ``_a`` (the attempt's step-1 time).
+    with ``count="attempts"``, ``_a`` (the attempt's step-1 time), or with ``period``,
+    ``_p`` (see :func:`period_step_counts`).
     """
     base = list(keys)
+    if period is not None:
+        if spec.count != "users":
+            raise ValueError("per-period chains are for count='users'")
+        base = [*keys, "_p"]
+
+        def step_rows(k: int) -> ir.Table:
+            r = events.filter(spec.step_list[k - 1].matches(events), *_ts_bounds(events, spec))
+            r = _period_copies(r, period, spec.window_us if k > 1 else None)
+            if periods is not None:
+                r = r.filter(r._p.isin([pd.Timestamp(p).to_pydatetime() for p in periods]))
+            return r.select(*base, t=_epoch_us(r.ts, backend))
+
+        return _chain_steps(step_rows, spec, base, backend), base
     if spec.count == "users":
         # each step's rows straight from ``events``: its own filter, which the engine pushes
         # into the scan, and no shared table of every funnel row with a flag per step (on
@@ -627,11 +649,11 @@ def _chain_steps(step_rows, spec: FunnelSpec, base: list[str], backend: str | No
                 range=(None if hi is None else -hi, -max(lo or 0, 1)),
             )
             u = u.mutate(
-                _p=u.s.max().over(w),
+                _ps=u.s.max().over(w),
                 _pv=ibis.ifelse(u.s.notnull(), u.t, _null_int()).max().over(w),
             )
-            c = u.filter(u.s.isnull(), u._p.notnull(), u.t - u._p <= W).select(
-                *base, "t", s="_p", pv="_pv"
+            c = u.filter(u.s.isnull(), u._ps.notnull(), u.t - u._ps <= W).select(
+                *base, "t", s="_ps", pv="_pv"
             )
         chains.append(c)
     return chains
@@ -706,6 +728,106 @@ def _pruned_chains(
         per = per.mutate(attempt=ibis.row_number().over(order) + 1).drop("_a")
         base = [*keys, "attempt"]
     return per, base
+
+
+#: Period units of :func:`period_step_counts`: (Ibis truncate unit, shortest length in days).
+PERIODS: dict[str, tuple[str, int]] = {"day": ("D", 1), "week": ("W", 7), "month": ("M", 28)}
+
+
+def _period_shift(p: ir.TimestampValue, period: str, j: int) -> ir.TimestampValue:
+    """``p`` plus ``j`` periods (a calendar month for ``month``)."""
+    if j == 0:
+        return p
+    if period == "month":
+        return p + ibis.interval(months=j)
+    return p + ibis.interval(days=j * PERIODS[period][1])
+
+
+def _period_copies(rows: ir.Table, period: str, window_us: int | None) -> ir.Table:
+    """``rows`` with ``_p``, the start of a period of entry each row can serve.
+
+    ``window_us`` None (step-1 rows): the row's own period, once. Otherwise (later steps) one
+    copy per period overlapping ``[ts - W, ts]``, the entries a step at ``ts`` can follow:
+    the periods ``trunc(ts) - j`` (``j = 0, 1, ...``) whose end lies after ``ts - W``; at most
+    ``ceil(W / shortest period) + 1`` of them (UNION ALL of that many filtered copies).
+    """
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {list(PERIODS)}, got {period!r}")
+    unit, days = PERIODS[period]
+    own = rows.ts.truncate(unit)
+    if window_us is None:
+        return rows.mutate(_p=own)
+    copies = []
+    for j in range(math.ceil(window_us / (days * US_PER_DAY)) + 1):
+        p = _period_shift(own, period, -j)
+        r = rows.mutate(_p=p)
+        if j:
+            earliest = r.ts - ibis.interval(microseconds=window_us)
+            r = r.filter(_period_shift(r._p, period, 1) > earliest)
+        copies.append(r)
+    return ibis.union(*copies, distinct=False) if len(copies) > 1 else copies[0]
+
+
+def period_step_counts(
+    events: ir.Table,
+    spec: FunnelSpec,
+    period: Literal["day", "week", "month"] = "week",
+    *,
+    periods: Sequence[pd.Timestamp] | None = None,
+    check_events: bool = True,
+) -> ir.Table:
+    """Each period of entry's own funnel, all periods in one query (*ordered*, users).
+
+    Period ``p``'s funnel is the funnel with its entry restricted to ``p`` (intersected with
+    the spec's ``start``/``end``); later steps may fall after ``p``, inside the window, and
+    a user who enters in several periods counts in each. Equal to running
+    :func:`user_funnel` once per period (tested), but one pass: step-1 rows carry their own
+    period, each later step row is copied into the (at most ``ceil(W / period) + 1``)
+    periods whose entries it can follow, and the chains are partitioned by
+    ``(user, period)``.
+
+    Parameters
+    ----------
+    events
+        Ibis table with ``user_id, event, ts``.
+    spec
+        An *ordered* funnel without exclusions, counting users (:func:`supports_period_counts`).
+    period
+        ``"day"``, ``"week"`` (ISO, from Monday) or ``"month"`` (naive UTC calendar).
+    periods
+        Period starts to compute (default: every period with an entry).
+
+    Returns
+    -------
+    ibis.Table
+        One row per period with an entry: ``period`` (its start, naive timestamp),
+        ``n_1 .. n_n`` (users reaching each step).
+    """
+    if not supports_period_counts(spec):
+        raise ValueError(
+            "period_step_counts needs an ordered funnel without exclusions counting users; "
+            "run user_funnel per period for other specs"
+        )
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {list(PERIODS)}, got {period!r}")
+    validate_spec(events, spec, check_events=check_events)
+    chains, _ = _pruned_steps(
+        events, spec, ["user_id"], _backend_name(events), period=period, periods=periods
+    )
+    stacked = ibis.union(
+        *[c.select("user_id", "_p", k=ibis.literal(k, "int16")) for k, c in enumerate(chains, 1)],
+        distinct=False,
+    )
+    per = stacked.group_by(["user_id", "_p"]).aggregate(m=stacked.k.max())
+    counts = {
+        f"n_{k}": (per.m >= k).ifelse(1, 0).sum().cast("int64") for k in range(1, spec.n_steps + 1)
+    }
+    return per.group_by(period=per._p).aggregate(**counts).order_by("period")
+
+
+def supports_period_counts(spec: FunnelSpec) -> bool:
+    """Whether :func:`period_step_counts` computes ``spec`` (ordered, no exclusions, users)."""
+    return _uses_pruned(spec) and spec.count == "users"
 
 
 def user_funnel(
