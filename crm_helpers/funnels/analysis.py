@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers import config, stats
-from crm_helpers.funnels.core import period_step_counts, supports_period_counts
+from crm_helpers.funnels.core import _backend_name, period_step_counts, supports_period_counts
 
 __all__ = [
     "DEFAULT_ATTRIBUTES",
@@ -641,7 +641,9 @@ def export_audience(
     Parameters
     ----------
     audience : ibis.Table or pandas.DataFrame
-        The rows to write (an Ibis table is executed once and written with pyarrow).
+        The rows to write. On DuckDB the engine writes the file itself (``COPY ... TO``:
+        streamed, never held in Python); other engines' tables are fetched once as Arrow
+        and written with pyarrow.
     path : str or Path
         Output file. Refused (``PermissionError``) under the data directory
         (``crm_helpers.config.data_dir()``, the default data dir, or ``<repo>/data``):
@@ -651,8 +653,11 @@ def export_audience(
     Returns
     -------
     Path
-        The absolute path written.
+        The absolute path written. The file appears complete or not at all (written
+        beside it, then renamed), so a scheduled export never leaves half an audience.
     """
+    import os
+
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -667,16 +672,20 @@ def export_audience(
                 "read-only input. Write audiences under reports/ or another folder."
             )
     out.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(audience, pd.DataFrame):
-        table = pa.Table.from_pandas(audience, preserve_index=False)
-    else:
-        # to_pyarrow_batches would stream, but ibis 12 + duckdb 2.0 break it; an audience is
-        # one row per user with a few columns, which fits in memory.
-        table = audience.to_pyarrow()
-    if fmt == "parquet":
-        pq.write_table(table, out)
-    else:
-        pacsv.write_csv(table, out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        if isinstance(audience, ibis.Table) and _backend_name(audience) == "duckdb":
+            # COPY (query) TO file: the engine streams the rows to disk
+            (audience.to_parquet if fmt == "parquet" else audience.to_csv)(tmp)
+        else:
+            if isinstance(audience, pd.DataFrame):
+                table = pa.Table.from_pandas(audience, preserve_index=False)
+            else:  # to_pyarrow_batches would stream, but ibis 12 + duckdb 2.0 break it
+                table = audience.to_pyarrow()
+            (pq.write_table if fmt == "parquet" else pacsv.write_csv)(table, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

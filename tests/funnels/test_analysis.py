@@ -327,6 +327,29 @@ def test_dropoff_audience_and_export(duck, toy, tmp_path, monkeypatch):
     assert not (tmp_path / "data").exists()
 
 
+def test_export_streams_on_duckdb_and_is_atomic(duck, tmp_path, monkeypatch):
+    """On DuckDB the engine writes the file (COPY: nothing fetched into Python); a failed
+    write leaves the previous file as it was and no partial file beside it."""
+    rows = [(u, "view", u, "p") for u in range(1, 6)]
+    data = make_data(duck, ev(rows))
+    aud = data.events.select("user_id", "ts")
+
+    def no_fetch(*a, **k):
+        raise AssertionError("fetched into Python")
+
+    monkeypatch.setattr(ibis.Table, "to_pyarrow", no_fetch)
+    p = A.export_audience(aud, tmp_path / "a.parquet")
+    assert sorted(pd.read_parquet(p)["user_id"]) == [1, 2, 3, 4, 5]
+    c = A.export_audience(aud, tmp_path / "a.csv", fmt="csv")
+    assert sorted(pd.read_csv(c)["user_id"]) == [1, 2, 3, 4, 5]
+    before = p.read_bytes()
+    bad = data.events.select(x=ibis.literal("a").cast("int64") + data.events.user_id)
+    with pytest.raises(Exception):  # noqa: B017 - the engine's own conversion error
+        A.export_audience(bad, p)
+    assert p.read_bytes() == before
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.csv", "a.parquet"]
+
+
 def test_dropoff_audience_attempts_is_per_user(duck):
     # u1: attempt 1 reaches cart; attempt 2 reaches buy -> not in the step-2 audience.
     # u2: two attempts both reach cart only -> once, with the latest attempt's times.
