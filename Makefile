@@ -50,10 +50,11 @@ format: $(STAMP) ## Format and auto-fix with ruff
 lab: $(STAMP) ## Open JupyterLab on notebooks/
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-bench: $(STAMP) ## Run the benchmarks (prints tables; takes minutes)
+bench: $(STAMP) data ## Run the benchmarks (prints tables; takes minutes)
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_engines.py --reports
 	$(BIN)/python benchmarks/bench_funnel.py --spark
+	$(BIN)/python benchmarks/bench_trend.py --data $(DATA)
 
 clean-reports: ## Remove rendered reports (never touches data/)
 	find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
