@@ -586,40 +586,34 @@ def _pruned_steps(
     ``_p`` (see :func:`period_step_counts`). With ``cache`` (a list), each intermediate
     ``c_k`` is cached in the engine and appended to it; the caller releases them.
     """
-    base = list(keys)
-    if period is not None:
-        if spec.count != "users":
-            raise ValueError("per-period chains are for count='users'")
-        base = [*keys, "_p"]
-
-        def step_rows(k: int) -> ir.Table:
-            r = events.filter(spec.step_list[k - 1].matches(events), *_ts_bounds(events, spec))
-            r = _period_copies(r, period, spec.window_us if k > 1 else None)
-            if periods is not None:
-                r = r.filter(r._p.isin([pd.Timestamp(p).to_pydatetime() for p in periods]))
-            return r.select(*base, t=_epoch_us(r.ts, backend))
-
-        return _chain_steps(step_rows, spec, base, backend, cache), base
+    if period is not None and spec.count != "users":
+        raise ValueError("per-period chains are for count='users'")
     if spec.count == "users":
         # each step's rows straight from ``events``: its own filter, which the engine pushes
-        # into the scan, and no shared table of every funnel row with a flag per step (on
-        # DuckDB that shared table is materialised: 3x the memory at 50M events, see
-        # benchmarks/README.md)
+        # into the scan, and no shared table of every funnel row with a flag per step (DuckDB
+        # materialises a shared sub-query: 31.5M rows before the first join at 50M events,
+        # benchmarks/README.md). Per period: rows copied into the periods they can serve.
+        base = [*keys, "_p"] if period is not None else list(keys)
+
         def step_rows(k: int) -> ir.Table:
             r = events.filter(spec.step_list[k - 1].matches(events), *_ts_bounds(events, spec))
+            if period is not None:
+                r = _period_copies(r, period, spec.window_us if k > 1 else None)
+                if periods is not None:
+                    r = r.filter(r._p.isin([pd.Timestamp(p).to_pydatetime() for p in periods]))
             return r.select(*base, t=_epoch_us(r.ts, backend))
 
         return _chain_steps(step_rows, spec, base, backend, cache), base
 
+    # attempts: one scan of the funnel rows with a flag per step. Attempt identity: the time
+    # of the latest step-1 moment at or before the row (rows of that same instant included);
+    # null before the first one. Step 1 never repeats later in this mode, so a chain never
+    # needs a step-1 row other than its entry.
     rows, step_flag, _ = _relevant_rows(events, spec, keys, backend)
-    if spec.count == "attempts":
-        # attempt identity: the time of the latest step-1 moment at or before the row (rows
-        # of that same instant included); null before the first one. Step 1 never repeats
-        # later in this mode, so a chain never needs a step-1 row other than its entry.
-        run = ibis.window(group_by=keys, order_by="t", range=(None, 0))
-        f1 = rows[step_flag[0]]
-        rows = rows.mutate(_a=ibis.ifelse(f1, rows.t, _null_int()).max().over(run))
-        base = [*keys, "_a"]
+    run = ibis.window(group_by=keys, order_by="t", range=(None, 0))
+    f1 = rows[step_flag[0]]
+    rows = rows.mutate(_a=ibis.ifelse(f1, rows.t, _null_int()).max().over(run))
+    base = [*keys, "_a"]
 
     def step_rows(k: int) -> ir.Table:
         r = rows.filter(rows[step_flag[k - 1]])
