@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from crm_helpers import config, load
 from crm_helpers.funnels import FunnelSpec
-from crm_helpers.funnels.analysis import _period_start, _shift
-from crm_helpers.funnels.core import period_step_counts, user_funnel
+from crm_helpers.funnels.analysis import _period_counts_per_query
+from crm_helpers.funnels.core import period_step_counts
 
 STEPS = ["visit", "product_view", "add_to_cart", "checkout", "purchase"]
 
@@ -38,20 +37,7 @@ def one_pass(events, spec: FunnelSpec, period: str) -> pd.DataFrame:
 
 def per_period(events, spec: FunnelSpec, period: str) -> pd.DataFrame:
     """One ``user_funnel`` query per period (entry restricted to the period)."""
-    n = spec.n_steps
-    bounds = events.aggregate(lo=events.ts.min(), hi=events.ts.max()).to_pandas().iloc[0]
-    p, hi = _period_start(pd.Timestamp(bounds["lo"]), period), pd.Timestamp(bounds["hi"])
-    rows = []
-    while p <= hi:
-        uf = user_funnel(events, replace(spec, start=p, end=_shift(p, period, 1)))
-        aggs = {f"n_{k}": (uf.steps_reached >= k).ifelse(1, 0).sum() for k in range(1, n + 1)}
-        counts = uf.aggregate(**aggs).to_pandas().iloc[0]
-        if not pd.isna(counts["n_1"]) and counts["n_1"] > 0:
-            rows.append({"period": p, **{c: int(counts[c]) for c in aggs}})
-        p = _shift(p, period, 1)
-    wide = pd.DataFrame(rows)
-    wide["period"] = pd.to_datetime(wide["period"]).astype("datetime64[us]")
-    return wide
+    return _period_counts_per_query(events, spec, period)
 
 
 def best_of(fn, repeat: int) -> tuple[float, pd.DataFrame]:

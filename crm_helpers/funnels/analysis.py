@@ -386,6 +386,15 @@ def _period_counts(
         wide = wide[wide["n_1"] > 0][cols]
         wide["period"] = pd.to_datetime(wide["period"]).astype("datetime64[us]")
         return wide.sort_values("period").reset_index(drop=True)
+    return _period_counts_per_query(ev, spec, period, periods)
+
+
+def _period_counts_per_query(
+    ev: ibis.Table, spec: Any, period: str, periods: Sequence[pd.Timestamp] | None = None
+) -> pd.DataFrame:
+    """:func:`_period_counts` as one ``user_funnel`` query per period (any spec)."""
+    n = _n_steps(spec)
+    cols = ["period"] + [f"n_{k}" for k in range(1, n + 1)]
     if periods is None:
         bounds = ev.aggregate(lo=ev.ts.min(), hi=ev.ts.max()).to_pandas().iloc[0]
         if pd.isna(bounds["lo"]):
