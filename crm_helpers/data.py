@@ -74,6 +74,15 @@ class CRMData:
             raise DataContractError(_missing_table(name, self.data_dir, self.schema, self.tables))
         return self.tables[name]
 
+    def has(self, table: str, *columns: str) -> bool:
+        """Whether the data set has ``table`` and each of ``columns`` in it (canonical names).
+
+        Sections of a report that need more than the report's core ask this first and,
+        when it is False, show :func:`crm_helpers.report.text.skipped` instead of failing.
+        """
+        t = self.tables.get(table)
+        return t is not None and all(c in t.columns for c in columns)
+
     @property
     def users(self) -> ibis.Table:
         return self.table("users")

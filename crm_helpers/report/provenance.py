@@ -25,8 +25,29 @@ PACKAGES: dict[str, str] = {
     "crm-helpers": "crm_helpers",
 }
 
+#: Parameters whose value was derived from the data after the parameters cell: name -> how.
+_DERIVED: dict[str, str] = {}
+
 #: Marker the renderer uses to put the summary between the title and the provenance block.
 PROVENANCE_MARKER = "<!-- crm:provenance -->"
+
+
+def derive(name: str, value: Any, how: str) -> Any:
+    """Record that parameter ``name`` was derived from the data, and return ``value``.
+
+    A notebook derives an empty parameter after its parameters cell and *before*
+    :func:`header`, which then shows it as ``value (derived: how)``; ``metrics.json`` keeps
+    ``provenance.derived`` as ``{name: how}``.
+
+    >>> breakdown_property = derive("breakdown_property", "platform", "fewest groups with 200+ users")
+    """
+    _DERIVED[str(name)] = str(how)
+    return value
+
+
+def derived() -> dict[str, str]:
+    """The parameters derived so far in this kernel: ``{name: how}``."""
+    return dict(_DERIVED)
 
 
 def versions() -> dict[str, str]:
@@ -82,6 +103,9 @@ def collect(params: dict[str, Any], data=None, title: str | None = None) -> dict
     from crm_helpers.report.metrics import to_jsonable
 
     out: dict[str, Any] = {"title": title, "parameters": to_jsonable(dict(params))}
+    how = {k: v for k, v in _DERIVED.items() if k in params}
+    if how:
+        out["derived"] = how
     if data is not None:
         out["data"] = {
             "dir": str(data.data_dir),
@@ -97,10 +121,17 @@ def _shown(value: Any) -> str:
     return '"" (default)' if value == "" else str(value)
 
 
-def _kv_table(rows: dict[str, Any], caption: str) -> str:
+def _kv_table(rows: dict[str, Any], caption: str, notes: dict[str, str] | None = None) -> str:
+    notes = notes or {}
+
+    def note(k: str) -> str:
+        if k not in notes:
+            return ""
+        return f" <em class='crm-derived'>(derived: {html.escape(notes[k])})</em>"
+
     body = "".join(
         f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-        f"<td style='text-align:left'>{html.escape(_shown(v))}</td></tr>"
+        f"<td style='text-align:left'>{html.escape(_shown(v))}{note(str(k))}</td></tr>"
         for k, v in rows.items()
     )
     return (
@@ -118,7 +149,7 @@ def to_html(prov: dict[str, Any]) -> str:
         "<div class='crm-provenance'>",
     ]
     params = prov.get("parameters") or {}
-    parts.append(_kv_table(params or {"(none)": ""}, "Parameters"))
+    parts.append(_kv_table(params or {"(none)": ""}, "Parameters", prov.get("derived")))
     data = prov.get("data")
     if data:
         fp = data["fingerprint"]
