@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportions_ztest
 
-from crm_helpers import stats
+from crm_helpers import config, stats
 from crm_helpers.data import CRMData
 from crm_helpers.engine import connect
 from crm_helpers.funnels import analysis as A
@@ -323,7 +323,7 @@ def test_dropoff_audience_and_export(duck, toy, tmp_path, monkeypatch):
     with pytest.raises(PermissionError, match="read-only"):
         A.export_audience(aud, tmp_path / "data" / "sub" / "aud.parquet")
     with pytest.raises(PermissionError):
-        A.export_audience(aud, A.config.ROOT / "data" / "aud.csv", fmt="csv")
+        A.export_audience(aud, config.ROOT / "data" / "aud.csv", fmt="csv")
     assert not (tmp_path / "data").exists()
 
 
