@@ -13,6 +13,7 @@ import ibis
 import pandas as pd
 
 from crm_helpers.data import CRMData
+from crm_helpers.report.text import join, md
 
 #: The timestamp that dates each table's rows.
 TIME_COLUMNS: dict[str, str] = {
@@ -232,22 +233,37 @@ def overview_summary(
     Returns
     -------
     list of str
+        Safe Markdown (:func:`crm_helpers.report.text.md`): event names, table and column
+        names from the data are escaped.
     """
     by_name = tables.set_index("table")
     lines = []
-    parts = [f"{int(by_name.loc[t, 'rows']):,} {t}" for t in by_name.index]
-    lines.append("The data set holds " + ", ".join(parts) + ".")
+    parts = [md("{n:,} {t}", n=int(by_name.loc[t, "rows"]), t=t) for t in by_name.index]
+    lines.append(md("The data set holds {parts}.", parts=join(parts)))
     if "events" in by_name.index and pd.notna(by_name.loc["events", "min_ts"]):
         lo, hi = by_name.loc["events", "min_ts"], by_name.loc["events", "max_ts"]
         days = (hi.normalize() - lo.normalize()).days + 1
-        lines.append(f"Events run from {lo:%Y-%m-%d} to {hi:%Y-%m-%d} ({days:,} days).")
+        lines.append(
+            md(
+                "Events run from {lo} to {hi} ({days:,} days).",
+                lo=f"{lo:%Y-%m-%d}",
+                hi=f"{hi:%Y-%m-%d}",
+                days=days,
+            )
+        )
     if "users" in by_name.index and "events" in by_name.index and by_name.loc["users", "rows"]:
         per_user = by_name.loc["events", "rows"] / by_name.loc["users", "rows"]
-        lines.append(f"That is {per_user:,.1f} events per user on average.")
+        lines.append(md("That is {x:,.1f} events per user on average.", x=per_user))
     if events is not None and len(events):
         top = events.head(top_n_events)
-        parts = [f"{r.event} ({r.share:.0%})" for r in top.itertuples()]
-        lines.append(f"The most frequent of {len(events):,} event types: " + ", ".join(parts) + ".")
+        parts = [md("{e} ({s:.0%})", e=r.event, s=r.share) for r in top.itertuples()]
+        lines.append(
+            md(
+                "The most frequent of {n:,} event types: {parts}.",
+                n=len(events),
+                parts=join(parts),
+            )
+        )
     if len(quality):
         n_err = int((quality["severity"] == "error").sum())
         n_warn = int((quality["severity"] == "warning").sum())
@@ -255,9 +271,16 @@ def overview_summary(
         col = worst["column"]
         where = f"{worst['table']}.{col}" if isinstance(col, str) and col else worst["table"]
         lines.append(
-            f"Data-quality checks found {n_warn:,} warning(s) and {n_err:,} error(s); the "
-            f"largest: {where}: {worst['message']} ({int(worst['count']):,} rows)."
+            md(
+                "Data-quality checks found {w:,} warning(s) and {e:,} error(s); the "
+                "largest: {where}: {msg} ({n:,} rows).",
+                w=n_warn,
+                e=n_err,
+                where=where,
+                msg=worst["message"],
+                n=int(worst["count"]),
+            )
         )
     else:
-        lines.append("Data-quality checks found no problems.")
+        lines.append(md("Data-quality checks found no problems."))
     return lines

@@ -9,6 +9,9 @@ The report's summary cell prints these sentences for managers: where most users 
 which group differs significantly, how big each drop-off audience is and what a win-back
 campaign would be worth. Every number in a sentence is read from the tables passed in
 (nothing is recomputed from events), so the summary always agrees with the charts.
+The sentences are safe Markdown (:func:`crm_helpers.report.text.md`): event names, group
+values and the breakdown property come from the data and are escaped, so they show as the
+literal text they are.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from crm_helpers.report.text import esc, join, md
 
 __all__ = [
     "STEP_METRIC_COLUMNS",
@@ -184,6 +189,11 @@ def step_name(row: pd.Series | dict) -> str:
     return f"step {int(row['step'])}"
 
 
+def _name(row: pd.Series | dict) -> str:
+    """The step's display name as escaped Markdown text (it comes from the data)."""
+    return esc(step_name(row))
+
+
 def _pct(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(float(x)) else f"{100 * float(x):.1f}%"
 
@@ -199,13 +209,24 @@ def _overall(table: pd.DataFrame) -> list[str]:
     first, last = t.iloc[0], t.iloc[-1]
     out = []
     if n[0] <= 0:
-        return [f"No {unit} did the first step ('{step_name(first)}') in the analysed period."]
-    ci = ""
+        return [
+            md("No {u} did the first step ('{s}') in the analysed period.", u=unit, s=_name(first))
+        ]
+    ci = esc("")
     if {"ci_low", "ci_high"} <= set(t.columns) and math.isfinite(float(last["ci_low"])):
-        ci = f", 95% CI {_pct(last['ci_low'])} to {_pct(last['ci_high'])}"
+        ci = md(", 95% CI {lo} to {hi}", lo=_pct(last["ci_low"]), hi=_pct(last["ci_high"]))
     out.append(
-        f"{int(n[0]):,} {unit} started the funnel at '{step_name(first)}'; "
-        f"{int(n[-1]):,} of them ({_pct(n[-1] / n[0])}{ci}) reached '{step_name(last)}'."
+        md(
+            "{n0:,} {u} started the funnel at '{first}'; {n1:,} of them ({pct}{ci}) "
+            "reached '{last}'.",
+            n0=int(n[0]),
+            u=unit,
+            first=_name(first),
+            n1=int(n[-1]),
+            pct=_pct(n[-1] / n[0]),
+            ci=ci,
+            last=_name(last),
+        )
     )
     if len(t) < 2:
         return out
@@ -213,17 +234,28 @@ def _overall(table: pd.DataFrame) -> list[str]:
     k = int(lost.argmax())
     share = lost[k] / n[k] if n[k] > 0 else float("nan")
     out.append(
-        f"Most {unit} are lost between '{step_name(t.iloc[k])}' and "
-        f"'{step_name(t.iloc[k + 1])}': {int(lost[k]):,} {unit} "
-        f"({_pct(share)} of those who reached '{step_name(t.iloc[k])}') do not continue."
+        md(
+            "Most {u} are lost between '{a}' and '{b}': {lost:,} {u} "
+            "({pct} of those who reached '{a}') do not continue.",
+            u=unit,
+            a=_name(t.iloc[k]),
+            b=_name(t.iloc[k + 1]),
+            lost=int(lost[k]),
+            pct=_pct(share),
+        )
     )
     with_share = [(lost[i] / n[i], i) for i in range(len(lost)) if n[i] > 0]
     if with_share:
         worst_share, j = max(with_share)
         if j != k:
             out.append(
-                f"The weakest step relative to its size is '{step_name(t.iloc[j])}' -> "
-                f"'{step_name(t.iloc[j + 1])}', where {_pct(worst_share)} drop off."
+                md(
+                    "The weakest step relative to its size is '{a}' -> '{b}', where {pct} "
+                    "drop off.",
+                    a=_name(t.iloc[j]),
+                    b=_name(t.iloc[j + 1]),
+                    pct=_pct(worst_share),
+                )
             )
     return out
 
@@ -232,7 +264,7 @@ def _breakdown(breakdown: pd.DataFrame, by: str | None, alpha: float) -> list[st
     b = breakdown
     if b is None or b.empty:
         return []
-    what = f"{by} " if by else ""
+    what = md("{by} ", by=by) if by else esc("")
     users_c = _first(b, "users", "attempts")
     first_step, last_step = int(b["step"].min()), int(b["step"].max())
     start = b[b["step"] == first_step].set_index("group")[users_c].astype(float)
@@ -260,22 +292,40 @@ def _breakdown(breakdown: pd.DataFrame, by: str | None, alpha: float) -> list[st
             rest_n, rest_x = start.drop(g).sum(), end.drop(g).sum()
             rest = rest_x / rest_n if rest_n > 0 else float("nan")
         direction = "lower" if rate < rest else "higher"
-        q = f" (q = {float(flags.loc[g, q_c]):.2g})" if q_c else ""
+        q = md(" (q = {q:.2g})", q=float(flags.loc[g, q_c])) if q_c else esc("")
         out.append(
-            f"{what}'{g}' converts significantly {direction} than everyone else: "
-            f"{_pct(rate)} vs {_pct(rest)} from first to last step{q}."
+            md(
+                "{what}'{g}' converts significantly {direction} than everyone else: "
+                "{rate} vs {rest} from first to last step{q}.",
+                what=what,
+                g=g,
+                direction=direction,
+                rate=_pct(rate),
+                rest=_pct(rest),
+                q=q,
+            )
         )
     if not significant:
         tested = int((~small).sum())
         out.append(
-            f"None of the {tested} {what}groups tested differs significantly from the rest "
-            f"(Benjamini-Hochberg, q < {alpha:g})."
+            md(
+                "None of the {tested} {what}groups tested differs significantly from the rest "
+                "(Benjamini-Hochberg, q < {alpha:g}).",
+                tested=tested,
+                what=what,
+                alpha=alpha,
+            )
         )
     n_small = int(small.sum())
     if n_small:
         out.append(
-            f"{n_small} {what}group{'s were' if n_small > 1 else ' was'} too small to test "
-            f"and {'are' if n_small > 1 else 'is'} shown greyed out."
+            md(
+                "{n} {what}group{were} too small to test and {are} shown greyed out.",
+                n=n_small,
+                what=what,
+                were="s were" if n_small > 1 else " was",
+                are="are" if n_small > 1 else "is",
+            )
         )
     return out
 
@@ -285,20 +335,26 @@ def _sizing(sizing: pd.DataFrame) -> list[str]:
         return []
     s = sizing.sort_values("step").reset_index(drop=True)
     aud_c = _first(s, "audience", "audience_size", "users")
-    parts = [f"{int(r[aud_c]):,} left after '{step_name(r)}'" for _, r in s.iterrows()]
-    out = [f"Drop-off audiences: {'; '.join(parts)}."]
+    parts = [md("{n:,} left after '{s}'", n=int(r[aud_c]), s=_name(r)) for _, r in s.iterrows()]
+    out = [md("Drop-off audiences: {parts}.", parts=join(parts, "; "))]
     if "net_value" in s.columns and s["net_value"].notna().any():
         best = s.loc[s["net_value"].astype(float).idxmax()]
         if float(best["net_value"]) > 0:
             out.append(
-                f"The most valuable win-back campaign targets the {int(best[aud_c]):,} users "
-                f"who left after '{step_name(best)}': expected net value "
-                f"{float(best['net_value']):,.0f}."
+                md(
+                    "The most valuable win-back campaign targets the {n:,} users who left "
+                    "after '{s}': expected net value {v:,.0f}.",
+                    n=int(best[aud_c]),
+                    s=_name(best),
+                    v=float(best["net_value"]),
+                )
             )
         else:
             out.append(
-                "At the assumed costs and conversion rates, no win-back campaign is expected "
-                "to pay for itself."
+                md(
+                    "At the assumed costs and conversion rates, no win-back campaign is "
+                    "expected to pay for itself."
+                )
             )
     return out
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["Safe", "esc", "code", "md", "bullets", "skipped"]
+__all__ = ["Safe", "esc", "code", "md", "join", "bullets", "skipped"]
 
 _MD_ACTIVE = re.compile(r"([\\`*_\[\]{}#|~$!])")
 
@@ -100,6 +101,15 @@ class _Escaped:
 
     def __str__(self) -> str:
         return esc(str(self.v))
+
+
+def join(parts: Iterable[Any], sep: str = ", ") -> Safe:
+    """``parts`` joined by the trusted ``sep``; parts that are not :class:`Safe` are escaped.
+
+    >>> join(["a<b", code("c")])
+    'a&lt;b, <code>c</code>'
+    """
+    return Safe(sep.join(esc(p) for p in parts))
 
 
 def bullets(lines: list[str], heading: str | None = None) -> Safe:
