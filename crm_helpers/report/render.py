@@ -4,7 +4,8 @@
 * cells tagged ``summary`` move to the top, right after the title (the header's ``<h1>``),
   although the notebook computes them at the end;
 * plotly figures become interactive ``<div>``s; plotly.js is embedded once in the page
-  head, so the report works offline (no ``<script src="https://...">``).
+  head, so the report works offline (no ``<script src="https://...">``);
+* a Content-Security-Policy lets only those scripts run (:mod:`crm_helpers.report.csp`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from crm_helpers.report import csp
 from crm_helpers.report.provenance import PROVENANCE_MARKER
 
 TEMPLATES_DIR: Path = Path(__file__).resolve().parent / "templates"
@@ -24,6 +26,7 @@ TEMPLATE_NAME = "crm_report"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 SUMMARY_TAG = "summary"
 TITLE_TAG = "title"
+FIGURE_META = "crm_figure"  # output metadata flag: this HTML is a figure render.py made
 _EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\ssrc\s*=\s*[\"']?(?:https?:)?//", re.IGNORECASE)
 
 
@@ -108,6 +111,7 @@ def prepare(nb: NotebookNode) -> tuple[NotebookNode, int]:
                 if PLOTLY_MIME in data:
                     out = copy.deepcopy(out)
                     out["data"] = {"text/html": _figure_html(data[PLOTLY_MIME])}
+                    out.setdefault("metadata", {})[FIGURE_META] = True
                     n_figures += 1
             outputs.append(out)
         cell["outputs"] = outputs
@@ -149,6 +153,16 @@ def prepare(nb: NotebookNode) -> tuple[NotebookNode, int]:
             pos = 1
     nb.cells = rest[:pos] + summary + rest[pos:]
     return nb, n_figures
+
+
+def _figure_scripts(nb: NotebookNode) -> list[str]:
+    """The inline scripts of the figures :func:`prepare` made (the only ones the CSP allows)."""
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            if (o.get("metadata") or {}).get(FIGURE_META):
+                out += csp.inline_scripts(_html_of(o) or "")
+    return out
 
 
 def external_scripts(html: str) -> list[str]:
@@ -196,6 +210,7 @@ def render_html(nb: NotebookNode | str | Path, title: str | None = None) -> tupl
         "crm_generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     html, _ = exporter.from_notebook_node(report, resources=resources)
+    html = csp.with_policy(html, [resources["plotly_js"], *_figure_scripts(report)])
     bad = external_scripts(html)
     if bad:
         raise RuntimeError(f"the report would load scripts from the network: {bad[:3]}")
