@@ -16,6 +16,16 @@ from pathlib import Path
 from crm_helpers import config
 
 
+RUN_EXIT_CODES = """\
+exit status:
+  0  the report was built and published
+  1  the notebook failed (also: an empty extract, a sudden shrink of the data); the last
+     good report is kept and the reason is in run.json and on the index page
+  2  refused before running: unknown notebook or parameter, a value of the wrong type or
+     out of range, a malformed params file, an unwritable --out folder
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crm", description="CRM Workbench command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -27,7 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--dirt", action="store_true", help="inject realistic data-quality problems")
     g.add_argument("--overwrite", action="store_true", help="replace an existing data set")
 
-    r = sub.add_parser("run", help="run one notebook and render its report")
+    r = sub.add_parser(
+        "run",
+        help="run one notebook and render its report",
+        description="Run one notebook with papermill and publish its report.",
+        epilog=RUN_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.add_argument("notebook", help="notebook name in notebooks/ (data_overview) or a path")
     r.add_argument(
         "-p",
@@ -87,7 +103,7 @@ def _print_result(res) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from crm_helpers.report.run import ParametersError, run_notebook
+    from crm_helpers.report.run import RunRefused, run_notebook
 
     cli_params: dict[str, str] = {}
     for name, value in args.parameter:
@@ -102,8 +118,8 @@ def _run(args: argparse.Namespace) -> int:
             out_dir=args.out,
             run_name=args.name,
         )
-    except (ParametersError, FileNotFoundError) as exc:
-        print(f"crm run: {exc}", file=sys.stderr)
+    except (RunRefused, FileNotFoundError) as exc:
+        print(f"crm run: refused: {exc}", file=sys.stderr)
         return 2
     _print_result(res)
     return 0 if res.ok else 1

@@ -41,7 +41,7 @@ def test_run_unknown_or_mistyped_parameter(capsys, tmp_path):
     assert main(["run", "data_overview", "-p", "nope", "1", "--out", str(tmp_path)]) == 2
     assert "unknown parameter 'nope'" in capsys.readouterr().err
     assert main(["run", "data_overview", "-p", "top_n_events", "ten", "--out", str(tmp_path)]) == 2
-    assert "expected an integer" in capsys.readouterr().err
+    assert "must be an integer" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 

@@ -34,14 +34,23 @@ import yaml
 
 from crm_helpers import config
 from crm_helpers.report import metrics as _metrics
+from crm_helpers.report import params as _params
 from crm_helpers.report import provenance
 
 PARAMETERS_TAG = "parameters"
 RUN_SEPARATOR = "--"
 
 
-class ParametersError(ValueError):
+class RunRefused(ValueError):
+    """A run refused before any kernel starts (``crm run`` exits with status 2)."""
+
+
+class ParametersError(RunRefused):
     """The notebook's parameters cell, or the parameters given, are not acceptable."""
+
+
+class OutputNotWritable(RunRefused):
+    """The reports folder cannot be created or written."""
 
 
 class RunFailed(RuntimeError):
@@ -153,22 +162,36 @@ def parameters_cell(nb: nbformat.NotebookNode) -> tuple[int, dict[str, Any]]:
     return i, defaults
 
 
-def coerce_value(raw: str, default: Any) -> Any:
-    """A command-line string as the type of the parameter's default (YAML rules otherwise)."""
-    if isinstance(default, str):
+def parameter_types(nb: nbformat.NotebookNode) -> dict[str, tuple[str, ...]]:
+    """The annotated types of the parameters cell (see :func:`params.annotations`)."""
+    i, _ = parameters_cell(nb)
+    source = nb.cells[i].source
+    return _params.annotations(source if isinstance(source, str) else "".join(source))
+
+
+def coerce_value(raw: str, default: Any, types: tuple[str, ...] = (), name: str = "value") -> Any:
+    """A command-line string as the parameter's type (its annotation, else its default's).
+
+    Text parameters take the string as it is; others read it as YAML (``3``, ``2.5``,
+    ``true``, ``[a, b]``, ``{k: v}``) and check the type (:func:`params.check_type`).
+
+    Raises
+    ------
+    ParametersError
+        The value does not fit the type; the message names the parameter, the expected
+        type and the value given.
+    """
+    types = types or _params._default_type(default)
+    if "str" in types or (not types and isinstance(default, str)):
         return raw
-    value = yaml.safe_load(raw)
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ParametersError(f"expected true/false, got {raw!r}")
-        return value
-    if isinstance(default, int) and not isinstance(value, bool):
-        if isinstance(value, int):
-            return value
-        raise ParametersError(f"expected an integer, got {raw!r}")
-    if isinstance(default, float) and isinstance(value, int | float):
-        return float(value)
-    return value
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw  # not YAML: the type check names the value as given
+    try:
+        return _params.check_type(name, value, types)
+    except ValueError as exc:
+        raise ParametersError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -191,7 +214,14 @@ def read_params_file(path: str | Path) -> ParamsFile:
     path = Path(path)
     if not path.is_file() and (config.NOTEBOOKS_DIR / path).is_file():
         path = config.NOTEBOOKS_DIR / path
-    raw = yaml.safe_load(path.read_text()) or {}
+    if not path.is_file():
+        raise ParametersError(f"{path}: no such parameters file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParametersError(f"{path}: {_params.yaml_problem(exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParametersError(f"{path}: cannot be read ({exc})") from None
     if not isinstance(raw, dict):
         raise ParametersError(f"{path}: expected a mapping of parameter names to values")
     notebook = raw.pop("notebook", None)
@@ -207,6 +237,26 @@ def read_params_file(path: str | Path) -> ParamsFile:
         notebook = notebook or nb_part
         name = name or run_part
     return ParamsFile(path=path, notebook=notebook, run=str(name or stem), parameters=params)
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and check a file can be written in it.
+
+    Raises
+    ------
+    OutputNotWritable
+        Naming the folder and why (read-only, not a folder, no permission).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".crm-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise OutputNotWritable(
+            f"cannot write the report to {folder}: {why}; pass --out with a writable folder"
+        ) from None
 
 
 # --- kernel ------------------------------------------------------------------------------
@@ -339,8 +389,11 @@ def run_notebook(
 
     Raises
     ------
-    ParametersError, FileNotFoundError
-        Problems found before anything is executed.
+    RunRefused, FileNotFoundError
+        Problems found before anything is executed: a parameter of the wrong type or out
+        of range (:class:`ParametersError`, see :mod:`crm_helpers.report.params`), a
+        malformed params file, a reports folder that cannot be written
+        (:class:`OutputNotWritable`).
     """
     import papermill as pm
 
@@ -348,6 +401,7 @@ def run_notebook(
     name = nb_path.stem
     nb = nbformat.read(str(nb_path), as_version=4)
     _, defaults = parameters_cell(nb)
+    types = parameter_types(nb)
 
     values: dict[str, Any] = {}
     if params_file is not None:
@@ -360,10 +414,14 @@ def run_notebook(
     for key, raw in (cli_parameters or {}).items():
         if key not in defaults:
             raise ParametersError(f"unknown parameter {key!r}; {name} takes {sorted(defaults)}")
-        values[key] = coerce_value(raw, defaults[key])
+        values[key] = coerce_value(raw, defaults[key], types.get(key, ()), key)
     unknown = sorted(set(values) - set(defaults))
     if unknown:
         raise ParametersError(f"unknown parameter(s) {unknown}; {name} takes {sorted(defaults)}")
+    try:  # types and ranges, before any kernel starts
+        values = _params.check_parameters(name, values, defaults, types)
+    except ValueError as exc:
+        raise ParametersError(str(exc)) from None
     env_data = None
     if data_dir is not None:
         env_data = str(Path(data_dir).expanduser().resolve())
@@ -376,7 +434,7 @@ def run_notebook(
 
     reports_root = Path(out_dir).expanduser().resolve() if out_dir else config.reports_dir()
     folder = reports_root / report_dir_name(name, run_name)
-    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder)
     html_path = folder / f"{name}.html"
     ipynb_path = folder / f"{name}.ipynb"
     failed_path = folder / f"{name}.failed.ipynb"
@@ -482,13 +540,28 @@ def discover_runs(notebooks_dir: Path | None = None) -> list[tuple[Path, Path | 
         (p, None) for p in sorted(notebooks_dir.glob("*.ipynb"))
     ]
     for pf_path in sorted((notebooks_dir / "params").glob("*.yaml")):
-        pf = read_params_file(pf_path)
-        if pf.notebook is None:
+        try:
+            nb_name = read_params_file(pf_path).notebook
+        except ParametersError:  # a malformed file: its run is refused and shown as failed
+            nb_name = (
+                pf_path.stem.split(RUN_SEPARATOR, 1)[0] if RUN_SEPARATOR in pf_path.stem else None
+            )
+        if nb_name is None:
             continue
-        nb = notebooks_dir / f"{pf.notebook}.ipynb"
+        nb = notebooks_dir / f"{nb_name}.ipynb"
         if nb.is_file():
             runs.append((nb, pf_path))
     return runs
+
+
+def _run_name_of(pf: Path | None) -> str | None:
+    """The run name of a params file, also when the file cannot be read."""
+    if pf is None:
+        return None
+    try:
+        return read_params_file(pf).run
+    except ParametersError:
+        return pf.stem.split(RUN_SEPARATOR, 1)[1] if RUN_SEPARATOR in pf.stem else pf.stem
 
 
 def run_all(
@@ -514,7 +587,7 @@ def run_all(
         except (ParametersError, FileNotFoundError, OSError, ValueError) as exc:
             # refused before execution: record it so the index shows the failure
             now = _now()
-            run = read_params_file(pf).run if pf else None
+            run = _run_name_of(pf)
             folder = reports_root / report_dir_name(nb.stem, run)
             folder.mkdir(parents=True, exist_ok=True)
             res = RunResult(
