@@ -24,7 +24,8 @@ the value is fine, else a short phrase that completes "must ...", e.g. ``"be bet
 (a step after which users drop off; steps has 5 events)"``. A new notebook adds its own with
 :func:`register`, next to its helpers (they know the ranges); checks of parameters that were
 not given are run too, so a params file that changes ``steps`` is checked against the
-default ``audience_step``.
+default ``audience_step``. A default that fails its check on its own (a sentinel such as
+``0`` or ``[]`` for "derive from the data") is left to the notebook.
 """
 
 from __future__ import annotations
@@ -321,6 +322,11 @@ def check_parameters(
         if name not in effective:
             continue
         problem = check(effective[name], effective)
+        if problem and name in defaults and effective[name] == defaults[name]:
+            # the notebook's own default failing on its own is its sentinel (e.g. 0 or []
+            # for "derive from the data"): not refused; it is checked against given values
+            if check(defaults[name], defaults) is not None:
+                problem = None
         if problem:
             how = "given" if name in given else "default"
             problems.append(f"parameter {name!r} must {problem}; got {effective[name]!r} ({how})")

@@ -126,6 +126,12 @@ def test_ranges_common_and_per_notebook():
         params.check_parameters(
             "other", {"start_date": "2024-02-01", "end_date": "2024-01-01"}, defaults, types
         )
+    # a default that fails on its own is the notebook's sentinel ("derive"): left alone,
+    # but the same value given differently is refused
+    sentinel = {**defaults, "audience_step": 0, "steps": []}
+    assert params.check_parameters("funnel_dropoff", {"audience_step": 0}, sentinel, types)
+    with pytest.raises(ValueError, match="'audience_step' must be between 1 and 2"):
+        params.check_parameters("funnel_dropoff", {"audience_step": -1}, defaults, types)
     # another notebook has no funnel checks
     assert params.check_parameters("other", {"audience_step": 9}, defaults, types)
 
