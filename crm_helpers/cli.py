@@ -2,7 +2,8 @@
 
 crm generate [--users N] [--seed S] [--out DIR] [--dirt] [--overwrite]
 crm run NOTEBOOK [-p name value]... [-f params.yaml] [--data DIR] [--engine E] [--out DIR]
-crm run-all [--data DIR] [--engine E] [--out DIR]
+        [--allow-shrink] [--shrink-share S]    (exit: 0 built, 1 failed, 2 refused)
+crm run-all [--data DIR] [--engine E] [--out DIR] [--allow-shrink] [--shrink-share S]
 crm index [--out DIR]
 """
 
@@ -15,7 +16,6 @@ from pathlib import Path
 
 from crm_helpers import config
 
-
 RUN_EXIT_CODES = """\
 exit status:
   0  the report was built and published
@@ -24,6 +24,22 @@ exit status:
   2  refused before running: unknown notebook or parameter, a value of the wrong type or
      out of range, a malformed params file, an unwritable --out folder
 """
+
+
+def _guard_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="publish even if a table has far fewer rows than in the previous good run",
+    )
+    p.add_argument(
+        "--shrink-share",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="fail when a table has under SHARE of the previous good run's rows "
+        "(default $CRM_SHRINK_SHARE or 0.10)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,11 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--engine", help="duckdb, spark or an Ibis connection URL")
     r.add_argument("--out", type=Path, help="reports folder (default: reports/)")
     r.add_argument("--name", help="run name (report folder <notebook>--<name>)")
+    _guard_options(r)
 
     a = sub.add_parser("run-all", help="run every notebook and named run, then the index")
     a.add_argument("--data", type=Path)
     a.add_argument("--engine")
     a.add_argument("--out", type=Path)
+    _guard_options(a)
 
     i = sub.add_parser("index", help="rebuild reports/index.html")
     i.add_argument("--out", type=Path)
@@ -117,6 +135,8 @@ def _run(args: argparse.Namespace) -> int:
             engine=args.engine,
             out_dir=args.out,
             run_name=args.name,
+            allow_shrink=args.allow_shrink,
+            shrink_share=args.shrink_share,
         )
     except (RunRefused, FileNotFoundError) as exc:
         print(f"crm run: refused: {exc}", file=sys.stderr)
@@ -128,7 +148,13 @@ def _run(args: argparse.Namespace) -> int:
 def _run_all(args: argparse.Namespace) -> int:
     from crm_helpers.report.run import run_all
 
-    results = run_all(data_dir=args.data, engine=args.engine, out_dir=args.out)
+    results = run_all(
+        data_dir=args.data,
+        engine=args.engine,
+        out_dir=args.out,
+        allow_shrink=args.allow_shrink,
+        shrink_share=args.shrink_share,
+    )
     for res in results:
         _print_result(res)
     failed = [r for r in results if not r.ok]

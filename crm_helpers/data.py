@@ -57,6 +57,9 @@ class CRMData:
         Canonical table name -> the table as read, only renamed (what validation checks).
     tz_aware
         Canonical table name -> source columns whose timestamps carry a time zone.
+    required
+        The tables the caller required (``load(require=...)``): the report's core, which
+        :mod:`crm_helpers.report.guard` refuses to publish when one of them is empty.
     """
 
     con: BaseBackend
@@ -67,6 +70,7 @@ class CRMData:
     quality: DataQualityReport = field(default_factory=DataQualityReport)
     raw: dict[str, ibis.Table] = field(default_factory=dict)
     tz_aware: dict[str, frozenset[str]] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
 
     def table(self, name: str) -> ibis.Table:
         """The table ``name``; a clear error if the data set lacks it."""
@@ -561,6 +565,7 @@ def load(
     data = CRMData(
         con=con, data_dir=data_dir, schema=schema, tables={}, files=files, raw=raw, tz_aware=aware
     )
+    data.required = tuple(required)
     if validate:
         from crm_helpers.validate import validate as run_checks
 

@@ -40,6 +40,10 @@ def _params_text(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in sorted((params or {}).items()))
 
 
+#: The index page runs no script and loads nothing: only its inline style is allowed.
+INDEX_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+
 def render_index(runs: list[dict[str, Any]]) -> str:
     """The index page (plain HTML, no scripts) for the given run records."""
     rows = []
@@ -75,6 +79,7 @@ def render_index(runs: list[dict[str, Any]]) -> str:
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>CRM Workbench reports</title>
+<meta http-equiv="Content-Security-Policy" content="{INDEX_CSP}">
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; }}
 table {{ border-collapse: collapse; width: 100%; }}

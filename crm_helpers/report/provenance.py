@@ -172,7 +172,8 @@ def to_html(prov: dict[str, Any]) -> str:
 def header(params: dict[str, Any], data, title: str):
     """The report header cell: title, parameters, data fingerprint, versions, commit.
 
-    Also records the provenance in ``metrics.json`` (see :mod:`crm_helpers.report.metrics`).
+    Also records the provenance in ``metrics.json`` (see :mod:`crm_helpers.report.metrics`),
+    then fails the report on an empty or collapsed extract (:func:`crm_helpers.report.guard.check`).
 
     Parameters
     ----------
@@ -194,6 +195,10 @@ def header(params: dict[str, Any], data, title: str):
 
     prov = collect(params, data, title)
     metrics.set_provenance(prov)
+    if data is not None:
+        from crm_helpers.report import guard
+
+        guard.check(data, prov["data"]["fingerprint"]["rows"], params)
     return HTML(to_html(prov))
 
 

@@ -33,9 +33,9 @@ import nbformat
 import yaml
 
 from crm_helpers import config
+from crm_helpers.report import guard, provenance
 from crm_helpers.report import metrics as _metrics
 from crm_helpers.report import params as _params
-from crm_helpers.report import provenance
 
 PARAMETERS_TAG = "parameters"
 RUN_SEPARATOR = "--"
@@ -336,6 +336,8 @@ def _error_text(exc: BaseException) -> str:
     from papermill.exceptions import PapermillExecutionError
 
     if isinstance(exc, PapermillExecutionError):
+        if exc.ename in ("EmptyExtractError", "ShrunkExtractError"):  # the data, not the code
+            return f"{exc.ename}: {exc.evalue}"
         return f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
     return f"{type(exc).__name__}: {exc}"
 
@@ -358,6 +360,8 @@ def run_notebook(
     kernel_name: str | None = None,
     timeout_s: int | None = 1800,
     update_index: bool = True,
+    allow_shrink: bool = False,
+    shrink_share: float | None = None,
 ) -> RunResult:
     """Execute a notebook with parameters and publish its report (see the module docstring).
 
@@ -381,6 +385,10 @@ def run_notebook(
         Jupyter kernel (default: one running this interpreter, see :func:`ensure_kernel`).
     update_index
         Rewrite ``index.html`` of the reports folder afterwards.
+    allow_shrink, shrink_share
+        The shrink guard (:mod:`crm_helpers.report.guard`): a table under ``shrink_share``
+        (default ``$CRM_SHRINK_SHARE`` or 0.10) of its rows in the previous good run fails
+        the run, unless ``allow_shrink``.
 
     Returns
     -------
@@ -444,6 +452,10 @@ def run_notebook(
     tmp_metrics = folder / ".metrics.running.json"
     tmp_metrics.unlink(missing_ok=True)
 
+    try:
+        share = guard.shrink_share(shrink_share)
+    except ValueError as exc:
+        raise ParametersError(str(exc)) from None
     last_success = None
     if run_path.exists():
         with contextlib.suppress(ValueError, OSError):
@@ -458,6 +470,9 @@ def run_notebook(
     n_figures: int | None = None
     html: str | None = None
     env = {"CRM_METRICS_PATH": str(tmp_metrics), "CRM_DATA_DIR": env_data}
+    env[guard.ENV_VAR] = (
+        None if allow_shrink else guard.previous_rows_env(metrics_path, share, last_success)
+    )
     if env_data is None:
         env.pop("CRM_DATA_DIR")
     try:
@@ -570,6 +585,8 @@ def run_all(
     engine: str | None = None,
     out_dir: str | Path | None = None,
     notebooks_dir: Path | None = None,
+    allow_shrink: bool = False,
+    shrink_share: float | None = None,
 ) -> list[RunResult]:
     """Run every notebook and named run; continue past failures; rewrite the index."""
     results = []
@@ -583,6 +600,8 @@ def run_all(
                 engine=engine,
                 out_dir=reports_root,
                 update_index=False,
+                allow_shrink=allow_shrink,
+                shrink_share=shrink_share,
             )
         except (ParametersError, FileNotFoundError, OSError, ValueError) as exc:
             # refused before execution: record it so the index shows the failure
