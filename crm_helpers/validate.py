@@ -336,7 +336,7 @@ def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
                     "unparseable_timestamp",
                     "error",
                     raw.notnull() & (raw.strip().length() > 0) & t[col].isnull(),
-                    "some date-times cannot be read",
+                    "unparseable date-times: text that cannot be read as a date-time",
                     f"write {name}.{col} as 'YYYY-MM-DD HH:MM:SS' (optionally with '+01:00' or "
                     "'Z'), e.g. '2024-03-01 14:05:00'; fix or remove the rows shown.",
                     show,
@@ -348,13 +348,17 @@ def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
                 if col in ctx.keys
                 else "needed by the analyses and"
             )
+            empty = t[col].isnull()
+            if col in plan.text_timestamps:  # text that is not a date-time is reported above
+                raw = t[f"_crm_raw_{col}"]
+                empty = empty & (raw.isnull() | (raw.strip().length() == 0))
             checks.append(
                 _RowCheck(
                     f"null_{col}",
                     col,
                     "null_key" if spec.kind == "id" else "null_value",
                     "error",
-                    t[col].isnull(),
+                    empty,
                     f"empty values; the column is {what} must be filled in every row",
                     f"fill {name}.{col} in every row, or remove those rows before loading.",
                     [c for c in t.columns if not c.startswith("_crm_raw_")][:6],

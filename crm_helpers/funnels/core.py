@@ -97,7 +97,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -426,8 +426,8 @@ def validate_spec(events: ir.Table, spec: FunnelSpec, *, check_events: bool = Tr
     """Check a spec against an events table; raise ``ValueError`` naming the problem.
 
     Checks the canonical columns, that every ``where`` column exists, and (with
-    ``check_events``) that every step/exclusion event occurs in the data, suggesting the
-    closest known names (one ``distinct event`` query).
+    ``check_events``) that every step/exclusion event occurs in the data, listing the events
+    that do, closest first (:func:`closest_first`; one ``distinct event`` query).
     """
     cols = set(events.columns)
     missing = [c for c in ("user_id", "event", "ts") if c not in cols]
@@ -451,12 +451,29 @@ def validate_spec(events: ir.Table, spec: FunnelSpec, *, check_events: bool = Tr
         known = _known_events(events)
         for what, event, _ in matchers:
             if event not in known:
-                close = difflib.get_close_matches(event, sorted(known), n=5, cutoff=0.4)
+                ranked = closest_first(event, known)
+                more = len(known) - len(ranked)
                 raise ValueError(
-                    f"{what}: event {event!r} does not occur in the data; "
-                    + (f"closest known events: {close}" if close else "no similar event name")
+                    f"{what}: event {event!r} does not occur in the data; the events that do, "
+                    f"closest first: {ranked}"
+                    + (f" and {more} more" if more else "")
                     + f" ({len(known)} distinct events)"
                 )
+
+
+def closest_first(name: str, known: Iterable[str], limit: int = 25) -> list[str]:
+    """``known`` names ordered by similarity to ``name`` (difflib ratio), at most ``limit``.
+
+    Ties keep alphabetical order; the comparison ignores case.
+
+    >>> closest_first("purchse", ["visit", "purchase", "push_open"])
+    ['purchase', 'push_open', 'visit']
+    """
+
+    def score(k: str) -> float:
+        return difflib.SequenceMatcher(None, name.lower(), k.lower()).ratio()
+
+    return sorted(sorted(map(str, known)), key=score, reverse=True)[:limit]
 
 
 # --- the engine -------------------------------------------------------------------------------
