@@ -25,14 +25,16 @@ this way, so they are safe wherever they are rendered (the report, the index pag
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["Safe", "esc", "code", "md", "join", "bullets", "skipped"]
 
-_MD_ACTIVE = re.compile(r"([\\`*_\[\]{}#|~$!])")
+_MD_ACTIVE = "\\`*_[]{}#|~$!"
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"}
+# one pass per character: an entity made for one character is never escaped again
+_ESC_TABLE = str.maketrans({**{c: "\\" + c for c in _MD_ACTIVE}, **_HTML})
+_CODE_TABLE = str.maketrans({**{c: f"&#{ord(c)};" for c in _MD_ACTIVE}, **_HTML})
 
 
 class Safe(str):
@@ -49,16 +51,14 @@ def esc(value: Any) -> Safe:
     """
     if isinstance(value, Safe):
         return value
-    text = html.escape(str(value), quote=True)
-    return Safe(_MD_ACTIVE.sub(r"\\\1", text))
+    return Safe(str(value).translate(_ESC_TABLE))
 
 
 def code(value: Any) -> Safe:
     """``value`` in monospace, escaped: ``<code>&lt;b&gt;</code>`` for ``"<b>"``."""
-    text = html.escape(str(value), quote=True)
-    # Markdown still runs inside inline HTML in some renderers: neutralise its characters too.
-    text = _MD_ACTIVE.sub(lambda m: f"&#{ord(m.group(1))};", text)
-    return Safe(f"<code>{text}</code>")
+    # Markdown still runs inside inline HTML in some renderers: its characters become
+    # entities too (in the same pass, so the entities' own "#" is not escaped again).
+    return Safe(f"<code>{str(value).translate(_CODE_TABLE)}</code>")
 
 
 def md(template: str, /, **values: Any) -> Safe:

@@ -92,6 +92,10 @@ def test_payloads_in_the_data_never_run(notebook, payload_world, chromium, tmp_p
     _assert_nothing_ran(chromium)
     shown = [p for p in PAYLOADS if p in text]
     assert shown, "no payload is shown as text: is the payload data used at all?"
+    residue = re.findall(
+        r".{0,40}(?:&(?:#x?[0-9a-fA-F]+|lt|gt|amp|quot);|\\[`*_#|~$!]).{0,20}", text
+    )
+    assert not residue, f"escaped twice: the reader sees escapes instead of the text: {residue[:3]}"
     if "title" in defaults:
         assert chromium.title == TITLE  # shown literally, <title> not closed early
         assert TITLE in text  # the heading

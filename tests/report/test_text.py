@@ -70,3 +70,14 @@ def test_derived_parameters_shown_in_header():
         )
     finally:
         provenance._DERIVED.clear()
+
+
+@pytest.mark.parametrize("payload", [*PAYLOADS, 'O\'Brien & "Sons" #1 <b> 50%'])
+@pytest.mark.parametrize("wrap", [esc, code])
+def test_rendered_text_is_the_value_itself(payload, wrap):
+    """What a reader sees (tags stripped, entities decoded once) is the value, not escapes."""
+    import html as _html
+
+    body = _render(md("[[{s}]]", s=wrap(payload)))
+    shown = [_html.unescape(re.sub(r"<[^>]+>", "", m)) for m in re.findall(r"\[\[(.*?)\]\]", body)]
+    assert shown and all(s == payload for s in shown), shown
