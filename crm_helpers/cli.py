@@ -146,15 +146,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_all(args: argparse.Namespace) -> int:
-    from crm_helpers.report.run import run_all
+    from crm_helpers.report.run import RunRefused, run_all
 
-    results = run_all(
-        data_dir=args.data,
-        engine=args.engine,
-        out_dir=args.out,
-        allow_shrink=args.allow_shrink,
-        shrink_share=args.shrink_share,
-    )
+    try:
+        results = run_all(
+            data_dir=args.data,
+            engine=args.engine,
+            out_dir=args.out,
+            allow_shrink=args.allow_shrink,
+            shrink_share=args.shrink_share,
+        )
+    except RunRefused as exc:
+        print(f"crm run-all: refused: {exc}", file=sys.stderr)
+        return 2
     for res in results:
         _print_result(res)
     failed = [r for r in results if not r.ok]

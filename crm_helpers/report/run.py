@@ -591,6 +591,7 @@ def run_all(
     """Run every notebook and named run; continue past failures; rewrite the index."""
     results = []
     reports_root = Path(out_dir).expanduser().resolve() if out_dir else config.reports_dir()
+    check_writable(reports_root)
     for nb, pf in discover_runs(notebooks_dir):
         try:
             res = run_notebook(

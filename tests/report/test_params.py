@@ -196,6 +196,8 @@ def test_unwritable_out_is_refused_before_running(capsys, tmp_path):
         check_writable(a_file / "reports")
     err = _refused(capsys, "data_overview", "--out", str(a_file / "reports"))
     assert "cannot write the report to" in err and "--out" in err
+    assert main(["run-all", "--out", str(a_file / "all")]) == 2
+    assert "cannot write the report to" in capsys.readouterr().err
     if os.geteuid() != 0:  # root writes anywhere; a read-only folder only stops others
         ro = tmp_path / "ro"
         ro.mkdir()
