@@ -11,9 +11,6 @@ import pytest
 
 from crm_helpers.report.run import run_notebook
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
 
 
@@ -26,28 +23,9 @@ def rendered(small_world, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def driver():
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip(f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} (Debian chromium)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1300,2400",
-        "--allow-file-access-from-files",
-    ):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # an explicit driver path: selenium-manager is never asked to download anything
-    drv = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
-    yield drv
-    drv.quit()
+def driver(chromium):
+    """Headless Chromium (the ``chromium`` fixture of tests/notebooks/conftest.py)."""
+    return chromium
 
 
 _DRAWN = """return Array.from(document.querySelectorAll('.js-plotly-plot'))
