@@ -6,7 +6,7 @@ repeated across functions (the retentioneering ``schema`` idea).
 
 Canonical contract (``data/README.md`` documents it for people)::
 
-    users        user_id, signup_at, <attributes...>
+    users        user_id, [signup_at], <attributes...>
     events       user_id, event, ts, [session_id], <properties...>
     orders       order_id, user_id, ts, revenue, [category], [coupon], [quantity]
     messages     message_id, user_id, campaign_id, channel, sent_at, [opened_at], [clicked_at]
@@ -42,7 +42,7 @@ class ColumnSpec:
 CONTRACT: dict[str, dict[str, ColumnSpec]] = {
     "users": {
         "user_id": ColumnSpec("id"),
-        "signup_at": ColumnSpec("timestamp"),
+        "signup_at": ColumnSpec("timestamp", required=False, nullable=True),
     },
     "events": {
         "user_id": ColumnSpec("id"),
