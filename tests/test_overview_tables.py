@@ -13,7 +13,9 @@ ORDERS = pd.DataFrame(
     {
         "order_id": [1, 2, 3, 4, 5],
         "user_id": [10, 10, 11, 12, 12],
-        "ts": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]),
+        "ts": pd.to_datetime(
+            ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
+        ),
         "revenue": [20.0, 30.0, 50.0, -30.0, 10.0],  # order 4: a refund
     }
 ).astype({"ts": "datetime64[us]"})
@@ -48,9 +50,7 @@ def test_assignment_summary(tmp_path):
     pd.DataFrame({"user_id": [1, 2, 3]}).to_parquet(tmp_path / "users.parquet", index=False)
     data = load(tmp_path)  # users with only an id: signup_at is optional
     got = overview.assignment_summary(data)
-    want = (
-        ASSIGNMENTS.groupby(["experiment_id", "variant"]).size().rename("users").reset_index()
-    )
+    want = ASSIGNMENTS.groupby(["experiment_id", "variant"]).size().rename("users").reset_index()
     assert got[["experiment_id", "variant", "users"]].equals(want)
     np.testing.assert_allclose(got["share"], [1 / 3, 2 / 3, 1.0])
     assert got.loc[1, "first_assigned"] == pd.Timestamp("2024-01-02")

@@ -189,9 +189,7 @@ CASES = [
 
 
 def test_every_notebook_is_registered():
-    missing = sorted(
-        p.stem for p in config.NOTEBOOKS_DIR.glob("*.ipynb") if p.stem not in REGISTRY
-    )
+    missing = sorted(p.stem for p in config.NOTEBOOKS_DIR.glob("*.ipynb") if p.stem not in REGISTRY)
     assert not missing, (
         f"notebook(s) {missing} have no entry in REGISTRY of {Path(__file__).name}: add, per "
         f"shape {sorted(SHAPES)}, its essential parameters, the sections that must step aside "
