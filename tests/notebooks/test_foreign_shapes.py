@@ -8,6 +8,8 @@ Shapes (tiny data directories, written per test session):
 * ``orders_only``: one ``orders.csv`` with naive local-time text (``schema.yaml`` says
   ``timezone: America/New_York``) and a refund (negative revenue).
 * ``users_assignments``: ``users.parquet`` with only ``user_id`` and ``assignments.parquet``.
+* ``order_lines``: the committed Online Retail II extract (one row per invoice line, ids as
+  floats with nulls, local-time text) with only its ``schema.yaml``.
 
 The registry below says, per notebook and shape, which parameters are essential and which
 sections must step aside (each says why with ``text.skipped``: "Skipped: this section needs
@@ -20,6 +22,7 @@ test_every_notebook_is_registered**: a new analysis joins with one entry here.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,10 +96,23 @@ def _users_assignments(d: Path) -> dict[str, pd.DataFrame]:
     return {"users": users, "assignments": assignments}
 
 
+def _order_lines(d: Path) -> dict[str, pd.DataFrame]:
+    """The committed Online Retail II extract with its schema.yaml (order lines)."""
+    sample = Path(__file__).parents[1] / "data" / "online_retail_ii_sample"
+    for f in ("online_retail_ii.parquet", "schema.yaml"):
+        shutil.copy(sample / f, d / f)
+    lines = pd.read_parquet(d / "online_retail_ii.parquet")
+    lines = lines[lines["Customer ID"].notna()]
+    amount = lines["Quantity"] * lines["Price"]
+    orders = amount.groupby(lines["Invoice"]).sum().rename("revenue").reset_index()
+    return {"orders": orders}
+
+
 SHAPES: dict[str, Callable[[Path], dict[str, pd.DataFrame]]] = {
     "events_only": _events_only,
     "orders_only": _orders_only,
     "users_assignments": _users_assignments,
+    "order_lines": _order_lines,
 }
 
 # --- checks of the numbers against brute force -------------------------------------------------
@@ -163,6 +179,7 @@ REGISTRY: dict[str, dict[str, Case | Fails]] = {
         ),
         "orders_only": Fails("events"),
         "users_assignments": Fails("events"),
+        "order_lines": Fails("events"),
     },
     "data_overview": {
         "events_only": Case(
@@ -175,6 +192,10 @@ REGISTRY: dict[str, dict[str, Case | Fails]] = {
         ),
         "users_assignments": Case(
             skips=("an events table", "an events table", "a users attribute", "an orders table"),
+            check=_overview_check,
+        ),
+        "order_lines": Case(
+            skips=("an events table", "an events table", "a users table", "an assignments table"),
             check=_overview_check,
         ),
     },
