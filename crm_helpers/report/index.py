@@ -126,14 +126,15 @@ def _card(r: dict[str, Any], now: datetime) -> str:
         + "</p>",
     ]
     if not ok:
-        err = str(r.get("error") or "").strip().splitlines()
-        parts.append(f"<p class='err'>{html.escape(err[-1][:300] if err else '')}</p>")
+        err = str(r.get("error") or "").strip()
+        err = err if len(err) <= 500 else err[:500] + " …"
+        parts.append(f"<p class='err trace'>{html.escape(err)}</p>")
         if link:
-            since = r.get("last_success")
+            since = _parse(r.get("last_success"))
+            when_ok = f" is from {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if since else ""
             parts.append(
                 f"<p class='err'><a href='{html.escape(link)}'>The last good report</a>"
-                f"{' is from ' + html.escape(str(since)) if since else ''}"
-                "; its findings:</p>"
+                f"{html.escape(when_ok)}; its findings:</p>"
             )
     lines = ((r.get("_metrics") or {}).get("summary") or [])[:N_SUMMARY_LINES]
     if lines and (ok or link):
@@ -196,6 +197,7 @@ article.failed {{ border-color: #cf222e; }}
 article.failed .status {{ background: #cf222e; }}
 .meta, .muted {{ color: #666; font-size: 0.85em; margin: 0.2em 0; }}
 .err {{ font-size: 0.85em; color: #8a1c1c; }}
+.trace {{ white-space: pre-line; overflow-wrap: anywhere; }}
 .bad {{ color: #cf222e; }}
 ul {{ padding-left: 1.2em; margin: 0.5em 0; font-size: 0.92em; }}
 details {{ font-size: 0.85em; color: #444; }}

@@ -50,7 +50,7 @@ def _missing(v: Any) -> bool:
 
 def _formatter(s: pd.Series, name: str, percent: set[str], digits: int) -> Callable[[Any], str]:
     if name in percent:
-        return lambda v: "" if _missing(v) else f"{float(v):.1%}"
+        return lambda v: "" if _missing(v) else f"{float(v) + 0.0:.1%}".replace("-0.0%", "0.0%")
     if is_pvalue_column(name):
         return format_pvalue
     if pd.api.types.is_bool_dtype(s):
@@ -106,7 +106,8 @@ def to_html(
         cells = []
         for c, v in zip(df.columns, row, strict=True):
             text = html.escape(fmts[c](v))
-            align = " class='num'" if pd.api.types.is_numeric_dtype(df[c]) else ""
+            numeric = pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+            align = " class='num'" if numeric else " class='txt'"
             cells.append(f"<td{align}>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = len(df) - len(shown)

@@ -435,7 +435,7 @@ def test_index_is_a_front_page_grouped_by_analysis(tmp_path):
     assert "three" in page and "four" not in page
     assert "3 h ago" in page and "2024-01-01 09:00 UTC" in page
     # a failed run: its error, its last good report and that report's findings
-    assert "KeyError: x" in page and "The last good report</a> is from 2023-12-31" in page
+    assert "KeyError: x" in page and "The last good report</a> is from 2023-12-31 08:00 UTC" in page
     assert "last good line" in page and "never shown" not in page
     assert "2 failed" in page and page.count("<details><summary>Parameters") == 4
     assert "<script" not in page
