@@ -6,8 +6,12 @@ Usage::
                                       [--spark] [--quick] [--data-dir /tmp/crm_bench]
 
 Each implementation (see ``funnel_impls.py``) runs in its own subprocess, ``--repeat``
-times; the best wall time is reported with the subprocess's peak memory (the larger of its
-own ``ru_maxrss`` and a psutil poll of its process tree, which covers Spark's JVM). All
+times; the best wall time is reported with the subprocess's peak memory: the larger of its
+own ``VmHWM`` (Linux: the resident high-water mark of its address space, which starts afresh
+at ``exec``) and a 20 ms psutil poll of its process tree's RSS (which covers Spark's JVM).
+Not ``ru_maxrss``: on Linux a process keeps its parent's ``ru_maxrss`` across fork and exec,
+so every worker started from a large parent (which may have just generated the data) would
+report at least the parent's size. All
 implementations must return the same step counts; a mismatch is flagged and the exit
 status is 1. The result is a Markdown table on stdout (and JSON with ``--json``).
 """
@@ -18,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import threading
@@ -97,10 +100,23 @@ def worker(impl: str, data_dir: Path, repeat: int) -> dict:
             assert c == counts
             search.append(dt)
         out["extra"] = {"numpy_kernel": kernel, "numpy_sorted": search}
-    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out["self_maxrss_bytes"] = max(self_kb, child_kb) * 1024
+    out["self_hwm_bytes"] = vm_hwm_bytes()
     return out
+
+
+def vm_hwm_bytes(pid: int | str = "self") -> int | None:
+    """Peak resident memory of one process's address space (``VmHWM``), or None off Linux.
+
+    Unlike ``getrusage(...).ru_maxrss``, which a child inherits from its parent across fork
+    and exec, ``VmHWM`` belongs to the address space that ``exec`` creates anew.
+    """
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 # --- parent ----------------------------------------------------------------------------------
@@ -153,7 +169,8 @@ def run_worker(impl: str, data_dir: Path, repeat: int, timeout: float) -> dict:
         return {"impl": impl, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
     res = json.loads(lines[-1][len(RESULT_TAG) :])
     res["load1"] = load1
-    res["peak_bytes"] = max(peak, res.pop("self_maxrss_bytes"))
+    res["poll_peak_bytes"] = peak
+    res["peak_bytes"] = max(peak, res.pop("self_hwm_bytes") or 0)
     return res
 
 

@@ -27,9 +27,11 @@ MISSING_LABEL = "(missing)"
 _TRUNC = {"day": "D", "week": "W", "month": "M"}
 
 __all__ = [
+    "assignment_summary",
     "attribute_columns",
     "event_counts",
     "events_over_time",
+    "order_summary",
     "overview_summary",
     "quality_table",
     "table_summary",
@@ -200,6 +202,78 @@ def events_over_time(
     return df.reset_index(drop=True)[["period", "event", "count"]]
 
 
+def order_summary(data: CRMData) -> pd.DataFrame:
+    """Orders, customers and revenue of the ``orders`` table (one aggregate query).
+
+    Refunds and cancellations are the orders with negative revenue (see the order-lines
+    rule in ``data/README.md``); revenue sums are net of them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``orders`` (int), ``customers`` (int, distinct ``user_id``),
+        ``revenue`` (float, net sum), ``average_order_value`` (float, mean revenue of the
+        orders with positive revenue; NaN without any), ``orders_per_customer`` (float),
+        ``refunds`` (int, orders with negative revenue), ``refund_revenue`` (float, their
+        sum, <= 0).
+    """
+    o = data.orders
+    pos = o.revenue > 0
+    neg = o.revenue < 0
+    r = (
+        o.aggregate(
+            orders=o.count(),
+            customers=o.user_id.nunique(),
+            revenue=o.revenue.sum(),
+            aov=o.revenue.mean(where=pos),
+            refunds=neg.ifelse(1, 0).sum(),
+            refund_revenue=o.revenue.sum(where=neg),
+        )
+        .to_pandas()
+        .iloc[0]
+    )
+    n, customers = int(r["orders"]), int(r["customers"] or 0)
+
+    def num(v: object) -> float:
+        return float("nan") if v is None or pd.isna(v) else float(v)
+
+    return pd.DataFrame(
+        {
+            "orders": [n],
+            "customers": [customers],
+            "revenue": [num(r["revenue"]) if n else 0.0],
+            "average_order_value": [num(r["aov"])],
+            "orders_per_customer": [n / customers if customers else float("nan")],
+            "refunds": [int(r["refunds"] or 0)],
+            "refund_revenue": [num(r["refund_revenue"]) if int(r["refunds"] or 0) else 0.0],
+        }
+    )
+
+
+def assignment_summary(data: CRMData) -> pd.DataFrame:
+    """Users per experiment and variant of the ``assignments`` table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``experiment_id`` (str), ``variant`` (str), ``users`` (int), ``share`` (float, of the
+        experiment's users), ``first_assigned`` / ``last_assigned`` (datetime64); sorted by
+        experiment then variant.
+    """
+    a = data.assignments
+    df = (
+        a.group_by(experiment_id=a.experiment_id.cast("string"), variant=a.variant)
+        .agg(users=a.count(), first_assigned=a.assigned_at.min(), last_assigned=a.assigned_at.max())
+        .to_pandas()
+    )
+    df["users"] = df["users"].astype("int64")
+    df["share"] = df["users"] / df.groupby("experiment_id")["users"].transform("sum")
+    for c in ("first_assigned", "last_assigned"):
+        df[c] = pd.to_datetime(df[c])
+    df = df.sort_values(["experiment_id", "variant"], kind="mergesort").reset_index(drop=True)
+    return df[["experiment_id", "variant", "users", "share", "first_assigned", "last_assigned"]]
+
+
 def quality_table(data: CRMData) -> pd.DataFrame:
     """The data-quality findings of the load, one row per finding.
 
@@ -216,6 +290,7 @@ def overview_summary(
     events: pd.DataFrame | None,
     quality: pd.DataFrame,
     top_n_events: int = 3,
+    orders: pd.DataFrame | None = None,
 ) -> list[str]:
     """Plain-language findings of the overview, one sentence per bullet.
 
@@ -229,6 +304,8 @@ def overview_summary(
         :func:`quality_table` output.
     top_n_events
         How many event names to mention.
+    orders
+        :func:`order_summary` output, or None when there is no orders table.
 
     Returns
     -------
@@ -262,6 +339,21 @@ def overview_summary(
                 "The most frequent of {n:,} event types: {parts}.",
                 n=len(events),
                 parts=join(parts),
+            )
+        )
+    if orders is not None and len(orders) and int(orders["orders"].iloc[0]):
+        o = orders.iloc[0]
+        refunds = int(o["refunds"])
+        lines.append(
+            md(
+                "{n:,} orders by {c:,} customers bring {rev:,.2f} in revenue"
+                + (" (net of {k:,} refunds/cancellations)" if refunds else "")
+                + "; an order is worth {aov:,.2f} on average.",
+                n=int(o["orders"]),
+                c=int(o["customers"]),
+                rev=float(o["revenue"]),
+                k=refunds,
+                aov=float(o["average_order_value"]),
             )
         )
     if len(quality):

@@ -6,7 +6,7 @@ repeated across functions (the retentioneering ``schema`` idea).
 
 Canonical contract (``data/README.md`` documents it for people)::
 
-    users        user_id, signup_at, <attributes...>
+    users        user_id, [signup_at], <attributes...>
     events       user_id, event, ts, [session_id], <properties...>
     orders       order_id, user_id, ts, revenue, [category], [coupon], [quantity]
     messages     message_id, user_id, campaign_id, channel, sent_at, [opened_at], [clicked_at]
@@ -42,7 +42,7 @@ class ColumnSpec:
 CONTRACT: dict[str, dict[str, ColumnSpec]] = {
     "users": {
         "user_id": ColumnSpec("id"),
-        "signup_at": ColumnSpec("timestamp"),
+        "signup_at": ColumnSpec("timestamp", required=False, nullable=True),
     },
     "events": {
         "user_id": ColumnSpec("id"),
@@ -85,6 +85,8 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 TABLES: tuple[str, ...] = tuple(CONTRACT)
+#: Keys of ``Schema.order_lines``: the line columns of an orders file that holds lines.
+ORDER_LINE_KEYS: frozenset[str] = frozenset({"order_id", "quantity", "unit_price"})
 MESSAGE_CHANNELS: tuple[str, ...] = ("push", "email", "sms", "in-app")
 
 
@@ -104,6 +106,13 @@ class Schema:
     timezone
         Time zone of naive timestamps in the source files; converted to UTC on load.
         Time-zone-aware timestamps are converted from their own zone.
+    order_lines
+        Set when the orders file holds one row per order *line* (a shop's invoice export):
+        ``{quantity: <column>, unit_price: <column>}`` and optionally ``order_id: <column>``
+        (else the ``columns.orders`` mapping or ``order_id``). The lines are aggregated to
+        one order per order id in the engine (:func:`crm_helpers.data.aggregate_order_lines`:
+        revenue = sum of quantity x unit price; cancellations, with negative quantities,
+        become negative-revenue orders; lines without a customer are set aside).
 
     Examples
     --------
@@ -115,6 +124,7 @@ class Schema:
     tables: Mapping[str, str] = field(default_factory=dict)
     columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     timezone: str = "UTC"
+    order_lines: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = set(self.tables) | set(self.columns)
@@ -149,6 +159,22 @@ class Schema:
                     raise ValueError(
                         f"Schema columns: {table}.{canon} must map to a column name, not {src!r}."
                     )
+        if self.order_lines:
+            if not isinstance(self.order_lines, Mapping):
+                raise ValueError(
+                    "Schema order_lines must map quantity, unit_price (and optionally "
+                    f"order_id) to your column names, not {self.order_lines!r}."
+                )
+            keys = set(self.order_lines)
+            if not keys <= ORDER_LINE_KEYS or not {"quantity", "unit_price"} <= keys:
+                raise ValueError(
+                    f"Schema order_lines has keys {sorted(keys)}; it needs quantity and "
+                    "unit_price (and may name order_id), e.g. {order_id: Invoice, "
+                    "quantity: Quantity, unit_price: Price}."
+                )
+            for k, src in self.order_lines.items():
+                if not isinstance(src, str) or not src:
+                    raise ValueError(f"Schema order_lines: {k} must map to a column name.")
         try:
             zoneinfo.ZoneInfo(str(self.timezone))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -189,16 +215,17 @@ class Schema:
             raise ValueError(
                 f"{path}: a schema file is a mapping with 'tables', 'columns', 'timezone'."
             )
-        extra = set(raw) - {"tables", "columns", "timezone"}
+        extra = set(raw) - {"tables", "columns", "timezone", "order_lines"}
         if extra:
             raise ValueError(
                 f"{path}: unknown key(s) {sorted(extra)}; a schema file has 'tables', "
-                "'columns' and 'timezone'."
+                "'columns', 'timezone' and 'order_lines'."
             )
         return cls(
             tables=raw.get("tables") or {},
             columns=raw.get("columns") or {},
             timezone=raw.get("timezone", "UTC"),
+            order_lines=raw.get("order_lines") or {},
         )
 
     def to_dict(self) -> dict:
@@ -207,6 +234,7 @@ class Schema:
             "tables": dict(self.tables),
             "columns": {t: dict(c) for t, c in self.columns.items()},
             "timezone": self.timezone,
+            **({"order_lines": dict(self.order_lines)} if self.order_lines else {}),
         }
 
 

@@ -146,7 +146,12 @@ class FunnelControls(widgets.VBox):
         )
         self.mode = widgets.Dropdown(options=list(MODES), value=mode, description="mode")
         self.window_days = widgets.BoundedFloatText(
-            value=float(window_days), min=1e-6, max=3650.0, step=1.0, description="window (days)"
+            value=float(window_days),
+            min=1e-6,
+            max=3650.0,
+            step=1.0,
+            description="window (days)",
+            style={"description_width": "initial"},  # the default width cuts the label
         )
         options: list[tuple[str, str | None]] = [("(none)", None)]
         options += [(f"{name} ({src})", name) for name, src in self.breakdown_sources.items()]
@@ -171,6 +176,10 @@ class FunnelControls(widgets.VBox):
                 self.output,
             ]
         )
+
+    def _clear_output(self) -> None:
+        """Empty the output area (the synced ``outputs`` trait: works with or without a kernel)."""
+        self.output.outputs = ()
 
     def _changed(self, _change: dict) -> None:
         self.status.value = "<i>changed: press Run</i>"
@@ -204,6 +213,8 @@ class FunnelControls(widgets.VBox):
             try:
                 spec = self.spec()
             except (ValueError, TypeError) as exc:
+                # the previous charts would read as the result of this funnel: remove them
+                self._clear_output()
                 self.status.value = f"<span style='color:#b00'>invalid funnel: {exc}</span>"
                 return None
             self.last_spec = spec
@@ -213,6 +224,7 @@ class FunnelControls(widgets.VBox):
                 try:
                     result = self.on_change(spec, self.options())
                 except Exception as exc:  # show the analyst the failure, keep the widget alive
+                    self._clear_output()  # no half-drawn or earlier charts under the error
                     self.status.value = f"<span style='color:#b00'>failed: {exc}</span>"
                     return None
             self.status.value = ""

@@ -106,6 +106,22 @@ def test_invalid_spec_is_reported_not_raised(data):
     assert "invalid funnel" in c.status.value
 
 
+def test_invalid_or_failed_run_removes_the_previous_charts(data):
+    shown = {"output_type": "stream", "name": "stdout", "text": "previous chart"}
+    c = funnel_controls(data, lambda s, o: None)
+    c.output.outputs = (shown,)
+    c.steps.value = []
+    assert c.run() is None and c.output.outputs == ()
+
+    def boom(spec, opts):
+        raise RuntimeError("engine down")
+
+    c = funnel_controls(data, boom, events=["a", "b"], default_steps=["a", "b"], breakdowns=[])
+    c.output.outputs = (shown,)
+    assert c.run() is None and c.output.outputs == ()
+    assert c.window_days.style.description_width == "initial"  # "window (days)" is not cut
+
+
 def test_failing_callback_keeps_widget(data):
     def boom(spec, opts):
         raise RuntimeError("engine down")

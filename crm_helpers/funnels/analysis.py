@@ -88,6 +88,12 @@ def _users(data: Any) -> ibis.Table:
     return data.users
 
 
+def _has_users(data: Any) -> bool:
+    """Whether ``data`` has a users table (a CRMData without one, or a bare events table: no)."""
+    has = getattr(data, "has", None)
+    return bool(has("users")) if has is not None else hasattr(data, "users")
+
+
 def _n_steps(spec: Any) -> int:
     return spec.n_steps
 
@@ -597,8 +603,9 @@ def dropoff_audience(
     step : int
         1-based step the audience reached last; ``1 <= step < n_steps``.
     attributes : sequence of str, optional
-        ``users`` columns to carry. Default :data:`DEFAULT_ATTRIBUTES` (those present);
-        an explicitly named column that ``users`` lacks raises ``KeyError``.
+        ``users`` columns to carry. Default :data:`DEFAULT_ATTRIBUTES` (those present;
+        none when the data have no users table); an explicitly named column that
+        ``users`` lacks raises ``KeyError``.
 
     Returns
     -------
@@ -611,10 +618,11 @@ def dropoff_audience(
     n = _n_steps(spec)
     if not 1 <= step < n:
         raise ValueError(f"step must be in 1..{n - 1} (a step that has a next step), got {step}")
-    users = _users(data)
     if attributes is None:
-        attrs = [c for c in DEFAULT_ATTRIBUTES if c in users.columns]
+        users = _users(data) if _has_users(data) else None
+        attrs = [c for c in DEFAULT_ATTRIBUTES if users is not None and c in users.columns]
     else:
+        users = _users(data)
         attrs = list(attributes)
         missing = [c for c in attrs if c not in users.columns]
         if missing:
@@ -757,7 +765,8 @@ def conversion_drivers(
         The funnel.
     properties : sequence of str, optional
         ``users`` columns; each value (the ``max_levels`` most common) is one factor
-        "property = value" vs all other units. Default: the string/boolean columns of users.
+        "property = value" vs all other units. Default: the string/boolean columns of users
+        (none when the data have no users table).
     prior_events : sequence of str, default ()
         Event names; the factor is "did the event (at any time) before entry".
     min_users : int, default 50
@@ -777,14 +786,16 @@ def conversion_drivers(
         ``ci_low``, ``ci_high``, ``p_value``, ``q_value``, ``significant``, ``strength``.
     """
     n = _n_steps(spec)
-    users = _users(data)
     events = _events(data)
+    if properties is None:
+        properties = _default_properties(_users(data)) if _has_users(data) else []
+    users = _users(data) if properties else None
     uf = user_funnel(events, spec)
     keys = _unit_keys(uf)
     base = uf.select(*keys, "entry_at", _conv=(uf.steps_reached >= n).ifelse(1, 0))
     totals = base.agg(units=base._conv.count(), conv=base._conv.sum()).to_pandas().iloc[0]
     n_units, n_conv = int(totals["units"]), int(totals["conv"] or 0)
-    props = list(properties) if properties is not None else _default_properties(users)
+    props = list(properties)
     missing = [p for p in props if p not in users.columns]
     if missing:
         raise KeyError(f"users has no column(s) {missing}; it has {list(users.columns)}")

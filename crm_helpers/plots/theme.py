@@ -21,7 +21,7 @@ COLORS: tuple[str, ...] = (
     "#00798C",
     "#66A182",
     "#8E6C8A",
-    "#30638E",
+    "#8F8A2E",  # olive (was #30638E, indistinguishable from the first blue)
     "#E07A5F",
     "#9C6644",
     "#5E548E",

@@ -1,19 +1,46 @@
-"""``reports/index.html``: one row per report with date, parameters, status, duration, link."""
+"""``reports/index.html``: the front page a manager opens, one card per report.
+
+Semantics
+---------
+* One section per analysis (notebook), titled by its base report; in it the base report
+  first, then its named runs (``<notebook>--<run>`` folders), by folder name.
+* Each card: the report's title (from ``metrics.json``'s provenance, else the ``title``
+  parameter, else the folder) linking to its HTML, its status and age ("3 h ago", with the
+  UTC time), the first :data:`N_SUMMARY_LINES` lines of its summary, and its parameters
+  one click away (a ``<details>`` element; the page has no scripts).
+* A failed run shows its error and, when the last good report is still there (a failed run
+  never replaces it), a link to it with the summary of that report.
+* Summary lines are Markdown made with :mod:`crm_helpers.report.text`; they are rendered
+  by :func:`summary_html` with raw HTML, links and images switched off, so nothing in
+  ``metrics.json`` can inject markup; the only tags re-allowed are the bare ``<code>`` and
+  ``</code>`` that :func:`crm_helpers.report.text.code` writes.
+"""
 
 from __future__ import annotations
 
 import html
 import json
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from markdown_it import MarkdownIt
+
 from crm_helpers import config
+
+#: Summary lines shown per report.
+N_SUMMARY_LINES = 3
+
+_MD = MarkdownIt("commonmark", {"html": False}).disable(["image", "link", "autolink"])
 
 
 def collect_runs(reports_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """The ``run.json`` records under ``reports_dir/*/``, sorted by folder name."""
+    """The ``run.json`` records under ``reports_dir/*/``, sorted by folder name.
+
+    Each record gets ``_folder``, ``_link`` (the report's HTML relative to the folder, or
+    None) and ``_metrics`` (the parsed ``metrics.json`` of the last good report, or None).
+    """
     root = Path(reports_dir) if reports_dir else config.reports_dir()
     runs = []
     for path in sorted(root.glob("*/run.json")):
@@ -24,76 +51,167 @@ def collect_runs(reports_dir: str | Path | None = None) -> list[dict[str, Any]]:
         rec["_folder"] = path.parent.name
         html_file = path.parent / f"{rec.get('name', path.parent.name)}.html"
         rec["_link"] = f"{path.parent.name}/{html_file.name}" if html_file.exists() else None
+        try:
+            rec["_metrics"] = json.loads((path.parent / "metrics.json").read_text())
+        except (ValueError, OSError):
+            rec["_metrics"] = None
         runs.append(rec)
     return runs
 
 
+def summary_html(line: str) -> str:
+    """One summary line (safe Markdown) as inline HTML; raw HTML in it is shown as text."""
+    out = _MD.renderInline(str(line))
+    return out.replace("&lt;code&gt;", "<code>").replace("&lt;/code&gt;", "</code>")
+
+
+def _parse(raw: Any) -> datetime | None:
+    try:
+        ts = datetime.fromisoformat(str(raw))
+    except (TypeError, ValueError):
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
 def _when(rec: dict[str, Any]) -> str:
     raw = rec.get("finished_at") or rec.get("started_at") or ""
-    try:
-        return datetime.fromisoformat(raw).strftime("%Y-%m-%d %H:%M")
-    except (TypeError, ValueError):
-        return str(raw)
+    ts = _parse(raw)
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if ts else str(raw)
 
 
-def _params_text(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in sorted((params or {}).items()))
+def age_text(then: datetime | None, now: datetime) -> str:
+    """``"just now"``, ``"12 min ago"``, ``"5 h ago"``, ``"3 days ago"`` (``""`` if unknown)."""
+    if then is None:
+        return ""
+    s = max(0.0, (now - then).total_seconds())
+    if s < 60:
+        return "just now"
+    if s < 3600:
+        return f"{int(s // 60)} min ago"
+    if s < 2 * 86400:
+        return f"{int(s // 3600)} h ago"
+    return f"{int(s // 86400)} days ago"
 
 
 #: The index page runs no script and loads nothing: only its inline style is allowed.
 INDEX_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
-def render_index(runs: list[dict[str, Any]]) -> str:
-    """The index page (plain HTML, no scripts) for the given run records."""
-    rows = []
-    for r in runs:
-        status = r.get("status", "?")
-        colour = "#1a7f37" if status == "ok" else "#cf222e"
-        link = (
-            f"<a href='{html.escape(r['_link'])}'>{html.escape(r['_folder'])}</a>"
-            if r.get("_link")
-            else html.escape(r["_folder"])
-        )
-        note = ""
-        if status != "ok":
-            note = f"<div class='err'>{html.escape(str(r.get('error') or ''))}</div>"
-            if r.get("_link"):
-                note += (
-                    "<div class='err'>(the link shows the last good report"
-                    f"{', from ' + html.escape(r['last_success']) if r.get('last_success') else ''})"
-                    "</div>"
-                )
-        dur = r.get("duration_s")
-        rows.append(
-            "<tr>"
-            f"<td class='nowrap'>{link}</td>"
-            f"<td class='nowrap'>{html.escape(_when(r))}</td>"
-            f"<td class='status' style='color:{colour}'>{html.escape(status)}{note}</td>"
-            f"<td>{'' if dur is None else f'{dur:.1f} s'}</td>"
-            f"<td><code>{html.escape(_params_text(r.get('parameters') or {}))}</code></td>"
-            "</tr>"
-        )
-    body = (
-        "\n".join(rows) or "<tr><td colspan='5'>No reports yet: run <code>crm run</code>.</td></tr>"
+def _title(r: dict[str, Any]) -> str:
+    prov = (r.get("_metrics") or {}).get("provenance") or {}
+    return str(prov.get("title") or (r.get("parameters") or {}).get("title") or r["_folder"])
+
+
+def _params_table(params: dict[str, Any]) -> str:
+    if not params:
+        return "<p class='muted'>No parameters set (the notebook's defaults).</p>"
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td><code>{html.escape(repr(v))}</code></td></tr>"
+        for k, v in sorted(params.items())
     )
+    return f"<table class='params'>{rows}</table>"
+
+
+def _card(r: dict[str, Any], now: datetime) -> str:
+    status = str(r.get("status", "?"))
+    ok = status == "ok"
+    title = html.escape(_title(r))
+    link = r.get("_link")
+    head = f"<a href='{html.escape(link)}'>{title}</a>" if link else title
+    when = _when(r)
+    age = age_text(_parse(r.get("finished_at") or r.get("started_at")), now)
+    parts = [
+        f"<article class='report {'ok' if ok else 'failed'}'>",
+        f"<h3>{head} <span class='status'>{html.escape(status)}</span></h3>",
+        f"<p class='meta'>{html.escape(r['_folder'])} · "
+        f"<span title='{html.escape(when)} UTC'>{html.escape(age or when)}</span>"
+        f" · {html.escape(when)} UTC"
+        + (f" · {r['duration_s']:.1f} s" if isinstance(r.get("duration_s"), int | float) else "")
+        + "</p>",
+    ]
+    if not ok:
+        err = str(r.get("error") or "").strip()
+        err = err if len(err) <= 500 else err[:500] + " …"
+        parts.append(f"<p class='err trace'>{html.escape(err)}</p>")
+        if link:
+            since = _parse(r.get("last_success"))
+            when_ok = f" is from {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if since else ""
+            parts.append(
+                f"<p class='err'><a href='{html.escape(link)}'>The last good report</a>"
+                f"{html.escape(when_ok)}; its findings:</p>"
+            )
+    lines = ((r.get("_metrics") or {}).get("summary") or [])[:N_SUMMARY_LINES]
+    if lines and (ok or link):
+        parts.append("<ul>" + "".join(f"<li>{summary_html(x)}</li>" for x in lines) + "</ul>")
+    parts.append(
+        "<details><summary>Parameters</summary>"
+        f"{_params_table(r.get('parameters') or {})}</details></article>"
+    )
+    return "\n".join(parts)
+
+
+def _groups(runs: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        by.setdefault(str(r.get("name") or r["_folder"].split("--")[0]), []).append(r)
+    out = []
+    for name in sorted(by):
+        members = sorted(by[name], key=lambda r: ("--" in r["_folder"], r["_folder"]))
+        base = members[0] if "--" not in members[0]["_folder"] else None
+        out.append((_title(base) if base else name, members))
+    return out
+
+
+def render_index(runs: list[dict[str, Any]], now: datetime | None = None) -> str:
+    """The front page (plain HTML, no scripts) for the given run records.
+
+    Parameters
+    ----------
+    runs
+        :func:`collect_runs` output.
+    now
+        The time ages are measured to (default: now, UTC).
+    """
+    now = now or datetime.now(UTC)
+    sections = []
+    for heading, members in _groups(runs):
+        cards = "\n".join(_card(r, now) for r in members)
+        sections.append(
+            f"<section><h2>{html.escape(heading)}</h2>\n<div class='cards'>\n{cards}\n</div></section>"
+        )
+    n_failed = sum(r.get("status") != "ok" for r in runs)
+    status = (
+        f"{len(runs)} report(s)"
+        + (f", <strong class='bad'>{n_failed} failed</strong>" if n_failed else ", all ok")
+        + f" · page made {now:%Y-%m-%d %H:%M} UTC"
+    )
+    body = "\n".join(sections) or "<p>No reports yet: run <code>crm run</code>.</p>"
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>CRM Workbench reports</title>
+<html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{INDEX_CSP}">
+<title>CRM Workbench reports</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ text-align: left; padding: 6px 10px; border-bottom: 1px solid #ddd; vertical-align: top; }}
-.err {{ font-size: 0.85em; color: #555; }}
-.nowrap {{ white-space: nowrap; }}
-code {{ font-size: 0.85em; }}
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
+h2 {{ margin-top: 1.6em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }}
+.cards {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 14px; }}
+article.report {{ border: 1px solid #d0d7de; border-radius: 8px; padding: 10px 14px; }}
+article.report h3 {{ margin: 0.2em 0; font-size: 1.05em; }}
+article.failed {{ border-color: #cf222e; }}
+.status {{ font-size: 0.75em; padding: 1px 7px; border-radius: 10px; color: #fff; background: #1a7f37; vertical-align: middle; }}
+article.failed .status {{ background: #cf222e; }}
+.meta, .muted {{ color: #666; font-size: 0.85em; margin: 0.2em 0; }}
+.err {{ font-size: 0.85em; color: #8a1c1c; }}
+.trace {{ white-space: pre-line; overflow-wrap: anywhere; }}
+.bad {{ color: #cf222e; }}
+ul {{ padding-left: 1.2em; margin: 0.5em 0; font-size: 0.92em; }}
+details {{ font-size: 0.85em; color: #444; }}
+table.params th, table.params td {{ text-align: left; padding: 1px 8px 1px 0; vertical-align: top; }}
+code {{ font-size: 0.9em; }}
 </style></head>
 <body><h1>CRM Workbench reports</h1>
-<table><thead><tr><th>Report</th><th>Date (UTC)</th><th>Status</th><th>Duration</th>
-<th>Parameters</th></tr></thead>
-<tbody>
+<p class="meta">{status}</p>
 {body}
-</tbody></table></body></html>
+</body></html>
 """
 
 

@@ -29,6 +29,7 @@ from crm_helpers.funnels.narrative import spec_from_params
 pytestmark = pytest.mark.slow
 
 NOTEBOOK = config.NOTEBOOKS_DIR / "funnel_dropoff.ipynb"
+SYNTHETIC_STEPS = ["visit", "product_view", "add_to_cart", "checkout", "purchase"]
 
 
 def _defaults() -> dict:
@@ -60,7 +61,7 @@ def direct(small_world):
     """The default funnel computed directly with the helpers (no notebook)."""
     p = _defaults()
     spec = spec_from_params(
-        p["steps"], mode=p["mode"], conversion_window_days=p["conversion_window_days"]
+        SYNTHETIC_STEPS, mode=p["mode"], conversion_window_days=p["conversion_window_days"]
     )
     data = load(small_world)
     return data, spec, funnel_table(data, spec)
@@ -70,14 +71,34 @@ def test_parameters_cell_and_named_runs_are_valid():
     from crm_helpers.report.run import read_params_file
 
     p = _defaults()
-    assert p["steps"] == ["visit", "product_view", "add_to_cart", "checkout", "purchase"]
-    assert p["data_dir"] == "" and p["engine"] == "duckdb" and p["audience_step"] == 4
+    # data-specific defaults are empty: derived from the data (test_derived_parameters)
+    assert p["steps"] == [] and p["breakdown_property"] == "" and p["audience_step"] == 0
+    assert p["driver_properties"] == [] and p["driver_prior_events"] == []
+    assert p["data_dir"] == "" and p["engine"] == "duckdb"
     runs = sorted(config.PARAMS_DIR.glob("funnel_dropoff*.yaml"))
     assert runs, "no named runs"
     for path in runs:
         pf = read_params_file(path)
         assert pf.notebook == "funnel_dropoff"
         assert set(pf.parameters) <= set(p), f"{path.name}: unknown parameters"
+
+
+def test_derived_parameters_on_the_synthetic_world(report, direct):
+    from crm_helpers.funnels.defaults import choose_audience_step
+
+    prov = report["metrics"]["provenance"]
+    used, derived = prov["parameters"], prov["derived"]
+    assert used["steps"] == SYNTHETIC_STEPS and "standard shopping" in derived["steps"]
+    assert (used["breakdown_property"], used["breakdown_source"]) == ("platform", "first_touch")
+    # the step that loses the most users, recomputed from the direct funnel table
+    assert used["audience_step"] == choose_audience_step(direct[2])
+    steps = direct[2]["users"].tolist()
+    losses = [a - b for a, b in zip(steps, steps[1:], strict=False)]
+    assert used["audience_step"] == 1 + losses.index(max(losses))
+    assert {"device", "country", "acquisition_channel"} <= set(used["driver_properties"])
+    assert set(used["driver_prior_events"]).isdisjoint(SYNTHETIC_STEPS)
+    assert set(derived) >= {"steps", "breakdown_property", "audience_step", "driver_properties"}
+    assert "(derived: " in Path(report["result"].html).read_text()
 
 
 def test_step_metrics_equal_direct_funnel_table(report, direct):

@@ -258,3 +258,16 @@ def test_plot_trend_marks_periods_without_a_full_window():
     _, line = fp.plot_trend(trend).data
     assert list(line.marker.symbol) == ["circle", "circle", "circle-open"]
     assert line.meta["incomplete"] == 1 and "not complete" in line.customdata[-1]
+
+
+def test_palette_colours_are_distinguishable():
+    """No two palette colours are near-twins (the old #2F6690 / #30638E pair was)."""
+    from crm_helpers.plots.theme import COLORS
+
+    rgb = [tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in COLORS]
+    closest = min(
+        sum((a - b) ** 2 for a, b in zip(x, y, strict=True)) ** 0.5
+        for i, x in enumerate(rgb)
+        for y in rgb[i + 1 :]
+    )
+    assert len(set(COLORS)) == len(COLORS) and closest > 40

@@ -183,7 +183,7 @@ def test_failed_run_keeps_last_good_report(good, tmp_path, capsys):
     assert run["last_success"] is not None
     assert not list(folder.glob(".*tmp*")) and not list(folder.glob(".*running*"))
     index = (reports / "index.html").read_text()
-    row = index[index.index(f"{NAME}/{NAME}.html") :].split("</tr>")[0]
+    row = index[index.index(f"{NAME}/{NAME}.html") :].split("</article>")[0]
     assert ">failed<" in row
 
 
@@ -229,7 +229,7 @@ def test_run_all_continues_past_failures_and_indexes(tmp_path):
         m = json.loads((out / folder / "metrics.json").read_text())
         assert m["metrics"]["x"] == 2 * x
     index = (out / "index.html").read_text()
-    assert index.count("<tr>") == 1 + 4
+    assert index.count("<article") == 4
     assert "boom 1" in index and index.count(">ok<") == 3 and index.count(">failed<") == 1
 
 

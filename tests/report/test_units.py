@@ -381,11 +381,80 @@ def test_index_lists_runs_with_status_and_links(tmp_path):
     assert runs[0]["_link"] == "a/a.html" and runs[1]["_link"] is None
     path = write_index(tmp_path)
     html = path.read_text()
-    assert "href='a/a.html'" in html and "1.2 s" in html and "freq=&#x27;day&#x27;" in html
+    assert "href='a/a.html'" in html and "1.2 s" in html
+    assert "<th>freq</th><td><code>&#x27;day&#x27;</code>" in html
     assert ">failed<" in html and "boom &lt;x&gt;" in html and "<script" not in html
-    assert "2024-01-01 09:30<" in html
+    assert "2024-01-01 09:30 UTC" in html
     assert "No reports yet" in render_index([])
     assert not math.isnan(runs[0]["duration_s"])
+
+
+def _report(root, folder, *, status="ok", summary=(), title=None, html_file=True, **rec):
+    d = root / folder
+    d.mkdir()
+    name = folder.split("--")[0]
+    if html_file:
+        (d / f"{name}.html").write_text("<html></html>")
+    params = {"title": title} if title else {}
+    (d / "run.json").write_text(
+        json.dumps(
+            {
+                "name": name,
+                "status": status,
+                "parameters": params,
+                "finished_at": "2024-01-01T09:00:00+00:00",
+                **rec,
+            }
+        )
+    )
+    if summary:
+        (d / "metrics.json").write_text(json.dumps({"summary": list(summary)}))
+
+
+def test_index_is_a_front_page_grouped_by_analysis(tmp_path):
+    from datetime import UTC, datetime
+
+    from crm_helpers.report import text
+
+    evil = "<img src=x onerror=alert(1)>"
+    line = text.md("**{n:,} users** reached {step}; *{e}*", n=1234, step=text.code(evil), e=evil)
+    _report(tmp_path, "funnel", title="Funnel drop-off", summary=[line, "two", "three", "four"])
+    _report(tmp_path, "funnel--by_device", title="By device", summary=["device line"])
+    _report(tmp_path, "overview", title="Data overview", status="failed", error="Trace\nKeyError: x",
+            last_success="2023-12-31T08:00:00+00:00", summary=["last good line"])  # fmt: skip
+    _report(tmp_path, "overview--daily", status="failed", error="boom", html_file=False,
+            summary=["never shown"])  # fmt: skip
+    page = render_index(collect_runs(tmp_path), now=datetime(2024, 1, 1, 12, 0, tzinfo=UTC))
+    # grouped by analysis, named runs after their base report
+    assert page.index("<h2>Funnel drop-off</h2>") < page.index("<h2>Data overview</h2>")  # by name
+    funnel = page[page.index("<h2>Funnel drop-off</h2>") : page.index("<h2>Data overview")]
+    assert funnel.index("funnel/funnel.html") < funnel.index("funnel--by_device/funnel.html")
+    # the first three summary lines as HTML; the data's markup stays text
+    assert "<strong>1,234 users</strong>" in page and "<code>&lt;img src=x" in page
+    assert "<img" not in page and "onerror=alert(1)&gt;</em>" in page
+    assert "three" in page and "four" not in page
+    assert "3 h ago" in page and "2024-01-01 09:00 UTC" in page
+    # a failed run: its error, its last good report and that report's findings
+    assert "KeyError: x" in page and "The last good report</a> is from 2023-12-31 08:00 UTC" in page
+    assert "last good line" in page and "never shown" not in page
+    assert "2 failed" in page and page.count("<details><summary>Parameters") == 4
+    assert "<script" not in page
+
+
+def test_summary_html_allows_only_markdown_and_code():
+    from crm_helpers.report.index import age_text, summary_html
+
+    assert summary_html("a <b>x</b> [l](javascript:y) ![i](http://z)") == (
+        "a &lt;b&gt;x&lt;/b&gt; [l](javascript:y) ![i](http://z)"
+    )
+    assert (
+        summary_html("**3** <code>&lt;x&gt;</code>") == "<strong>3</strong> <code>&lt;x&gt;</code>"
+    )
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2024, 1, 10, tzinfo=UTC)
+    assert [age_text(now - timedelta(seconds=s), now) for s in (5, 600, 7200, 3 * 86400)] == [
+        "just now", "10 min ago", "2 h ago", "3 days ago"]  # fmt: skip
 
 
 def test_ensure_kernel_runs_this_interpreter():
