@@ -1,7 +1,8 @@
 """``crm``: generate the synthetic data, run notebooks as reports, rebuild the index.
 
 crm generate [--users N] [--seed S] [--out DIR] [--dirt] [--overwrite]
-crm run NOTEBOOK [-p name value]... [-f params.yaml] [--data DIR] [--engine E] [--out DIR]
+crm run NOTEBOOK [-p name value]... [-f params.yaml] [--data DIR] [--engine E] [--schema F]
+        [--out DIR]
 crm run-all [--data DIR] [--engine E] [--out DIR]
 crm index [--out DIR]
 """
@@ -41,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-f", "--params-file", type=Path, help="YAML file of parameters (named run)")
     r.add_argument("--data", type=Path, help="data folder (default: $CRM_DATA_DIR or built-in)")
     r.add_argument("--engine", help="duckdb, spark or an Ibis connection URL")
+    r.add_argument(
+        "--schema", type=Path, help="schema.yaml for warehouse tables (sets $CRM_SCHEMA)"
+    )
     r.add_argument("--out", type=Path, help="reports folder (default: reports/)")
     r.add_argument("--name", help="run name (report folder <notebook>--<name>)")
 
@@ -101,6 +105,7 @@ def _run(args: argparse.Namespace) -> int:
             engine=args.engine,
             out_dir=args.out,
             run_name=args.name,
+            schema_file=args.schema,
         )
     except (ParametersError, FileNotFoundError) as exc:
         print(f"crm run: {exc}", file=sys.stderr)

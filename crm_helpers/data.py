@@ -523,7 +523,6 @@ def load(
             )
         ) from None
     con = connect(engine) if isinstance(engine, str) else engine
-    backend = con.name
 
     errors: list[Finding] = []
     raw: dict[str, ibis.Table] = {}

@@ -323,7 +323,9 @@ class LocalSparkCluster:
         for name in ("master.log", "worker.log"):
             p = self.dir / name
             if p.exists():
-                out.append(f"--- {name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-n:]))
+                out.append(
+                    f"--- {name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-n:])
+                )
         return "\n".join(out)
 
     def stop(self) -> None:

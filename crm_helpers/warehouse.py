@@ -126,7 +126,9 @@ def split_name(ref: str) -> tuple[str | tuple[str, str] | None, str]:
         return parts[0], parts[1]
     if len(parts) == 3:
         return (parts[0], parts[1]), parts[2]
-    raise ValueError(f"{ref!r} is not a table name: use table, schema.table or catalog.schema.table")
+    raise ValueError(
+        f"{ref!r} is not a table name: use table, schema.table or catalog.schema.table"
+    )
 
 
 def find_table(con: BaseBackend, ref: str) -> tuple[ibis.Table, str] | None:
@@ -145,9 +147,11 @@ def find_table(con: BaseBackend, ref: str) -> tuple[ibis.Table, str] | None:
         if len(folded) != 1:
             return None
         name = folded[0]
-    prefix = "" if database is None else ".".join(
-        [database] if isinstance(database, str) else list(database)
-    ) + "."
+    prefix = (
+        ""
+        if database is None
+        else ".".join([database] if isinstance(database, str) else list(database)) + "."
+    )
     return con.table(name, **kw), prefix + name
 
 

@@ -308,6 +308,7 @@ def run_notebook(
     kernel_name: str | None = None,
     timeout_s: int | None = 1800,
     update_index: bool = True,
+    schema_file: str | Path | None = None,
 ) -> RunResult:
     """Execute a notebook with parameters and publish its report (see the module docstring).
 
@@ -331,6 +332,9 @@ def run_notebook(
         Jupyter kernel (default: one running this interpreter, see :func:`ensure_kernel`).
     update_index
         Rewrite ``index.html`` of the reports folder afterwards.
+    schema_file
+        A ``schema.yaml`` mapping warehouse table/column names onto the contract (passed to
+        the notebook as ``$CRM_SCHEMA``; files use ``<data_dir>/schema.yaml``).
 
     Returns
     -------
@@ -373,6 +377,13 @@ def run_notebook(
     if engine is not None:
         values["engine"] = engine
     effective = {**defaults, **values}
+    if effective.get("data_dir") and "://" in str(effective.get("engine") or ""):
+        from crm_helpers.warehouse import SourceConflict, source_of
+
+        try:  # refuse before running: the notebook would stop at load() with the same message
+            source_of(effective["data_dir"], str(effective["engine"]))
+        except SourceConflict as exc:
+            raise ParametersError(str(exc)) from None
 
     reports_root = Path(out_dir).expanduser().resolve() if out_dir else config.reports_dir()
     folder = reports_root / report_dir_name(name, run_name)
@@ -402,6 +413,8 @@ def run_notebook(
     env = {"CRM_METRICS_PATH": str(tmp_metrics), "CRM_DATA_DIR": env_data}
     if env_data is None:
         env.pop("CRM_DATA_DIR")
+    if schema_file is not None:  # the warehouse tables' mapping (crm_helpers.warehouse)
+        env["CRM_SCHEMA"] = str(Path(schema_file).expanduser().resolve())
     try:
         with _environ(**env):
             pm.execute_notebook(
