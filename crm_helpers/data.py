@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import ibis
@@ -493,7 +493,12 @@ def load(
     from crm_helpers import warehouse
 
     if warehouse.source_of(data_dir, engine) == "warehouse":
-        return warehouse.load_warehouse(engine, schema=schema, require=require, validate=validate)
+        try:
+            return warehouse.load_warehouse(
+                engine, schema=schema, require=require, validate=validate
+            )
+        except DataContractError as exc:  # the traceback ends in load(), not in the engine
+            raise exc.with_traceback(None) from None
     data_dir = Path(data_dir) if data_dir is not None else config.data_dir()
     if not data_dir.is_dir():
         raise DataContractError(
@@ -550,14 +555,17 @@ def load(
     data = CRMData(
         con=con, data_dir=data_dir, schema=schema, tables={}, files=files, raw=raw, tz_aware=aware
     )
-    return finish_load(
-        data,
-        errors,
-        require,
-        validate,
-        missing=lambda n: _missing_table(n, data_dir, schema, raw),
-        skip=unreadable,
-    )
+    try:
+        return finish_load(
+            data,
+            errors,
+            require,
+            validate,
+            missing=lambda n: _missing_table(n, data_dir, schema, raw),
+            skip=unreadable,
+        )
+    except DataContractError as exc:  # the traceback ends in load(), not in the engine
+        raise exc.with_traceback(None) from None
 
 
 def rename_columns(
@@ -618,8 +626,17 @@ def finish_load(
         except DataContractError:
             raise
         except Exception as exc:  # an engine error while scanning a file
-            where = data.data_dir if data.data_dir is not None else "the warehouse tables"
-            errors.append(_engine_error("*", where, exc, "checking the data in"))
+            if data.data_dir is not None:
+                errors.append(_engine_error("*", data.data_dir, exc, "checking the data in"))
+            else:  # warehouse tables: the engine's own message says what it could not do
+                f = _engine_error("*", "the warehouse tables", exc, "checking the data in")
+                errors.append(
+                    replace(
+                        f,
+                        fix="check the tables' column types against the "
+                        "contract (data/README.md) and the engine's message.",
+                    )
+                )
         errors += data.quality.errors
     if errors:
         raise DataContractError(errors) from None

@@ -139,20 +139,39 @@ def find_table(con: BaseBackend, ref: str) -> tuple[ibis.Table, str] | None:
     database, name = split_name(ref)
     kw = {} if database is None else {"database": database}
     try:
-        names = con.list_tables(**kw)
-    except Exception:  # noqa: BLE001 - a schema that does not exist, or no permission
+        names = _list_tables(con, database)
+    except Exception:  # noqa: BLE001 - a schema that does not exist, no permission
         return None
-    if name not in names:
+    if name not in names:  # the one case-insensitive match (SQL folds unquoted names)
         folded = [n for n in names if n.lower() == name.lower()]
         if len(folded) != 1:
             return None
         name = folded[0]
+    t = con.table(name, **kw)
     prefix = (
         ""
         if database is None
         else ".".join([database] if isinstance(database, str) else list(database)) + "."
     )
-    return con.table(name, **kw), prefix + name
+    return t, prefix + name
+
+
+def _list_tables(con: BaseBackend, database: str | tuple[str, str] | None) -> list[str]:
+    """Tables and views of ``database`` (the connection's current schema when None).
+
+    On DuckDB from ``information_schema`` directly: Ibis 12's ``list_tables`` fails on
+    DuckDB 2 (and leaves the connection with an unfinished result).
+    """
+    if con.name != "duckdb":
+        return list(con.list_tables(**({} if database is None else {"database": database})))
+    if database is None:
+        where, args = "table_schema = current_schema() AND table_catalog = current_database()", []
+    elif isinstance(database, str):
+        where, args = "table_schema = ?", [database]
+    else:
+        where, args = "table_catalog = ? AND table_schema = ?", list(database)
+    sql = f"SELECT table_name FROM information_schema.tables WHERE {where}"
+    return [r[0] for r in con.con.execute(sql, args).fetchall()]
 
 
 @dataclass
