@@ -59,3 +59,77 @@ def dirty_world(tmp_path_factory):
     return _write_synthetic_world(
         tmp_path_factory.mktemp("dirty_world"), n_users=2_000, seed=7, dirt=True
     )
+
+
+# --- real servers: PostgreSQL and a Spark standalone cluster (crm_helpers.servers) ----------
+
+
+@pytest.fixture(scope="session")
+def postgres_url(small_world):
+    """A throwaway PostgreSQL server holding ``small_world`` (its URL); stopped at the end.
+
+    The contract's tables are in ``public`` under their own names, and once more in schema
+    ``analytics`` as ``web_events`` and ``customers`` (``user_id`` renamed ``customer_id``).
+    Skipped only where PostgreSQL's binaries are absent (``.ci/run`` installs them).
+    """
+    from crm_helpers.servers import LocalPostgres, copy_to_postgres, postgres_bin_dir
+
+    if postgres_bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (initdb/pg_ctl): apt-get install postgresql")
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    with LocalPostgres() as pg:
+        copy_to_postgres(small_world, pg.url)
+        copy_to_postgres(
+            small_world,
+            pg.url,
+            tables={"events": "web_events", "users": "customers"},
+            schema="analytics",
+        )
+        import psycopg
+
+        with psycopg.connect(pg.url.replace("postgres://", "postgresql://", 1)) as c:
+            c.execute("ALTER TABLE analytics.customers RENAME COLUMN user_id TO customer_id")
+        yield pg.url
+
+
+def run_funnel_report(out, **kw):
+    """The funnel report with its default parameters; returns (result, metrics.json)."""
+    import json
+    from pathlib import Path
+
+    from crm_helpers.report.run import run_notebook
+
+    res = run_notebook(
+        "funnel_dropoff",
+        out_dir=out,
+        parameters={"export_dir": str(out / "exports")},
+        update_index=False,
+        **kw,
+    )
+    assert res.ok, res.error
+    return res, json.loads(Path(res.metrics).read_text())
+
+
+@pytest.fixture(scope="session")
+def duckdb_funnel_report(small_world, tmp_path_factory):
+    """The funnel report on ``small_world`` with DuckDB: what the other engines must equal."""
+    return run_funnel_report(tmp_path_factory.mktemp("duckdb_report"), data_dir=small_world)
+
+
+def assert_same_report(metrics, expected):
+    """Every figure, table and summary line equal; only the export path and provenance differ."""
+    import pandas as pd
+
+    a, b = dict(metrics["metrics"]), dict(expected["metrics"])
+    assert metrics["summary"] == expected["summary"]
+    assert metrics["tables"] == expected["tables"]
+    ea, eb = a.pop("audience.export", None), b.pop("audience.export", None)
+    assert a == b
+    assert a["steps"][0]["users"] > 0 and a["steps"][-1]["users"] > 0
+    assert (ea is None) == (eb is None)
+    if ea:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(ea).sort_values("user_id").reset_index(drop=True),
+            pd.read_parquet(eb).sort_values("user_id").reset_index(drop=True),
+            check_dtype=False,
+        )
