@@ -1,7 +1,7 @@
 """A real PostgreSQL: the contract's tables live only in the database and every helper
 gives the same answers as DuckDB over the same data as Parquet.
 
-The session fixture ``postgres_url`` (tests/conftest.py) starts a throwaway server from
+The module fixture ``postgres_url`` starts a throwaway server from
 Debian's ``postgresql`` binaries (``initdb`` into a temporary folder, 127.0.0.1, a free
 port), loads ``small_world`` and stops it at the end.
 """
@@ -12,7 +12,7 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_same_report, run_funnel_report
+from report_helpers import assert_same_report, run_funnel_report
 from test_engine import pandas_local_to_utc
 
 from crm_helpers import load, overview
@@ -36,9 +36,43 @@ SPECS = [
 
 
 @pytest.fixture(scope="module")
+def postgres_url(small_world):
+    """A throwaway PostgreSQL server holding ``small_world`` (its URL); stopped at the end.
+
+    The contract's tables are in ``public`` under their own names, and once more in schema
+    ``analytics`` as ``web_events`` and ``customers`` (``user_id`` renamed ``customer_id``).
+    Skipped only where PostgreSQL's binaries are absent (``.ci/run`` installs them).
+    """
+    from crm_helpers.servers import LocalPostgres, copy_to_postgres, postgres_bin_dir
+
+    if postgres_bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (initdb/pg_ctl): apt-get install postgresql")
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    with LocalPostgres() as pg:
+        copy_to_postgres(small_world, pg.url)
+        copy_to_postgres(
+            small_world,
+            pg.url,
+            tables={"events": "web_events", "users": "customers"},
+            schema="analytics",
+        )
+        import psycopg
+
+        with psycopg.connect(pg.url.replace("postgres://", "postgresql://", 1)) as c:
+            c.execute("ALTER TABLE analytics.customers RENAME COLUMN user_id TO customer_id")
+        yield pg.url
+
+
+@pytest.fixture(scope="module")
 def both(postgres_url, small_world):
     """(PostgreSQL-loaded, DuckDB-loaded) CRMData of the same world."""
     return load(engine=postgres_url), load(small_world)
+
+
+@pytest.fixture(scope="module")
+def duckdb_funnel_report(small_world, tmp_path_factory):
+    """The funnel report on ``small_world`` with DuckDB: what PostgreSQL's must equal."""
+    return run_funnel_report(tmp_path_factory.mktemp("duckdb_report"), data_dir=small_world)
 
 
 def _relations(url) -> set[tuple[str, str, str]]:

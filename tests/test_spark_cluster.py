@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import _write_synthetic_world, assert_same_report, run_funnel_report
+from report_helpers import assert_same_report, run_funnel_report
 
 from crm_helpers import config
 from crm_helpers.servers import LocalSparkCluster, spark_class
@@ -84,7 +84,10 @@ def test_agreement_tests_pass_on_the_cluster(cluster, tmp_path):
 
 
 def test_funnel_report_on_the_cluster_equals_duckdb(cluster, tmp_path_factory, monkeypatch):
-    world = _write_synthetic_world(tmp_path_factory.mktemp("cluster_world"), n_users=1_500, seed=3)
+    from crm_helpers.synth import SynthConfig, generate, write_world
+
+    world = tmp_path_factory.mktemp("cluster_world")
+    write_world(generate(SynthConfig(n_users=1_500, seed=3)), world, fmt="parquet", overwrite=True)
     out = tmp_path_factory.mktemp("cluster_reports")
     _, expected = run_funnel_report(out / "duckdb", data_dir=world)
     for k, v in {**cluster.env(), **DRIVER_ENV}.items():
