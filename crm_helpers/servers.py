@@ -94,9 +94,20 @@ class LocalPostgres:
         return args
 
     def start(self, timeout_s: float = 60) -> LocalPostgres:
+        """initdb, pg_ctl start, CREATE DATABASE; on any failure the server is stopped again."""
         if self.bin is None:
             raise FileNotFoundError("PostgreSQL's initdb/pg_ctl are not installed")
         self.dir = Path(tempfile.mkdtemp(prefix="crm_pg_"))
+        try:
+            return self._start(timeout_s)
+        except subprocess.CalledProcessError as exc:
+            self.stop()
+            raise RuntimeError(f"PostgreSQL did not start: {exc.stderr or exc}") from exc
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout_s: float) -> LocalPostgres:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         data = self.dir / "data"
@@ -129,14 +140,14 @@ class LocalPostgres:
         """Stop the server (``pg_ctl stop``; SIGQUIT to its pid if that fails) and delete it."""
         if self.dir is None:
             return
-        if self.pid is not None:
+        if self.pid is not None or (self.dir / "data" / "postmaster.pid").exists():
             res = subprocess.run(
                 self._as_server_user(
                     [str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "stop"]
                 ),
                 capture_output=True,
             )
-            if res.returncode != 0:
+            if res.returncode != 0 and self.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGQUIT)
             self.pid = None

@@ -160,3 +160,27 @@ def test_crm_run_refuses_data_with_a_warehouse_before_running(tmp_path, capsys):
     )
     assert rc == 2 and "drop --data" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+@pytest.mark.spark
+def test_spark_session_tables_are_a_warehouse(spark_con, tmp_path):
+    """An open Spark connection without a data directory: its catalog's tables and views."""
+    d = write_frames(tmp_path, good_frames(), "parquet")
+    (d / "schema.yaml").write_text("timezone: Europe/Berlin\n")
+    session = spark_con._session
+    for n in ("users", "events"):
+        session.read.parquet(str(d / f"{n}.parquet")).createOrReplaceTempView(f"wh_test_{n}")
+    schema = Schema(
+        tables={"users": "wh_test_users", "events": "wh_test_events"}, timezone="Europe/Berlin"
+    )
+    sp = load(engine=spark_con, schema=schema, require=["users", "events"])
+    fl = load(d, require=["users", "events"])
+    assert set(sp.tables) == {"users", "events"}
+    assert sp.sources == {"users": "wh_test_users", "events": "wh_test_events"}
+    for name in sp.tables:
+        cols = list(fl.tables[name].columns)
+        a = sp.tables[name].to_pandas().sort_values(cols).reset_index(drop=True)
+        b = fl.tables[name].to_pandas().sort_values(cols).reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    # naive wall times in Berlin became UTC the same way on both
+    assert sp.events.ts.min().to_pyarrow().as_py() == pd.Timestamp("2024-01-02 00:00")
