@@ -32,7 +32,7 @@ AGREEMENT_TESTS = [
     "tests/funnels/test_periods.py::test_period_counts_on_spark_equal_duckdb",
 ]
 #: Driver settings for the cluster runs (the machine is shared: small memory, few partitions).
-DRIVER_ENV = {"CRM_SPARK_DRIVER_MEMORY": "1g", "CRM_SPARK_PARTITIONS": "4"}
+DRIVER_ENV = {"CRM_SPARK_DRIVER_MEMORY": "1g", "CRM_SPARK_PARTITIONS": "2"}
 
 
 @pytest.fixture(scope="module")
