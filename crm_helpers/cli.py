@@ -1,8 +1,8 @@
 """``crm``: generate the synthetic data, run notebooks as reports, rebuild the index.
 
 crm generate [--users N] [--seed S] [--out DIR] [--dirt] [--overwrite]
-crm run NOTEBOOK [-p name value]... [-f params.yaml] [--data DIR] [--engine E] [--out DIR]
-        [--allow-shrink] [--shrink-share S]    (exit: 0 built, 1 failed, 2 refused)
+crm run NOTEBOOK [-p name value]... [-f params.yaml] [--data DIR] [--engine E] [--schema F]
+        [--out DIR] [--allow-shrink] [--shrink-share S]    (exit: 0 built, 1 failed, 2 refused)
 crm run-all [--data DIR] [--engine E] [--out DIR] [--allow-shrink] [--shrink-share S]
 crm index [--out DIR]
 """
@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-f", "--params-file", type=Path, help="YAML file of parameters (named run)")
     r.add_argument("--data", type=Path, help="data folder (default: $CRM_DATA_DIR or built-in)")
     r.add_argument("--engine", help="duckdb, spark or an Ibis connection URL")
+    r.add_argument(
+        "--schema", type=Path, help="schema.yaml for warehouse tables (sets $CRM_SCHEMA)"
+    )
     r.add_argument("--out", type=Path, help="reports folder (default: reports/)")
     r.add_argument("--name", help="run name (report folder <notebook>--<name>)")
     _guard_options(r)
@@ -137,6 +140,7 @@ def _run(args: argparse.Namespace) -> int:
             run_name=args.name,
             allow_shrink=args.allow_shrink,
             shrink_share=args.shrink_share,
+            schema_file=args.schema,
         )
     except (RunRefused, FileNotFoundError) as exc:
         print(f"crm run: refused: {exc}", file=sys.stderr)

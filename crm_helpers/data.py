@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import ibis
@@ -538,7 +538,11 @@ def load(
         Directory with ``users``, ``events``, ``orders``, ``messages``, ``assignments`` as
         Parquet (file or directory of parts) or CSV. Default: :func:`crm_helpers.config.data_dir`.
     engine
-        ``"duckdb"``, ``"spark"``, an Ibis URL, or an open Ibis connection.
+        ``"duckdb"``, ``"spark"``, an Ibis URL, or an open Ibis connection. A URL or an open
+        connection without ``data_dir`` reads the tables that live in that warehouse
+        (:mod:`crm_helpers.warehouse`); with ``data_dir``, the files through that engine
+        (DuckDB, Spark), or :class:`~crm_helpers.warehouse.SourceConflict` for an engine
+        that cannot read files.
     schema
         A :class:`Schema`, or the path of its YAML file; ``data_dir/schema.yaml`` is used if present.
     require
@@ -561,6 +565,15 @@ def load(
         A required table is missing, a file cannot be read, or the data breaks the contract
         (the message names table, column, row count, examples and the fix).
     """
+    from crm_helpers import warehouse
+
+    if warehouse.source_of(data_dir, engine) == "warehouse":
+        try:
+            return warehouse.load_warehouse(
+                engine, schema=schema, require=require, validate=validate
+            )
+        except DataContractError as exc:  # the traceback ends in load(), not in the engine
+            raise exc.with_traceback(None) from None
     data_dir = Path(data_dir) if data_dir is not None else config.data_dir()
     if not data_dir.is_dir():
         raise DataContractError(
@@ -590,13 +603,13 @@ def load(
             )
         ) from None
     con = connect(engine) if isinstance(engine, str) else engine
-    backend = con.name
 
     errors: list[Finding] = []
     set_aside = None  # order lines without a customer (an unexecuted count)
     raw: dict[str, ibis.Table] = {}
     files: dict[str, Path] = {}
     aware: dict[str, frozenset[str]] = {}
+    unreadable: set[str] = set()
     for name in TABLES:
         path = find_table_file(data_dir, schema.file_stem(name))
         if path is None:
@@ -606,24 +619,11 @@ def load(
             t, aware_src = _read(con, path, view, _timestamp_sources(name, schema))
         except Exception as exc:  # engine errors on bad files -> a readable contract error
             errors.append(_engine_error(name, path, exc, "reading"))
+            unreadable.add(name)  # the file exists: not "missing"
             continue
+        raw[name], missing = rename_columns(name, t, schema, path.name)
+        errors += missing
         rename = {canon: src for src, canon in schema.rename_map(name).items() if src in t.columns}
-        for src, canon in schema.rename_map(name).items():
-            if src not in t.columns:
-                errors.append(
-                    Finding(
-                        table=name,
-                        column=canon,
-                        check="missing_column",
-                        severity="error",
-                        count=0,
-                        message=f"the schema mapping says column '{canon}' is called '{src}' "
-                        f"in {path.name}, but the file has no '{src}' (columns: {list(t.columns)})",
-                        fix=f"correct columns: {{{name}: {{{canon}: ...}}}} in schema.yaml, "
-                        "or remove the line if the file already uses the contract name.",
-                    )
-                )
-        raw[name] = t.rename(rename) if rename else t
         if name == "orders" and schema.order_lines:
             try:
                 raw[name], aside = aggregate_order_lines(raw[name], schema.order_lines)
@@ -635,15 +635,76 @@ def load(
         aware[name] = frozenset(inverse.get(c, c) for c in aware_src)
         files[name] = path
 
+    data = CRMData(
+        con=con, data_dir=data_dir, schema=schema, tables={}, files=files, raw=raw, tz_aware=aware
+    )
+    try:
+        return finish_load(
+            data,
+            errors,
+            require,
+            validate,
+            missing=lambda n: _missing_table(n, data_dir, schema, raw),
+            skip=unreadable,
+            set_aside=set_aside,
+        )
+    except DataContractError as exc:  # the traceback ends in load(), not in the engine
+        raise exc.with_traceback(None) from None
+
+
+def rename_columns(
+    name: str, t: ibis.Table, schema: Schema, where: str
+) -> tuple[ibis.Table, list[Finding]]:
+    """``t`` with the schema mapping's source columns renamed to contract names.
+
+    ``where`` names the source in messages (a file name, ``table analytics.web_events``).
+    Returns the renamed table and a ``missing_column`` error per mapped column it lacks.
+    """
+    errors = []
+    rename = {canon: src for src, canon in schema.rename_map(name).items() if src in t.columns}
+    for src, canon in schema.rename_map(name).items():
+        if src not in t.columns:
+            errors.append(
+                Finding(
+                    table=name,
+                    column=canon,
+                    check="missing_column",
+                    severity="error",
+                    count=0,
+                    message=f"the schema mapping says column '{canon}' is called '{src}' "
+                    f"in {where}, but it has no '{src}' (columns: {list(t.columns)})",
+                    fix=f"correct columns: {{{name}: {{{canon}: ...}}}} in schema.yaml, "
+                    "or remove the line if the source already uses the contract name.",
+                )
+            )
+    return (t.rename(rename) if rename else t), errors
+
+
+def finish_load(
+    data: CRMData,
+    errors: list[Finding],
+    require: Iterable[str],
+    validate: bool,
+    *,
+    missing: Callable[[str], Finding],
+    skip: Iterable[str] = (),
+    set_aside: ibis.Scalar | None = None,
+) -> CRMData:
+    """Check required tables, validate ``data.raw``, then normalise and clean into ``data.tables``.
+
+    Shared by files (:func:`load`) and warehouse tables (:mod:`crm_helpers.warehouse`).
+    ``missing(name)`` is the error for a required table that was not found; tables in
+    ``skip`` already have an error (found but unreadable) and get no second one.
+    ``set_aside`` counts order lines without a customer (:func:`aggregate_order_lines`),
+    reported as a warning when validation finds no error.
+    """
+    con, schema, raw, aware = data.con, data.schema, data.raw, data.tz_aware
+    backend = con.name
     required = list(dict.fromkeys(require))
     unknown = [n for n in required if n not in TABLES]
     if unknown:
         raise ValueError(f"require names unknown table(s) {unknown}; tables are {list(TABLES)}.")
-    errors += [_missing_table(n, data_dir, schema, raw) for n in required if n not in raw]
-
-    data = CRMData(
-        con=con, data_dir=data_dir, schema=schema, tables={}, files=files, raw=raw, tz_aware=aware
-    )
+    errors = errors + [missing(n) for n in required if n not in raw and n not in set(skip)]
     data.required = tuple(required)
     if validate:
         from crm_helpers.validate import validate as run_checks
@@ -653,7 +714,17 @@ def load(
         except DataContractError:
             raise
         except Exception as exc:  # an engine error while scanning a file
-            errors.append(_engine_error("*", data_dir, exc, "checking the data in"))
+            if data.data_dir is not None:
+                errors.append(_engine_error("*", data.data_dir, exc, "checking the data in"))
+            else:  # warehouse tables: the engine's own message says what it could not do
+                f = _engine_error("*", "the warehouse tables", exc, "checking the data in")
+                errors.append(
+                    replace(
+                        f,
+                        fix="check the tables' column types against the "
+                        "contract (data/README.md) and the engine's message.",
+                    )
+                )
         errors += data.quality.errors
         if set_aside is not None and not errors:
             n_aside = int(set_aside.to_pyarrow().as_py() or 0)

@@ -65,11 +65,37 @@ def connect(engine: str = "duckdb", **options: Any) -> BaseBackend:
         session = spark_session(options.get("master"))
         return ibis.pyspark.connect(session)
     if "://" in engine:
-        return ibis.connect(engine, **options)
+        con = ibis.connect(engine, **options)
+        if con.name == "postgres":
+            postgres_compat()
+        return con
     raise ValueError(
         f"Unknown engine {engine!r}: use 'duckdb', 'spark' or an Ibis connection URL "
         "such as 'postgres://user@host/db'."
     )
+
+
+def postgres_compat() -> None:
+    """Let Ibis's PostgreSQL SQL run the helpers' expressions (idempotent, process-wide).
+
+    PostgreSQL casts ``boolean`` to ``integer`` but not to ``bigint``, while Ibis (12)
+    compiles ``cond.cast("int64")`` and ``cond.sum()`` — how the helpers count rows — to
+    ``CAST(b AS BIGINT)``, which PostgreSQL refuses. Such casts go through ``INT`` first.
+    """
+    from ibis.backends.sql.compilers.postgres import PostgresCompiler
+
+    if getattr(PostgresCompiler, "_crm_compat", False):
+        return
+    visit_cast = PostgresCompiler.visit_Cast
+
+    def visit_Cast(self, op, *, arg, to):  # noqa: N802 - Ibis' visitor name
+        if op.arg.dtype.is_boolean() and to.is_integer() and not to.is_int32():
+            arg = self.cast(arg, dt.int32)
+        return visit_cast(self, op, arg=arg, to=to)
+
+    PostgresCompiler.visit_Cast = visit_Cast
+    PostgresCompiler.visit_TryCast = visit_Cast
+    PostgresCompiler._crm_compat = True
 
 
 def temp_view(con: BaseBackend, name: str, expr: ir.Table) -> ir.Table:
@@ -80,13 +106,18 @@ def temp_view(con: BaseBackend, name: str, expr: ir.Table) -> ir.Table:
     Ibis emits as a CTE, and DuckDB *materialises* a CTE used more than once: every funnel
     row is copied into memory before the first join (31M rows at 50M events). A view is inlined
     at each use instead, so each use gets its own filters pushed into the Parquet scan.
-    Backends without temporary views get ``expr`` back unchanged.
+    PostgreSQL also materialises a CTE used more than once, so it gets a temporary view too
+    (session-scoped, in ``pg_temp``). Backends without temporary views get ``expr`` back
+    unchanged.
     """
     if con.name == "duckdb":
         con.raw_sql(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {con.compile(expr)}')
         return con.table(name)
     if con.name == "pyspark":
         return con.create_view(name, expr, overwrite=True)  # a Spark TEMPORARY VIEW
+    if con.name == "postgres":  # in the session's pg_temp schema: nothing persistent written
+        con.raw_sql(f'CREATE OR REPLACE TEMPORARY VIEW "{name}" AS {con.compile(expr)}').close()
+        return con.table(name)
     return expr
 
 

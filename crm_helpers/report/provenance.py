@@ -108,7 +108,8 @@ def collect(params: dict[str, Any], data=None, title: str | None = None) -> dict
         out["derived"] = how
     if data is not None:
         out["data"] = {
-            "dir": str(data.data_dir),
+            # warehouse tables (crm_helpers.warehouse) have a location instead of a folder
+            "dir": getattr(data, "location", None) or str(data.data_dir),
             "engine": data.engine,
             "fingerprint": data.fingerprint(),
         }

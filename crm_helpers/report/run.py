@@ -362,6 +362,7 @@ def run_notebook(
     update_index: bool = True,
     allow_shrink: bool = False,
     shrink_share: float | None = None,
+    schema_file: str | Path | None = None,
 ) -> RunResult:
     """Execute a notebook with parameters and publish its report (see the module docstring).
 
@@ -389,6 +390,9 @@ def run_notebook(
         The shrink guard (:mod:`crm_helpers.report.guard`): a table under ``shrink_share``
         (default ``$CRM_SHRINK_SHARE`` or 0.10) of its rows in the previous good run fails
         the run, unless ``allow_shrink``.
+    schema_file
+        A ``schema.yaml`` mapping warehouse table/column names onto the contract (passed to
+        the notebook as ``$CRM_SCHEMA``; files use ``<data_dir>/schema.yaml``).
 
     Returns
     -------
@@ -439,6 +443,13 @@ def run_notebook(
     if engine is not None:
         values["engine"] = engine
     effective = {**defaults, **values}
+    if effective.get("data_dir") and "://" in str(effective.get("engine") or ""):
+        from crm_helpers.warehouse import SourceConflict, source_of
+
+        try:  # refuse before running: the notebook would stop at load() with the same message
+            source_of(effective["data_dir"], str(effective["engine"]))
+        except SourceConflict as exc:
+            raise ParametersError(str(exc)) from None
 
     reports_root = Path(out_dir).expanduser().resolve() if out_dir else config.reports_dir()
     folder = reports_root / report_dir_name(name, run_name)
@@ -475,6 +486,8 @@ def run_notebook(
     )
     if env_data is None:
         env.pop("CRM_DATA_DIR")
+    if schema_file is not None:  # the warehouse tables' mapping (crm_helpers.warehouse)
+        env["CRM_SCHEMA"] = str(Path(schema_file).expanduser().resolve())
     try:
         with _environ(**env):
             pm.execute_notebook(
