@@ -248,6 +248,11 @@ class Prepared:
         """The journey window: partition by the keys, order by ``t`` then ``code``."""
         return ibis.window(group_by=list(self.keys), order_by=["t", "code"], **kw)
 
+    def cache(self) -> Prepared:
+        """The same journeys computed once and kept in the engine (``Table.cache``): later
+        analyses read the small coded rows instead of re-reading and re-preparing events."""
+        return Prepared(self.table.cache(), self.vocab, self.keys, self.spec, self.backend)
+
     def with_pos(self) -> ir.Table:
         """The table with ``pos``: 1-based position within the journey (tie rule order)."""
         return self.table.mutate(pos=(ibis.row_number().over(self.window()) + 1).cast("int32"))
