@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from crm_helpers.journeys.core import CHURNED, END, SYNTHETIC, JourneySpec
-from crm_helpers.report.text import code, md
+from crm_helpers.report.text import Safe, code, md
 
 __all__ = [
     "biggest_leak",
@@ -131,7 +131,7 @@ def biggest_leak(edges: pd.DataFrame, goal: str | None = None) -> pd.Series | No
 
 def path_text(path: Sequence[str]) -> str:
     """Safe Markdown of a path: ``<code>a</code> → <code>b</code>``."""
-    return " → ".join(code(s) for s in path)
+    return Safe(" → ".join(code(s) for s in path))
 
 
 def _pct(x: float) -> str:
