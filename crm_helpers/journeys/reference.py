@@ -34,7 +34,10 @@ Journey = list[tuple[int, str]]
 
 
 def _us(ts: Any) -> int:
+    """Epoch microseconds; aware timestamps are read as their UTC instant."""
     ts = pd.Timestamp(ts)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
     return int((ts - pd.Timestamp(0)) // pd.Timedelta(microseconds=1))
 
 

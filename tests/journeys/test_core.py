@@ -271,3 +271,17 @@ def test_spark_equals_duckdb(spark_con, jx):
         pd.testing.assert_frame_equal(a, b, check_dtype=False)
     ref = R.reference_transitions(R.reference_journeys(df, spec))
     assert _edges(spark) == {k: len(v) for k, v in ref.items()}
+
+
+def test_stage_mapping_and_flow(jx):
+    m = A.stage_mapping({"acq": ["a"], "act": ["b", "c"]}, known=["a", "b", "c", "z"])
+    assert m == {"a": "acq", "b": "act", "c": "act"}
+    with pytest.raises(ValueError, match="two stages"):
+        A.stage_mapping({"x": ["a"], "y": ["a"]})
+    assert set(A.stage_mapping()) >= {"visit", "purchase"}  # the AARRR default
+    spec = N.stage_spec(JourneySpec(start_end=True), m)
+    prep = prepare(ibis.memtable(jx.events_df(ROWS)), spec)
+    # user 1: acq act(b b c collapsed); user 2: acq act; user 3 (z) has no stage: no journey
+    assert _edges(prep) == {("[start]", "acq"): 2, ("acq", "act"): 2, ("act", "[end]"): 2}
+    reach = node_reach(prep).set_index("step")["users"]
+    assert reach["act"] == 2 and "z" not in reach
