@@ -11,7 +11,14 @@ See :mod:`crm_helpers.journeys.core` for the journey semantics and the tie rule 
 
 from crm_helpers.journeys.core import CHURNED, END, START, JourneySpec, Prepared, prepare
 from crm_helpers.journeys.graph import loops_table, node_reach, transitions
-from crm_helpers.journeys.paths import conformance, goal_flags, paths, step_matrix, variants
+from crm_helpers.journeys.paths import (
+    conformance,
+    conformance_table,
+    goal_flags,
+    paths,
+    step_matrix,
+    variants,
+)
 
 __all__ = [
     "CHURNED",
@@ -20,6 +27,7 @@ __all__ = [
     "JourneySpec",
     "Prepared",
     "conformance",
+    "conformance_table",
     "goal_flags",
     "loops_table",
     "node_reach",

@@ -249,9 +249,10 @@ class Prepared:
         return ibis.window(group_by=list(self.keys), order_by=["t", "code"], **kw)
 
     def cache(self) -> Prepared:
-        """The same journeys computed once and kept in the engine (``Table.cache``): later
-        analyses read the small coded rows instead of re-reading and re-preparing events."""
-        return Prepared(self.table.cache(), self.vocab, self.keys, self.spec, self.backend)
+        """The same journeys, with positions, computed once and kept in the engine
+        (``Table.cache``): later analyses read the small coded rows instead of re-reading
+        and re-preparing the events, and sort by one integer."""
+        return Prepared(self.with_pos().cache(), self.vocab, self.keys, self.spec, self.backend)
 
     def with_pos(self) -> ir.Table:
         """The table with ``pos``: 1-based position within the journey (tie rule order)."""

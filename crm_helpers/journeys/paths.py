@@ -36,6 +36,7 @@ from crm_helpers.journeys.core import US_PER_DAY, Prepared
 
 __all__ = [
     "conformance",
+    "conformance_table",
     "goal_flags",
     "paths",
     "step_matrix",
@@ -107,15 +108,14 @@ def goal_flags(prep: Prepared, goal: str, window_days: float | None = None) -> i
     ``window_days=None``: the goal anywhere in the journey.
     """
     gc = prep.code(goal)
+    if window_days is not None and window_days < 0:
+        raise ValueError(f"goal window must be >= 0 days, got {window_days!r}")
     p = prep.table
-    first = p.t.min().over(ibis.window(group_by=list(prep.keys)))
-    hit = p.code == gc
+    agg = p.group_by(list(prep.keys)).aggregate(first=p.t.min(), hit=p.t.min(where=p.code == gc))
+    conv = agg.hit.notnull()
     if window_days is not None:
-        if window_days < 0:
-            raise ValueError(f"goal window must be >= 0 days, got {window_days!r}")
-        hit = hit & (p.t - first <= round(window_days * US_PER_DAY))
-    x = p.mutate(hit=hit)
-    return x.group_by(list(prep.keys)).aggregate(converted=x.hit.any())
+        conv = conv & (agg.hit - agg.first <= round(window_days * US_PER_DAY))
+    return agg.select(*prep.keys, converted=conv.fill_null(False))
 
 
 def variants(
@@ -225,16 +225,10 @@ def step_matrix(prep: Prepared, max_steps: int = 8, groups: ir.Table | None = No
     return out.sort_values(["group", "position", "step"], ignore_index=True)
 
 
-def conformance(
-    prep: Prepared, intended: Sequence[str], groups: ir.Table | None = None
-) -> pd.DataFrame:
-    """How far each journey follows the intended sequence (see the module docstring).
+def conformance_table(prep: Prepared, intended: Sequence[str]) -> ir.Table:
+    """Per journey: its keys, ``matched`` and ``next_code`` (lazy; see the module docstring).
 
-    Returns
-    -------
-    DataFrame
-        One row per ``(group, matched, next_step)``: ``journeys``; ``group`` is ``"all"``
-        without groups. ``matched == len(intended)`` rows are the conforming journeys.
+    Cache it (``.cache()``) to aggregate it several ways with :func:`conformance`.
     """
     if isinstance(intended, str) or len(intended) < 1:
         raise ValueError("intended must be a list of at least one step name")
@@ -261,6 +255,33 @@ def conformance(
     j = base.mutate(matched=matched, last=last).select(*keys, "matched", "last")
     nxt = p.select(*keys, last=p.pos - 1, next_code=p.code)
     j = j.left_join(nxt, [*keys, "last"]).drop([f"{k}_right" for k in [*keys, "last"]])
+    return j.select(*keys, "matched", "next_code")
+
+
+def conformance(
+    prep: Prepared,
+    intended: Sequence[str],
+    groups: ir.Table | None = None,
+    table: ir.Table | None = None,
+) -> pd.DataFrame:
+    """How far each journey follows the intended sequence (see the module docstring).
+
+    Parameters
+    ----------
+    groups
+        Optional journey keys with a ``group`` column (journeys without one are left out).
+    table
+        :func:`conformance_table` of the same ``prep`` and ``intended`` (e.g. cached).
+
+    Returns
+    -------
+    DataFrame
+        One row per ``(group, matched, next_step)``: ``journeys``; ``group`` is ``"all"``
+        without groups. ``matched == len(intended)`` rows are the conforming journeys.
+    """
+    j = conformance_table(prep, intended) if table is None else table
+    m = len(intended)
+    keys = list(prep.keys)
     if groups is not None:
         j = j.join(groups.select(*keys, "group"), keys)
     else:

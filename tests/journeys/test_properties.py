@@ -77,6 +77,8 @@ def _engine_transitions(prep) -> dict:
 def test_engine_equals_reference(rows, spec, depth, k, jx):
     df = jx.events_df(rows)
     prep = prepare(ibis.memtable(df), spec)
+    if k % 2:  # half the examples on the cached, positioned table the notebook uses
+        prep = prep.cache()
     ref = R.reference_journeys(df, spec)
 
     # transitions: counts exact, times to float precision
