@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers import stats
-from crm_helpers.journeys.core import SYNTHETIC, Prepared
+from crm_helpers.journeys.core import CHURNED, END, START, SYNTHETIC, Prepared
 from crm_helpers.journeys.graph import transitions
 from crm_helpers.journeys.paths import goal_flags
 
@@ -51,6 +51,7 @@ __all__ = [
     "paths_between",
     "restrict",
     "sankey_data",
+    "stage_journeys",
     "stage_mapping",
     "user_groups",
 ]
@@ -344,6 +345,35 @@ def stage_mapping(
         ks = set(known)
         out = {e: s for e, s in out.items() if e in ks}
     return out
+
+
+def stage_journeys(prep: Prepared, stage_map: Mapping[str, str]) -> Prepared:
+    """The prepared journeys in stages: each step replaced by its stage, steps without a
+    stage removed (synthetic ``[start]`` / ``[end]`` / ``[churned]`` rows kept), then
+    consecutive repeats collapsed; the journeys' order is kept (ties are not re-ordered).
+
+    Parameters
+    ----------
+    stage_map
+        ``{step name: stage name}`` (e.g. :func:`stage_mapping`).
+    """
+    names = sorted({str(v) for v in stage_map.values()})
+    vocab = (START, *names, END, CHURNED)
+    recode = {}
+    for code, name in enumerate(prep.vocab):
+        if name in SYNTHETIC:
+            recode[code] = vocab.index(name)
+        elif name in stage_map:
+            recode[code] = vocab.index(str(stage_map[name]))
+    keys = list(prep.keys)
+    p = prep.with_pos()
+    x = p.mutate(code=p.code.substitute(recode, else_=ibis.null("int32")).cast("int32"))
+    x = x.filter(x.code.notnull())
+    w = ibis.window(group_by=keys, order_by="pos")
+    x = x.mutate(prev=x.code.lag().over(w))
+    x = x.filter(x.prev.isnull() | (x.prev != x.code))
+    x = x.mutate(pos=(ibis.row_number().over(w) + 1).cast("int32"))
+    return replace(prep, table=x.select(*keys, "t", "code", "pos"), vocab=vocab)
 
 
 def edges_metric(edges: pd.DataFrame) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ __all__ = [
     "reference_journeys",
     "reference_paths",
     "reference_reach",
+    "reference_stage_journeys",
     "reference_step_matrix",
     "reference_transitions",
     "reference_variants",
@@ -199,4 +200,20 @@ def reference_conformance(journeys: dict, intended: Sequence[str]) -> Counter:
         if 0 < matched < m and pos + 1 < len(steps):
             nxt = steps[pos + 1]
         out[(matched, nxt)] += 1
+    return out
+
+
+def reference_stage_journeys(journeys: dict, stage_map: dict) -> dict:
+    """Journeys in stages: steps mapped, steps without a stage dropped (synthetic kept),
+    consecutive repeats collapsed; journeys left empty are dropped."""
+    out = {}
+    for k, j in journeys.items():
+        rows = [
+            (t, s if s in (START, END, CHURNED) else stage_map[s])
+            for t, s in j
+            if s in (START, END, CHURNED) or s in stage_map
+        ]
+        rows = [e for i, e in enumerate(rows) if i == 0 or rows[i - 1][1] != e[1]]
+        if rows:
+            out[k] = rows
     return out

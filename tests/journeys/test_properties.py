@@ -27,6 +27,7 @@ from crm_helpers.journeys import (
     transitions,
     variants,
 )
+from crm_helpers.journeys import analysis as A
 from crm_helpers.journeys import reference as R
 
 EVENTS = "aabbccxy"
@@ -91,6 +92,19 @@ def test_engine_equals_reference(rows, spec, depth, k, jx):
         assert eng[e].share_of_source == pytest.approx(
             len(secs) / sum(len(v) for (a, _), v in rt.items() if a == e[0])
         )
+
+    # the same journeys in stages (a mapping of the steps), transitions and reach
+    stage_map = {s: ("S" if s < "b" else "T") for s in prep.steps if s != "c"}
+    staged = A.stage_journeys(prep, stage_map)
+    ref_staged = R.reference_stage_journeys(ref, stage_map)
+    got = _engine_transitions(staged)
+    assert {e: r.count for e, r in got.items()} == {
+        e: len(v) for e, v in R.reference_transitions(ref_staged).items()
+    }
+    st_reach = node_reach(staged)
+    assert dict(zip(st_reach["step"], st_reach["users"], strict=True)) == R.reference_reach(
+        ref_staged
+    )
 
     # node reach
     reach = node_reach(prep)
