@@ -95,11 +95,10 @@ difference elsewhere); on DuckDB a ``ts`` that :func:`crm_helpers.load` casts fr
 
 from __future__ import annotations
 
-import difflib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import ibis
@@ -107,8 +106,19 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from crm_helpers import events as _ev
 from crm_helpers.engine import epoch_us as _epoch_us
 from crm_helpers.engine import from_epoch_us as _us_to_ts
+
+_norm_where = _ev.norm_where
+_where_text = _ev.where_text
+_match = _ev.match
+_to_timestamp = _ev.to_timestamp
+_ts_us = _ev.ts_us
+_backend_name = _ev.backend_name
+_events_of = _ev.events_of
+_known_events = _ev.known_events
+closest_first = _ev.closest_first
 
 __all__ = [
     "Exclusion",
@@ -128,35 +138,6 @@ COUNTS = ("users", "attempts")
 
 
 # --- spec ---------------------------------------------------------------------------------
-
-
-def _norm_where(where: Mapping[str, object] | None) -> dict[str, object] | None:
-    if where is None:
-        return None
-    if not isinstance(where, Mapping):
-        raise TypeError(f"where must be a mapping column -> value(s), got {where!r}")
-    out: dict[str, object] = {}
-    for col, val in where.items():
-        if isinstance(val, list | tuple | set | frozenset):
-            vals = tuple(sorted(val, key=repr)) if isinstance(val, set | frozenset) else tuple(val)
-            if not vals:
-                raise ValueError(f"where[{col!r}] is an empty list: nothing could match")
-            out[str(col)] = vals
-        else:
-            out[str(col)] = val
-    return out or None
-
-
-def _where_text(where: Mapping[str, object] | None) -> str:
-    if not where:
-        return ""
-    parts = []
-    for col, val in where.items():
-        if isinstance(val, tuple):
-            parts.append(f"{col} in {list(val)}")
-        else:
-            parts.append(f"{col}={val}")
-    return " [" + ", ".join(parts) + "]"
 
 
 @dataclass(frozen=True)
@@ -236,30 +217,6 @@ class Exclusion:
 
     def matches(self, t: ir.Table) -> ir.BooleanValue:
         return _match(t, self.event, self.where)
-
-
-def _match(t: ir.Table, event: str, where: Mapping[str, object] | None) -> ir.BooleanValue:
-    cond = t.event == event
-    for col, val in (where or {}).items():
-        if isinstance(val, tuple):
-            c = t[col].isin(list(val))
-        elif val is None:
-            c = t[col].isnull()
-        else:
-            c = t[col] == val
-        cond = cond & c.fill_null(False)
-    return cond
-
-
-def _to_timestamp(x: datetime | str | None, what: str) -> pd.Timestamp | None:
-    if x is None:
-        return None
-    ts = pd.Timestamp(x)
-    if ts is pd.NaT:
-        raise ValueError(f"{what} is not a valid timestamp: {x!r}")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts
 
 
 @dataclass(frozen=True)
@@ -400,91 +357,22 @@ class FunnelSpec:
 # --- validation against the data -------------------------------------------------------------
 
 
-_KNOWN_EVENTS: dict[Any, frozenset[str]] = {}
-
-
-def _known_events(events: ir.Table) -> frozenset[str]:
-    """Distinct event names (one cheap query; cached per expression)."""
-    key = events.op()
-    try:
-        cached = _KNOWN_EVENTS.get(key)
-    except TypeError:  # unhashable op: no caching
-        cached = None
-        key = None
-    if cached is not None:
-        return cached
-    names = events.select("event").distinct().to_pyarrow().column(0).to_pylist()
-    out = frozenset(str(n) for n in names if n is not None)
-    if key is not None:
-        if len(_KNOWN_EVENTS) > 64:
-            _KNOWN_EVENTS.clear()
-        _KNOWN_EVENTS[key] = out
-    return out
-
-
 def validate_spec(events: ir.Table, spec: FunnelSpec, *, check_events: bool = True) -> None:
     """Check a spec against an events table; raise ``ValueError`` naming the problem.
 
     Checks the canonical columns, that every ``where`` column exists, and (with
     ``check_events``) that every step/exclusion event occurs in the data, listing the events
-    that do, closest first (:func:`closest_first`; one ``distinct event`` query).
+    that do, closest first (:func:`crm_helpers.events.closest_first`; one ``distinct event`` query).
+    See :mod:`crm_helpers.events`.
     """
-    cols = set(events.columns)
-    missing = [c for c in ("user_id", "event", "ts") if c not in cols]
-    if missing:
-        raise ValueError(
-            f"events needs the columns user_id, event, ts; missing {missing} "
-            f"(columns: {sorted(cols)})"
-        )
     matchers = [(f"step {k}", s.event, s.where) for k, s in enumerate(spec.step_list, 1)]
     matchers += [(f"exclusion {i}", x.event, x.where) for i, x in enumerate(spec.exclusions, 1)]
-    for what, event, where in matchers:
-        for col in where or {}:
-            if col not in cols:
-                close = difflib.get_close_matches(col, sorted(cols), n=3)
-                raise ValueError(
-                    f"{what} ({event!r}) filters on column {col!r}, which events does not have"
-                    + (f"; closest columns: {close}" if close else "")
-                    + f" (columns: {sorted(cols)})"
-                )
+    _ev.check_columns(events, matchers)
     if check_events:
-        known = _known_events(events)
-        for what, event, _ in matchers:
-            if event not in known:
-                ranked = closest_first(event, known)
-                more = len(known) - len(ranked)
-                raise ValueError(
-                    f"{what}: event {event!r} does not occur in the data; the events that do, "
-                    f"closest first: {ranked}"
-                    + (f" and {more} more" if more else "")
-                    + f" ({len(known)} distinct events)"
-                )
-
-
-def closest_first(name: str, known: Iterable[str], limit: int = 25) -> list[str]:
-    """``known`` names ordered by similarity to ``name`` (difflib ratio), at most ``limit``.
-
-    Ties keep alphabetical order; the comparison ignores case.
-
-    >>> closest_first("purchse", ["visit", "purchase", "push_open"])
-    ['purchase', 'push_open', 'visit']
-    """
-
-    def score(k: str) -> float:
-        return difflib.SequenceMatcher(None, name.lower(), k.lower()).ratio()
-
-    return sorted(sorted(map(str, known)), key=score, reverse=True)[:limit]
+        _ev.check_events_exist(events, matchers)
 
 
 # --- the engine -------------------------------------------------------------------------------
-
-
-def _backend_name(t: ir.Table) -> str | None:
-    """Name of the backend ``t`` runs on (memtables: Ibis' default backend), or None."""
-    try:
-        return t._find_backend(use_default=True).name
-    except Exception:  # noqa: BLE001 - several backends or none: use the portable forms
-        return None
 
 
 def _seconds(x: ir.IntegerValue) -> ir.FloatingValue:
@@ -496,16 +384,7 @@ def _null_int() -> ir.IntegerValue:
 
 
 def _in_range_us(t: ir.IntegerValue, spec: FunnelSpec) -> ir.BooleanValue:
-    cond = ibis.literal(True)
-    if spec.start is not None:
-        cond = cond & (t >= _ts_us(spec.start))
-    if spec.end is not None:
-        cond = cond & (t < _ts_us(spec.end))
-    return cond
-
-
-def _ts_us(ts: pd.Timestamp) -> int:
-    return int((ts - pd.Timestamp(0)) // pd.Timedelta(microseconds=1))
+    return _ev.in_range_us(t, spec.start, spec.end)
 
 
 def _relevant_rows(
@@ -552,12 +431,7 @@ def _relevant_rows(
 
 def _ts_bounds(t: ir.Table, spec: FunnelSpec) -> list[ir.BooleanValue]:
     """Filters keeping the rows a funnel can use: ``ts`` in ``[start, end + W]``."""
-    conds = []
-    if spec.start is not None:
-        conds.append(t.ts >= spec.start.to_pydatetime())
-    if spec.end is not None:
-        conds.append(t.ts <= (spec.end + timedelta(microseconds=spec.window_us)).to_pydatetime())
-    return conds
+    return _ev.ts_bounds(t, spec.start, spec.end, slack_us=spec.window_us)
 
 
 def _moments(
@@ -1060,18 +934,6 @@ def _any_order(m: ir.Table, spec: FunnelSpec, keys: list[str], step_flag: list[s
 
 
 # --- funnel table ---------------------------------------------------------------------------------
-
-
-def _events_of(events_or_data: Any) -> ir.Table:
-    if isinstance(events_or_data, ir.Table):
-        return events_or_data
-    ev = getattr(events_or_data, "events", None)
-    if isinstance(ev, ir.Table):
-        return ev
-    raise TypeError(
-        "expected an Ibis events table or a CRMData (crm_helpers.load(...)), "
-        f"got {type(events_or_data).__name__}"
-    )
 
 
 def funnel_table(

@@ -14,11 +14,20 @@ from crm_helpers.report.run import run_notebook
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
 
 
-@pytest.fixture(scope="module")
-def rendered(small_world, tmp_path_factory):
+#: (notebook, page title) of each report opened in the browser.
+NOTEBOOKS = [
+    ("data_overview", "Data overview"),
+    ("journey_mapping", "Journey mapping"),
+]
+
+
+@pytest.fixture(scope="module", params=NOTEBOOKS, ids=[n for n, _ in NOTEBOOKS])
+def rendered(request, small_world, tmp_path_factory):
+    notebook, title = request.param
     out = tmp_path_factory.mktemp("browser_reports")
-    res = run_notebook("data_overview", data_dir=small_world, out_dir=out)
+    res = run_notebook(notebook, data_dir=small_world, out_dir=out)
     assert res.ok, res.error
+    res.page_title = title
     return res
 
 
@@ -52,7 +61,7 @@ def test_report_renders_in_chromium(rendered, driver, tmp_path):
     # every chart drew data marks (bars or lines), not just empty axes
     n_with_traces = driver.execute_script(
         """return Array.from(document.querySelectorAll('.js-plotly-plot'))
-          .filter(e => e.querySelector('.trace, .barlayer .point, .scatterlayer path')).length;"""
+          .filter(e => e.querySelector('.trace, .barlayer .point, .scatterlayer path, .sankey .sankey-link, .hm, .table .cell-rect')).length;"""
     )
     assert n_with_traces == n_figures
 
@@ -60,7 +69,7 @@ def test_report_renders_in_chromium(rendered, driver, tmp_path):
     severe = [entry for entry in logs if entry["level"] == "SEVERE"]
     assert not severe, json.dumps(severe, indent=1)
 
-    assert driver.title == "Data overview"
+    assert driver.title == rendered.page_title
     summary_y = driver.execute_script(
         "return document.getElementById('Summary').getBoundingClientRect().top;"
     )

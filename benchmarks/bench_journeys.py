@@ -1,0 +1,315 @@
+"""Benchmark: directly-follows counts and depth-5 paths from an anchor, end to end from Parquet.
+
+    .venv/bin/python benchmarks/bench_journeys.py --sizes 10M,50M      # on a quiet machine
+    .venv/bin/python benchmarks/bench_journeys.py --sizes 200k --repeat 1   # a quick check
+
+The log is the funnel benchmark's (``funnel_impls.ensure_data``: ``user_id`` int64, ``event``
+string, ``ts``; ties at the same second are common). One journey per user, raw event names;
+events are ordered by ``(ts, event name)`` within a user (the tie rule of
+:mod:`crm_helpers.journeys.core`). Each implementation returns the transition counts
+``{(a, b): n}`` and the counts of the paths of depth 5 after each user's FIRST anchor event
+``{(anchor, s1, ..., s5): n}`` (shorter at the journey's end); all must be equal (a mismatch
+is flagged and the exit status is 1).
+
+Implementations: ``helper`` (:func:`crm_helpers.journeys.transitions` and
+:func:`~crm_helpers.journeys.paths` on DuckDB), ``duckdb_sql`` (hand-written ``LEAD`` over
+dictionary-encoded small-integer event codes, decoded after the count), ``polars``
+(``shift().over``), ``pandas`` (``groupby().shift``) and ``numpy`` (one lexsort and array
+shifts: the practical floor). retentioneering is not installed here (it is optional; its
+figures are the issue's).
+
+Each implementation runs in its own subprocess (``--repeat`` times, best wall time); peak
+memory is the maximum RSS of the subprocess's process tree, polled every 20 ms with psutil
+(``ru_maxrss`` is not used: a child inherits its parent's high-water mark on Linux).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import funnel_impls as F  # noqa: E402
+
+ANCHOR = "product_view"
+DEPTH = 5
+IMPLS = ("helper", "duckdb_sql", "polars", "pandas", "numpy")
+RESULT_TAG = "JOURNEY_RESULT "
+
+
+# --- implementations: each returns (transitions dict, paths Counter) --------------------------
+
+
+def journeys_helper(data: Path):
+    from crm_helpers.engine import connect
+    from crm_helpers.journeys import paths, prepare, transitions
+
+    # the raw Parquet file (crm_helpers.load would also drop exact duplicate rows, which
+    # the other implementations keep); the engine's session time zone is UTC
+    ev = connect("duckdb").read_parquet(F.events_path(data))
+    prep = prepare(ev.mutate(ts=ev.ts.cast("timestamp")))
+    t = transitions(prep, timings=False)
+    p = paths(prep, ANCHOR, DEPTH)
+    return (
+        {(a, b): int(n) for a, b, n in zip(t["source"], t["target"], t["count"], strict=True)},
+        Counter({tuple(k): int(n) for k, n in zip(p["path"], p["journeys"], strict=True)}),
+    )
+
+
+def journeys_duckdb_sql(data: Path):
+    import duckdb
+
+    path = str(F.events_path(data))
+    con = duckdb.connect()
+    names = [r[0] for r in con.sql(f"SELECT DISTINCT event FROM '{path}' ORDER BY 1").fetchall()]
+    case = " ".join(f"WHEN {F._sql_str(n)} THEN {i}" for i, n in enumerate(names))
+    coded = f"SELECT user_id, ts, CASE event {case} END::SMALLINT AS c FROM '{path}'"
+    con.sql(f"CREATE TEMP TABLE coded AS {coded}")
+    lead = "OVER (PARTITION BY user_id ORDER BY ts, c)"
+    rows = con.sql(
+        f"SELECT c, n, count(*) FROM (SELECT c, LEAD(c) {lead} AS n FROM coded) "
+        "WHERE n IS NOT NULL GROUP BY ALL"
+    ).fetchall()
+    trans = {(names[a], names[b]): int(k) for a, b, k in rows}
+    anchor = names.index(ANCHOR)
+    leads = ", ".join(f"LEAD(c, {k}) {lead} AS s{k}" for k in range(1, DEPTH + 1))
+    cols = ", ".join(f"s{k}" for k in range(1, DEPTH + 1))
+    # the first anchor per user: the smallest position in the same window order as the leads
+    pos = f"row_number() {lead} AS pos"
+    rows = con.sql(
+        f"SELECT {cols}, count(*) FROM (SELECT * FROM (SELECT user_id, c, {leads}, {pos} "
+        f"FROM coded QUALIFY c = {anchor}) "
+        "QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY pos) = 1) GROUP BY ALL"
+    ).fetchall()
+    paths = Counter()
+    for r in rows:
+        paths[(ANCHOR, *(names[c] for c in r[:-1] if c is not None))] += int(r[-1])
+    return trans, paths
+
+
+def journeys_polars(data: Path):
+    import polars as pl
+
+    df = pl.read_parquet(F.events_path(data), columns=["user_id", "event", "ts"])
+    df = df.with_columns(pl.col("event").cast(pl.Categorical)).sort(
+        ["user_id", "ts", pl.col("event").cast(pl.String)]
+    )
+    nxt = df.with_columns(pl.col("event").shift(-1).over("user_id").alias("n"))
+    t = nxt.filter(pl.col("n").is_not_null()).group_by(["event", "n"]).len()
+    trans = {(a, b): int(k) for a, b, k in t.iter_rows()}
+    shifts = [pl.col("event").shift(-k).over("user_id").alias(f"s{k}") for k in range(1, DEPTH + 1)]
+    first = pl.int_range(pl.len()).over(["user_id", "event"]) == 0
+    p = (
+        df.with_columns(*shifts)
+        .filter((pl.col("event") == ANCHOR) & first)
+        .group_by([f"s{k}" for k in range(1, DEPTH + 1)])
+        .len()
+    )
+    paths = Counter()
+    for r in p.iter_rows():
+        paths[(ANCHOR, *(s for s in r[:-1] if s is not None))] += int(r[-1])
+    return trans, paths
+
+
+def journeys_pandas(data: Path):
+    import pandas as pd
+
+    df = pd.read_parquet(F.events_path(data), columns=["user_id", "event", "ts"])
+    df = df.sort_values(["user_id", "ts", "event"], kind="stable", ignore_index=True)
+    g = df.groupby("user_id", sort=False)["event"]
+    n = g.shift(-1)
+    t = pd.DataFrame({"a": df["event"], "b": n}).dropna().value_counts()
+    trans = {(a, b): int(k) for (a, b), k in t.items()}
+    first = (df["event"] == ANCHOR) & ~df.duplicated(["user_id", "event"])
+    cols = {f"s{k}": g.shift(-k)[first] for k in range(1, DEPTH + 1)}
+    p = pd.DataFrame(cols).fillna("").value_counts()
+    paths = Counter()
+    for key, k in p.items():
+        paths[(ANCHOR, *(s for s in key if s))] += int(k)
+    return trans, paths
+
+
+def journeys_numpy(data: Path):
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tbl = pq.read_table(F.events_path(data), columns=["user_id", "event", "ts"])
+    user = tbl.column("user_id").to_numpy()
+    ts = tbl.column("ts").cast("int64").to_numpy()
+    enc = pc.dictionary_encode(tbl.column("event")).combine_chunks()
+    names = enc.dictionary.to_pylist()
+    order_names = np.argsort(np.array(names, dtype=object))  # codes in name order (tie rule)
+    rank = np.empty(len(names), np.int16)
+    rank[order_names] = np.arange(len(names))
+    code = rank[enc.indices.to_numpy()]
+    names = [names[i] for i in order_names]
+    o = np.lexsort((code, ts, user))
+    user, code = user[o], code[o]
+    same = user[1:] == user[:-1]
+    k = len(names)
+    pair = code[:-1][same].astype(np.int64) * k + code[1:][same]
+    cnt = np.bincount(pair, minlength=k * k)
+    trans = {(names[i // k], names[i % k]): int(c) for i, c in enumerate(cnt) if c}
+    a = names.index(ANCHOR)
+    is_a = code == a
+    ua = user[is_a]
+    idx = np.flatnonzero(is_a)[np.r_[True, ua[1:] != ua[:-1]]]  # first anchor per user
+    n = len(code)
+    steps = np.full((len(idx), DEPTH), -1, np.int64)
+    alive = np.ones(len(idx), bool)
+    for j in range(1, DEPTH + 1):
+        pos = np.minimum(idx + j, n - 1)
+        alive &= (idx + j < n) & (user[pos] == user[idx])
+        steps[:, j - 1] = np.where(alive, code[pos], -1)
+    uniq, counts = np.unique(steps, axis=0, return_counts=True)
+    paths = Counter()
+    for row, c in zip(uniq, counts, strict=True):
+        paths[(ANCHOR, *(names[s] for s in row if s >= 0))] += int(c)
+    return trans, paths
+
+
+IMPLEMENTATIONS = {
+    "helper": journeys_helper,
+    "duckdb_sql": journeys_duckdb_sql,
+    "polars": journeys_polars,
+    "pandas": journeys_pandas,
+    "numpy": journeys_numpy,
+}
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def worker(impl: str, data: Path, repeat: int) -> None:
+    fn = IMPLEMENTATIONS[impl]
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        trans, paths = fn(data)
+        times.append(time.perf_counter() - t0)
+    digest = {
+        "transitions": sorted([a, b, n] for (a, b), n in trans.items()),
+        "paths": sorted([list(p), n] for p, n in paths.items()),
+    }
+    print(RESULT_TAG + json.dumps({"impl": impl, "times": times, "result": digest}))
+
+
+def run_worker(impl: str, data: Path, repeat: int, timeout: float) -> dict:
+    import psutil
+
+    cmd = [sys.executable, __file__, "--worker", impl, "--data", str(data), "--repeat", str(repeat)]
+    load1 = os.getloadavg()[0]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak, stop = 0, threading.Event()
+
+    def poll() -> None:
+        nonlocal peak
+        try:
+            p = psutil.Process(proc.pid)
+            while not stop.is_set():
+                try:
+                    rss = p.memory_info().rss
+                    for c in p.children(recursive=True):
+                        try:
+                            rss += c.memory_info().rss
+                        except psutil.Error:
+                            pass
+                except psutil.Error:
+                    break
+                peak = max(peak, rss)
+                time.sleep(0.02)
+        except psutil.Error:
+            pass
+
+    th = threading.Thread(target=poll, daemon=True)
+    th.start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"impl": impl, "error": f"timed out after {timeout:.0f} s"}
+    finally:
+        stop.set()
+        th.join()
+    lines = [ln for ln in out.splitlines() if ln.startswith(RESULT_TAG)]
+    if proc.returncode != 0 or not lines:
+        tail = (err or out).strip().splitlines()[-3:]
+        return {"impl": impl, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
+    res = json.loads(lines[-1][len(RESULT_TAG) :])
+    res.update(peak_bytes=peak, load1=load1)
+    return res
+
+
+def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tuple[str, bool]:
+    data = F.ensure_data(n_users, n_events)
+    results = [run_worker(i, data, repeat, timeout) for i in impls]
+    ok = [r for r in results if "error" not in r]
+    ref = ok[0]["result"] if ok else None
+    equal = all(r["result"] == ref for r in ok)
+    best = {r["impl"]: min(r["times"]) for r in ok}
+    base = min((best[i] for i in ("duckdb_sql", "polars", "pandas") if i in best), default=None)
+    floor = best.get("numpy")
+    n_trans = sum(t[2] for t in ref["transitions"]) if ref else 0
+    lines = [
+        f"### {n_events:,} events, {n_users:,} users "
+        f"({n_trans:,} transitions; results {'EQUAL' if equal else 'DIFFER'})",
+        "",
+        "| implementation | best s | x fastest baseline | x numpy floor | peak MB | load |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['impl']} | {r['error']} | | | | |")
+            continue
+        b = best[r["impl"]]
+        lines.append(
+            f"| {r['impl']} | {b:.2f} | {b / base:.2f} | {b / floor:.1f} | "
+            f"{r['peak_bytes'] / 2**20:,.0f} | {r['load1']:.1f} |"
+            if base and floor
+            else f"| {r['impl']} | {b:.2f} | | | {r['peak_bytes'] / 2**20:,.0f} | {r['load1']:.1f} |"
+        )
+    return "\n".join(lines), equal
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    mult = {"k": 1_000, "m": 1_000_000}.get(text[-1], 1)
+    return int(float(text[:-1] if mult > 1 else text) * mult)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10M,50M", help="event counts, e.g. 200k,10M")
+    ap.add_argument("--users-per-event", type=float, default=0.1, help="users = events x this")
+    ap.add_argument("--impls", default=",".join(IMPLS))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--data", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.worker:
+        worker(a.worker, Path(a.data), a.repeat)
+        return 0
+    all_equal = True
+    for size in a.sizes.split(","):
+        n = parse_size(size)
+        table, equal = bench(
+            max(1, int(n * a.users_per_event)), n, a.impls.split(","), a.repeat, a.timeout
+        )
+        print(table + "\n", flush=True)
+        all_equal &= equal
+    return 0 if all_equal else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

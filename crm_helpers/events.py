@@ -1,0 +1,242 @@
+"""Shared event preparation: matching events with property filters, time bounds, checks.
+
+Funnels (:mod:`crm_helpers.funnels`) and journeys (:mod:`crm_helpers.journeys`) select
+events the same way; this module is the one place that does it.
+
+Semantics
+---------
+*Matching.* A matcher is an event name plus optional property filters ``where``:
+``{"category": "sports"}`` (equality), ``{"category": ["a", "b"]}`` (membership) or
+``{"coupon": None}`` (the property is empty). A row matches when its ``event`` equals the
+name and every filter holds; a filter on an empty (null) property value is false unless
+the filter asks for ``None``.
+
+*Time.* Timestamps are naive UTC. :func:`to_timestamp` turns a parameter (``datetime``,
+ISO string or ``None``) into a naive-UTC ``pandas.Timestamp`` (aware values are converted
+to UTC). :func:`ts_us` gives its integer epoch microseconds, the clock on which the engines
+compare times (:func:`crm_helpers.engine.epoch_us`). :func:`ts_bounds` keeps rows with
+``start <= ts <= end + slack`` (``end`` exclusive when ``slack`` is 0).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+__all__ = [
+    "backend_name",
+    "check_columns",
+    "check_events_exist",
+    "events_of",
+    "in_range_us",
+    "known_events",
+    "match",
+    "norm_where",
+    "to_timestamp",
+    "ts_bounds",
+    "ts_us",
+    "where_text",
+]
+
+
+def norm_where(where: Mapping[str, object] | None) -> dict[str, object] | None:
+    """Normalise property filters: lists/sets become tuples (sets sorted); empty -> None.
+
+    Raises ``TypeError`` for a non-mapping and ``ValueError`` for an empty value list.
+    """
+    if where is None:
+        return None
+    if not isinstance(where, Mapping):
+        raise TypeError(f"where must be a mapping column -> value(s), got {where!r}")
+    out: dict[str, object] = {}
+    for col, val in where.items():
+        if isinstance(val, list | tuple | set | frozenset):
+            vals = tuple(sorted(val, key=repr)) if isinstance(val, set | frozenset) else tuple(val)
+            if not vals:
+                raise ValueError(f"where[{col!r}] is an empty list: nothing could match")
+            out[str(col)] = vals
+        else:
+            out[str(col)] = val
+    return out or None
+
+
+def where_text(where: Mapping[str, object] | None) -> str:
+    """`` [col=value, col in [..]]`` for labels; empty without filters."""
+    if not where:
+        return ""
+    parts = []
+    for col, val in where.items():
+        if isinstance(val, tuple):
+            parts.append(f"{col} in {list(val)}")
+        else:
+            parts.append(f"{col}={val}")
+    return " [" + ", ".join(parts) + "]"
+
+
+def match(t: ir.Table, event: str, where: Mapping[str, object] | None) -> ir.BooleanValue:
+    """Ibis boolean: the row is ``event`` and satisfies every (normalised) filter."""
+    cond = t.event == event
+    for col, val in (where or {}).items():
+        if isinstance(val, tuple):
+            c = t[col].isin(list(val))
+        elif val is None:
+            c = t[col].isnull()
+        else:
+            c = t[col] == val
+        cond = cond & c.fill_null(False)
+    return cond
+
+
+def to_timestamp(x: datetime | str | None, what: str) -> pd.Timestamp | None:
+    """A naive-UTC timestamp from a parameter (``None`` stays ``None``); ``what`` names it."""
+    if x is None:
+        return None
+    ts = pd.Timestamp(x)
+    if ts is pd.NaT:
+        raise ValueError(f"{what} is not a valid timestamp: {x!r}")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def ts_us(ts: pd.Timestamp) -> int:
+    """Integer epoch microseconds of a naive-UTC timestamp."""
+    return int((ts - pd.Timestamp(0)) // pd.Timedelta(microseconds=1))
+
+
+def ts_bounds(
+    t: ir.Table,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+    *,
+    slack_us: int | None = None,
+) -> list[ir.BooleanValue]:
+    """Filters keeping rows with ``ts >= start`` and ``ts < end`` (``slack_us=None``) or
+    ``ts <= end + slack_us`` (a window that may run past the end of the entry range)."""
+    conds = []
+    if start is not None:
+        conds.append(t.ts >= start.to_pydatetime())
+    if end is not None:
+        if slack_us is None:
+            conds.append(t.ts < end.to_pydatetime())
+        else:
+            conds.append(t.ts <= (end + timedelta(microseconds=slack_us)).to_pydatetime())
+    return conds
+
+
+def in_range_us(
+    t: ir.IntegerValue, start: pd.Timestamp | None, end: pd.Timestamp | None
+) -> ir.BooleanValue:
+    """Ibis boolean on epoch microseconds ``t``: ``start <= t < end`` (missing bounds open)."""
+    cond = ibis.literal(True)
+    if start is not None:
+        cond = cond & (t >= ts_us(start))
+    if end is not None:
+        cond = cond & (t < ts_us(end))
+    return cond
+
+
+def backend_name(t: ir.Table) -> str | None:
+    """Name of the backend ``t`` runs on (memtables: Ibis' default backend), or None."""
+    try:
+        return t._find_backend(use_default=True).name
+    except Exception:  # noqa: BLE001 - several backends or none: use the portable forms
+        return None
+
+
+def events_of(events_or_data: Any) -> ir.Table:
+    """The events table of a ``CRMData`` (or an Ibis table itself); ``TypeError`` otherwise."""
+    if isinstance(events_or_data, ir.Table):
+        return events_or_data
+    ev = getattr(events_or_data, "events", None)
+    if isinstance(ev, ir.Table):
+        return ev
+    raise TypeError(
+        "expected an Ibis events table or a CRMData (crm_helpers.load(...)), "
+        f"got {type(events_or_data).__name__}"
+    )
+
+
+_KNOWN_EVENTS: dict[Any, frozenset[str]] = {}
+
+
+def known_events(events: ir.Table) -> frozenset[str]:
+    """Distinct event names (one cheap query; cached per expression)."""
+    key = events.op()
+    try:
+        cached = _KNOWN_EVENTS.get(key)
+    except TypeError:  # unhashable op: no caching
+        cached = None
+        key = None
+    if cached is not None:
+        return cached
+    names = events.select("event").distinct().to_pyarrow().column(0).to_pylist()
+    out = frozenset(str(n) for n in names if n is not None)
+    if key is not None:
+        if len(_KNOWN_EVENTS) > 64:
+            _KNOWN_EVENTS.clear()
+        _KNOWN_EVENTS[key] = out
+    return out
+
+
+def check_columns(
+    events: ir.Table, matchers: Sequence[tuple[str, str, Mapping[str, object] | None]]
+) -> None:
+    """``ValueError`` unless ``events`` has ``user_id, event, ts`` and every filter column.
+
+    ``matchers`` are ``(what, event, where)`` triples; ``what`` names the matcher in errors.
+    """
+    cols = set(events.columns)
+    missing = [c for c in ("user_id", "event", "ts") if c not in cols]
+    if missing:
+        raise ValueError(
+            f"events needs the columns user_id, event, ts; missing {missing} "
+            f"(columns: {sorted(cols)})"
+        )
+    for what, event, where in matchers:
+        for col in where or {}:
+            if col not in cols:
+                close = difflib.get_close_matches(col, sorted(cols), n=3)
+                raise ValueError(
+                    f"{what} ({event!r}) filters on column {col!r}, which events does not have"
+                    + (f"; closest columns: {close}" if close else "")
+                    + f" (columns: {sorted(cols)})"
+                )
+
+
+def check_events_exist(
+    events: ir.Table, matchers: Sequence[tuple[str, str, Mapping[str, object] | None]]
+) -> None:
+    """``ValueError`` naming the closest known names when a matcher's event never occurs."""
+    known = known_events(events)
+    for what, event, _ in matchers:
+        if event not in known:
+            ranked = closest_first(event, known)
+            more = len(known) - len(ranked)
+            raise ValueError(
+                f"{what}: event {event!r} does not occur in the data; the events that do, "
+                f"closest first: {ranked}"
+                + (f" and {more} more" if more else "")
+                + f" ({len(known)} distinct events)"
+            )
+
+
+def closest_first(name: str, known: Iterable[str], limit: int = 25) -> list[str]:
+    """``known`` names ordered by similarity to ``name`` (difflib ratio), at most ``limit``.
+
+    Ties keep alphabetical order; the comparison ignores case.
+
+    >>> closest_first("purchse", ["visit", "purchase", "push_open"])
+    ['purchase', 'push_open', 'visit']
+    """
+
+    def score(k: str) -> float:
+        return difflib.SequenceMatcher(None, name.lower(), k.lower()).ratio()
+
+    return sorted(sorted(map(str, known)), key=score, reverse=True)[:limit]

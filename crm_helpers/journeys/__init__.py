@@ -1,0 +1,39 @@
+"""Journeys: paths, transition graphs, step matrices and conformance computed in the engine.
+
+>>> from crm_helpers.journeys import JourneySpec, prepare, transitions, paths
+>>> prep = prepare(data, JourneySpec(collapse_repeats=True, session_gap_minutes=30))
+>>> transitions(prep)                       # one row per edge (pandas)
+>>> paths(prep, "product_view", depth=3)    # path counts after the first product_view
+
+See :mod:`crm_helpers.journeys.core` for the journey semantics and the tie rule and
+:mod:`crm_helpers.journeys.reference` for the brute-force reference used by the tests.
+"""
+
+from crm_helpers.journeys.core import CHURNED, END, START, JourneySpec, Prepared, prepare
+from crm_helpers.journeys.graph import loops_table, node_reach, transitions
+from crm_helpers.journeys.paths import (
+    conformance,
+    conformance_table,
+    goal_flags,
+    paths,
+    step_matrix,
+    variants,
+)
+
+__all__ = [
+    "CHURNED",
+    "END",
+    "START",
+    "JourneySpec",
+    "Prepared",
+    "conformance",
+    "conformance_table",
+    "goal_flags",
+    "loops_table",
+    "node_reach",
+    "paths",
+    "prepare",
+    "step_matrix",
+    "transitions",
+    "variants",
+]

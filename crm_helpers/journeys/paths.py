@@ -1,0 +1,305 @@
+"""Paths, path variants, step matrices, goals and conformance of prepared journeys.
+
+Semantics
+---------
+Positions ``pos = 1, 2, ...`` number a journey's rows in the tie-rule order of
+:mod:`crm_helpers.journeys.core` (synthetic rows included when present).
+
+- *Paths after an anchor* (depth ``N``): for each journey containing the anchor step, the
+  steps at positions ``a, a+1, ..., a+N`` where ``a`` is the anchor's FIRST position in
+  the journey (shorter when the journey ends earlier). *Paths before*: positions
+  ``a-N .. a`` (``a`` again the first anchor position). Counted per journey.
+- *Variants*: a journey's first ``max_steps`` steps (``truncated`` when it has more);
+  per variant the number of journeys, of converting journeys (with the goal anywhere in
+  the journey) and the median journey duration (last minus first time, seconds,
+  linear-interpolation median).
+- *Step matrix*: for ``k = 1..max_steps`` and each step, the number of journeys whose row
+  at position ``k`` is that step, over the number of journeys (of the group).
+- *Goal* within a window: a journey converts when it has the goal step at a time
+  ``t <= t_first + W`` (``t_first`` the journey's first time, ``W = window_days``).
+- *Conformance* to an intended sequence ``s_1..s_m``: greedily, ``f_1`` = first position
+  of ``s_1``, ``f_k`` = first position of ``s_k`` after ``f_{k-1}``; ``matched`` = the
+  largest ``k`` with ``f_k`` defined (0 without ``s_1``). A journey *conforms* when
+  ``matched = m`` (other steps may lie between). It *deviates after* ``s_matched``; its
+  ``next_step`` is the step at position ``f_matched + 1`` (None at the journey's end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from crm_helpers.journeys.core import US_PER_DAY, Prepared
+
+__all__ = [
+    "conformance",
+    "conformance_table",
+    "goal_flags",
+    "paths",
+    "step_matrix",
+    "variants",
+]
+
+US_PER_SECOND = 1_000_000.0
+
+
+def _check_depth(depth: int, what: str = "depth") -> None:
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"{what} must be a whole number >= 1, got {depth!r}")
+
+
+def _decode_cols(prep: Prepared, df: pd.DataFrame, cols: list[str]) -> list[tuple]:
+    dec = {c: prep.decode(df[c]) for c in cols}
+    return [tuple(s for s in row if s is not None) for row in zip(*dec.values(), strict=True)]
+
+
+def paths(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after") -> pd.DataFrame:
+    """Path counts from (``"after"``) or to (``"before"``) the first anchor of each journey.
+
+    Returns
+    -------
+    DataFrame
+        One row per distinct path: ``path`` (tuple of step names, in time order, anchor
+        first for ``"after"`` and last for ``"before"``), ``journeys``, ``share`` (of
+        journeys with the anchor), by journeys descending then path. Empty when the
+        anchor never occurs.
+    """
+    _check_depth(depth)
+    if direction not in ("after", "before"):
+        raise ValueError(f"direction must be 'after' or 'before', got {direction!r}")
+    ac = prep.code(anchor)
+    p = prep.with_pos()
+    keys = list(prep.keys)
+    a = p.filter(p.code == ac).group_by(keys).aggregate(a=p.pos.min())
+    j = p.join(a, keys)
+    rel = j.pos - j.a
+    if direction == "after":
+        j = j.filter(rel >= 0, rel <= depth)
+        ks = range(0, depth + 1)
+    else:
+        j = j.filter(rel <= 0, rel >= -depth)
+        ks = range(-depth, 1)
+    rel = j.pos - j.a
+    cols = [f"s{i}" for i in range(len(ks))]
+    piv = j.group_by(keys).aggregate(
+        **{c: j.code.max(where=rel == k) for c, k in zip(cols, ks, strict=True)}
+    )
+    df = piv.group_by(cols).aggregate(journeys=piv.count()).to_pandas()
+    out = pd.DataFrame(
+        {"path": _decode_cols(prep, df, cols), "journeys": df["journeys"].astype("int64")}
+    )
+    total = out["journeys"].sum()
+    out["share"] = out["journeys"] / total if total else 0.0
+    return _sort_paths(out)
+
+
+def _sort_paths(out: pd.DataFrame) -> pd.DataFrame:
+    out = out.assign(_k=out["path"].map(lambda p: " > ".join(p)))
+    out = out.sort_values(["journeys", "_k"], ascending=[False, True], ignore_index=True)
+    return out.drop(columns="_k")
+
+
+def goal_flags(prep: Prepared, goal: str, window_days: float | None = None) -> ir.Table:
+    """Per journey: its keys and ``converted`` (bool), the goal within the window.
+
+    ``window_days=None``: the goal anywhere in the journey.
+    """
+    gc = prep.code(goal)
+    if window_days is not None and window_days < 0:
+        raise ValueError(f"goal window must be >= 0 days, got {window_days!r}")
+    p = prep.table
+    agg = p.group_by(list(prep.keys)).aggregate(first=p.t.min(), hit=p.t.min(where=p.code == gc))
+    conv = agg.hit.notnull()
+    if window_days is not None:
+        conv = conv & (agg.hit - agg.first <= round(window_days * US_PER_DAY))
+    return agg.select(*prep.keys, converted=conv.fill_null(False))
+
+
+def variants(
+    prep: Prepared,
+    max_steps: int = 8,
+    goal: str | None = None,
+    goal_window_days: float | None = None,
+) -> pd.DataFrame:
+    """Top path variants: journeys' first ``max_steps`` steps.
+
+    Returns
+    -------
+    DataFrame
+        ``path`` (tuple), ``truncated`` (bool), ``journeys``, ``share``, ``converted``
+        (journeys with the goal; 0 without a goal), ``conversion`` (NaN without a goal),
+        ``median_duration_seconds``; by journeys descending then path.
+    """
+    _check_depth(max_steps, "max_steps")
+    p = prep.with_pos()
+    keys = list(prep.keys)
+    cols = [f"s{k}" for k in range(1, max_steps + 1)]
+    aggs = {c: p.code.max(where=p.pos == k) for k, c in enumerate(cols, 1)}
+    aggs["n"] = p.count()
+    aggs["dur"] = p.t.max() - p.t.min()
+    piv = p.group_by(keys).aggregate(**aggs)
+    if goal is not None:
+        piv = piv.join(goal_flags(prep, goal, goal_window_days), keys)
+        conv = piv.converted.cast("int64")
+    else:
+        conv = ibis.literal(0, "int64")
+    piv = piv.mutate(truncated=piv.n > max_steps, conv=conv)
+    df = (
+        piv.group_by([*cols, "truncated"])
+        .aggregate(journeys=piv.count(), converted=piv.conv.sum(), med=piv.dur.quantile(0.5))
+        .to_pandas()
+    )
+    out = pd.DataFrame(
+        {
+            "path": _decode_cols(prep, df, cols),
+            "truncated": df["truncated"].astype(bool),
+            "journeys": df["journeys"].astype("int64"),
+            "converted": df["converted"].astype("int64"),
+            "median_duration_seconds": df["med"].astype(float) / US_PER_SECOND,
+        }
+    )
+    total = out["journeys"].sum()
+    out["share"] = out["journeys"] / total if total else 0.0
+    out["conversion"] = out["converted"] / out["journeys"] if goal is not None else float("nan")
+    out = out.assign(_k=out["path"].map(" > ".join))
+    out = out.sort_values(
+        ["journeys", "_k", "truncated"], ascending=[False, True, True], ignore_index=True
+    )
+    return out.drop(columns="_k")[
+        [
+            "path",
+            "truncated",
+            "journeys",
+            "share",
+            "converted",
+            "conversion",
+            "median_duration_seconds",
+        ]
+    ]
+
+
+def step_matrix(prep: Prepared, max_steps: int = 8, groups: ir.Table | None = None) -> pd.DataFrame:
+    """Journeys at each position on each step, overall or per group.
+
+    Parameters
+    ----------
+    groups
+        Optional Ibis table with the journey keys and a ``group`` column (one row per
+        journey); journeys without a row are left out.
+
+    Returns
+    -------
+    DataFrame
+        Long form: ``group`` (``"all"`` without groups), ``position``, ``step``,
+        ``journeys``, ``group_journeys`` (the group's journeys), ``share``.
+    """
+    _check_depth(max_steps, "max_steps")
+    p = prep.with_pos()
+    keys = list(prep.keys)
+    if groups is not None:
+        p = p.join(groups.select(*keys, "group"), keys)
+    else:
+        p = p.mutate(group=ibis.literal("all"))
+    sizes = p.filter(p.pos == 1).group_by("group").aggregate(group_journeys=ibis._.count())
+    cells = (
+        p.filter(p.pos <= max_steps)
+        .group_by(["group", "pos", "code"])
+        .aggregate(journeys=ibis._.count())
+    )
+    df = cells.to_pandas()
+    sz = sizes.to_pandas()
+    out = pd.DataFrame(
+        {
+            "group": df["group"].astype(str),
+            "position": df["pos"].astype("int64"),
+            "step": prep.decode(df["code"]),
+            "journeys": df["journeys"].astype("int64"),
+        }
+    )
+    out = out.merge(sz.assign(group=sz["group"].astype(str)), on="group", how="left")
+    out["group_journeys"] = out["group_journeys"].astype("int64")
+    out["share"] = out["journeys"] / out["group_journeys"]
+    return out.sort_values(["group", "position", "step"], ignore_index=True)
+
+
+def conformance_table(prep: Prepared, intended: Sequence[str]) -> ir.Table:
+    """Per journey: its keys, ``matched`` and ``next_code`` (lazy; see the module docstring).
+
+    Cache it (``.cache()``) to aggregate it several ways with :func:`conformance`.
+    """
+    if isinstance(intended, str) or len(intended) < 1:
+        raise ValueError("intended must be a list of at least one step name")
+    codes = [prep.code(s) for s in intended]
+    p = prep.with_pos()
+    keys = list(prep.keys)
+    base = p.group_by(keys).aggregate(n=p.count())
+    f = None
+    for i, c in enumerate(codes, 1):
+        cand = p.filter(p.code == c)
+        if f is not None:
+            cand = cand.join(f.select(*keys, prev=f[f"f{i - 1}"]), keys)
+            cand = cand.filter(cand.pos > cand.prev)
+        fi = cand.group_by(keys).aggregate(**{f"f{i}": cand.pos.min()})
+        f = fi if f is None else f.join(fi, keys)
+        base = base.left_join(fi, keys).drop([f"{k}_right" for k in keys])
+    m = len(codes)
+    matched = ibis.literal(0)
+    for i in range(m, 0, -1):
+        matched = ibis.ifelse(base[f"f{i}"].notnull() & (matched == 0), i, matched)
+    last = ibis.literal(None, "int32")
+    for i in range(1, m + 1):
+        last = ibis.ifelse(base[f"f{i}"].notnull(), base[f"f{i}"], last)
+    j = base.mutate(matched=matched, last=last).select(*keys, "matched", "last")
+    nxt = p.select(*keys, last=p.pos - 1, next_code=p.code)
+    j = j.left_join(nxt, [*keys, "last"]).drop([f"{k}_right" for k in [*keys, "last"]])
+    return j.select(*keys, "matched", "next_code")
+
+
+def conformance(
+    prep: Prepared,
+    intended: Sequence[str],
+    groups: ir.Table | None = None,
+    table: ir.Table | None = None,
+) -> pd.DataFrame:
+    """How far each journey follows the intended sequence (see the module docstring).
+
+    Parameters
+    ----------
+    groups
+        Optional journey keys with a ``group`` column (journeys without one are left out).
+    table
+        :func:`conformance_table` of the same ``prep`` and ``intended`` (e.g. cached).
+
+    Returns
+    -------
+    DataFrame
+        One row per ``(group, matched, next_step)``: ``journeys``; ``group`` is ``"all"``
+        without groups. ``matched == len(intended)`` rows are the conforming journeys.
+    """
+    j = conformance_table(prep, intended) if table is None else table
+    m = len(intended)
+    keys = list(prep.keys)
+    if groups is not None:
+        j = j.join(groups.select(*keys, "group"), keys)
+    else:
+        j = j.mutate(group=ibis.literal("all"))
+    df = j.group_by(["group", "matched", "next_code"]).aggregate(journeys=j.count()).to_pandas()
+    out = pd.DataFrame(
+        {
+            "group": df["group"].astype(str),
+            "matched": df["matched"].astype("int64"),
+            "next_step": prep.decode(df["next_code"]),
+            "journeys": df["journeys"].astype("int64"),
+        }
+    )
+    out.loc[out["matched"] == m, "next_step"] = None
+    out = out.groupby(["group", "matched", "next_step"], dropna=False, as_index=False)[
+        "journeys"
+    ].sum()
+    out["next_step"] = out["next_step"].astype(object).where(out["next_step"].notna(), None)
+    return out.sort_values(
+        ["group", "matched", "journeys"], ascending=[True, True, False], ignore_index=True
+    )

@@ -1,0 +1,36 @@
+"""benchmarks/bench_journeys.py: every implementation returns the same transitions and paths,
+and they equal the brute-force journey reference, on a small log with ties and duplicates."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import bench_journeys as B  # noqa: E402
+import funnel_impls as F  # noqa: E402
+
+from crm_helpers.journeys import reference as R  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory):
+    return F.ensure_data(300, 4_000, seed=3, data_dir=tmp_path_factory.mktemp("journey_bench"))
+
+
+def test_all_implementations_equal_the_reference(log):
+    pytest.importorskip("polars")
+    df = pd.read_parquet(F.events_path(log))
+    df["ts"] = df["ts"].dt.tz_convert("UTC").dt.tz_localize(None)
+    ref = R.reference_journeys(df)
+    trans = {k: len(v) for k, v in R.reference_transitions(ref).items()}
+    paths = R.reference_paths(ref, B.ANCHOR, B.DEPTH)
+    assert sum(trans.values()) > 3_000 and sum(paths.values()) > 100
+    for name, fn in B.IMPLEMENTATIONS.items():
+        t, p = fn(log)
+        assert t == trans, name
+        assert p == paths, name
