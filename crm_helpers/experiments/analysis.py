@@ -136,6 +136,7 @@ def arms_table(
     primary: str,
     secondary: list[str] = (),
     guardrails: list[str] = (),
+    winsorized: list[str] = (),
     variants: list[str] | None = None,
     alpha: float = 0.05,
     alternative: str = "two-sided",
@@ -151,6 +152,8 @@ def arms_table(
         :func:`core.sufficient_stats` by variant.
     control : str
     primary, secondary, guardrails : metric names
+    winsorized : metric names
+        Shown beside the raw metric (role ``winsorized``), not in the corrected family.
     variants : list of str, optional
         Arms to show (an arm with no users gets ``n = 0`` and NaN statistics); default the
         variants in ``stats``.
@@ -172,6 +175,7 @@ def arms_table(
     roles = {primary: "primary"}
     roles.update({m: "secondary" for m in secondary if m not in roles})
     roles.update({m: "guardrail" for m in guardrails if m not in roles})
+    roles.update({m: "winsorized" for m in winsorized if m not in roles})
     hib = higher_is_better or {}
     rows = []
     for metric, role in roles.items():
@@ -386,3 +390,128 @@ def segment_table(
     out["q_value"] = S.adjust_p_values(out["p_value"], "bh")
     out["significant"] = out["q_value"] < alpha
     return out.sort_values(["variant", "n"], ascending=[True, False]).reset_index(drop=True)
+
+
+def srm_table(srm: S.SrmResult, weights: dict[str, float]) -> pd.DataFrame:
+    """Planned share, observed and expected users per arm, with the SRM p-value."""
+    rows = [
+        {
+            "variant": v,
+            "planned_share": weights[v],
+            "users": srm.observed.get(v, 0),
+            "expected_users": srm.expected.get(v, np.nan),
+        }
+        for v in weights
+    ]
+    out = pd.DataFrame(rows)
+    out["observed_share"] = out["users"] / max(out["users"].sum(), 1)
+    out["srm_p_value"] = srm.p_value
+    return out
+
+
+def posterior_table(
+    stats: pd.DataFrame,
+    control: str,
+    metric: str,
+    *,
+    variants: list[str] | None = None,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Bayesian posterior of the relative lift per non-control arm: ``variant, mean, sd,
+    ci_low, ci_high, chance_to_beat_control, expected_loss_control, expected_loss``."""
+    spec = parse_metric(metric)
+    variants = variants or sorted(stats["variant"].unique())
+    a = stats_of(_row(stats, control, metric), spec)
+    rows = []
+    for v in [v for v in variants if v != control]:
+        b = S.bayesian(a, stats_of(_row(stats, v, metric), spec), alpha=alpha)
+        rows.append(
+            {
+                "variant": v,
+                "mean": b.mean,
+                "sd": b.sd,
+                "ci_low": b.ci_low,
+                "ci_high": b.ci_high,
+                "chance_to_beat_control": b.chance_to_beat_control,
+                "expected_loss_control": b.expected_loss_control,
+                "expected_loss": b.expected_loss_treatment,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def power_summary(
+    stats: pd.DataFrame,
+    control: str,
+    metric: str,
+    *,
+    variants: list[str] | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    target_relative_lift: float = 0.05,
+) -> pd.DataFrame:
+    """Per non-control arm: minimum detectable effect of the sample at hand and users per arm
+    needed for ``target_relative_lift`` (:func:`decision.power_table`; ratio metrics use the
+    delta-method per-user standard deviation)."""
+    from crm_helpers.experiments.decision import power_table
+
+    spec = parse_metric(metric)
+    variants = variants or sorted(stats["variant"].unique())
+    a_row = _row(stats, control, metric)
+    a = stats_of(a_row, spec)
+    rows = []
+    for v in [v for v in variants if v != control]:
+        b_row = _row(stats, v, metric)
+        sd = float(np.sqrt(a.variance)) if a_row["n"] > 1 else np.nan
+        p = power_table(
+            float(a.mean), sd, int(a_row["n"]), int(b_row["n"]), alpha=alpha, power=power,
+            target_relative_lift=target_relative_lift,
+        )  # fmt: skip
+        rows.append(
+            {
+                "variant": v,
+                "metric": metric,
+                "n_control": int(a_row["n"]),
+                "n": int(b_row["n"]),
+                **p,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def economics_table(
+    prep,
+    *,
+    coupon_value: float = 0.0,
+    send_cost_per_user: float = 0.0,
+    gross_margin: float = 1.0,
+    eligible_audience: int = 0,
+    alpha: float = 0.05,
+) -> list[dict]:
+    """Campaign economics (:func:`decision.economics`) of each non-control arm of a
+    :class:`~crm_helpers.experiments.readout.Prepared` readout (needs ``conversion`` and
+    ``revenue`` among its statistics)."""
+    from crm_helpers.experiments.decision import economics
+    from crm_helpers.experiments.readout import coupon_redemptions
+
+    st = prep.stats
+    if not {"conversion", "revenue"} <= set(st["metric"]):
+        return []
+    redeemed = coupon_redemptions(prep.per_user) if coupon_value else {}
+    out = []
+    for v in [v for v in prep.variants if v != prep.control]:
+        parts = {}
+        for m in ("conversion", "revenue"):
+            spec = parse_metric(m)
+            c = S.compare(
+                stats_of(_row(st, prep.control, m), spec), stats_of(_row(st, v, m), spec), alpha
+            )
+            parts[m] = (c.diff, c.diff_ci_low, c.diff_ci_high)
+        n = int(_row(st, v, "revenue")["n"])
+        e = economics(
+            v, n, parts["conversion"], parts["revenue"], gross_margin=gross_margin,
+            coupon_redemptions=redeemed.get(v, 0), coupon_value=coupon_value,
+            send_cost_per_user=send_cost_per_user, eligible_audience=eligible_audience,
+        )  # fmt: skip
+        out.append(e.as_dict())
+    return out
