@@ -163,7 +163,7 @@ def rule_text(
         f"Ship an arm if the traffic split is as planned (SRM p >= 0.001), its primary metric "
         f"lifts significantly (adjusted p < {alpha:g}) with the lower end of the relative-lift "
         f"interval at least {min_relative_lift:.1%}{g}, and the net profit is positive when "
-        "costs are given. Don't ship if the split is broken, the interval excludes a lift of "
+        "costs are given. Do not ship if the split is broken, the interval excludes a lift of "
         f"{min_relative_lift:.1%}, or a guardrail is significantly worse. Otherwise keep running."
     )
 

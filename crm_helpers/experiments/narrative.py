@@ -15,9 +15,9 @@ import math
 
 import pandas as pd
 
-from crm_helpers.report.text import Safe, code, md
+from crm_helpers.report.text import Safe, code, esc, md
 
-__all__ = ["ARM_KEYS", "arm_records", "cuped_record", "memo", "srm_record"]
+__all__ = ["ARM_KEYS", "arm_records", "cuped_record", "memo", "srm_record", "verdict_line"]
 
 ARM_KEYS = (
     "variant",
@@ -100,13 +100,7 @@ def memo(
                 p=srm.p_value,
             )
         )
-    lines.append(
-        md(
-            "**Verdict: {d}.** {reason}",
-            d=verdict.decision.upper(),
-            reason=verdict.reason,
-        )
-    )
+    lines.append(verdict_line(verdict))
     prim = arms[(arms["role"] == "primary") & arms["diff"].notna()]
     for r in prim.itertuples():
         lines.append(
@@ -150,20 +144,35 @@ def memo(
                 ext=e["extrapolated_net_profit"],
             )
         )
-    caveats = list(notes)
+    caveats = [esc(n) for n in notes]
     if peeking_note:
         caveats.append(
-            "Looked at more than once? Trust the always-valid (sequential) interval in the "
-            "'Over time' section, not the fixed one."
+            Safe(
+                "Looked at more than once? Trust the always-valid (sequential) interval in "
+                "the *Over time* section, not the fixed one."
+            )
         )
     if segments_significant:
         caveats.append(
-            f"{segments_significant} segment effect(s) stand out after FDR control: "
-            "exploratory, confirm in a new test before acting on them."
+            md(
+                "{k} segment effect(s) stand out after FDR control: exploratory, confirm in a "
+                "new test before acting on them.",
+                k=segments_significant,
+            )
         )
     lines += [md("Caveat: {c}", c=c) for c in caveats]
     lines.insert(0, md("Experiment {e}, control {c}.", e=code(experiment_id), c=code(control)))
     return lines
+
+
+def verdict_line(verdict) -> str:
+    """``**Verdict: SHIP.** <reason>`` (the reason names arms and metrics: escaped)."""
+    word = {"ship": "SHIP", "don't ship": "DON’T SHIP", "keep running": "KEEP RUNNING"}
+    return md(
+        "**Verdict: {d}.** {reason}",
+        d=Safe(word.get(verdict.decision, esc(verdict.decision))),
+        reason=verdict.reason,
+    )
 
 
 def esc_name(name) -> str:

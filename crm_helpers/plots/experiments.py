@@ -208,6 +208,7 @@ def plot_waterfall(econ: dict, currency: str = "") -> go.Figure:
             decreasing={"marker": {"color": NEGATIVE}},
             totals={"marker": {"color": COLORS[0]}},
             texttemplate="%{y:,.0f}",
+            showlegend=False,
             meta={"variant": econ["variant"]},
         )
     )
