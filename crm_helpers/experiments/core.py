@@ -183,7 +183,7 @@ def assigned_users(
         flagged.group_by("variant")
         .aggregate(
             users=flagged.count(),
-            dup_rows=(flagged.rows - 1).sum(),
+            dup_rows=(flagged.n_variants == 1).ifelse(flagged.rows - 1, 0).sum(),
             multi=(flagged.n_variants > 1).cast("int64").sum(),
             incomplete=((flagged.n_variants == 1) & ~flagged.complete).cast("int64").sum(),
         )
@@ -246,7 +246,8 @@ def _raw_counts(a: ir.Table) -> dict[str, int]:
 
 def _window_flags(t: ir.IntegerValue, t0: ir.IntegerValue, win_us: int, pre_us: int):
     in_win = (t > t0) & (t <= t0 + win_us)
-    in_pre = (t >= t0 - pre_us) & (t <= t0) if pre_us > 0 else ibis.literal(False)
+    # no pre-period: an always-false column (a literal would not be a column of the join)
+    in_pre = (t >= t0 - pre_us) & (t <= t0) if pre_us > 0 else t0 < t0
     return in_win, in_pre
 
 
