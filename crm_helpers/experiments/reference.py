@@ -24,43 +24,50 @@ def reference_per_user(
     pre_period_days: float = 0.0,
     data_end: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """Per analysed user: ``user_id, variant, assigned_at`` and a dict column per source.
+    """Per analysed user: ``user_id, variant, assigned_at`` and the raw per-user counts.
 
     Returns
     -------
     DataFrame
         ``user_id, variant, assigned_at, orders, revenue, pre_orders, pre_revenue`` and, for
-        events, ``events`` / ``pre_events`` (dicts ``event name -> count``).
+        events, ``ev:<name>`` / ``pre_ev:<name>`` counts per event name.
     """
     a = assignments[assignments["experiment_id"].astype(str) == str(experiment_id)]
-    users = []
+    g = a.groupby("user_id").agg(
+        n_variants=("variant", "nunique"),
+        variant=("variant", "first"),
+        assigned_at=("assigned_at", "min"),
+    )
+    g = g[g["n_variants"] == 1].drop(columns="n_variants")
     win = pd.Timedelta(days=analysis_window_days)
     pre = pd.Timedelta(days=pre_period_days)
-    for uid, g in a.groupby("user_id"):
-        if g["variant"].nunique() > 1:
-            continue
-        t0 = g["assigned_at"].min()
-        if data_end is not None and t0 + win > data_end:
-            continue
-        row = {"user_id": uid, "variant": str(g["variant"].iloc[0]), "assigned_at": t0}
-        if orders is not None:
-            o = orders[orders["user_id"] == uid]
-            w = o[(o["ts"] > t0) & (o["ts"] <= t0 + win)]
-            p = o[(o["ts"] >= t0 - pre) & (o["ts"] <= t0)] if pre_period_days > 0 else o.iloc[:0]
-            row.update(
-                orders=len(w),
-                revenue=float(w["revenue"].sum()),
-                pre_orders=len(p),
-                pre_revenue=float(p["revenue"].sum()),
-            )
-        if events is not None:
-            e = events[events["user_id"] == uid]
-            w = e[(e["ts"] > t0) & (e["ts"] <= t0 + win)]
-            p = e[(e["ts"] >= t0 - pre) & (e["ts"] <= t0)] if pre_period_days > 0 else e.iloc[:0]
-            row["events"] = w["event"].value_counts().to_dict()
-            row["pre_events"] = p["event"].value_counts().to_dict()
-        users.append(row)
-    return pd.DataFrame(users)
+    if data_end is not None:
+        g = g[g["assigned_at"] + win <= data_end]
+    g["variant"] = g["variant"].astype(str)
+    users = g.reset_index()
+
+    def windows(df: pd.DataFrame) -> pd.DataFrame:
+        m = df.merge(users[["user_id", "assigned_at"]], on="user_id")
+        t, t0 = m["ts"], m["assigned_at"]
+        m["w"] = (t > t0) & (t <= t0 + win)
+        m["p"] = (t >= t0 - pre) & (t <= t0) & (pre_period_days > 0)
+        return m
+
+    if orders is not None:
+        m = windows(orders)
+        for flag, p in (("w", ""), ("p", "pre_")):
+            sub = m[m[flag]]
+            agg = sub.groupby("user_id").agg(n=("revenue", "size"), r=("revenue", "sum"))
+            users[f"{p}orders"] = users["user_id"].map(agg["n"]).fillna(0).astype(float)
+            users[f"{p}revenue"] = users["user_id"].map(agg["r"]).fillna(0.0).astype(float)
+    if events is not None:
+        m = windows(events)
+        for flag, p in (("w", "ev:"), ("p", "pre_ev:")):
+            counts = m[m[flag]].groupby(["user_id", "event"]).size().unstack(fill_value=0)
+            for name in events["event"].unique():
+                col = counts[name] if name in counts.columns else pd.Series(dtype=float)
+                users[f"{p}{name}"] = users["user_id"].map(col).fillna(0).astype(float)
+    return users
 
 
 def _values(u: pd.DataFrame, name: str, pre: bool) -> np.ndarray:
@@ -69,7 +76,8 @@ def _values(u: pd.DataFrame, name: str, pre: bool) -> np.ndarray:
     if s.kind in ("conversion", "orders", "revenue"):
         col = u[f"{p}orders" if s.kind != "revenue" else f"{p}revenue"].to_numpy(float)
         return (col > 0).astype(float) if s.kind == "conversion" else col
-    counts = np.array([d.get(s.event, 0) for d in u[f"{p}events"]], dtype=float)
+    col = f"{p}ev:{s.event}"
+    counts = u[col].to_numpy(float) if col in u else np.zeros(len(u))
     return (counts > 0).astype(float) if s.kind == "event" else counts
 
 
