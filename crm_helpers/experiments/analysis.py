@@ -123,10 +123,13 @@ def stats_of(row: pd.Series, spec: MetricSpec, cuped: bool = False):
 
 
 def _row(stats: pd.DataFrame, variant: str, metric: str) -> pd.Series:
-    hit = stats[(stats["variant"] == variant) & (stats["metric"] == metric)]
-    if hit.empty:  # an arm with no users
+    """The statistics of one arm and metric; all 0 for an arm with no users."""
+    hit = np.flatnonzero(
+        (stats["variant"].to_numpy() == variant) & (stats["metric"].to_numpy() == metric)
+    )
+    if not len(hit):
         return pd.Series({c: 0.0 for c in core.STAT_COLUMNS})
-    return hit.iloc[0]
+    return stats.iloc[hit[0]]
 
 
 def arms_table(

@@ -458,18 +458,29 @@ def adjust_p_values(p_values: ArrayLike, method: str = "holm") -> np.ndarray:
     """Holm (family-wise) or Benjamini-Hochberg (``"bh"``, FDR) adjusted p-values.
 
     NaNs are kept as NaN and not counted; the rest equal
-    ``statsmodels.stats.multitest.multipletests(method="holm" | "fdr_bh")``.
+    ``statsmodels.stats.multitest.multipletests(method="holm" | "fdr_bh")``. BH runs through
+    statsmodels; Holm is the step-down formula written out, because statsmodels' Holm branch
+    calls ``gc.collect()`` on every call (0.3 s in a notebook kernel; tests check equality).
     """
     from statsmodels.stats.multitest import multipletests
 
-    methods = {"holm": "holm", "bh": "fdr_bh", "none": None}
-    if method not in methods:
-        raise ValueError(f"correction must be one of {sorted(methods)}, got {method!r}")
+    if method not in ("holm", "bh", "none"):
+        raise ValueError(f"correction must be 'holm', 'bh' or 'none', got {method!r}")
     p = _a(p_values).ravel()
     out = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
-    if ok.any():
-        out[ok] = (
-            p[ok] if methods[method] is None else multipletests(p[ok], method=methods[method])[1]
-        )
+    m = int(ok.sum())
+    if not m:
+        return out
+    pv = p[ok]
+    if method == "none":
+        out[ok] = pv
+    elif method == "bh":
+        out[ok] = multipletests(pv, method="fdr_bh")[1]
+    else:
+        order = np.argsort(pv, kind="mergesort")
+        adj = np.minimum(np.maximum.accumulate(pv[order] * (m - np.arange(m))), 1.0)
+        res = np.empty(m)
+        res[order] = adj
+        out[ok] = res
     return out
