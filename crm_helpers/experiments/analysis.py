@@ -172,7 +172,8 @@ def arms_table(
     DataFrame
         Columns ``variant, metric, role, n, mean, diff, diff_ci_low, diff_ci_high, rel_lift,
         rel_ci_low, rel_ci_high, p_value, p_adjusted, significant, chance_to_beat_control,
-        expected_loss, ni_p_value, ni_bound, non_inferior``; control rows first per metric.
+        expected_loss, ni_p_value, ni_bound, non_inferior, harmed`` (``harmed``: a guardrail
+        significantly worse, two-sided uncorrected p < alpha); control rows first per metric.
     """
     variants = variants or sorted(stats["variant"].unique())
     roles = {primary: "primary"}
@@ -227,6 +228,9 @@ def arms_table(
         out.loc[guard, "ni_p_value"] = S.adjust_p_values(out.loc[guard, "ni_p_value"], correction)
     out["significant"] = out["p_adjusted"] < alpha
     out["non_inferior"] = np.where(guard, out["ni_p_value"] < alpha, np.nan)
+    worse = np.array([not hib.get(m, True) for m in out["metric"]])  # higher is worse
+    bad_side = np.where(worse, out["diff"] > 0, out["diff"] < 0)
+    out["harmed"] = guard & (out["p_value"] < alpha) & bad_side
     return out.drop(columns="is_control")
 
 

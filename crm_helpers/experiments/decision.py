@@ -17,8 +17,9 @@ Semantics
   metric's adjusted p-value is below ``alpha``, the lower end of its relative-lift interval
   is at least ``min_relative_lift``, every guardrail is non-inferior and (when costs are
   given) the net profit is positive; don't ship when the SRM check fails, the upper end of
-  the interval is below ``min_relative_lift``, or a guardrail is significantly worse; else
-  keep running (with the users per arm the planned effect needs).
+  the interval is below ``min_relative_lift`` for every arm, a guardrail is significantly
+  worse, or the arm lifts but its net profit is not positive; else keep running (with the
+  users per arm the planned effect needs).
 """
 
 from __future__ import annotations
@@ -163,8 +164,9 @@ def rule_text(
         f"Ship an arm if the traffic split is as planned (SRM p >= 0.001), its primary metric "
         f"lifts significantly (adjusted p < {alpha:g}) with the lower end of the relative-lift "
         f"interval at least {min_relative_lift:.1%}{g}, and the net profit is positive when "
-        "costs are given. Do not ship if the split is broken, the interval excludes a lift of "
-        f"{min_relative_lift:.1%}, or a guardrail is significantly worse. Otherwise keep running."
+        "costs are given. Do not ship if the split is broken, every interval excludes a lift of "
+        f"{min_relative_lift:.1%}, a guardrail is significantly worse, or the lift loses money. "
+        "Otherwise keep running."
     )
 
 
@@ -198,6 +200,7 @@ def decide(
     for _, r in prim.iterrows():
         g = guard[guard["variant"] == r["variant"]]
         failing = g[~g["non_inferior"].astype(bool)] if len(g) else g
+        harmed = g[g["harmed"].astype(bool)] if len(g) and "harmed" in g else g.iloc[:0]
         profit = profits.get(r["variant"])
         wins = (
             r["p_adjusted"] < alpha
@@ -206,7 +209,7 @@ def decide(
             and failing.empty
             and (profit is None or profit[0] > 0)
         )
-        candidates.append((r, wins, failing, profit))
+        candidates.append((r, wins, failing, harmed, profit))
     winners = [c for c in candidates if c[1]]
     if winners:
         r = max(winners, key=lambda c: c[0]["rel_lift"])[0]
@@ -220,7 +223,7 @@ def decide(
     best = max(
         candidates, key=lambda c: c[0]["rel_lift"] if pd.notna(c[0]["rel_lift"]) else -np.inf
     )
-    r, _, failing, profit = best
+    r, _, failing, harmed, profit = best
     all_below = all(
         pd.notna(c[0]["rel_ci_high"]) and c[0]["rel_ci_high"] < min_relative_lift
         for c in candidates
@@ -232,11 +235,19 @@ def decide(
             f"the best, {r['variant']}, is at most {r['rel_ci_high']:+.1%}.",
             str(r["variant"]),
         )
+    if not harmed.empty:
+        names = ", ".join(harmed["metric"].astype(str))
+        return Verdict(
+            "don't ship",
+            f"{r['variant']} is significantly worse than the control on the guardrail {names}.",
+            str(r["variant"]),
+        )
     if r["p_adjusted"] < alpha and r["diff"] > 0 and not failing.empty:
         names = ", ".join(failing["metric"].astype(str))
         return Verdict(
-            "don't ship",
-            f"{r['variant']} lifts {r['metric']} but is not shown harmless on {names}.",
+            "keep running",
+            f"{r['variant']} lifts {r['metric']} by {r['rel_lift']:+.1%}, but is not yet shown "
+            f"harmless on {names} (non-inferiority): more users are needed.",
             str(r["variant"]),
         )
     if r["p_adjusted"] < alpha and r["diff"] > 0 and profit is not None and profit[0] <= 0:

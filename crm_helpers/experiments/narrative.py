@@ -161,7 +161,8 @@ def memo(
             )
         )
     lines += [md("Caveat: {c}", c=c) for c in caveats]
-    lines.insert(0, md("Experiment {e}, control {c}.", e=code(experiment_id), c=code(control)))
+    head = md("Experiment {e}, control {c}.", e=code(experiment_id), c=code(control))
+    lines.insert(1 if srm.p_value < srm_threshold else 0, head)  # an SRM warning stays first
     return lines
 
 
