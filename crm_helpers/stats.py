@@ -3,6 +3,10 @@
 Small frozen dataclasses and pure, vectorised functions. Everything here works on counts
 (successes, trials), never on event-level data: the engine aggregates, this module infers.
 
+Where statsmodels computes the same thing it does the work (Wilson intervals:
+``proportion_confint``; Benjamini-Hochberg: ``multipletests``); the functions here are thin
+wrappers that add the conventions below (broadcasting, NaN for empty samples).
+
 Conventions
 -----------
 * Every function broadcasts over NumPy arrays; scalar inputs give Python floats.
@@ -63,19 +67,18 @@ def wilson_interval(
         Arrays of the broadcast shape of ``successes`` and ``n`` (0-d for scalars).
         Matches ``statsmodels.stats.proportion.proportion_confint(method="wilson")``.
     """
+    from statsmodels.stats.proportion import proportion_confint
+
     x = np.asarray(successes, dtype=float)
     nn = np.asarray(n, dtype=float)
     x, nn = np.broadcast_arrays(x, nn)
-    z = _z(alpha)
-    z2 = z * z
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = x / nn
-        denom = 1.0 + z2 / nn
-        center = (p + z2 / (2.0 * nn)) / denom
-        half = z / denom * np.sqrt(p * (1.0 - p) / nn + z2 / (4.0 * nn * nn))
-        low = center - half
-        high = center + half
+    _z(alpha)  # validates alpha
     bad = ~(nn > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low, high = proportion_confint(
+            np.where(bad, 0.0, x), np.where(bad, 1.0, nn), alpha=alpha, method="wilson"
+        )
+        low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
     # The exact endpoints are 0 at x == 0 and 1 at x == n; rounding would give 1 - 1e-16.
     low = np.where(x == 0, 0.0, low)
     high = np.where(x == nn, 1.0, high)
@@ -201,19 +204,13 @@ def benjamini_hochberg(p_values: ArrayLike, q: float = 0.05) -> tuple[np.ndarray
         ``rejected`` is boolean (``q_value <= q``); ``q_values`` are the BH-adjusted
         p-values, equal to ``statsmodels.stats.multitest.multipletests(method="fdr_bh")``.
     """
+    from statsmodels.stats.multitest import multipletests
+
     p = np.asarray(p_values, dtype=float).ravel()
     q_values = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m:
-        pv = p[ok]
-        order = np.argsort(pv, kind="mergesort")
-        ranked = pv[order] * m / np.arange(1, m + 1)
-        adj = np.minimum.accumulate(ranked[::-1])[::-1]
-        adj = np.clip(adj, 0.0, 1.0)
-        out = np.empty(m)
-        out[order] = adj
-        q_values[ok] = out
+    if ok.any():
+        q_values[ok] = np.clip(multipletests(p[ok], method="fdr_bh")[1], 0.0, 1.0)
     rejected = np.zeros(p.shape, dtype=bool)
     rejected[ok] = q_values[ok] <= q
     return rejected, q_values

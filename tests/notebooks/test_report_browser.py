@@ -89,3 +89,36 @@ def test_report_renders_in_chromium(rendered, driver, tmp_path):
     distinct = len(set(pixels))
     assert nonwhite > 0.03, f"screenshot nearly blank ({nonwhite:.1%} non-white pixels)"
     assert distinct > 50, f"screenshot has only {distinct} colours"
+
+
+@pytest.fixture(scope="module")
+def rendered_experiment(small_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("browser_experiment_reports")
+    res = run_notebook(
+        "experiment_readout",
+        data_dir=small_world,
+        out_dir=out,
+        parameters={"experiment_id": "cart_abandoner_coupon", "coupon_value": 2.0},
+        update_index=False,
+    )
+    assert res.ok, res.error
+    return res
+
+
+def test_experiment_report_renders_in_chromium(rendered_experiment, driver):
+    n_figures = rendered_experiment.n_figures
+    assert n_figures and n_figures >= 5
+    driver.get(Path(rendered_experiment.html).as_uri())
+    deadline = time.monotonic() + 30
+    while driver.execute_script(_DRAWN) < n_figures and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert driver.execute_script(_DRAWN) == n_figures
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, json.dumps(severe, indent=1)
+    memo_y = driver.execute_script(
+        "return document.getElementById('Decision-memo').getBoundingClientRect().top;"
+    )
+    first_chart_y = driver.execute_script(
+        "return document.querySelector('.js-plotly-plot').getBoundingClientRect().top;"
+    )
+    assert memo_y < first_chart_y

@@ -1,0 +1,285 @@
+"""Benchmark: an experiment readout's engine side vs hand-written DuckDB SQL, and its stats layer.
+
+A readout of 3 arms x 5 metrics (``conversion``, ``revenue``, ``orders``, ``event:visit``,
+``event_count:purchase``, each with its pre-period for CUPED) over a generated data set:
+
+* ``helper``: :mod:`crm_helpers.experiments.core` (clean assignments, per-user metrics,
+  sufficient statistics) on DuckDB, then the statistics layer (arms table with Holm,
+  Bayesian, non-inferiority, CUPED, posterior, power) timed separately;
+* ``sql``: one hand-written DuckDB query computing the same sufficient statistics straight
+  from the Parquet files.
+
+Each implementation runs in its own process; peak memory is polled from that process tree
+with psutil (not ``ru_maxrss``). Both must return the same statistics (relative 1e-9), else
+the exit status is 1. The goal of issue #9 at 10M users / 100M events: engine time at most
+1.25x the SQL, statistics layer under 1 s, peak memory under 4 GB; measure that size on a
+quiet machine::
+
+    python benchmarks/bench_experiments.py --users 10000000 --events-per-user 10
+
+Prints a Markdown table (``--json`` for JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+METRICS = ["conversion", "revenue", "orders", "event:visit", "event_count:purchase"]
+EVENTS = np.array(["visit", "product_view", "purchase", "open"])
+ARMS = np.array(["control", "variant_a", "variant_b"])
+WINDOW_DAYS, PRE_DAYS = 14.0, 28.0
+START = np.datetime64("2025-01-01T00:00:00", "us")
+DAY_US = 86_400_000_000
+CHUNK = 2_000_000
+
+
+def generate(out: Path, users: int, events_per_user: float, seed: int = 1) -> Path:
+    """Write assignments, orders and events (folders of Parquet parts) for the benchmark."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    for name in ("assignments", "orders", "events"):
+        (out / name).mkdir(parents=True, exist_ok=True)
+    n_orders = 0
+    for part, lo in enumerate(range(0, users, CHUNK)):
+        uid = np.arange(lo, min(users, lo + CHUNK), dtype=np.int64)
+        arm = rng.integers(0, 3, len(uid))
+        t0 = START + (30 * DAY_US + rng.integers(0, 30 * DAY_US, len(uid))).astype(
+            "timedelta64[us]"
+        )
+        pq.write_table(
+            pa.table({"experiment_id": np.full(len(uid), "bench"), "user_id": uid,
+                      "variant": ARMS[arm], "assigned_at": t0}),
+            out / "assignments" / f"part-{part:04d}.parquet",
+        )  # fmt: skip
+        k = rng.poisson(0.4 + 0.05 * arm)
+        ou = np.repeat(uid, k)
+        ots = START + rng.integers(0, 75 * DAY_US, len(ou)).astype("timedelta64[us]")
+        oid = np.arange(n_orders, n_orders + len(ou), dtype=np.int64)
+        n_orders += len(ou)
+        pq.write_table(
+            pa.table({"order_id": oid, "user_id": ou, "ts": ots,
+                      "revenue": np.round(rng.lognormal(3.5, 0.8, len(ou)), 2)}),
+            out / "orders" / f"part-{part:04d}.parquet",
+        )  # fmt: skip
+        ke = rng.poisson(events_per_user, len(uid))
+        eu = np.repeat(uid, ke)
+        ets = START + rng.integers(0, 75 * DAY_US, len(eu)).astype("timedelta64[us]")
+        pq.write_table(
+            pa.table({"user_id": eu, "event": EVENTS[rng.integers(0, 4, len(eu))], "ts": ets}),
+            out / "events" / f"part-{part:04d}.parquet",
+        )
+    return out
+
+
+def run_helper(data_dir: Path) -> dict:
+    from crm_helpers import load
+    from crm_helpers.experiments import analysis, core
+
+    t = time.perf_counter()
+    data = load(data_dir, validate=False)
+    a = core.assigned_users(data, "bench", WINDOW_DAYS, tables={"orders", "events"})
+    pu = core.per_user_metrics(
+        data, a, METRICS, analysis_window_days=WINDOW_DAYS, pre_period_days=PRE_DAYS
+    )
+    stats = core.sufficient_stats(pu, METRICS)
+    engine_s = time.perf_counter() - t
+
+    def stats_layer():
+        arms = analysis.arms_table(
+            stats, "control", primary="conversion", secondary=METRICS[1:4],
+            guardrails=METRICS[4:], correction="holm",
+        )  # fmt: skip
+        analysis.cuped_table(stats, "control", METRICS)
+        analysis.posterior_table(stats, "control", "conversion")
+        analysis.power_summary(stats, "control", "conversion")
+        assert len(arms) == 15  # 3 arms x 5 metrics
+
+    t = time.perf_counter()
+    stats_layer()  # the first call also imports statsmodels' modules
+    first_s = time.perf_counter() - t
+    t = time.perf_counter()
+    stats_layer()
+    stats_s = time.perf_counter() - t
+    return {
+        "engine_s": engine_s,
+        "stats_s": stats_s,
+        "stats_first_s": first_s,
+        "stats": _rows(stats),
+    }
+
+
+def _rows(stats) -> list:
+    cols = ["n", "sum", "sum_sq", "pre_sum", "pre_sum_sq", "cross_sum"]
+    stats = stats.sort_values(["variant", "metric"])
+    return [[r["variant"], r["metric"], *[float(r[c]) for c in cols]] for _, r in stats.iterrows()]
+
+
+def sql_query(data_dir: Path) -> str:
+    w, p = int(WINDOW_DAYS * DAY_US), int(PRE_DAYS * DAY_US)
+    src = {
+        n: f"read_parquet('{data_dir / n}/*.parquet')" for n in ("assignments", "orders", "events")
+    }
+    metric_sql = {
+        "conversion": ("(o.orders > 0)::DOUBLE", "(o.pre_orders > 0)::DOUBLE"),
+        "revenue": ("o.revenue", "o.pre_revenue"),
+        "orders": ("o.orders::DOUBLE", "o.pre_orders::DOUBLE"),
+        "event:visit": ("(e.visits > 0)::DOUBLE", "(e.pre_visits > 0)::DOUBLE"),
+        "event_count:purchase": ("e.purchases::DOUBLE", "e.pre_purchases::DOUBLE"),
+    }
+    sums = []
+    for i, (y, x) in enumerate(metric_sql.values()):
+        y, x = f"coalesce({y}, 0)", f"coalesce({x}, 0)"
+        sums += [f"sum({y}) s{i}", f"sum({y}*{y}) ss{i}", f"sum({x}) ps{i}", f"sum({x}*{x}) pss{i}",
+                 f"sum({x}*{y}) xy{i}"]  # fmt: skip
+    return f"""
+WITH ends AS (SELECT max(ts) AS t FROM (SELECT ts FROM {src["orders"]} UNION ALL SELECT ts FROM {src["events"]})),
+a AS (SELECT user_id, min(variant) AS variant, epoch_us(min(assigned_at)) AS t0,
+             count(DISTINCT variant) AS nv
+      FROM {src["assignments"]} WHERE experiment_id = 'bench' GROUP BY user_id),
+u AS (SELECT user_id, variant, t0 FROM a, ends WHERE nv = 1 AND t0 + {w} <= epoch_us(ends.t)),
+o AS (SELECT u.user_id,
+        sum(CASE WHEN t > t0 THEN 1 ELSE 0 END) AS orders,
+        sum(CASE WHEN t > t0 THEN revenue ELSE 0 END) AS revenue,
+        sum(CASE WHEN t <= t0 THEN 1 ELSE 0 END) AS pre_orders,
+        sum(CASE WHEN t <= t0 THEN revenue ELSE 0 END) AS pre_revenue
+      FROM u JOIN (SELECT user_id, epoch_us(ts) AS t, revenue FROM {src["orders"]}) r USING (user_id)
+      WHERE t >= t0 - {p} AND t <= t0 + {w} GROUP BY u.user_id),
+e AS (SELECT u.user_id,
+        sum(CASE WHEN t > t0 AND event = 'visit' THEN 1 ELSE 0 END) AS visits,
+        sum(CASE WHEN t <= t0 AND event = 'visit' THEN 1 ELSE 0 END) AS pre_visits,
+        sum(CASE WHEN t > t0 AND event = 'purchase' THEN 1 ELSE 0 END) AS purchases,
+        sum(CASE WHEN t <= t0 AND event = 'purchase' THEN 1 ELSE 0 END) AS pre_purchases
+      FROM u JOIN (SELECT user_id, event, epoch_us(ts) AS t FROM {src["events"]}
+                   WHERE event IN ('visit', 'purchase')) r USING (user_id)
+      WHERE t >= t0 - {p} AND t <= t0 + {w} GROUP BY u.user_id)
+SELECT u.variant, count(*) AS n, {", ".join(sums)}
+FROM u LEFT JOIN o USING (user_id) LEFT JOIN e USING (user_id) GROUP BY u.variant ORDER BY 1
+"""
+
+
+def run_sql(data_dir: Path) -> dict:
+    from crm_helpers.engine import connect
+
+    con = connect("duckdb")  # the same memory limit and settings as the helper's engine
+    t = time.perf_counter()
+    df = con.con.execute(sql_query(data_dir)).fetch_df()
+    engine_s = time.perf_counter() - t
+    rows = []
+    for _, r in df.iterrows():
+        for i, m in enumerate(METRICS):
+            rows.append(
+                [
+                    r["variant"],
+                    m,
+                    float(r["n"]),
+                    *[float(r[f"{k}{i}"]) for k in ("s", "ss", "ps", "pss", "xy")],
+                ]
+            )
+    rows.sort(key=lambda x: (x[0], x[1]))
+    return {"engine_s": engine_s, "stats_s": None, "stats": rows}
+
+
+def measure(impl: str, data_dir: Path, timeout: float = 3600) -> dict:
+    """Run one implementation in a subprocess; poll the peak RSS of its process tree."""
+    import psutil
+
+    cmd = [sys.executable, __file__, "--worker", impl, "--data", str(data_dir)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak, stop = 0, threading.Event()
+
+    def poll() -> None:
+        nonlocal peak
+        try:
+            p = psutil.Process(proc.pid)
+            while not stop.is_set():
+                rss = p.memory_info().rss
+                for c in p.children(recursive=True):
+                    try:
+                        rss += c.memory_info().rss
+                    except psutil.Error:
+                        pass
+                peak = max(peak, rss)
+                time.sleep(0.02)
+        except psutil.Error:
+            pass
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        stop.set()
+        thread.join()
+    if proc.returncode != 0:
+        return {"impl": impl, "error": err[-2000:]}
+    res = json.loads(out.strip().splitlines()[-1])
+    return {"impl": impl, "peak_mb": peak / 2**20, **res}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--users", type=int, default=100_000)
+    ap.add_argument("--events-per-user", type=float, default=10.0)
+    ap.add_argument("--data", type=Path, help="use this generated folder (else a temporary one)")
+    ap.add_argument("--worker", choices=["helper", "sql"], help=argparse.SUPPRESS)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if args.worker:
+        fn = run_helper if args.worker == "helper" else run_sql
+        print(json.dumps(fn(args.data)))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="bench_experiments_") as tmp:
+        data_dir = args.data or Path(tmp)
+        if not (data_dir / "assignments").exists():
+            t = time.perf_counter()
+            generate(data_dir, args.users, args.events_per_user)
+            print(
+                f"generated {args.users:,} users in {time.perf_counter() - t:.1f} s",
+                file=sys.stderr,
+            )
+        results = [measure("helper", data_dir), measure("sql", data_dir)]
+    bad = [r for r in results if "error" in r]
+    if bad:
+        print(json.dumps(bad, indent=1), file=sys.stderr)
+        return 1
+    helper, sql = results
+    same = len(helper["stats"]) == len(sql["stats"]) and all(
+        a[:2] == b[:2] and np.allclose(a[2:], b[2:], rtol=1e-9, atol=1e-9)
+        for a, b in zip(helper["stats"], sql["stats"], strict=True)
+    )
+    ratio = helper["engine_s"] / sql["engine_s"]
+    load1 = os.getloadavg()[0]
+    if args.json:
+        print(json.dumps({"users": args.users, "same": same, "ratio": ratio, "load1": load1,
+                          "results": [{k: v for k, v in r.items() if k != "stats"} for r in results]}))  # fmt: skip
+    else:
+        print(f"\n{args.users:,} users, ~{args.events_per_user:g} events each, 3 arms x 5 metrics "
+              f"(load average {load1:.1f})\n")  # fmt: skip
+        print(
+            "| implementation | engine s | stats layer s (first call, with imports) "
+            "| peak MB (process tree) | same stats |"
+        )
+        print("|---|---:|---:|---:|---|")
+        for r in results:
+            st = "-"
+            if r["stats_s"] is not None:
+                st = f"{r['stats_s']:.3f} ({r['stats_first_s']:.2f})"
+            print(f"| {r['impl']} | {r['engine_s']:.2f} | {st} | {r['peak_mb']:.0f} | {same} |")
+        print(f"\nhelper / hand-written SQL engine time: {ratio:.2f}x (goal <= 1.25x)")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Words of an experiment readout: the decision memo and the records of ``metrics.json``.
+
+Every line is safe Markdown built with :func:`crm_helpers.report.text.md`: variant, metric
+and experiment names come from the data and are escaped.
+
+``metrics.json`` keys (an interface, see issue #9): ``srm`` ``{p_value, observed,
+expected}``; ``arms``: one record per arm and metric with exactly :data:`ARM_KEYS`;
+``cuped``: ``{metric: variance reduction}`` (mean over the non-control arms);
+``economics``: one record per non-control arm; ``verdict`` ``{decision, reason, variant}``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from crm_helpers.report.text import Safe, code, esc, md
+
+__all__ = ["ARM_KEYS", "arm_records", "cuped_record", "memo", "srm_record", "verdict_line"]
+
+ARM_KEYS = (
+    "variant",
+    "metric",
+    "n",
+    "mean",
+    "diff",
+    "diff_ci_low",
+    "diff_ci_high",
+    "rel_lift",
+    "rel_ci_low",
+    "rel_ci_high",
+    "p_value",
+    "chance_to_beat_control",
+)
+
+
+def _f(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def arm_records(arms: pd.DataFrame) -> list[dict]:
+    """The ``arms`` records: exactly :data:`ARM_KEYS`; control rows carry ``n`` and ``mean``
+    (the comparison fields are None)."""
+    out = []
+    for r in arms.to_dict(orient="records"):
+        rec = {k: _f(r.get(k)) for k in ARM_KEYS}
+        rec["n"] = int(r["n"])
+        out.append(rec)
+    return out
+
+
+def srm_record(srm) -> dict:
+    """``{p_value, observed, expected}`` of an :class:`~crm_helpers.experiments.statistics.SrmResult`."""
+    return {"p_value": srm.p_value, "observed": srm.observed, "expected": srm.expected}
+
+
+def cuped_record(cuped: pd.DataFrame) -> dict:
+    """``{metric: variance reduction}`` (mean over the non-control arms)."""
+    if cuped is None or cuped.empty:
+        return {}
+    return {
+        m: float(g["variance_reduction"].mean()) for m, g in cuped.groupby("metric", sort=False)
+    }
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or pd.isna(x) else f"{x:+.1%}"
+
+
+def memo(
+    *,
+    experiment_id: str,
+    control: str,
+    verdict,
+    arms: pd.DataFrame,
+    srm,
+    srm_threshold: float = 0.001,
+    economics: list[dict] | None = None,
+    notes: list[str] = (),
+    peeking_note: bool = True,
+    segments_significant: int = 0,
+) -> list[str]:
+    """The decision memo: verdict, the effect in plain words, the money, the caveats.
+
+    Returns
+    -------
+    list of str
+        Safe Markdown lines (bullets of the report summary).
+    """
+    lines = []
+    if srm.p_value < srm_threshold:
+        shares = ", ".join(f"{esc_name(k)} {v:,}" for k, v in srm.observed.items())
+        lines.append(
+            md(
+                "⚠️ **Sample-ratio mismatch**: the arms' sizes ({shares}) differ from the planned "
+                "split (chi-square p = {p:.1e}). Results below are not trustworthy until the "
+                "assignment is fixed.",
+                shares=Safe(shares),
+                p=srm.p_value,
+            )
+        )
+    lines.append(verdict_line(verdict))
+    prim = arms[(arms["role"] == "primary") & arms["diff"].notna()]
+    for r in prim.itertuples():
+        lines.append(
+            md(
+                "{v} vs {c} on {m}: {mb:.4g} vs {ma:.4g} per user, a relative change of {lift} "
+                "(95% interval {lo} to {hi}); chance to beat control {ctw:.1%}.",
+                v=code(r.variant),
+                c=code(control),
+                m=code(r.metric),
+                mb=r.mean,
+                ma=float(
+                    arms[(arms["metric"] == r.metric) & (arms["variant"] == control)]["mean"].iloc[
+                        0
+                    ]
+                ),
+                lift=_pct(r.rel_lift),
+                lo=_pct(r.rel_ci_low),
+                hi=_pct(r.rel_ci_high),
+                ctw=r.chance_to_beat_control
+                if pd.notna(r.chance_to_beat_control)
+                else float("nan"),
+            )
+        )
+    for e in economics or []:
+        lines.append(
+            md(
+                "Money ({v}): {conv:,.0f} extra conversions and {rev:,.0f} extra revenue from "
+                "{n:,} treated users; after coupons ({cc:,.0f}) and sends ({sc:,.0f}) the net "
+                "profit is {net:,.0f} (95% interval {lo:,.0f} to {hi:,.0f}); on {aud:,} eligible "
+                "users about {ext:,.0f}.",
+                v=code(e["variant"]),
+                conv=e["incremental_conversions"],
+                rev=e["incremental_revenue"],
+                n=e["treated_users"],
+                cc=e["coupon_cost"],
+                sc=e["send_cost"],
+                net=e["net_profit"],
+                lo=e["net_profit_low"],
+                hi=e["net_profit_high"],
+                aud=e["eligible_audience"],
+                ext=e["extrapolated_net_profit"],
+            )
+        )
+    caveats = [esc(n) for n in notes]
+    if peeking_note:
+        caveats.append(
+            Safe(
+                "Looked at more than once? Trust the always-valid (sequential) interval in "
+                "the *Over time* section, not the fixed one."
+            )
+        )
+    if segments_significant:
+        caveats.append(
+            md(
+                "{k} segment effect(s) stand out after FDR control: exploratory, confirm in a "
+                "new test before acting on them.",
+                k=segments_significant,
+            )
+        )
+    lines += [md("Caveat: {c}", c=c) for c in caveats]
+    head = md("Experiment {e}, control {c}.", e=code(experiment_id), c=code(control))
+    lines.insert(1 if srm.p_value < srm_threshold else 0, head)  # an SRM warning stays first
+    return lines
+
+
+def verdict_line(verdict) -> str:
+    """``**Verdict: SHIP.** <reason>`` (the reason names arms and metrics: escaped)."""
+    word = {"ship": "SHIP", "don't ship": "DON’T SHIP", "keep running": "KEEP RUNNING"}
+    return md(
+        "**Verdict: {d}.** {reason}",
+        d=Safe(word.get(verdict.decision, esc(verdict.decision))),
+        reason=verdict.reason,
+    )
+
+
+def esc_name(name) -> str:
+    """A data name in monospace (escaped)."""
+    return code(name)

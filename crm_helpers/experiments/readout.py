@@ -1,0 +1,179 @@
+"""One call from the notebook's parameters to the sufficient statistics of a readout.
+
+:func:`prepare` resolves the defaults (experiment, control, planned split), cleans the
+assignments, builds the per-user metrics once (cached in the engine: a few columns per
+assigned user), computes winsorizing caps and the per-arm sufficient statistics, and runs
+the sample-ratio check. Everything after it works on small pandas frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from crm_helpers.experiments import analysis, core
+from crm_helpers.experiments import statistics as S
+from crm_helpers.experiments.metrics import ExperimentError, parse_metric
+
+__all__ = ["Prepared", "coupon_redemptions", "prepare"]
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` resolved and computed (see the module docstring)."""
+
+    experiment_id: str
+    experiment_how: str
+    control: str
+    control_how: str
+    variants: list[str]
+    weights: dict[str, float]
+    assignments: core.Assignments
+    per_user: object
+    primary: str
+    secondary: list[str]
+    guardrails: list[str]
+    winsorized: list[str]
+    all_events: list[str]
+    caps: dict[str, float]
+    stats: pd.DataFrame
+    srm: S.SrmResult
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> list[str]:
+        return [self.primary, *self.secondary, *self.guardrails, *self.winsorized]
+
+
+def _unique(xs) -> list[str]:
+    out: list[str] = []
+    for x in xs:
+        if x and x not in out:
+            out.append(x)
+    return out
+
+
+def prepare(
+    data,
+    *,
+    experiment_id: str = "",
+    control_variant: str = "",
+    planned_split: dict | None = None,
+    primary_metric: str = "conversion",
+    secondary_metrics: list[str] = (),
+    guardrail_metrics: list[str] = (),
+    analysis_window_days: float = 14.0,
+    pre_period_days: float = 0.0,
+    winsorize_percentile: float = 0.0,
+    coupon_code: str = "",
+    economics_metrics: bool = True,
+) -> Prepared:
+    """Resolve defaults and compute the readout's sufficient statistics.
+
+    Parameters
+    ----------
+    data : CRMData
+        Needs ``assignments`` and the tables of the metrics.
+    experiment_id, control_variant, planned_split
+        Empty: derived (:func:`analysis.choose_experiment`, :func:`analysis.choose_control`,
+        equal split); ``*_how`` say how.
+    primary_metric, secondary_metrics, guardrail_metrics
+        Metric names (:mod:`crm_helpers.experiments.metrics`).
+    analysis_window_days, pre_period_days
+        Per-user windows.
+    winsorize_percentile
+        In (0, 100): each non-binary, non-ratio primary/secondary metric is also reported
+        winsorized (``winsorized:<metric>``); 0: none.
+    coupon_code
+        Orders with this coupon are counted as redemptions (:func:`coupon_redemptions`).
+    economics_metrics
+        Also compute ``conversion`` and ``revenue`` when the data have orders (the money
+        section needs them), without showing them as metrics.
+
+    Returns
+    -------
+    Prepared
+
+    Raises
+    ------
+    ExperimentError
+        Unknown experiment or control, one variant only, a metric that needs a missing
+        table, or no user left after cleaning.
+    """
+    experiment_id, exp_how = analysis.choose_experiment(data, experiment_id)
+    shown = _unique([primary_metric, *secondary_metrics, *guardrail_metrics])
+    specs = [parse_metric(m) for m in shown]
+    winsorized = []
+    if winsorize_percentile:
+        for m in _unique([primary_metric, *secondary_metrics]):
+            s = parse_metric(m)
+            if not (s.binary or s.is_ratio or s.winsorized):
+                winsorized.append(f"winsorized:{m}")
+    extra = []
+    if economics_metrics and data.has("orders"):
+        extra = [m for m in ("conversion", "revenue") if m not in shown]
+    computed = _unique([*shown, *winsorized, *extra])
+    tables = set().union(*(parse_metric(m).tables for m in computed))
+    asg = core.assigned_users(data, experiment_id, analysis_window_days, tables=tables)
+    control, ctrl_how = analysis.choose_control(
+        {v: n for v, n in asg.raw_counts.items()}, control_variant
+    )
+    weights = analysis.planned_weights(sorted(asg.raw_counts), planned_split or None)
+    variants = sorted(set(asg.counts) | set(weights))
+    notes = list(asg.notes)
+    empty = [v for v in variants if asg.counts.get(v, 0) == 0]
+    if control in empty:
+        raise ExperimentError(
+            f"the control arm {control!r} has no users to analyse; choose another control_variant"
+        )
+    if empty:
+        notes.append(
+            "Arm(s) with no users to analyse: "
+            + ", ".join(empty)
+            + " (shown with n = 0, not compared)."
+        )
+    specs = [parse_metric(m) for m in computed]
+    per_user = core.per_user_metrics(
+        data,
+        asg,
+        specs,
+        analysis_window_days=analysis_window_days,
+        pre_period_days=pre_period_days,
+        coupon_code=coupon_code,
+    ).cache()
+    all_events = core.event_names(specs)
+    caps = core.winsor_caps(per_user, winsorized, winsorize_percentile) if winsorized else {}
+    stats = core.sufficient_stats(per_user, specs, caps=caps, all_events=all_events)
+    srm = S.srm_test({v: asg.counts.get(v, 0) for v in variants}, weights)
+    return Prepared(
+        experiment_id=experiment_id,
+        experiment_how=exp_how,
+        control=control,
+        control_how=ctrl_how,
+        variants=variants,
+        weights=weights,
+        assignments=asg,
+        per_user=per_user,
+        primary=primary_metric,
+        secondary=[m for m in shown if m in secondary_metrics and m != primary_metric],
+        guardrails=[
+            m
+            for m in shown
+            if m in guardrail_metrics and m not in secondary_metrics and m != primary_metric
+        ],
+        winsorized=winsorized,
+        all_events=all_events,
+        caps=caps,
+        stats=stats,
+        srm=srm,
+        notes=notes,
+    )
+
+
+def coupon_redemptions(per_user) -> dict[str, int]:
+    """``variant -> orders with the coupon`` in the analysis window (one small query)."""
+    if "coupon_orders" not in per_user.columns:
+        return {}
+    df = per_user.group_by("variant").aggregate(r=per_user.coupon_orders.sum()).to_pandas()
+    return {str(v): int(r) for v, r in zip(df["variant"], df["r"].fillna(0), strict=True)}
