@@ -371,3 +371,20 @@ def btyd_summary(
         )
         cols["duration_holdout"] = ibis.literal((obs - cal) / unit, "float64")
     return per.select(**cols)
+
+
+def last_order_date(orders: ir.Table) -> _dt.date | None:
+    """The UTC date of the last order (the notebook's default ``as_of``); None without orders."""
+    ts = orders.ts.max().execute()
+    return None if ts is None or pd.isna(ts) else pd.Timestamp(ts).date()
+
+
+def default_calibration_end(orders: ir.Table, as_of: Any, fraction: float = 2 / 3) -> _dt.date:
+    """The day ``fraction`` of the way from the first order's day to ``as_of``."""
+    first = orders.ts.min().execute()
+    if first is None or pd.isna(first):
+        raise ValueError("no orders: cannot derive calibration_end")
+    start, end = pd.Timestamp(pd.Timestamp(first).date()), pd.Timestamp(as_day(as_of))
+    if end <= start:
+        raise ValueError(f"as_of ({end.date()}) must be after the first order ({start.date()})")
+    return (start + pd.Timedelta(days=int((end - start).days * fraction))).date()

@@ -121,3 +121,37 @@ def reference_btyd_summary(
         return out
     out["frequency"] = out["frequency"].astype("int64")
     return out.reset_index(drop=True)
+
+
+def reference_rule_states(
+    orders: pd.DataFrame,
+    as_of: Any,
+    *,
+    dormant_after_days: int,
+    churned_after_days: int,
+    active_window_days: int,
+    super_active_min_days: int,
+    events: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Rule health states per user with pandas (``user_id, days_since, active_days, state``)."""
+    end = (pd.Timestamp(as_day(as_of)) - pd.Timestamp("1970-01-01")).days
+    buys = orders[orders["revenue"] >= 0]
+    days = [pd.DataFrame({"user_id": buys["user_id"], "day": _days(buys["ts"])})]
+    if events is not None:
+        days.append(pd.DataFrame({"user_id": events["user_id"], "day": _days(events["ts"])}))
+    a = pd.concat(days).drop_duplicates()
+    a = a[a["day"] <= end]
+    rows = []
+    for uid, g in a.groupby("user_id", sort=True):
+        since = end - int(g["day"].max())
+        recent = int((g["day"] > end - active_window_days).sum())
+        if since > churned_after_days:
+            state = "churned"
+        elif since > dormant_after_days:
+            state = "dormant-risk"
+        elif recent >= super_active_min_days:
+            state = "super-active"
+        else:
+            state = "active"
+        rows.append({"user_id": uid, "days_since": since, "active_days": recent, "state": state})
+    return pd.DataFrame(rows, columns=["user_id", "days_since", "active_days", "state"])
