@@ -90,8 +90,11 @@ def fit_models(
     *,
     time_unit_days: float = 7.0,
     calibration_end: Any = None,
+    spend: bool = True,
 ) -> ModelFit:
     """Fit BG/NBD and Gamma-Gamma on the customers' summary at ``observation_end``.
+
+    ``spend=False`` skips Gamma-Gamma (``gamma_gamma`` is None).
 
     With ``calibration_end`` the models are fitted at ``calibration_end`` and the grouped
     statistics also carry ``frequency_holdout`` (see :func:`holdout_check`).
@@ -164,7 +167,9 @@ def choose_alive_thresholds(
             raise ValueError(f"{name} must be in (0, 1], got {v!r}")
     cal = pd.Timestamp(as_day(calibration_end))
     inner_end = (cal - pd.Timedelta(days=int(holdout_days))).date()
-    fit = fit_models(orders, cal.date(), time_unit_days=time_unit_days, calibration_end=inner_end)
+    fit = fit_models(
+        orders, cal.date(), time_unit_days=time_unit_days, calibration_end=inner_end, spend=False
+    )
     s = fit.stats
     p = _p_alive(fit, s)
     inactive = (s["frequency_holdout"].to_numpy() == 0).astype(float)

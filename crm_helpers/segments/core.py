@@ -388,3 +388,21 @@ def default_calibration_end(orders: ir.Table, as_of: Any, fraction: float = 2 / 
     if end <= start:
         raise ValueError(f"as_of ({end.date()}) must be after the first order ({start.date()})")
     return (start + pd.Timedelta(days=int((end - start).days * fraction))).date()
+
+
+def rfm_grid(rfm: ir.Table) -> pd.DataFrame:
+    """Customers per ``(r_score, f_score)`` cell with the cell's segment (for the grid chart).
+
+    A cell's ``segment`` is the most common segment of its customers (the same for all of
+    them unless a rule also constrains ``m``).
+    """
+    g = (
+        rfm.group_by(["r_score", "f_score", "segment"])
+        .agg(customers=rfm.user_id.count())
+        .to_pandas()
+    )
+    g = g.sort_values("customers", ascending=False)
+    seg = g.drop_duplicates(["r_score", "f_score"]).set_index(["r_score", "f_score"])["segment"]
+    out = g.groupby(["r_score", "f_score"], as_index=False)["customers"].sum()
+    out["segment"] = [seg[(r, f)] for r, f in zip(out["r_score"], out["f_score"], strict=True)]
+    return out

@@ -10,8 +10,9 @@ Customers the Easy Way"): while alive a customer buys as a Poisson process with 
 Both fit on sufficient statistics: the customer summary of
 :func:`crm_helpers.segments.core.btyd_summary` or, with ``weights``, its distinct rows and
 their counts (the likelihood is a weighted sum). The log-likelihoods are written in log
-space (``gammaln``, ``logaddexp``) and minimised over log-parameters with L-BFGS-B, then
-polished with Nelder-Mead, so the fit is stable for large counts. ``fit`` returns ``self``;
+space (``gammaln``, ``logaddexp``) and minimised over log-parameters with L-BFGS-B (Nelder-Mead
+from there if it stalls), so the fit is stable for large counts; terms that depend on the
+frequency alone are evaluated once per distinct frequency. ``fit`` returns ``self``;
 fitted attributes end in ``_`` (``params_``, ``log_likelihood_``, ``n_customers_``).
 """
 
@@ -73,17 +74,26 @@ def _minimise(nll, x0: np.ndarray) -> optimize.OptimizeResult:
 
 
 def bgnbd_log_likelihood(
-    params: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    params: ArrayLike,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    _unique: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per-customer BG/NBD log-likelihood; shape of ``frequency``.
 
     ``params`` = ``(r, alpha, a, b)``; ``frequency`` = repeat purchases ``x``, ``recency`` =
-    ``t_x``, ``T`` as in :func:`crm_helpers.segments.core.btyd_summary`.
+    ``t_x``, ``T`` as in :func:`crm_helpers.segments.core.btyd_summary`. ``_unique`` (the
+    distinct frequencies and the inverse index, ``np.unique(x, return_inverse=True)``) saves
+    recomputing it in a fit.
     """
     r, alpha, a, b = (float(v) for v in params)
     x, t_x, T = _arrays(frequency, recency, T)
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+    ux, inv = _unique if _unique is not None else np.unique(x, return_inverse=True)
+    a12 = (
+        gammaln(r + ux) - gammaln(r) + r * np.log(alpha)
+        + gammaln(a + b) + gammaln(b + ux) - gammaln(b) - gammaln(a + b + ux)
+    )[inv]  # fmt: skip
     a3 = -(r + x) * np.log(alpha + T)
     with np.errstate(divide="ignore"):
         a4 = np.where(
@@ -91,7 +101,7 @@ def bgnbd_log_likelihood(
             np.log(a) - np.log(np.where(x > 0, b + x - 1, 1.0)) - (r + x) * np.log(alpha + t_x),
             -np.inf,
         )
-    return a1 + a2 + np.logaddexp(a3, a4)
+    return a12 + np.logaddexp(a3, a4)
 
 
 def _check_summary(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
@@ -138,10 +148,11 @@ class BetaGeoFitter:
         if x.max() == 0:
             raise ValueError("BG/NBD needs some repeat purchases (every frequency is 0)")
         scale = float(np.max(T_)) or 1.0  # fit alpha on T's scale, then scale back
+        uniq = np.unique(x, return_inverse=True)
 
         def nll(logp: np.ndarray) -> float:
             p = np.exp(logp)
-            ll = bgnbd_log_likelihood((p[0], p[1] * scale, p[2], p[3]), x, t_x, T_)
+            ll = bgnbd_log_likelihood((p[0], p[1] * scale, p[2], p[3]), x, t_x, T_, uniq)
             pen = self.penalizer_coef * float(np.sum(p**2))
             v = -(float(np.dot(w, ll)) / n) + pen
             return v if np.isfinite(v) else 1e100

@@ -136,9 +136,8 @@ def engagement_profile(members: ir.Table, group: Any, messages: ir.Table) -> pd.
 
 def value_profile(members: ir.Table, group: Any, rfm: ir.Table) -> pd.DataFrame:
     """Users, revenue and purchases per user of the group vs the base (RFM customers)."""
-    j = members.left_join(
-        rfm.select("user_id", "monetary", "frequency"), members.user_id == rfm.user_id
-    )
+    r = rfm.select(uid="user_id", monetary="monetary", frequency="frequency")
+    j = members.left_join(r, members.user_id == r.uid)
     got = (
         j.group_by(j.group.name("g"))
         .agg(users=j.user_id.count(), revenue=j.monetary.sum(), purchases=j.frequency.sum())

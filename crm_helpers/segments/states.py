@@ -137,7 +137,7 @@ def migration_table(
     Returns
     -------
     pandas.DataFrame
-        ``period_end, from_state, to_state, users, share`` for every pair of consecutive
+        ``previous_end, period_end, from_state, to_state, users, share`` for every pair of consecutive
         ``ends`` (one engine query per pair).
     """
     rows = []
@@ -148,8 +148,9 @@ def migration_table(
         j = j.mutate(from_state=j.from_state.fill_null(NEW))
         got = j.group_by(["from_state", "to_state"]).agg(users=j.uid.count()).to_pandas()
         got.insert(0, "period_end", pd.Timestamp(as_day(cur)))
+        got.insert(0, "previous_end", pd.Timestamp(as_day(prev)))
         rows.append(got)
-    cols = ["period_end", "from_state", "to_state", "users", "share"]
+    cols = ["previous_end", "period_end", "from_state", "to_state", "users", "share"]
     if not rows:
         return pd.DataFrame(columns=cols)
     out = pd.concat(rows, ignore_index=True)
@@ -254,3 +255,22 @@ def retention_table(
     return out[["cohort", "period", "cohort_size", "retained", "share"]].astype(
         {"period": "int64", "cohort_size": "int64", "retained": "int64"}
     )
+
+
+def states_over_time(migration: pd.DataFrame) -> pd.DataFrame:
+    """Users per state at each period end (``period_end, state, users``), from the migration.
+
+    The first period end's counts are the ``from_state`` totals of the first transition
+    (new users excluded); later ones are the ``to_state`` totals.
+    """
+    if migration.empty:
+        return pd.DataFrame(columns=["period_end", "state", "users"])
+    first_end = migration["period_end"].min()
+    first = migration[(migration["period_end"] == first_end) & (migration["from_state"] != NEW)]
+    ends = sorted(migration["period_end"].unique())
+    prev = first.groupby("from_state")["users"].sum()
+    rows = [(first["previous_end"].iloc[0], s, int(n)) for s, n in prev.items()]
+    for e in ends:
+        cur = migration[migration["period_end"] == e].groupby("to_state")["users"].sum()
+        rows += [(e, s, int(n)) for s, n in cur.items()]
+    return pd.DataFrame(rows, columns=["period_end", "state", "users"])
