@@ -117,14 +117,15 @@ def fit_models(
         )
     by = stats.groupby(_BGNBD_KEYS, as_index=False)["n"].sum()
     bgf = BetaGeoFitter().fit(by["frequency"], by["recency"], by["T"], weights=by["n"])
-    rep = summary.filter((summary.frequency > 0) & (summary.monetary_value > 0))
-    spend = _grouped(rep, ["frequency", "monetary_value"])
-    ggf = None
-    if len(spend) >= 3:
-        ggf = GammaGammaFitter().fit(
-            spend["frequency"], spend["monetary_value"], weights=spend["n"]
-        )
-    fit = ModelFit(bgf, ggf, stats, spend, observation_end, float(time_unit_days))
+    ggf, values = None, pd.DataFrame(columns=["frequency", "monetary_value", "n"])
+    if spend:
+        rep = summary.filter((summary.frequency > 0) & (summary.monetary_value > 0))
+        values = _grouped(rep, ["frequency", "monetary_value"])
+        if len(values) >= 3:
+            ggf = GammaGammaFitter().fit(
+                values["frequency"], values["monetary_value"], weights=values["n"]
+            )
+    fit = ModelFit(bgf, ggf, stats, values, observation_end, float(time_unit_days))
     fit.extra["summary"] = summary
     return fit
 
