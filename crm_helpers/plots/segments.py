@@ -99,10 +99,12 @@ def plot_states_over_time(
     counts: pd.DataFrame, title: str = "Health states at each month end"
 ) -> go.Figure:
     """Stacked bars of users per state (columns ``period_end, state, users``)."""
-    fig = _figure(title, barmode="stack", yaxis_title="users")
+    fig = _figure(title, barmode="stack", yaxis_title="users", xaxis_title="period end")
     for state, color in STATE_COLORS.items():
         d = counts[counts["state"] == state]
-        fig.add_trace(go.Bar(x=d["period_end"], y=d["users"], name=state, marker_color=color))
+        x = pd.to_datetime(d["period_end"]).dt.strftime("%Y-%m-%d")
+        fig.add_trace(go.Bar(x=x, y=d["users"], name=state, marker_color=color))
+    fig.update_xaxes(type="category", categoryorder="category ascending")
     return fig
 
 
