@@ -141,3 +141,21 @@ def test_orders_only_builds_and_steps_aside(orders_only):
     html = Path(res.html).read_text()
     assert "Skipped: this section needs an events table" in html
     assert sum(r["customers"] for r in mm["rfm_segments"]) > 0
+
+
+def test_cdnow_through_the_notebook_reproduces_the_published_fits(tmp_path_factory):
+    """The notebook itself on the CDNOW sample (orders only), as of the calibration end."""
+    from tests.segments.conftest import cdnow_orders
+
+    d = tmp_path_factory.mktemp("cdnow_nb")
+    cdnow_orders().to_parquet(d / "orders.parquet", index=False)
+    _, m = _run(
+        d, tmp_path_factory.mktemp("cdnow_report"), as_of_date="1997-09-30", time_unit_days=7.0
+    )
+    b, g = m["metrics"]["bgnbd"], m["metrics"]["gamma_gamma"]
+    published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    assert all(abs(b[k] - v) <= 0.0005 + 1e-9 for k, v in published.items()), b
+    assert all(
+        abs(g[k] - v) <= 0.005 + 1e-9 for k, v in {"p": 6.25, "q": 3.74, "v": 15.44}.items()
+    ), g
+    assert m["metrics"]["clusters"] is None
