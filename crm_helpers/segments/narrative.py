@@ -208,3 +208,26 @@ def threshold_table(thresholds: dict[str, Any], check: dict[str, Any]) -> pd.Dat
             "customers_flagged_holdout": hold.get("flagged"),
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def retention_by_group(by_group: pd.DataFrame, max_period: int = 6) -> pd.DataFrame:
+    """Pooled retention per group: retained / cohort size over the cohorts old enough.
+
+    For period k, a cohort counts if its month + k is not after the last month in the data
+    (the largest cohort month + period of the frame). Returns one row per group, columns
+    ``0 .. max_period`` (shares; NaN where no cohort is old enough).
+    """
+    if by_group.empty:
+        return pd.DataFrame()
+    month = by_group["cohort"].dt.year * 12 + by_group["cohort"].dt.month - 1
+    last = int((month + by_group["period"]).max())
+    base = by_group[by_group["period"] == 0].assign(m=month[by_group["period"] == 0])
+    rows = {}
+    for g, part in by_group.groupby("group", sort=True):
+        sizes = base[base["group"] == g]
+        for k in range(max_period + 1):
+            eligible = sizes[sizes["m"] + k <= last]
+            denom = eligible["cohort_size"].sum()
+            num = part.loc[part["period"] == k, "retained"].sum()
+            rows.setdefault(g, {})[k] = num / denom if denom else np.nan
+    return pd.DataFrame.from_dict(rows, orient="index")

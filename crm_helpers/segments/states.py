@@ -202,8 +202,9 @@ def retention_table(
     users: ir.Table | None = None,
     by: str = "first_purchase",
     as_of: Any = None,
+    groups: ir.Table | None = None,
 ) -> pd.DataFrame:
-    """Retention by cohort month (see the module docstring).
+    """Retention by cohort month (see the module docstring), optionally per segment.
 
     Parameters
     ----------
@@ -216,11 +217,15 @@ def retention_table(
     by : {"first_purchase", "signup"}
     as_of : date, optional
         Ignore activity after this day.
+    groups : ibis.Table, optional
+        ``user_id, group`` (e.g. RFM segments): cohorts are split by group (users without a
+        group are left out) and a ``group`` column is added.
 
     Returns
     -------
     pandas.DataFrame
-        ``cohort`` (month start), ``period`` (0, 1, ...), ``cohort_size``, ``retained``, ``share``.
+        ``[group,] cohort`` (month start), ``period`` (0, 1, ...), ``cohort_size``,
+        ``retained``, ``share``.
     """
     if by not in ("first_purchase", "signup"):
         raise ValueError(f"by must be 'first_purchase' or 'signup', got {by!r}")
@@ -240,19 +245,27 @@ def retention_table(
             raise ValueError("by='signup' needs the users table (user_id, signup_at)")
         u = users if end is None else users.filter(users.signup_at < end)
         coh = u.select("user_id", c=_month_index(u.signup_at))
-    sizes = coh.group_by("c").agg(cohort_size=coh.user_id.count()).to_pandas()
+    keys = ["c"]
+    if groups is not None:
+        g = groups.select(gid="user_id", group="group")
+        coh = coh.join(g, coh.user_id == g.gid).drop("gid")
+        keys = ["group", "c"]
+    sizes = coh.group_by(keys).agg(cohort_size=coh.user_id.count()).to_pandas()
     j = act.join(coh, "user_id")
     j = j.filter(j.m >= j.c)
     cells = (
-        j.group_by([j.c, (j.m - j.c).name("period")]).agg(retained=j.user_id.count()).to_pandas()
+        j.group_by([*(j[k] for k in keys), (j.m - j.c).name("period")])
+        .agg(retained=j.user_id.count())
+        .to_pandas()
     )
-    out = cells.merge(sizes, on="c", how="left")
+    out = cells.merge(sizes, on=keys, how="left")
     out["share"] = out["retained"] / out["cohort_size"]
     out["cohort"] = pd.to_datetime(
         {"year": out["c"] // 12, "month": out["c"] % 12 + 1, "day": 1}
     ) if len(out) else pd.Series(dtype="datetime64[ns]")  # fmt: skip
-    out = out.sort_values(["c", "period"]).reset_index(drop=True)
-    return out[["cohort", "period", "cohort_size", "retained", "share"]].astype(
+    out = out.sort_values([*keys, "period"]).reset_index(drop=True)
+    cols = ["group"] if groups is not None else []
+    return out[[*cols, "cohort", "period", "cohort_size", "retained", "share"]].astype(
         {"period": "int64", "cohort_size": "int64", "retained": "int64"}
     )
 
@@ -267,10 +280,9 @@ def states_over_time(migration: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["period_end", "state", "users"])
     first_end = migration["period_end"].min()
     first = migration[(migration["period_end"] == first_end) & (migration["from_state"] != NEW)]
-    ends = sorted(migration["period_end"].unique())
     prev = first.groupby("from_state")["users"].sum()
     rows = [(first["previous_end"].iloc[0], s, int(n)) for s, n in prev.items()]
-    for e in ends:
+    for e in sorted(migration["period_end"].unique()):
         cur = migration[migration["period_end"] == e].groupby("to_state")["users"].sum()
         rows += [(e, s, int(n)) for s, n in cur.items()]
     return pd.DataFrame(rows, columns=["period_end", "state", "users"])

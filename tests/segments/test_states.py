@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -78,3 +79,43 @@ def test_retention_by_hand():
                    ("2024-02", 1): (1, 1)}  # fmt: skip
     with pytest.raises(ValueError, match="users table"):
         st.retention_table(to_table(df), by="signup")
+
+
+def test_retention_by_group():
+    import ibis
+
+    df = orders_df([(1, 0, 5.0), (1, 65, 5.0), (2, 3, 5.0), (3, 35, 5.0), (3, 61, 5.0)])
+    groups = ibis.memtable(pd.DataFrame({"user_id": [1, 2, 3], "group": ["A", "B", "A"]}))
+    r = st.retention_table(to_table(df), groups=groups)
+    got = {(g, c.strftime("%Y-%m"), p): (s, n) for g, c, p, s, n in
+           zip(r["group"], r["cohort"], r["period"], r["cohort_size"], r["retained"], strict=True)}  # fmt: skip
+    assert got == {("A", "2024-01", 0): (1, 1), ("A", "2024-01", 2): (1, 1),
+                   ("A", "2024-02", 0): (1, 1), ("A", "2024-02", 1): (1, 1),
+                   ("B", "2024-01", 0): (1, 1)}  # fmt: skip
+
+
+def test_pooled_retention_by_group_counts_only_old_enough_cohorts():
+    from crm_helpers.segments.narrative import retention_by_group
+
+    r = pd.DataFrame({
+        "group": ["A"] * 4,
+        "cohort": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-02-01", "2024-02-01"]),
+        "period": [0, 1, 0, 1],
+        "cohort_size": [10, 10, 30, 30],
+        "retained": [10, 5, 30, 3],
+    })  # fmt: skip
+    got = retention_by_group(r, max_period=3).loc["A"]
+    assert got[0] == 1.0 and got[1] == pytest.approx(8 / 40)
+    # the data reach March (February + 1): January is old enough for period 2 (nobody
+    # retained, no row), no cohort for period 3
+    assert got[2] == 0.0 and np.isnan(got[3])
+
+
+def test_states_over_time_from_migration():
+    act = st.activity_days(to_table(orders_df(ROWS)))
+    m = st.migration_table(act, ["2024-01-16", AS_OF], RULES)
+    s = st.states_over_time(m)
+    first = s[s["period_end"] == pd.Timestamp("2024-01-16")].set_index("state")["users"]
+    assert first.to_dict() == {"active": 2}
+    last = s[s["period_end"] == pd.Timestamp(AS_OF)].set_index("state")["users"]
+    assert last.sum() == 4 and last["churned"] == 1
