@@ -10,8 +10,8 @@ Customers the Easy Way"): while alive a customer buys as a Poisson process with 
 Both fit on sufficient statistics: the customer summary of
 :func:`crm_helpers.segments.core.btyd_summary` or, with ``weights``, its distinct rows and
 their counts (the likelihood is a weighted sum). The log-likelihoods are written in log
-space (``gammaln``, ``logaddexp``) and minimised over log-parameters with L-BFGS-B (Nelder-Mead
-from there if it stalls), so the fit is stable for large counts; terms that depend on the
+space (``gammaln``, ``logaddexp``) and minimised over log-parameters with L-BFGS-B (BG/NBD with
+its analytic gradient; Nelder-Mead from there if it stalls), so the fit is stable for large counts; terms that depend on the
 frequency alone are evaluated once per distinct frequency. ``fit`` returns ``self``;
 fitted attributes end in ``_`` (``params_``, ``log_likelihood_``, ``n_customers_``).
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import optimize
-from scipy.special import gammaln, hyp2f1
+from scipy.special import digamma, gammaln, hyp2f1
 
 __all__ = ["BetaGeoFitter", "BGNBDParams", "GammaGammaFitter", "GammaGammaParams"]
 
@@ -60,14 +60,18 @@ def _weights(w: ArrayLike | None, n: int) -> np.ndarray:
     return w
 
 
-def _minimise(nll, x0: np.ndarray) -> optimize.OptimizeResult:
-    first = optimize.minimize(nll, x0, method="L-BFGS-B")
-    best = optimize.minimize(
-        nll,
-        first.x,
-        method="Nelder-Mead",
-        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000},
-    )
+def _minimise(nll, x0: np.ndarray, jac: bool = False) -> optimize.OptimizeResult:
+    opts = {"ftol": 1e-14, "gtol": 1e-9, "maxiter": 2000}
+    best = optimize.minimize(nll, x0, method="L-BFGS-B", jac=jac, options=opts)
+    if not best.success:  # the line search stalled: a derivative-free search from there
+        f = (lambda v: nll(v)[0]) if jac else nll
+        best = optimize.minimize(
+            f,
+            best.x,
+            method="Nelder-Mead",
+            options={"xatol": 1e-8, "fatol": 1e-13, "maxiter": 4000},
+        )
+        best.fun = f(best.x)
     if not np.isfinite(best.fun):
         raise RuntimeError("the likelihood could not be evaluated at the start values")
     return best
@@ -102,6 +106,44 @@ def bgnbd_log_likelihood(
             -np.inf,
         )
     return a12 + np.logaddexp(a3, a4)
+
+
+def bgnbd_log_likelihood_and_gradient(
+    params: ArrayLike,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    weights: ArrayLike | None = None,
+    _unique: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[float, np.ndarray]:
+    """Weighted total BG/NBD log-likelihood and its gradient in ``(r, alpha, a, b)``, shape (4,).
+
+    With ``L = logaddexp(A3, A4)`` and the weights ``w3 = exp(A3 - L)``, ``w4 = exp(A4 - L)``
+    of the two terms (FHL 2005, eq. 6 in log space):
+    ``d/dr = psi(r+x) - psi(r) + ln(alpha) - w3 ln(alpha+T) - w4 ln(alpha+t_x)``,
+    ``d/dalpha = r/alpha - (r+x) (w3/(alpha+T) + w4/(alpha+t_x))``,
+    ``d/da = psi(a+b) - psi(a+b+x) + w4/a``,
+    ``d/db = psi(a+b) + psi(b+x) - psi(b) - psi(a+b+x) - w4/(b+x-1)``.
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    x, t_x, T_ = _arrays(frequency, recency, T)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    ux, inv = _unique if _unique is not None else np.unique(x, return_inverse=True)
+    ll = bgnbd_log_likelihood((r, alpha, a, b), x, t_x, T_, (ux, inv))
+    pos = x > 0
+    bx1 = np.where(pos, b + x - 1, 1.0)
+    a3 = -(r + x) * np.log(alpha + T_)
+    with np.errstate(divide="ignore"):
+        a4 = np.where(pos, np.log(a) - np.log(bx1) - (r + x) * np.log(alpha + t_x), -np.inf)
+    big = np.logaddexp(a3, a4)
+    w3, w4 = np.exp(a3 - big), np.exp(a4 - big)
+    g_r = (digamma(r + ux) - digamma(r))[inv] + np.log(alpha)
+    g_r = g_r - w3 * np.log(alpha + T_) - w4 * np.log(alpha + t_x)
+    g_alpha = r / alpha - (r + x) * (w3 / (alpha + T_) + w4 / (alpha + t_x))
+    g_a = (digamma(a + b) - digamma(a + b + ux))[inv] + w4 / a
+    g_b = (digamma(a + b) + digamma(b + ux) - digamma(b) - digamma(a + b + ux))[inv] - w4 / bx1
+    grad = np.array([np.dot(w, g) for g in (g_r, g_alpha, g_a, g_b)])
+    return float(np.dot(w, ll)), grad
 
 
 def _check_summary(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
@@ -150,14 +192,18 @@ class BetaGeoFitter:
         scale = float(np.max(T_)) or 1.0  # fit alpha on T's scale, then scale back
         uniq = np.unique(x, return_inverse=True)
 
-        def nll(logp: np.ndarray) -> float:
+        def nll(logp: np.ndarray) -> tuple[float, np.ndarray]:
             p = np.exp(logp)
-            ll = bgnbd_log_likelihood((p[0], p[1] * scale, p[2], p[3]), x, t_x, T_, uniq)
+            full = np.array([p[0], p[1] * scale, p[2], p[3]])
+            ll, g = bgnbd_log_likelihood_and_gradient(full, x, t_x, T_, w, uniq)
             pen = self.penalizer_coef * float(np.sum(p**2))
-            v = -(float(np.dot(w, ll)) / n) + pen
-            return v if np.isfinite(v) else 1e100
+            v = -ll / n + pen
+            grad = -(g * full) / n + 2 * self.penalizer_coef * p**2  # chain rule: d/dlog p
+            if not (np.isfinite(v) and np.isfinite(grad).all()):
+                return 1e100, np.zeros(4)
+            return v, grad
 
-        res = _minimise(nll, np.log([1.0, 1.0, 1.0, 1.0]))
+        res = _minimise(nll, np.log([1.0, 1.0, 1.0, 1.0]), jac=True)
         r, alpha, a, b = np.exp(res.x)
         self.params_ = BGNBDParams(float(r), float(alpha * scale), float(a), float(b))
         self.log_likelihood_ = float(np.dot(w, bgnbd_log_likelihood(self._p, x, t_x, T_)))

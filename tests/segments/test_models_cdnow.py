@@ -111,3 +111,24 @@ def test_bad_inputs_are_clear_errors():
         BetaGeoFitter().fit([1, 2], [5, 1], [3, 4])
     with pytest.raises(RuntimeError, match="fit"):
         BetaGeoFitter().conditional_probability_alive(1, 1, 2)
+
+
+def test_bgnbd_gradient_matches_finite_differences(fit):
+    """The analytic gradient against central differences (relative error < 1e-6)."""
+    from crm_helpers.segments.models import bgnbd_log_likelihood_and_gradient
+
+    s = fit.stats.groupby(["frequency", "recency", "T"], as_index=False)["n"].sum()
+    args = (s["frequency"], s["recency"], s["T"], s["n"])
+    for p in ([0.243, 4.414, 0.793, 2.426], [1.3, 9.5, 0.02, 0.6], [0.5, 2.0, 3.0, 7.0]):
+        p = np.array(p)
+        grad = bgnbd_log_likelihood_and_gradient(p, *args)[1]
+        for k in range(4):
+            h = 1e-5 * p[k]
+            up, down = p.copy(), p.copy()
+            up[k] += h
+            down[k] -= h
+            num = (
+                bgnbd_log_likelihood_and_gradient(up, *args)[0]
+                - bgnbd_log_likelihood_and_gradient(down, *args)[0]
+            ) / (2 * h)
+            assert num == pytest.approx(grad[k], rel=1e-6, abs=1e-6), (p, k, num, grad[k])
