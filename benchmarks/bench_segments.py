@@ -7,8 +7,9 @@ and the BG/NBD fit time per 100k customers, with peak memory of the process tree
 Each step runs ``--repeat`` times (best wall time kept). The helper path is exactly what the
 notebook runs (``crm_helpers.segments.core.rfm_table`` + ``segment_summary``,
 ``clusters.feature_table``, ``analysis.fit_models``); the hand-written SQL computes the same
-RFM segment summary on the same Parquet files in one DuckDB query, and the results are
-checked equal. Peak memory is the largest RSS of this process and its children, polled
+RFM segment summary on the same Parquet files in one DuckDB query (all three scores, as the
+helper computes them), and the results are checked equal. The helper reads through the
+loaded view (contract names, types, naive-UTC timestamps), the SQL the raw file. Peak memory is the largest RSS of this process and its children, polled
 every 50 ms with psutil.
 """
 
@@ -75,12 +76,15 @@ WITH o AS (
     1 + (5 * (2 * (RANK() OVER (ORDER BY recency_days DESC) - 1)
               + COUNT(*) OVER (PARTITION BY recency_days))) // (2 * COUNT(*) OVER ()) AS r,
     1 + (5 * (2 * (RANK() OVER (ORDER BY frequency) - 1)
-              + COUNT(*) OVER (PARTITION BY frequency))) // (2 * COUNT(*) OVER ()) AS f
+              + COUNT(*) OVER (PARTITION BY frequency))) // (2 * COUNT(*) OVER ()) AS f,
+    1 + (5 * (2 * (RANK() OVER (ORDER BY monetary) - 1)
+              + COUNT(*) OVER (PARTITION BY monetary))) // (2 * COUNT(*) OVER ()) AS m
   FROM per
 ), seg AS (
   SELECT *, CASE {cases} ELSE 'Other' END AS segment FROM s
 )
-SELECT segment, COUNT(*) AS customers, SUM(monetary) AS revenue, SUM(frequency) AS purchases
+SELECT segment, COUNT(*) AS customers, SUM(monetary) AS revenue, SUM(frequency) AS purchases,
+       SUM(m) AS m_total
 FROM seg GROUP BY segment
 """
 
