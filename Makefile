@@ -56,6 +56,7 @@ bench: $(STAMP) data ## Run the benchmarks (prints tables; takes minutes)
 	$(BIN)/python benchmarks/bench_funnel.py --spark
 	$(BIN)/python benchmarks/bench_trend.py --data $(DATA)
 	$(BIN)/python benchmarks/bench_journeys.py
+	$(BIN)/python benchmarks/bench_segments.py --data $(DATA)
 
 clean-reports: ## Remove rendered reports (never touches data/)
 	find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

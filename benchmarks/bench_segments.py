@@ -1,0 +1,193 @@
+"""Segment benchmarks: RFM and the feature table in the engine vs hand-written DuckDB SQL,
+and the BG/NBD fit time per 100k customers, with peak memory of the process tree.
+
+    python benchmarks/bench_segments.py --users 1M          # the issue's size (quiet machine)
+    python benchmarks/bench_segments.py --data data/synthetic --repeat 1
+
+Each step runs ``--repeat`` times (best wall time kept). The helper path is exactly what the
+notebook runs (``crm_helpers.segments.core.rfm_table`` + ``segment_summary``,
+``clusters.feature_table``, ``analysis.fit_models``); the hand-written SQL computes the same
+RFM segment summary on the same Parquet files in one DuckDB query (all three scores, as the
+helper computes them), and the results are checked equal. The helper reads through the
+loaded view (contract names, types, naive-UTC timestamps), the SQL the raw file. Peak memory is the largest RSS of this process and its children, polled
+every 50 ms with psutil.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+class PeakRSS:
+    """Poll the RSS of this process and its children (bytes) in a thread."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import psutil
+
+        self.proc, self.interval, self.peak = psutil.Process(), interval, 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> int:
+        import psutil
+
+        total = self.proc.memory_info().rss
+        for c in self.proc.children(recursive=True):
+            try:
+                total += c.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self._rss()
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+RFM_SQL = """
+WITH o AS (
+  SELECT user_id, revenue, CAST(floor(epoch_us(ts) / 86400000000) AS BIGINT) AS day
+  FROM read_parquet('{orders}') WHERE CAST(floor(epoch_us(ts) / 86400000000) AS BIGINT) <= {end}
+), per AS (
+  SELECT user_id,
+         SUM(CASE WHEN revenue >= 0 THEN 1 ELSE 0 END) AS frequency,
+         SUM(revenue) AS monetary,
+         {end} - MAX(CASE WHEN revenue >= 0 THEN day END) AS recency_days
+  FROM o GROUP BY user_id HAVING SUM(CASE WHEN revenue >= 0 THEN 1 ELSE 0 END) > 0
+), s AS (
+  SELECT *,
+    1 + (5 * (2 * (RANK() OVER (ORDER BY recency_days DESC) - 1)
+              + COUNT(*) OVER (PARTITION BY recency_days))) // (2 * COUNT(*) OVER ()) AS r,
+    1 + (5 * (2 * (RANK() OVER (ORDER BY frequency) - 1)
+              + COUNT(*) OVER (PARTITION BY frequency))) // (2 * COUNT(*) OVER ()) AS f,
+    1 + (5 * (2 * (RANK() OVER (ORDER BY monetary) - 1)
+              + COUNT(*) OVER (PARTITION BY monetary))) // (2 * COUNT(*) OVER ()) AS m
+  FROM per
+), seg AS (
+  SELECT *, CASE {cases} ELSE 'Other' END AS segment FROM s
+)
+SELECT segment, COUNT(*) AS customers, SUM(monetary) AS revenue, SUM(frequency) AS purchases,
+       SUM(m) AS m_total
+FROM seg GROUP BY segment
+"""
+
+
+def _cases() -> str:
+    from crm_helpers.segments.core import DEFAULT_RULES
+
+    return " ".join(
+        f"WHEN r BETWEEN {x.r[0]} AND {x.r[1]} AND f BETWEEN {x.f[0]} AND {x.f[1]} "
+        f"THEN '{x.segment.replace(chr(39), chr(39) * 2)}'"
+        for x in DEFAULT_RULES
+    )
+
+
+def _best(fn, repeat: int):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def parse_size(text: str) -> int:
+    t = text.strip().upper()
+    mult = {"K": 1_000, "M": 1_000_000}.get(t[-1], 1)
+    return int(float(t[:-1] if t[-1] in "KM" else t) * mult)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, help="an existing data directory (else one is generated)")
+    p.add_argument("--users", default="100k", help="users of the generated world (e.g. 1M)")
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--no-features", action="store_true", help="skip the feature table")
+    args = p.parse_args(argv)
+
+    from crm_helpers import load
+    from crm_helpers.engine import connect
+    from crm_helpers.segments import analysis, core
+    from crm_helpers.segments import clusters as cl
+
+    tmp = None
+    data_dir = args.data
+    if data_dir is None:
+        from crm_helpers.synth import SynthConfig, generate_to
+
+        tmp = tempfile.TemporaryDirectory(prefix="bench_segments_")
+        data_dir = Path(tmp.name)
+        t = time.perf_counter()
+        generate_to(SynthConfig(n_users=parse_size(args.users), seed=1), data_dir)
+        print(f"generated {args.users} users in {time.perf_counter() - t:.1f} s -> {data_dir}")
+    rows = []
+    with PeakRSS() as mem:
+        data = load(data_dir, require=["orders"], validate=False)
+        orders = data.orders
+        as_of = core.last_order_date(orders)
+        n_orders = orders.count().execute()
+
+        def helper():
+            return core.segment_summary(core.rfm_table(orders, as_of))
+
+        t_helper, summary = _best(helper, args.repeat)
+        con = connect("duckdb")
+        files = data.files["orders"]
+        src = str(files if files.is_file() else files / "**" / "*.parquet")
+        sql = RFM_SQL.format(orders=src, end=core.day_number(as_of), cases=_cases())
+        t_sql, ref = _best(lambda: con.raw_sql(sql).df(), args.repeat)
+        ref = ref.set_index("segment").reindex(summary["segment"]).fillna(0)
+        same = bool(
+            (ref["customers"].astype(int).to_numpy() == summary["customers"].to_numpy()).all()
+            and np.allclose(ref["revenue"].to_numpy(float), summary["revenue"].to_numpy(), rtol=1e-9)
+        )
+        rows.append(("RFM segment summary (helper)", t_helper, f"{t_helper / t_sql:.2f}x SQL"))
+        rows.append(("RFM segment summary (hand-written SQL)", t_sql, f"equal: {same}"))
+        n_customers = int(summary["customers"].sum())
+        if not args.no_features and data.has("events"):
+            t_feat, feats = _best(
+                lambda: cl.feature_table(as_of=as_of, events=data.events, orders=orders,
+                                         messages=data.tables.get("messages")),  # fmt: skip
+                args.repeat,
+            )
+            rows.append((f"feature table ({len(feats):,} users)", t_feat, ""))
+        summ = core.btyd_summary(orders, as_of, time_unit_days=7.0)
+        t_group, stats = _best(lambda: analysis._grouped(summ, ["frequency", "recency", "T"]), 1)
+        rows.append((f"BTYD summary grouped ({len(stats):,} distinct rows)", t_group, ""))
+        from crm_helpers.segments.models import BetaGeoFitter
+
+        t_fit, _ = _best(
+            lambda: BetaGeoFitter().fit(stats["frequency"], stats["recency"], stats["T"], weights=stats["n"]),
+            args.repeat,
+        )
+        per100k = t_fit / (n_customers / 100_000)
+        rows.append(("BG/NBD fit", t_fit, f"{per100k:.2f} s per 100k customers"))
+    print(f"\n{n_orders:,} orders, {n_customers:,} customers, data {data_dir}\n")
+    print("| step | seconds | note |\n|---|---:|---|")
+    for name, sec, note in rows:
+        print(f"| {name} | {sec:.2f} | {note} |")
+    print(f"\npeak RSS of the process tree: {mem.peak / 1e9:.2f} GB")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

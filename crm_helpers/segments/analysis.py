@@ -1,0 +1,319 @@
+"""Model-backed analyses of the customer base: BG/NBD + Gamma-Gamma fits, holdout check,
+P(alive) thresholds and the model's health states.
+
+Semantics
+---------
+*Fit* (:func:`fit_models`): the BTYD summary of :func:`~crm_helpers.segments.core.btyd_summary`
+at ``observation_end`` is grouped in the engine by ``(frequency, recency, T)`` (its
+sufficient statistics for BG/NBD, with counts as weights); Gamma-Gamma is fitted on the
+distinct ``(frequency, monetary_value)`` of customers with repeat purchases and positive
+mean spend. This is the path the notebook uses, and the one the CDNOW golden test checks.
+
+*Holdout* (:func:`holdout_check`): the models are fitted at ``calibration_end`` on the
+customers whose first purchase is on or before it; each one's expected repeat purchases in
+``(calibration_end, observation_end]`` is compared with the actual number of purchase days
+there. By calibration frequency bucket (0, 1, ..., 6, "7+"): customers, mean predicted,
+mean actual; ``mae`` is the mean absolute error per customer over all of them.
+
+*P(alive) thresholds* (:func:`choose_alive_thresholds`), chosen on the calibration period
+only: the calibration period is split again, ``inner_end = calibration_end - holdout
+length`` (a window as long as the holdout), the model is fitted at ``inner_end``, and a
+customer is *inactive* if they make no purchase in ``(inner_end, calibration_end]``. The
+churned threshold is the largest ``t`` such that at least ``churn_precision`` of the customers
+with ``P(alive) <= t`` are inactive (likewise the dormant-risk threshold with
+``dormant_precision``); ``0.0`` if no ``t`` reaches the precision. :func:`holdout_check`
+then reports the precision and recall of ``P(alive) <= t`` for "no purchase in the
+holdout", with the model fitted at ``calibration_end`` (an out-of-sample check).
+
+*Model states* (:func:`model_states`): at ``observation_end``, ``churned`` if
+``P(alive) <= churn_threshold``, else ``dormant-risk`` if ``P(alive) <= dormant_threshold``,
+else ``super-active`` if the expected purchases in the next ``super_active_window`` time units
+are at least ``super_active_min_purchases``, else ``active``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from crm_helpers.segments.core import as_day, btyd_summary
+from crm_helpers.segments.models import BetaGeoFitter, GammaGammaFitter
+
+__all__ = [
+    "ModelFit",
+    "STATES",
+    "choose_alive_thresholds",
+    "fit_models",
+    "holdout_check",
+    "model_states",
+]
+
+#: Health states, from the healthiest.
+STATES: tuple[str, ...] = ("super-active", "active", "dormant-risk", "churned")
+
+_BGNBD_KEYS = ["frequency", "recency", "T"]
+
+
+@dataclass
+class ModelFit:
+    """Fitted BG/NBD (and Gamma-Gamma when there is repeat spend) with their inputs."""
+
+    bgnbd: BetaGeoFitter
+    gamma_gamma: GammaGammaFitter | None
+    stats: pd.DataFrame  # distinct (frequency, recency, T[, frequency_holdout]) and n
+    spend: pd.DataFrame  # distinct (frequency, monetary_value) of repeat buyers and n
+    observation_end: Any
+    time_unit_days: float
+    extra: dict = field(default_factory=dict)
+
+    def params(self) -> dict[str, dict[str, float] | None]:
+        """``{"bgnbd": {r, alpha, a, b}, "gamma_gamma": {p, q, v} or None}``."""
+        b = self.bgnbd.params_
+        g = self.gamma_gamma.params_ if self.gamma_gamma is not None else None
+        return {
+            "bgnbd": {"r": b.r, "alpha": b.alpha, "a": b.a, "b": b.b},
+            "gamma_gamma": None if g is None else {"p": g.p, "q": g.q, "v": g.v},
+        }
+
+
+def _grouped(summary: ir.Table, keys: list[str]) -> pd.DataFrame:
+    return summary.group_by(keys).agg(n=summary.user_id.count()).to_pandas()
+
+
+def fit_models(
+    orders: ir.Table,
+    observation_end: Any,
+    *,
+    time_unit_days: float = 7.0,
+    calibration_end: Any = None,
+    spend: bool = True,
+) -> ModelFit:
+    """Fit BG/NBD and Gamma-Gamma on the customers' summary at ``observation_end``.
+
+    ``spend=False`` skips Gamma-Gamma (``gamma_gamma`` is None).
+
+    With ``calibration_end`` the models are fitted at ``calibration_end`` and the grouped
+    statistics also carry ``frequency_holdout`` (see :func:`holdout_check`).
+
+    Returns
+    -------
+    ModelFit
+        ``stats`` has one row per distinct ``(frequency, recency, T[, frequency_holdout])``
+        with its customer count ``n``; ``spend`` one per distinct ``(frequency,
+        monetary_value)`` of repeat buyers with positive spend.
+    """
+    summary = btyd_summary(
+        orders, observation_end, time_unit_days=time_unit_days, calibration_end=calibration_end
+    )
+    keys = _BGNBD_KEYS + (["frequency_holdout"] if calibration_end is not None else [])
+    stats = _grouped(summary, keys)
+    if stats.empty:
+        raise ValueError(
+            f"no customers with a purchase on or before {as_day(calibration_end or observation_end)}"
+        )
+    by = stats.groupby(_BGNBD_KEYS, as_index=False)["n"].sum()
+    bgf = BetaGeoFitter().fit(by["frequency"], by["recency"], by["T"], weights=by["n"])
+    ggf, values = None, pd.DataFrame(columns=["frequency", "monetary_value", "n"])
+    if spend:
+        rep = summary.filter((summary.frequency > 0) & (summary.monetary_value > 0))
+        values = _grouped(rep, ["frequency", "monetary_value"])
+        if len(values) >= 3:
+            ggf = GammaGammaFitter().fit(
+                values["frequency"], values["monetary_value"], weights=values["n"]
+            )
+    fit = ModelFit(bgf, ggf, stats, values, observation_end, float(time_unit_days))
+    fit.extra["summary"] = summary
+    return fit
+
+
+def _p_alive(fit: ModelFit, stats: pd.DataFrame) -> np.ndarray:
+    return fit.bgnbd.conditional_probability_alive(stats["frequency"], stats["recency"], stats["T"])
+
+
+def _threshold_for_precision(
+    p: np.ndarray, inactive: np.ndarray, n: np.ndarray, target: float
+) -> float:
+    """Largest t with weighted precision of (p <= t) for ``inactive`` >= target; 0.0 if none."""
+    order = np.argsort(p, kind="stable")
+    p, inactive, n = p[order], inactive[order], n[order]
+    df = pd.DataFrame({"p": p, "hit": inactive * n, "n": n}).groupby("p", sort=True).sum()
+    prec = df["hit"].cumsum() / df["n"].cumsum()
+    ok = prec[prec >= target]
+    return float(ok.index.max()) if len(ok) else 0.0
+
+
+def choose_alive_thresholds(
+    orders: ir.Table,
+    calibration_end: Any,
+    holdout_days: int,
+    *,
+    time_unit_days: float = 7.0,
+    churn_precision: float = 0.9,
+    dormant_precision: float = 0.7,
+) -> dict[str, Any]:
+    """P(alive) thresholds chosen inside the calibration period (see the module docstring).
+
+    Returns
+    -------
+    dict
+        ``churn_threshold``, ``dormant_threshold``, ``inner_end`` (ISO date), and the inner
+        fit's ``precision`` / ``recall`` at each threshold.
+    """
+    for name, v in (("churn_precision", churn_precision), ("dormant_precision", dormant_precision)):
+        if not 0.0 < v <= 1.0:
+            raise ValueError(f"{name} must be in (0, 1], got {v!r}")
+    cal = pd.Timestamp(as_day(calibration_end))
+    inner_end = (cal - pd.Timedelta(days=int(holdout_days))).date()
+    fit = fit_models(
+        orders, cal.date(), time_unit_days=time_unit_days, calibration_end=inner_end, spend=False
+    )
+    s = fit.stats
+    p = _p_alive(fit, s)
+    inactive = (s["frequency_holdout"].to_numpy() == 0).astype(float)
+    n = s["n"].to_numpy(dtype=float)
+    out: dict[str, Any] = {"inner_end": inner_end.isoformat()}
+    for state, target in (("churn", churn_precision), ("dormant", dormant_precision)):
+        t = _threshold_for_precision(p, inactive, n, target)
+        out[f"{state}_threshold"] = t
+        out[f"{state}_inner"] = _precision_recall(p <= t, inactive, n)
+    out["dormant_threshold"] = max(out["dormant_threshold"], out["churn_threshold"])
+    return out
+
+
+def _precision_recall(flag: np.ndarray, inactive: np.ndarray, n: np.ndarray) -> dict[str, float]:
+    flagged = float(np.dot(flag, n))
+    hit = float(np.dot(flag * inactive, n))
+    total = float(np.dot(inactive, n))
+    return {
+        "flagged": flagged,
+        "precision": hit / flagged if flagged else float("nan"),
+        "recall": hit / total if total else float("nan"),
+    }
+
+
+def holdout_check(fit: ModelFit, thresholds: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Predicted vs actual holdout purchases of a fit made with ``calibration_end``.
+
+    Returns
+    -------
+    dict
+        ``by_frequency`` (DataFrame: ``bucket, customers, predicted, actual``),
+        ``mae`` (per customer), ``predicted_total``, ``actual_total``, ``customers``,
+        ``duration`` (holdout length in time units) and, with ``thresholds``, the holdout
+        ``precision`` / ``recall`` of each P(alive) threshold for "no holdout purchase".
+    """
+    s = fit.stats
+    if "frequency_holdout" not in s:
+        raise ValueError("the fit has no holdout: call fit_models(..., calibration_end=...)")
+    obs = pd.Timestamp(as_day(fit.observation_end))
+    cal = pd.Timestamp(as_day(fit.extra["calibration_end"]))
+    duration = (obs - cal).days / fit.time_unit_days
+    pred = fit.bgnbd.conditional_expected_purchases(duration, s["frequency"], s["recency"], s["T"])
+    n = s["n"].to_numpy(dtype=float)
+    actual = s["frequency_holdout"].to_numpy(dtype=float)
+    bucket = np.minimum(s["frequency"].to_numpy(), 7)
+    df = pd.DataFrame({"b": bucket, "n": n, "pn": pred * n, "an": actual * n})
+    g = df.groupby("b", sort=True).sum()
+    table = pd.DataFrame(
+        {
+            "bucket": [str(int(b)) if b < 7 else "7+" for b in g.index],
+            "customers": g["n"].astype("int64").to_numpy(),
+            "predicted": (g["pn"] / g["n"]).to_numpy(),
+            "actual": (g["an"] / g["n"]).to_numpy(),
+        }
+    )
+    out: dict[str, Any] = {
+        "by_frequency": table,
+        "mae": float(np.dot(np.abs(pred - actual), n) / n.sum()),
+        "predicted_total": float(np.dot(pred, n)),
+        "actual_total": float(np.dot(actual, n)),
+        "customers": int(n.sum()),
+        "duration": duration,
+    }
+    if thresholds:
+        p = _p_alive(fit, s)
+        inactive = (actual == 0).astype(float)
+        for state in ("churn", "dormant"):
+            t = thresholds[f"{state}_threshold"]
+            out[f"{state}_holdout"] = _precision_recall(p <= t, inactive, n)
+    return out
+
+
+def fit_with_holdout(
+    orders: ir.Table, observation_end: Any, calibration_end: Any, *, time_unit_days: float = 7.0
+) -> ModelFit:
+    """:func:`fit_models` at ``calibration_end`` with the holdout to ``observation_end``."""
+    fit = fit_models(
+        orders, observation_end, time_unit_days=time_unit_days, calibration_end=calibration_end
+    )
+    fit.extra["calibration_end"] = as_day(calibration_end)
+    return fit
+
+
+def model_states(
+    fit: ModelFit,
+    churn_threshold: float,
+    dormant_threshold: float,
+    *,
+    super_active_window: float = 4.0,
+    super_active_min_purchases: float = 1.0,
+) -> pd.DataFrame:
+    """Customers per model state at the fit's observation end, and P(alive) per state.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per state of :data:`STATES`: ``state, customers, share, mean_p_alive``.
+    """
+    s = fit.stats.groupby(_BGNBD_KEYS, as_index=False)["n"].sum()
+    p = _p_alive(fit, s)
+    e = fit.bgnbd.conditional_expected_purchases(
+        super_active_window, s["frequency"], s["recency"], s["T"]
+    )
+    state = np.where(
+        p <= churn_threshold,
+        "churned",
+        np.where(
+            p <= dormant_threshold,
+            "dormant-risk",
+            np.where(e >= super_active_min_purchases, "super-active", "active"),
+        ),
+    )
+    df = pd.DataFrame({"state": state, "n": s["n"], "pn": p * s["n"]})
+    g = df.groupby("state").sum().reindex(list(STATES)).fillna(0.0)
+    total = g["n"].sum()
+    return pd.DataFrame(
+        {
+            "state": list(STATES),
+            "customers": g["n"].astype("int64").to_numpy(),
+            "share": (g["n"] / total).to_numpy() if total else np.nan,
+            "mean_p_alive": (g["pn"] / g["n"].where(g["n"] > 0)).to_numpy(),
+        }
+    )
+
+
+def clv_table(fit: ModelFit, horizon: float, bins: int = 20) -> pd.DataFrame:
+    """Expected revenue per customer over the next ``horizon`` time units, as a histogram.
+
+    Per customer: BG/NBD expected purchases times the Gamma-Gamma expected spend given
+    their repeat purchases (undiscounted), computed on the distinct ``(frequency, recency,
+    T, monetary_value)`` rows of the fit's summary. Returns ``clv_low, clv_high, customers``
+    (``bins`` equal-width bins) and the totals in ``attrs`` (``total``, ``mean``).
+    """
+    if fit.gamma_gamma is None:
+        raise ValueError("CLV needs the Gamma-Gamma fit (no repeat buyers with positive spend)")
+    if not horizon > 0:
+        raise ValueError(f"horizon must be > 0, got {horizon!r}")
+    s = _grouped(fit.extra["summary"], _BGNBD_KEYS + ["monetary_value"])
+    spend = fit.gamma_gamma.conditional_expected_average_profit(s["frequency"], s["monetary_value"])
+    e = fit.bgnbd.conditional_expected_purchases(horizon, s["frequency"], s["recency"], s["T"])
+    clv = e * spend
+    n = s["n"].to_numpy(dtype=float)
+    counts, edges = np.histogram(clv, bins=bins, weights=n)
+    out = pd.DataFrame({"clv_low": edges[:-1], "clv_high": edges[1:], "customers": counts})
+    out.attrs.update(total=float(np.dot(clv, n)), mean=float(np.dot(clv, n) / n.sum()))
+    return out

@@ -1,0 +1,233 @@
+"""Notebook glue for the segment report: metrics.json entries and the plain-language summary.
+
+Every number in a sentence is read from the tables passed in (nothing is recomputed), so
+the summary agrees with the charts. Sentences are safe Markdown built with
+:func:`crm_helpers.report.text.md` (segment names and dates are escaped).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crm_helpers.report.text import md
+from crm_helpers.segments.analysis import STATES
+
+__all__ = [
+    "cluster_metrics",
+    "migration_metrics",
+    "rfm_metrics",
+    "segment_findings",
+    "state_metrics",
+]
+
+
+def rfm_metrics(summary: pd.DataFrame) -> list[dict[str, Any]]:
+    """``metrics.rfm_segments``: ``[{segment, customers, revenue_share, avg_order_value}]``."""
+    cols = ["segment", "customers", "revenue_share", "avg_order_value"]
+    return [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        for row in summary[cols].to_dict("records")
+    ]
+
+
+def state_metrics(counts: pd.DataFrame) -> dict[str, int]:
+    """``metrics.states``: ``{state: users}`` in the order of :data:`STATES`."""
+    c = counts.set_index("state")[counts.columns[1]]
+    return {s: int(c.get(s, 0)) for s in STATES}
+
+
+def migration_metrics(matrix: pd.DataFrame, flows: pd.DataFrame, period_end: Any) -> dict[str, Any]:
+    """``metrics.migration``: the last month's matrix (counts and row shares) and churn flows."""
+    share = matrix.div(matrix.sum(axis=1).where(lambda s: s > 0), axis=0)
+    return {
+        "period_end": None if period_end is None else pd.Timestamp(period_end).date().isoformat(),
+        "from_states": list(matrix.index),
+        "to_states": list(matrix.columns),
+        "counts": matrix.to_numpy().tolist(),
+        "shares": share.to_numpy().tolist(),
+        "flows": [
+            {
+                "period_end": pd.Timestamp(r.period_end).date().isoformat(),
+                "into_churned": int(r.into_churned),
+                "into_dormant_risk": int(r.into_dormant_risk),
+            }
+            for r in flows.itertuples()
+        ],  # fmt: skip
+    }
+
+
+def cluster_metrics(result, planted_ari: float | None = None) -> dict[str, Any]:
+    """``metrics.clusters``: ``k``, ``sizes``, ``stability_ari`` (and the silhouette per k)."""
+    sizes = result.sizes()
+    return {
+        "k": result.k,
+        "sizes": [int(v) for v in sizes["users"]],
+        "stability_ari": result.stability_ari,
+        "silhouette": {str(k): v for k, v in result.silhouette.items()},
+    }
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.0%}"
+
+
+def segment_findings(
+    summary: pd.DataFrame,
+    states: pd.DataFrame,
+    as_of: Any,
+    *,
+    flows: pd.DataFrame | None = None,
+    holdout: dict[str, Any] | None = None,
+    tops: pd.DataFrame | None = None,
+    cluster_sizes: pd.DataFrame | None = None,
+) -> list[str]:
+    """The report's summary lines (safe Markdown), most important first."""
+    lines = []
+    n = int(summary["customers"].sum())
+    s = summary[summary["customers"] > 0].sort_values("revenue", ascending=False)
+    if n == 0:
+        return [md("No customer bought anything on or before {d}.", d=str(as_of))]
+    top = s.head(2)
+    share = (
+        float(top["revenue_share"].sum()) if top["revenue_share"].notna().all() else float("nan")
+    )
+    names = " and ".join(f"**{md('{x}', x=x)}**" for x in top["segment"])
+    lines.append(
+        md("{n:,} customers as of {d}: ", n=n, d=str(as_of))
+        + names
+        + md(
+            " ({c:,} customers, {p} of them) carry {r} of net revenue.",
+            c=int(top["customers"].sum()),
+            p=_pct(top["customers"].sum() / n),
+            r=_pct(share),
+        )  # fmt: skip
+    )
+    st = states.set_index("state")[states.columns[1]]
+    lines.append(
+        md(
+            "Health now: {sa:,} super-active, {a:,} active, {dr:,} dormant-risk, {c:,} churned.",
+            sa=int(st.get("super-active", 0)),
+            a=int(st.get("active", 0)),
+            dr=int(st.get("dormant-risk", 0)),
+            c=int(st.get("churned", 0)),
+        )  # fmt: skip
+    )
+    if flows is not None and len(flows):
+        last = flows.iloc[-1]
+        lines.append(
+            md(
+                "In the month to {d}, **{dr:,}** customers slipped into dormant-risk and {c:,} into churned.",
+                d=pd.Timestamp(last["period_end"]).date().isoformat(),
+                dr=int(last["into_dormant_risk"]),
+                c=int(last["into_churned"]),
+            )  # fmt: skip
+        )
+    if holdout is not None:
+        lines.append(
+            md(
+                "The purchase model (BG/NBD) predicted {p:,.0f} repeat purchases in the holdout "
+                "period against {a:,.0f} observed (mean absolute error {m:.2f} per customer).",
+                p=holdout["predicted_total"],
+                a=holdout["actual_total"],
+                m=holdout["mae"],
+            )  # fmt: skip
+        )
+    if tops is not None and cluster_sizes is not None and len(tops):
+        parts = []
+        shares = cluster_sizes.set_index("cluster")["share"]
+        for c, g in tops.groupby("cluster", sort=True):
+            desc = ", ".join(
+                md("{dir} {f}", dir="high" if d > 0 else "low", f=f)
+                for f, d in zip(g["feature"], g["effect_size"], strict=True)
+            )
+            parts.append(md("cluster {c} ({s}): ", c=int(c), s=_pct(float(shares[c]))) + desc)
+        lines.append(md("Behavioural clusters: ") + "; ".join(parts) + ".")
+    return lines
+
+
+def clusters_param(value: Any) -> int | str:
+    """The ``clusters`` parameter: ``"auto"`` or a whole number >= 2 (``5`` or ``"5"``)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        k = int(str(value).strip())
+    except ValueError:
+        k = 0
+    if k < 2 or str(k) != str(value).strip():
+        raise ValueError(f"clusters must be 'auto' or a whole number >= 2, got {value!r}")
+    return k
+
+
+def top_revenue_segment(summary: pd.DataFrame) -> str:
+    """The segment with the largest net revenue (the default segment to profile)."""
+    s = summary[summary["customers"] > 0]
+    if s.empty:
+        raise ValueError("no customers: there is no segment to profile")
+    return str(s.sort_values("revenue", ascending=False)["segment"].iloc[0])
+
+
+def file_slug(name: str) -> str:
+    """A file-name-safe form of a segment name (``"Can't lose"`` -> ``"can_t_lose"``)."""
+    return "".join(ch if ch.isalnum() else "_" for ch in str(name).lower()).strip("_") or "segment"
+
+
+def holdout_metrics(
+    check: dict[str, Any], cal_fit, thresholds: dict[str, Any], calibration_end: Any
+) -> dict[str, Any]:
+    """``metrics.holdout``: predicted vs actual by frequency bucket, MAE, thresholds."""
+    return {
+        "calibration_end": str(calibration_end),
+        "duration": check["duration"],
+        "customers": check["customers"],
+        "by_frequency": check["by_frequency"].to_dict("records"),
+        "predicted_total": check["predicted_total"],
+        "actual_total": check["actual_total"],
+        "mae": check["mae"],
+        "calibration_fit": cal_fit.params(),
+        "churn_threshold": thresholds["churn_threshold"],
+        "dormant_threshold": thresholds["dormant_threshold"],
+        "threshold_inner_end": thresholds["inner_end"],
+        "churn_holdout": check.get("churn_holdout"),
+        "dormant_holdout": check.get("dormant_holdout"),
+    }
+
+
+def threshold_table(thresholds: dict[str, Any], check: dict[str, Any]) -> pd.DataFrame:
+    """P(alive) thresholds with their precision/recall when chosen and on the holdout."""
+    rows = []
+    for state in ("churn", "dormant"):
+        inner, hold = thresholds[f"{state}_inner"], check.get(f"{state}_holdout") or {}
+        rows.append({
+            "state": "churned" if state == "churn" else "dormant-risk",
+            "p_alive_at_most": thresholds[f"{state}_threshold"],
+            "precision_when_chosen": inner["precision"], "recall_when_chosen": inner["recall"],
+            "precision_holdout": hold.get("precision"), "recall_holdout": hold.get("recall"),
+            "customers_flagged_holdout": hold.get("flagged"),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def retention_by_group(by_group: pd.DataFrame, max_period: int = 6) -> pd.DataFrame:
+    """Pooled retention per group: retained / cohort size over the cohorts old enough.
+
+    For period k, a cohort counts if its month + k is not after the last month in the data
+    (the largest cohort month + period of the frame). Returns one row per group, columns
+    ``0 .. max_period`` (shares; NaN where no cohort is old enough).
+    """
+    if by_group.empty:
+        return pd.DataFrame()
+    month = by_group["cohort"].dt.year * 12 + by_group["cohort"].dt.month - 1
+    last = int((month + by_group["period"]).max())
+    base = by_group[by_group["period"] == 0].assign(m=month[by_group["period"] == 0])
+    rows = {}
+    for g, part in by_group.groupby("group", sort=True):
+        sizes = base[base["group"] == g]
+        for k in range(max_period + 1):
+            eligible = sizes[sizes["m"] + k <= last]
+            denom = eligible["cohort_size"].sum()
+            num = part.loc[part["period"] == k, "retained"].sum()
+            rows.setdefault(g, {})[k] = num / denom if denom else np.nan
+    return pd.DataFrame.from_dict(rows, orient="index")

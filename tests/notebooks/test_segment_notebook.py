@@ -1,0 +1,161 @@
+"""The segment profiling notebook as a report: the small synthetic world and orders only.
+
+One papermill run per data set through the project's runner; ``metrics.json`` must equal
+the helpers and the plain-pandas reference (RFM segments, states), carry every interface key
+(``rfm_segments``, ``states``, ``migration``, ``bgnbd``, ``gamma_gamma``, ``holdout``,
+``clusters``), and the orders-only run must build with clusters stepping aside.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm_helpers import config
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+
+NOTEBOOK = config.NOTEBOOKS_DIR / "segment_profiling.ipynb"
+KEYS = ("rfm_segments", "states", "migration", "bgnbd", "gamma_gamma", "holdout", "clusters")
+
+
+def _run(data_dir, out, **parameters):
+    from crm_helpers.report.run import run_notebook
+
+    res = run_notebook(
+        "segment_profiling",
+        data_dir=data_dir,
+        out_dir=out,
+        parameters=parameters,
+        update_index=False,
+    )
+    assert res.ok, res.error
+    return res, json.loads(Path(res.metrics).read_text())
+
+
+@pytest.fixture(scope="module")
+def report(small_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("segment_reports")
+    return _run(small_world, out, export_dir=str(out / "exports"))
+
+
+@pytest.fixture(scope="module")
+def orders_only(small_world, tmp_path_factory):
+    d = tmp_path_factory.mktemp("orders_only")
+    o = pd.read_parquet(
+        small_world / "orders.parquet", columns=["order_id", "user_id", "ts", "revenue"]
+    )
+    o["user_id"] = "u" + o["user_id"].astype(str)  # string ids
+    o.to_parquet(d / "orders.parquet", index=False)
+    return d, _run(d, tmp_path_factory.mktemp("segment_orders_only"))
+
+
+def test_parameters_cell_and_named_runs_are_valid():
+    from crm_helpers.report.run import parameters_cell, read_params_file
+
+    p = parameters_cell(nbformat.read(str(NOTEBOOK), as_version=4))[1]
+    assert p["as_of_date"] == "" and p["calibration_end"] == "" and p["clusters"] == "auto"
+    runs = sorted(config.PARAMS_DIR.glob("segment_profiling--*.yaml"))
+    assert runs, "no named runs"
+    for path in runs:
+        pf = read_params_file(path)
+        assert pf.notebook == "segment_profiling" and set(pf.parameters) <= set(p)
+
+
+def test_metrics_equal_the_reference(report, small_world):
+    from crm_helpers.segments.reference import reference_rfm, reference_rule_states
+
+    _, m = report
+    mm = m["metrics"]
+    assert all(k in mm for k in KEYS), sorted(mm)
+    as_of = m["provenance"]["parameters"]["as_of_date"]
+    o = pd.read_parquet(
+        small_world / "orders.parquet", columns=["order_id", "user_id", "ts", "revenue"]
+    )
+    assert as_of == pd.Timestamp(o["ts"].max()).date().isoformat()  # derived: last order
+    assert m["provenance"]["derived"]["as_of_date"] == "the last order's date"
+    ref = reference_rfm(o, as_of)
+    got = pd.DataFrame(mm["rfm_segments"]).set_index("segment")
+    counts = ref["segment"].value_counts()
+    for seg, row in got.iterrows():
+        assert row["customers"] == counts.get(seg, 0)
+        part = ref[ref["segment"] == seg]
+        if len(part):
+            assert row["revenue_share"] == pytest.approx(
+                part["monetary"].sum() / ref["monetary"].sum(), abs=1e-9
+            )
+            assert row["avg_order_value"] == pytest.approx(
+                part["monetary"].sum() / part["frequency"].sum(), abs=1e-9
+            )
+    ev = pd.read_parquet(small_world / "events.parquet", columns=["user_id", "ts"])
+    st = reference_rule_states(o, as_of, events=ev, dormant_after_days=30, churned_after_days=90,
+                               active_window_days=30, super_active_min_days=4)  # fmt: skip
+    assert (
+        mm["states"]
+        == st["state"].value_counts().reindex(list(mm["states"])).fillna(0).astype(int).to_dict()
+    )
+
+
+def test_model_holdout_migration_clusters(report):
+    _, m = report
+    mm = m["metrics"]
+    assert set(mm["bgnbd"]) == {"r", "alpha", "a", "b"} and all(v > 0 for v in mm["bgnbd"].values())
+    assert set(mm["gamma_gamma"]) == {"p", "q", "v"}
+    h = mm["holdout"]
+    assert h["calibration_end"] < m["provenance"]["parameters"]["as_of_date"]
+    assert sum(b["customers"] for b in h["by_frequency"]) == h["customers"]
+    assert h["mae"] >= 0 and h["predicted_total"] > 0
+    mig = mm["migration"]
+    counts = np.array(mig["counts"])
+    assert counts.shape == (len(mig["from_states"]), len(mig["to_states"]))
+    # users at the last month end = the states recorded at as_of
+    assert dict(zip(mig["to_states"], counts.sum(axis=0).tolist(), strict=True)) == mm["states"]
+    c = mm["clusters"]
+    assert sum(c["sizes"]) > 0 and len(c["sizes"]) == c["k"] and -1 <= c["stability_ari"] <= 1
+
+
+def test_summary_first_and_export(report):
+    res, m = report
+    assert m["summary"] and "customers as of" in m["summary"][0]
+    html = Path(res.html).read_text()
+    assert html.index("Summary") < html.index("plotly-graph-div")
+    assert res.n_figures >= 8
+    path = Path(m["metrics"]["export"])
+    seg = m["provenance"]["parameters"]["profile_segment"]
+    exported = pd.read_parquet(path)
+    assert set(exported["segment"]) == {seg}
+    n = {r["segment"]: r["customers"] for r in m["metrics"]["rfm_segments"]}[seg]
+    assert len(exported) == n
+
+
+def test_orders_only_builds_and_steps_aside(orders_only):
+    _, (res, m) = orders_only
+    mm = m["metrics"]
+    assert mm["clusters"] is None
+    assert all(k in mm for k in KEYS)
+    html = Path(res.html).read_text()
+    assert "Skipped: this section needs an events table" in html
+    assert sum(r["customers"] for r in mm["rfm_segments"]) > 0
+
+
+def test_cdnow_through_the_notebook_reproduces_the_published_fits(tmp_path_factory):
+    """The notebook itself on the CDNOW sample (orders only), as of the calibration end."""
+    from tests.segments.conftest import cdnow_orders
+
+    d = tmp_path_factory.mktemp("cdnow_nb")
+    cdnow_orders().to_parquet(d / "orders.parquet", index=False)
+    _, m = _run(
+        d, tmp_path_factory.mktemp("cdnow_report"), as_of_date="1997-09-30", time_unit_days=7.0
+    )
+    b, g = m["metrics"]["bgnbd"], m["metrics"]["gamma_gamma"]
+    published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    assert all(abs(b[k] - v) <= 0.0005 + 1e-9 for k, v in published.items()), b
+    assert all(
+        abs(g[k] - v) <= 0.005 + 1e-9 for k, v in {"p": 6.25, "q": 3.74, "v": 15.44}.items()
+    ), g
+    assert m["metrics"]["clusters"] is None

@@ -1,0 +1,65 @@
+"""Recovery of the synthetic world's planted truths (read from ground_truth.json, never typed in).
+
+Measured on the 5,000-user small world (seed 7) when written: the rule state ``churned`` is
+95% precise for planted churners, ``churned`` or ``dormant-risk`` recalls 94% of them; the
+behavioural clusters reach an adjusted Rand index of ~0.22 against the six planted types
+(which overlap by design: casual, at-risk and churned users behave alike for months).
+The asserted floors leave room for the generator getting more realistic.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from crm_helpers import load
+from crm_helpers.segments import clusters as cl
+from crm_helpers.segments import core
+from crm_helpers.segments import states as st
+
+
+@pytest.fixture(scope="module")
+def world(small_world):
+    truth = json.loads((small_world / "ground_truth.json").read_text())
+    users = pd.read_parquet(small_world / truth["truth_files"]["users"])
+    data = load(small_world)
+    return data, truth, users, core.last_order_date(data.orders)
+
+
+def test_planted_churners_land_in_churned_or_dormant(world):
+    data, truth, users, as_of = world
+    churn_type = "churned"
+    assert churn_type in truth["customer_types"]["names"]
+    act = st.activity_days(data.orders, data.events)
+    s = st.rule_states(act, as_of).to_pandas().merge(users, on="user_id")
+    planted = s["customer_type"] == churn_type
+    churned = s["state"] == "churned"
+    slipping = s["state"].isin(["churned", "dormant-risk"])
+    precision = (churned & planted).sum() / churned.sum()
+    recall = (slipping & planted).sum() / planted.sum()
+    print(f"churned precision {precision:.3f}, churned+dormant recall {recall:.3f}")
+    assert precision >= 0.85
+    assert recall >= 0.85
+
+
+def test_clusters_recover_planted_types(world):
+    data, _, users, as_of = world
+    f = cl.feature_table(
+        as_of=as_of, events=data.events, orders=data.orders, messages=data.messages
+    )
+    res = cl.fit_clusters(f, "auto")
+    j = res.labels.merge(users[["user_id", "customer_type"]], on="user_id")
+    ari = adjusted_rand_score(j["customer_type"], j["cluster"])
+    print(f"k={res.k} ARI vs planted types {ari:.3f}, stability ARI {res.stability_ari:.3f}")
+    assert ari >= 0.15
+    # loyalists are the clearest type: most of them share one cluster
+    loyal = j[j["customer_type"] == "loyalists"]["cluster"].value_counts(normalize=True)
+    assert loyal.iloc[0] >= 0.6
+    assert res.sizes()["users"].sum() == len(f)
+    prof = cl.cluster_profiles(f, res)
+    assert set(prof["cluster"]) == set(range(res.k))
+    top = cl.top_features(prof, 3)
+    assert (top.groupby("cluster").size() == 3).all()
