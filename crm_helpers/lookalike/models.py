@@ -24,6 +24,7 @@ tqdm progress bar); :func:`top_n` selects the best rows without a full sort.
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "MODELS",
@@ -51,28 +52,36 @@ def _check(X, seed_mask=None) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 class _Standardiser:
-    """log1p on count-like columns, then (x - mean) / scale; scale 1 for constant columns."""
+    """log1p on count-like columns, then (x - mean) / scale; scale 1 for constant columns.
+
+    Works in float32 (the feature matrix's type); statistics are accumulated in float64.
+    """
 
     def fit(self, X: np.ndarray, log_columns: np.ndarray | None = None):
-        Xf = np.nan_to_num(X.astype(np.float64))
-        if log_columns is None:
-            log_columns = (Xf.min(axis=0) >= 0) & (Xf.max(axis=0) > 1)
-        self.log_ = np.asarray(log_columns, dtype=bool)
-        Z = self._log(Xf)
-        self.mean_ = Z.mean(axis=0)
-        sd = Z.std(axis=0)
-        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+        Z = self._log(X, log_columns)
+        self.mean_ = Z.mean(axis=0, dtype=np.float64)
+        sd = Z.std(axis=0, dtype=np.float64)
+        self.scale_ = np.where(sd > 1e-6, sd, 1.0)
         return self
 
-    def _log(self, X: np.ndarray) -> np.ndarray:
-        X = np.nan_to_num(np.asarray(X, dtype=np.float64))
+    def _log(self, X: np.ndarray, log_columns: np.ndarray | None = None) -> np.ndarray:
+        X = np.array(X, dtype=np.float32, copy=True)
+        if np.isnan(X).any():
+            np.nan_to_num(X, copy=False)
+        if log_columns is None and not hasattr(self, "log_"):
+            log_columns = (X.min(axis=0) >= 0) & (X.max(axis=0) > 1) if len(X) else None
+            self.log_ = np.zeros(X.shape[1], dtype=bool) if log_columns is None else log_columns
+        elif log_columns is not None:
+            self.log_ = np.asarray(log_columns, dtype=bool)
         if self.log_.any():
-            X = X.copy()
             X[:, self.log_] = np.log1p(np.clip(X[:, self.log_], 0, None))
         return X
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return (self._log(X) - self.mean_) / self.scale_
+        Z = self._log(X)
+        Z -= self.mean_.astype(np.float32)
+        Z /= self.scale_.astype(np.float32)
+        return Z
 
 
 def _sample_rows(mask: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -143,7 +152,8 @@ class PUClassifier:
             self.intercept_ = float(np.log(1e6))
             return self
         clf = LogisticRegression(C=self.C, max_iter=500)
-        clf.fit(std.transform(X[rows]), y)
+        with threadpool_limits(1):  # small problem: BLAS threads only contend (7x slower)
+            clf.fit(std.transform(X[rows]), y)
         self.coef_ = clf.coef_.ravel().astype(np.float64)
         train_share = len(pos) / len(rows)
         shift = _logit(self.prior_) - _logit(train_share)
@@ -158,7 +168,11 @@ class PUClassifier:
     def score_samples(self, X) -> np.ndarray:
         """Population logit of being a seed, shape (n_rows,), float32."""
         X, _ = _check(X)
-        return (self._std().transform(X) @ self.coef_ + self.intercept_).astype(np.float32)
+        lin = self.linear_parts()
+        Z = self._std()._log(X)  # float32 copy of the chunk
+        return (Z @ lin["weights"].astype(np.float32) + np.float32(lin["intercept"])).astype(
+            np.float32
+        )
 
     def predict_proba(self, X) -> np.ndarray:
         """Estimated P(seed | x) in the population, shape (n_rows,)."""
@@ -228,8 +242,9 @@ class CentroidSimilarity:
         else:
             from sklearn.cluster import KMeans
 
-            C = KMeans(n_clusters=k, n_init=4, random_state=self.random_state).fit(Z)
-            C = C.cluster_centers_
+            with threadpool_limits(1):
+                km = KMeans(n_clusters=k, n_init=4, random_state=self.random_state).fit(Z)
+            C = km.cluster_centers_
         norm = np.linalg.norm(C, axis=1, keepdims=True)
         self.centroids_ = C / np.where(norm > 0, norm, 1.0)
         return self
