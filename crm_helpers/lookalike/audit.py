@@ -106,7 +106,7 @@ def audit_ranking(
 
     lift = {}
     for label, q in LIFT_POINTS.items():
-        k = max(1, math.ceil(q * m)) if m else 0
+        k = max(1, math.ceil(round(q * m, 9))) if m else 0
         lift[label] = recall(k) / (k / m) if (m and h) else math.nan
     if h == 0 or h == m:
         auc = math.nan
@@ -139,7 +139,8 @@ def gain_table(
     rows = np.flatnonzero(candidates)
     m, h = len(rows), int(held_out[rows].sum())
     captured = np.cumsum(held_out[_order(np.asarray(scores, dtype=np.float64), rows)])
-    ks = np.unique(np.ceil(np.linspace(1 / points, 1, points) * m).astype(int).clip(1, max(m, 1)))
+    i = np.arange(1, points + 1)
+    ks = np.unique(((i * m + points - 1) // points).clip(1, max(m, 1)))  # ceil(i m / points)
     cap = captured[ks - 1] if m else np.zeros(0)
     recall = cap / h if h else np.full(len(ks), np.nan)
     return pd.DataFrame(

@@ -260,7 +260,12 @@ class CentroidSimilarity:
 
 
 class RandomScorer:
-    """Uniform random scores in [0, 1): the baseline (same seed -> same scores for same X)."""
+    """Uniform random scores in [0, 1): the baseline.
+
+    The random stream starts at :meth:`fit` (``random_state``) and goes on across calls, so
+    scoring in chunks draws fresh scores for every chunk (same fit + same calls -> same
+    scores).
+    """
 
     def __init__(self, random_state: int = 0) -> None:
         self.random_state = random_state
@@ -268,11 +273,12 @@ class RandomScorer:
     def fit(self, X, seed_mask, feature_names=None) -> RandomScorer:
         _check(X, seed_mask)
         self.n_features_in_ = np.asarray(X).shape[1]
+        self.rng_ = np.random.default_rng(self.random_state)
         return self
 
     def score_samples(self, X) -> np.ndarray:
         X, _ = _check(X)
-        return np.random.default_rng(self.random_state).random(len(X), dtype=np.float32)
+        return self.rng_.random(len(X), dtype=np.float32)
 
 
 #: Model names accepted by :func:`make_model` (the notebook's ``model`` parameter).
