@@ -187,6 +187,8 @@ def match_seeds(seeds: pd.Series, population_ids: pd.Series) -> SeedSet:
         key_s, key_p = seeds, pop
     else:
         key_s, key_p = _comparable(seeds, pop), _comparable(pop, pop)
+    first = ~key_s.duplicated().to_numpy()  # "20" and "20.0" are one id
+    seeds, key_s = seeds[first].reset_index(drop=True), key_s[first].reset_index(drop=True)
     pos = pd.Index(key_p).get_indexer(pd.Index(key_s))
     return SeedSet(
         given=len(seeds), index=np.sort(pos[pos >= 0]), missing=seeds[pos < 0].to_numpy()
