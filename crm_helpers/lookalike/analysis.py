@@ -186,7 +186,9 @@ def expand(
         )
     notes = []
     if len(seeds.missing):
-        notes.append(f"{len(seeds.missing):,} of {seeds.given:,} seed ids are not in the population")
+        notes.append(
+            f"{len(seeds.missing):,} of {seeds.given:,} seed ids are not in the population"
+        )
     n_users = len(ids)
     seed_mask = np.zeros(n_users, dtype=bool)
     seed_mask[seeds.index] = True

@@ -263,7 +263,9 @@ def feature_table(data, spec: FeatureSpec) -> ibis.Table:
         oa = o.group_by("user_id").aggregate(
             _orders=o.count(), _revenue=o.revenue.sum(), _last_order=o.ts.max()
         )
-        out = out.left_join(oa, "user_id").select(out, oa["_orders"], oa["_revenue"], oa["_last_order"])
+        out = out.left_join(oa, "user_id").select(
+            out, oa["_orders"], oa["_revenue"], oa["_last_order"]
+        )
     if spec.messages:
         m = _window(data.messages.rename(ts="sent_at"), "ts", spec)
         maggs = {"_sent": m.count()}

@@ -60,9 +60,12 @@ def top_differences(
     idx = p[f"{group}_index"]
     ok &= idx.notna() & (idx > 0)
     p = p[ok].assign(distance=np.abs(np.log(idx[ok] / 100)))
-    return p.sort_values(["distance", "feature"], ascending=[False, True]).head(n).drop(
-        columns="distance"
-    ).reset_index(drop=True)
+    return (
+        p.sort_values(["distance", "feature"], ascending=[False, True])
+        .head(n)
+        .drop(columns="distance")
+        .reset_index(drop=True)
+    )
 
 
 def driver_table(model, names: list[str]) -> pd.DataFrame:
@@ -83,9 +86,7 @@ def driver_table(model, names: list[str]) -> pd.DataFrame:
     return df.iloc[order].reset_index(drop=True)
 
 
-def score_distribution(
-    scores: np.ndarray, in_audience: np.ndarray, bins: int = 40
-) -> pd.DataFrame:
+def score_distribution(scores: np.ndarray, in_audience: np.ndarray, bins: int = 40) -> pd.DataFrame:
     """Histogram of ``scores`` (equal-width bins over their range).
 
     Returns
@@ -100,4 +101,6 @@ def score_distribution(
     edges = np.linspace(lo, hi, bins + 1)
     pop, _ = np.histogram(s, edges)
     aud, _ = np.histogram(s[np.asarray(in_audience, dtype=bool)], edges)
-    return pd.DataFrame({"left": edges[:-1], "right": edges[1:], "population": pop, "audience": aud})
+    return pd.DataFrame(
+        {"left": edges[:-1], "right": edges[1:], "population": pop, "audience": aud}
+    )

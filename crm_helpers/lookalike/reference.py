@@ -58,7 +58,9 @@ def reference_features(tables: dict[str, pd.DataFrame], spec: FeatureSpec) -> pd
                 r[f"{col}:{v}"] = float((g[col] == v).sum() / known) if known else 0.0
         hours = pd.to_datetime(g["ts"]).dt.hour
         for name, (lo, hi) in HOUR_BINS.items():
-            r[f"hour:{name}"] = float(((hours >= lo) & (hours < hi)).sum() / len(g)) if len(g) else 0.0
+            r[f"hour:{name}"] = (
+                float(((hours >= lo) & (hours < hi)).sum() / len(g)) if len(g) else 0.0
+            )
         if spec.orders:
             og = o_by.get(u)
             n = 0 if og is None else len(og)
@@ -80,6 +82,8 @@ def reference_features(tables: dict[str, pd.DataFrame], spec: FeatureSpec) -> pd
         for col, values in spec.attributes.items():
             val = users.loc[u, col] if u in users.index else None
             for v in values:
-                r[f"attr:{col}={v}"] = 1.0 if (val is not None and not pd.isna(val) and str(val) == v) else 0.0
+                r[f"attr:{col}={v}"] = (
+                    1.0 if (val is not None and not pd.isna(val) and str(val) == v) else 0.0
+                )
         rows.append(r)
     return pd.DataFrame(rows, columns=["user_id", *spec.names])

@@ -49,8 +49,10 @@ class SeedRule:
 def parse_seed(text: str) -> SeedRule:
     """Parse a seed rule (see the module docstring); a clear ``ValueError`` otherwise."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("the seed is empty: give a rule such as 'purchase >= 3 in 90 days', "
-                         "'users.<column>' or a .parquet/.csv file of user ids")
+        raise ValueError(
+            "the seed is empty: give a rule such as 'purchase >= 3 in 90 days', "
+            "'users.<column>' or a .parquet/.csv file of user ids"
+        )
     s = text.strip()
     if s.lower().endswith((".parquet", ".csv")):
         return SeedRule("file", s, path=s)

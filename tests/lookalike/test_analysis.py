@@ -31,7 +31,9 @@ def _features(n=400, seed=0):
 
 
 def test_resolve_size():
-    assert resolve_size(0.1, 95) == 10 and resolve_size(50, 95) == 50 and resolve_size(500, 95) == 95
+    assert (
+        resolve_size(0.1, 95) == 10 and resolve_size(50, 95) == 50 and resolve_size(500, 95) == 95
+    )
     for bad in (0, -1, 2.5, float("nan")):
         with pytest.raises(ValueError, match="expansion size"):
             resolve_size(bad, 10)

@@ -70,7 +70,9 @@ def test_linear_parts_reproduce_the_score():
     assert lin["log"][2] and not lin["log"][0]
     Z = X.astype(np.float64).copy()
     Z[:, lin["log"]] = np.log1p(Z[:, lin["log"]])
-    np.testing.assert_allclose(pu.score_samples(X), Z @ lin["weights"] + lin["intercept"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        pu.score_samples(X), Z @ lin["weights"] + lin["intercept"], rtol=1e-4, atol=1e-4
+    )
 
 
 def test_one_seed_nan_columns_and_chunks():
