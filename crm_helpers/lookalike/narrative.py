@@ -88,24 +88,32 @@ def _times(index: float) -> str:
     return f"{index / 100:.1f}×"
 
 
-def _traits(top: pd.DataFrame, col: str, k: int = 3) -> Safe:
+def _traits(profile: pd.DataFrame, group: str) -> Safe:
+    """Top 3 behaviour differences and top 2 over-represented attributes of ``group``."""
+    from crm_helpers.lookalike.profile import top_differences
+
+    col = f"{group}_index"
+    is_attr = profile["feature"].str.startswith("attr:")
+    behaviour = top_differences(profile[~is_attr], n=3, group=group)
+    attrs = top_differences(profile[is_attr & (profile[col] > 100)], n=2, group=group)
     parts = [
         md("{f} {x} the population", f=feature_label(r.feature), x=_times(getattr(r, col)))
-        for r in top.head(k).itertuples()
-        if getattr(r, col) == getattr(r, col)
+        for r in pd.concat([attrs, behaviour]).itertuples()
     ]
     return Safe("; ".join(parts)) if parts else Safe("no clear difference")
 
 
-def summary_lines(run, seed_top: pd.DataFrame, look_top: pd.DataFrame) -> list[Safe]:
+def summary_lines(run, profile: pd.DataFrame) -> list[Safe]:
     """The summary (safe Markdown lines): quality first, then who seeds and lookalikes are.
+
+    "Y× random" is the held-out recall over the recall a random pick of the same size
+    expects (its share of the candidates); the random baseline's measured recall is shown.
 
     Parameters
     ----------
     run : LookalikeRun
-    seed_top, look_top : pandas.DataFrame
-        :func:`~crm_helpers.lookalike.profile.top_differences` for the seeds and the
-        lookalikes.
+    profile : pandas.DataFrame
+        :func:`~crm_helpers.lookalike.profile.profile_table` with seeds and lookalikes.
     """
     ex = run.expansion
     rec = ex.recall_at_n()
@@ -121,11 +129,13 @@ def summary_lines(run, seed_top: pd.DataFrame, look_top: pd.DataFrame) -> list[S
             )
         )
     else:
-        ratio = rec["default"] / rec["random"] if rec["random"] else math.inf
+        a = ex.audits["default"]
+        ratio = rec["default"] / (a.n / a.n_candidates) if a.n else math.inf
         lines.append(
             md(
                 "The top **{n:,}** users capture **{r:.0%}** of the held-out seeds, "
-                "**{x}** random ({rr:.0%}); the centroid baseline captures {c:.0%}.",
+                "**{x}** random (a random pick of that size caught {rr:.0%}); the centroid baseline "
+                "captures {c:.0%}.",
                 n=n,
                 r=rec["default"],
                 rr=rec["random"],
@@ -148,7 +158,7 @@ def summary_lines(run, seed_top: pd.DataFrame, look_top: pd.DataFrame) -> list[S
             model=ex.model_name,
         )
     )
-    lines.append(md("Who the seeds are: {t}.", t=_traits(seed_top, "seeds_index")))
-    lines.append(md("Who the lookalikes are: {t}.", t=_traits(look_top, "lookalikes_index")))
+    lines.append(md("Who the seeds are: {t}.", t=_traits(profile, "seeds")))
+    lines.append(md("Who the lookalikes are: {t}.", t=_traits(profile, "lookalikes")))
     lines += [md("Note: {n}.", n=note) for note in ex.notes]
     return lines

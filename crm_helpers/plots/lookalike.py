@@ -129,8 +129,12 @@ def plot_score_histogram(dist: pd.DataFrame, title: str | None = None) -> go.Fig
 
 
 def plot_profile(profile: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """Index vs the population (100 = like everyone) of seeds and lookalikes per feature."""
+    """Index vs the population (100 = like everyone) of seeds and lookalikes per feature.
+
+    Rows are labelled by ``label`` when the frame has it, else by ``feature``.
+    """
     p = profile.iloc[::-1]
+    names = p["label"] if "label" in p.columns else p["feature"]
     fig = _figure(
         title or "Seeds and lookalikes against the population",
         xaxis_title="index vs population (100 = same)",
@@ -144,7 +148,7 @@ def plot_profile(profile: pd.DataFrame, title: str | None = None) -> go.Figure:
         if col in p.columns:
             fig.add_trace(
                 go.Bar(
-                    y=p["feature"],
+                    y=names,
                     x=p[col],
                     orientation="h",
                     name=name,
