@@ -145,13 +145,16 @@ def expand(
     random_state: int = 0,
     chunk_rows: int = 1_000_000,
     progress: bool = False,
+    matrix: np.ndarray | None = None,
+    feature_names: list[str] | None = None,
 ) -> Expansion:
     """Audit and build a lookalike audience (see the module docstring).
 
     Parameters
     ----------
     features : pandas.DataFrame, shape (n_users, 1 + n_features)
-        ``user_id`` and float feature columns, one row per population user.
+        ``user_id`` and float feature columns, one row per population user. With
+        ``matrix``: the user ids alone (Series or array, in the matrix's row order).
     seed_ids : pandas.Series
         Seed user ids (any may be missing from the population).
     size : float
@@ -163,21 +166,33 @@ def expand(
     exclude_seeds : bool
     n_centroids : int
         ``k`` of the ``centroids`` model and baseline.
+    matrix : ndarray, shape (n_users, n_features), optional
+        The features as one (float32) matrix, used as it is (no copy): for large
+        populations, so that memory holds the matrix once.
+    feature_names : list of str, optional
+        Names of ``matrix``'s columns.
 
     Returns
     -------
     Expansion
     """
     make_model(model)  # validates the name before any work
-    if "user_id" not in features.columns:
-        raise ValueError("features need a 'user_id' column")
-    if not len(features):
+    if matrix is not None:
+        ids = pd.Series(np.asarray(features), name="user_id")
+        X = np.asarray(matrix)
+        if X.ndim != 2 or len(X) != len(ids):
+            raise ValueError(f"matrix of shape {X.shape} does not match {len(ids)} user ids")
+        names = list(feature_names or [f"f{i}" for i in range(X.shape[1])])
+    else:
+        if "user_id" not in features.columns:
+            raise ValueError("features need a 'user_id' column")
+        ids = features["user_id"].reset_index(drop=True)
+        names = [c for c in features.columns if c != "user_id"]
+        X = features[names].to_numpy(dtype=np.float32, na_value=0.0)
+    if not len(ids):
         raise ValueError("the population is empty: no user to rank")
-    ids = features["user_id"].reset_index(drop=True)
     if ids.duplicated().any():
         raise ValueError("features have duplicate user_id rows: one row per user expected")
-    names = [c for c in features.columns if c != "user_id"]
-    X = features[names].to_numpy(dtype=np.float32, na_value=0.0)
     seeds = match_seeds(seed_ids, ids)
     if seeds.found == 0:
         raise ValueError(

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 __all__ = [
     "RankAudit",
@@ -58,8 +57,22 @@ def split_seeds(
 
 
 def _order(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Candidate rows best first (score desc, row asc)."""
-    return rows[np.lexsort((rows, -scores[rows]))]
+    """Candidate rows best first (score desc, row asc: ``rows`` are ascending, sort stable)."""
+    return rows[np.argsort(-scores[rows], kind="stable")]
+
+
+def _auc_sorted(sorted_scores: np.ndarray, positive: np.ndarray) -> float:
+    """Mann-Whitney AUC from scores sorted descending (ties count one half)."""
+    h = int(positive.sum())
+    m = len(positive)
+    if h == 0 or h == m:
+        return math.nan
+    new = np.r_[True, sorted_scores[1:] != sorted_scores[:-1]]
+    group = np.cumsum(new) - 1
+    pos = np.bincount(group, weights=positive)
+    neg = np.bincount(group, weights=~positive)
+    neg_below = (m - h) - np.cumsum(neg)  # negatives in strictly lower-scored groups
+    return float((pos * (neg_below + 0.5 * neg)).sum() / (h * (m - h)))
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,8 @@ def audit_ranking(
     h = int(held_out[rows].sum())
     if h != int(held_out.sum()):
         raise ValueError("every held-out seed must be a candidate")
-    ordered_pos = held_out[_order(scores, rows)]
+    ordered = _order(scores, rows)
+    ordered_pos = held_out[ordered]
     captured = np.cumsum(ordered_pos)
     m = len(rows)
 
@@ -108,11 +122,7 @@ def audit_ranking(
     for label, q in LIFT_POINTS.items():
         k = max(1, math.ceil(round(q * m, 9))) if m else 0
         lift[label] = recall(k) / (k / m) if (m and h) else math.nan
-    if h == 0 or h == m:
-        auc = math.nan
-    else:
-        r = rankdata(scores[rows])
-        auc = float((r[held_out[rows]].sum() - h * (h + 1) / 2) / (h * (m - h)))
+    auc = _auc_sorted(scores[ordered], ordered_pos)
     return RankAudit(
         n_candidates=m,
         n_held_out=h,

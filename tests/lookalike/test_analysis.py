@@ -125,3 +125,16 @@ def test_planted_seed_type_ranked_at_the_top(small_world):
         share[name] = (kind.loc[e.audience.user_id] == truth["type"]).mean()
     assert share["pu"] > 4 * base and share["pu"] >= 0.5
     assert share["pu"] > share["centroid"] and share["pu"] > 2 * share["random"]
+
+
+def test_matrix_input_equals_frame_input():
+    f = _features()
+    names = [c for c in f.columns if c != "user_id"]
+    X = f[names].to_numpy(dtype=np.float32, na_value=0.0)
+    a = expand(f, pd.Series([1000, 1001, 1002, 1003]), size=30)
+    b = expand(
+        f["user_id"], pd.Series([1000, 1001, 1002, 1003]), size=30, matrix=X, feature_names=names
+    )
+    assert a.audience.equals(b.audience) and a.recall_at_n() == b.recall_at_n()
+    with pytest.raises(ValueError, match="does not match"):
+        expand(f["user_id"][:10], pd.Series([1000]), size=5, matrix=X)
