@@ -30,7 +30,13 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers.lookalike import audit as _audit
-from crm_helpers.lookalike.models import make_model, score_in_chunks, top_n
+from crm_helpers.lookalike.models import (
+    log1p_columns_inplace,
+    log_count_columns,
+    make_model,
+    score_in_chunks,
+    top_n,
+)
 from crm_helpers.lookalike.seeds import SeedSet, match_seeds
 
 __all__ = [
@@ -85,6 +91,9 @@ class Expansion:
     requested_size: float
     n_eligible: int
     notes: list[str] = field(default_factory=list)
+    #: Columns the models saw as ``log1p(x)`` (count-like); the fitted models' own ``log_``
+    #: is all False because the working matrix was transformed once up front.
+    log_columns: np.ndarray | None = None
 
     @property
     def audience_size(self) -> int:
@@ -143,10 +152,11 @@ def expand(
     exclude_seeds: bool = True,
     n_centroids: int = 3,
     random_state: int = 0,
-    chunk_rows: int = 1_000_000,
+    chunk_rows: int = 262_144,
     progress: bool = False,
     matrix: np.ndarray | None = None,
     feature_names: list[str] | None = None,
+    overwrite_matrix: bool = False,
 ) -> Expansion:
     """Audit and build a lookalike audience (see the module docstring).
 
@@ -171,6 +181,9 @@ def expand(
         populations, so that memory holds the matrix once.
     feature_names : list of str, optional
         Names of ``matrix``'s columns.
+    overwrite_matrix : bool, default False
+        Transform ``matrix`` in place (``log1p`` of count-like columns) instead of working
+        on a copy: memory then holds the matrix once.
 
     Returns
     -------
@@ -183,16 +196,21 @@ def expand(
         if X.ndim != 2 or len(X) != len(ids):
             raise ValueError(f"matrix of shape {X.shape} does not match {len(ids)} user ids")
         names = list(feature_names or [f"f{i}" for i in range(X.shape[1])])
+        if not overwrite_matrix or X.dtype != np.float32:
+            X = np.array(X, dtype=np.float32)
     else:
         if "user_id" not in features.columns:
             raise ValueError("features need a 'user_id' column")
         ids = features["user_id"].reset_index(drop=True)
         names = [c for c in features.columns if c != "user_id"]
-        X = features[names].to_numpy(dtype=np.float32, na_value=0.0)
+        X = features[names].to_numpy(dtype=np.float32, na_value=0.0, copy=True)
     if not len(ids):
         raise ValueError("the population is empty: no user to rank")
     if ids.duplicated().any():
         raise ValueError("features have duplicate user_id rows: one row per user expected")
+    # log1p of count-like columns once, in place on the working matrix (models skip it)
+    log_columns = log_count_columns(X)
+    log1p_columns_inplace(X, log_columns)
     seeds = match_seeds(seed_ids, ids)
     if seeds.found == 0:
         raise ValueError(
@@ -229,15 +247,20 @@ def expand(
     n_audit = resolve_size(size, int(candidates.sum())) if candidates.any() else 0
     audits, gains, calibration = {}, {}, None
     for name in ("default", *BASELINES):
-        m = make_model(model if name == "default" else name, n_centroids, random_state)
+        m = make_model(model if name == "default" else name, n_centroids, random_state, False)
         m.fit(X, train_mask, names)
         s = _scores(m, X, chunk_rows)
-        audits[name] = _audit.audit_ranking(s, held_mask, candidates, n_audit)
-        gains[name] = _audit.gain_table(s, held_mask, candidates) if len(held) else None
+        order = _audit.rank_order(s, candidates)  # one sort per model serves every number
+        audits[name] = _audit.audit_ranking(s, held_mask, candidates, n_audit, order=order)
+        gains[name] = (
+            _audit.gain_table(s, held_mask, candidates, order=order) if len(held) else None
+        )
         if name == "default" and len(held) and hasattr(m, "predict_proba"):
-            calibration = _audit.calibration_table(s, held_mask, candidates, len(train))
+            calibration = _audit.calibration_table(
+                s, held_mask, candidates, len(train), order=order
+            )
 
-    final = make_model(model, n_centroids, random_state).fit(X, seed_mask, names)
+    final = make_model(model, n_centroids, random_state, False).fit(X, seed_mask, names)
     scores = _scores(final, X, chunk_rows, progress)
     chosen = top_n(scores, n, eligible)
     return Expansion(
@@ -257,6 +280,7 @@ def expand(
         requested_size=size,
         n_eligible=n_eligible,
         notes=notes,
+        log_columns=log_columns,
     )
 
 

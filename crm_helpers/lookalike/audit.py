@@ -30,6 +30,7 @@ import pandas as pd
 
 __all__ = [
     "RankAudit",
+    "rank_order",
     "audit_ranking",
     "calibration_table",
     "gain_table",
@@ -61,6 +62,15 @@ def _order(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return rows[np.argsort(-scores[rows], kind="stable")]
 
 
+def rank_order(scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Candidate row positions, best score first (ties: lower row first), shape (n_cand,).
+
+    Computed once, it can be passed as ``order`` to :func:`audit_ranking`,
+    :func:`gain_table` and :func:`calibration_table` (one sort for all of them).
+    """
+    return _order(np.asarray(scores), np.flatnonzero(candidates))
+
+
 def _auc_sorted(sorted_scores: np.ndarray, positive: np.ndarray) -> float:
     """Mann-Whitney AUC from scores sorted descending (ties count one half)."""
     h = int(positive.sum())
@@ -88,7 +98,11 @@ class RankAudit:
 
 
 def audit_ranking(
-    scores: np.ndarray, held_out: np.ndarray, candidates: np.ndarray, n: int
+    scores: np.ndarray,
+    held_out: np.ndarray,
+    candidates: np.ndarray,
+    n: int,
+    order: np.ndarray | None = None,
 ) -> RankAudit:
     """Recall at ``n``, lift at 1/5/10 % and AUC of held-out seeds among candidates.
 
@@ -100,14 +114,16 @@ def audit_ranking(
         Rows ranked (held-out seeds must be among them).
     n : int
         Audience size for the recall.
+    order : ndarray, optional
+        :func:`rank_order` of these scores and candidates, if already computed.
     """
-    scores = np.asarray(scores, dtype=np.float64)
+    scores = np.asarray(scores)
     held_out = np.asarray(held_out, dtype=bool)
-    rows = np.flatnonzero(candidates)
-    h = int(held_out[rows].sum())
+    ordered = rank_order(scores, candidates) if order is None else order
+    h = int(held_out[ordered].sum())
     if h != int(held_out.sum()):
         raise ValueError("every held-out seed must be a candidate")
-    ordered = _order(scores, rows)
+    rows = ordered
     ordered_pos = held_out[ordered]
     captured = np.cumsum(ordered_pos)
     m = len(rows)
@@ -134,7 +150,11 @@ def audit_ranking(
 
 
 def gain_table(
-    scores: np.ndarray, held_out: np.ndarray, candidates: np.ndarray, points: int = 100
+    scores: np.ndarray,
+    held_out: np.ndarray,
+    candidates: np.ndarray,
+    points: int = 100,
+    order: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Lift / gain / precision-recall curve at ``points`` evenly spaced audience shares.
 
@@ -146,9 +166,9 @@ def gain_table(
         ``lift`` (recall / random_recall).
     """
     held_out = np.asarray(held_out, dtype=bool)
-    rows = np.flatnonzero(candidates)
-    m, h = len(rows), int(held_out[rows].sum())
-    captured = np.cumsum(held_out[_order(np.asarray(scores, dtype=np.float64), rows)])
+    ordered = rank_order(scores, candidates) if order is None else order
+    m, h = len(ordered), int(held_out[ordered].sum())
+    captured = np.cumsum(held_out[ordered])
     i = np.arange(1, points + 1)
     ks = np.unique(((i * m + points - 1) // points).clip(1, max(m, 1)))  # ceil(i m / points)
     cap = captured[ks - 1] if m else np.zeros(0)
@@ -172,6 +192,7 @@ def calibration_table(
     candidates: np.ndarray,
     n_training_seeds: int,
     bins: int = 10,
+    order: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Expected vs observed held-out seeds per score decile of the candidates.
 
@@ -184,7 +205,7 @@ def calibration_table(
     if n_training_seeds < 1:
         raise ValueError("calibration needs at least one training seed")
     held_out = np.asarray(held_out, dtype=bool)
-    rows = _order(np.asarray(proba, dtype=np.float64), np.flatnonzero(candidates))
+    rows = rank_order(proba, candidates) if order is None else order
     h = int(held_out[rows].sum())
     groups = np.array_split(rows, min(bins, max(len(rows), 1)))
     out = []

@@ -33,6 +33,8 @@ __all__ = [
     "RandomScorer",
     "make_model",
     "score_in_chunks",
+    "log1p_columns_inplace",
+    "log_count_columns",
     "top_n",
 ]
 
@@ -84,6 +86,36 @@ class _Standardiser:
         return Z
 
 
+def _no_log(X: np.ndarray) -> np.ndarray:
+    return np.zeros(np.asarray(X).shape[1], dtype=bool)
+
+
+def log_count_columns(X: np.ndarray, chunk_rows: int = 1_000_000) -> np.ndarray:
+    """Count-like columns (all values >= 0, some above 1): those the models ``log1p``.
+
+    Returns a bool array, shape (n_features,). NaN is ignored.
+    """
+    X = np.asarray(X)
+    lo = np.full(X.shape[1], np.inf)
+    hi = np.full(X.shape[1], -np.inf)
+    for s in range(0, len(X), chunk_rows):
+        c = X[s : s + chunk_rows]
+        lo = np.fmin(lo, np.nanmin(c, axis=0)) if len(c) else lo
+        hi = np.fmax(hi, np.nanmax(c, axis=0)) if len(c) else hi
+    return (lo >= 0) & (hi > 1)
+
+
+def log1p_columns_inplace(X: np.ndarray, columns: np.ndarray, chunk_rows: int = 262_144) -> None:
+    """``X[:, columns] = log1p(max(X, 0))`` and NaN -> 0, in place, chunk by chunk."""
+    columns = np.asarray(columns, dtype=bool)
+    for s in range(0, len(X), chunk_rows):
+        c = X[s : s + chunk_rows]
+        if np.isnan(c).any():
+            np.nan_to_num(c, copy=False)
+        if columns.any():
+            c[:, columns] = np.log1p(np.clip(c[:, columns], 0, None))
+
+
 def _sample_rows(mask: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     rows = np.flatnonzero(mask)
     if len(rows) > size:
@@ -102,6 +134,9 @@ class PUClassifier:
     C : float, default 1.0
         Inverse L2 regularisation strength (scikit-learn ``LogisticRegression``).
     random_state : int, default 0
+    log_counts : bool, default True
+        ``log1p`` count-like columns; False when the caller has transformed them already
+        (see :func:`log_count_columns`).
 
     Attributes
     ----------
@@ -124,7 +159,9 @@ class PUClassifier:
         min_unlabeled: int = 20_000,
         C: float = 1.0,
         random_state: int = 0,
+        log_counts: bool = True,
     ) -> None:
+        self.log_counts = log_counts
         self.unlabeled_per_seed = unlabeled_per_seed
         self.min_unlabeled = min_unlabeled
         self.C = C
@@ -145,7 +182,7 @@ class PUClassifier:
         self.feature_names_ = None if feature_names is None else list(feature_names)
         self.prior_ = n_pos / X.shape[0]
         self.n_seeds_, self.n_unlabeled_ = n_pos, len(unl)
-        std = _Standardiser().fit(X[rows])
+        std = _Standardiser().fit(X[rows], None if self.log_counts else _no_log(X))
         self.log_, self.mean_, self.scale_ = std.log_, std.mean_, std.scale_
         if len(unl) == 0:  # every user is a seed: nothing to contrast with
             self.coef_ = np.zeros(X.shape[1])
@@ -169,7 +206,10 @@ class PUClassifier:
         """Population logit of being a seed, shape (n_rows,), float32."""
         X, _ = _check(X)
         lin = self.linear_parts()
-        Z = self._std()._log(X)  # float32 copy of the chunk
+        if self.log_.any() or np.isnan(X).any():
+            Z = self._std()._log(X)  # float32 copy of the chunk
+        else:
+            Z = X  # read as it is: no copy
         return (Z @ lin["weights"].astype(np.float32) + np.float32(lin["intercept"])).astype(
             np.float32
         )
@@ -220,8 +260,13 @@ class CentroidSimilarity:
     """
 
     def __init__(
-        self, n_centroids: int = 1, sample_size: int = 200_000, random_state: int = 0
+        self,
+        n_centroids: int = 1,
+        sample_size: int = 200_000,
+        random_state: int = 0,
+        log_counts: bool = True,
     ) -> None:
+        self.log_counts = log_counts
         if int(n_centroids) != n_centroids or n_centroids < 1:
             raise ValueError(f"n_centroids must be a whole number >= 1, got {n_centroids!r}")
         self.n_centroids = int(n_centroids)
@@ -232,7 +277,7 @@ class CentroidSimilarity:
         X, mask = _check(X, seed_mask)
         rng = np.random.default_rng(self.random_state)
         rows = _sample_rows(np.ones(len(X), dtype=bool), self.sample_size, rng)
-        std = _Standardiser().fit(X[rows])
+        std = _Standardiser().fit(X[rows], None if self.log_counts else _no_log(X))
         self.log_, self.mean_, self.scale_ = std.log_, std.mean_, std.scale_
         self.feature_names_ = None if feature_names is None else list(feature_names)
         Z = std.transform(X[mask])
@@ -285,20 +330,20 @@ class RandomScorer:
 MODELS = ("pu", "centroid", "centroids", "random")
 
 
-def make_model(name: str, n_centroids: int = 3, random_state: int = 0):
+def make_model(name: str, n_centroids: int = 3, random_state: int = 0, log_counts: bool = True):
     """``"pu"`` (default), ``"centroid"`` (k=1), ``"centroids"`` (k sub-centroids), ``"random"``."""
     if name == "pu":
-        return PUClassifier(random_state=random_state)
+        return PUClassifier(random_state=random_state, log_counts=log_counts)
     if name == "centroid":
-        return CentroidSimilarity(1, random_state=random_state)
+        return CentroidSimilarity(1, random_state=random_state, log_counts=log_counts)
     if name == "centroids":
-        return CentroidSimilarity(n_centroids, random_state=random_state)
+        return CentroidSimilarity(n_centroids, random_state=random_state, log_counts=log_counts)
     if name == "random":
         return RandomScorer(random_state=random_state)
     raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
 
 
-def score_in_chunks(model, X, chunk_rows: int = 1_000_000, progress: bool = False) -> np.ndarray:
+def score_in_chunks(model, X, chunk_rows: int = 262_144, progress: bool = False) -> np.ndarray:
     """``model.score_samples`` over row chunks of ``X``, shape (n_rows,) float32.
 
     Extra memory is bounded by one chunk's transformed copy. ``progress`` shows a tqdm bar

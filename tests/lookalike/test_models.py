@@ -34,7 +34,9 @@ def _precision_top(scores, cls, seeds, k):
 
 
 @pytest.mark.parametrize(
-    "model", [PUClassifier(), CentroidSimilarity(1), CentroidSimilarity(3)], ids=str
+    "model",
+    [PUClassifier(), CentroidSimilarity(1), CentroidSimilarity(3)],
+    ids=["pu", "centroid", "centroids3"],
 )
 def test_models_find_the_planted_class(model):
     X, cls, seeds = _planted()
