@@ -55,6 +55,7 @@ bench: $(STAMP) data ## Run the benchmarks (prints tables; takes minutes)
 	$(BIN)/python benchmarks/bench_engines.py --reports
 	$(BIN)/python benchmarks/bench_funnel.py --spark
 	$(BIN)/python benchmarks/bench_trend.py --data $(DATA)
+	$(BIN)/python benchmarks/bench_lookalike.py --features-data $(DATA)
 
 clean-reports: ## Remove rendered reports (never touches data/)
 	find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
