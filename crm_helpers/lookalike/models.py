@@ -33,6 +33,7 @@ __all__ = [
     "RandomScorer",
     "make_model",
     "score_in_chunks",
+    "linear_score_expr",
     "log1p_columns_inplace",
     "log_count_columns",
     "top_n",
@@ -384,3 +385,44 @@ def top_n(scores: np.ndarray, n: int, eligible: np.ndarray | None = None) -> np.
         part = np.arange(len(rows))
     order = np.lexsort((rows[part], -s[part]))[:n]
     return rows[part][order]
+
+
+def linear_score_expr(table, model: PUClassifier, feature_names, log_columns=None):
+    """The PU model's score as an Ibis expression over a feature table (engine-side scoring).
+
+    ``sum_j w_j * g_j(x_j) + b`` with ``g_j = ln(1 + max(x_j, 0))`` on count-like columns
+    (``log_columns``, e.g. :attr:`Expansion.log_columns`, or the model's own ``log_``) and
+    the identity elsewhere; empty values count as 0. Runs on DuckDB and Spark alike (e.g.
+    ``feature_table(data, spec).mutate(score=linear_score_expr(...))``), so a population
+    too large for memory is scored where it lives. Equals :meth:`PUClassifier.score_samples`
+    on the same rows up to float32 rounding.
+
+    Parameters
+    ----------
+    table : ibis.Table
+        Has every column of ``feature_names``.
+    model : PUClassifier
+        Fitted.
+    feature_names : list of str
+        The columns, in the order the model was fitted on.
+    log_columns : array of bool, optional
+        Columns to ``log1p`` besides the model's own ``log_`` (default: none).
+
+    Returns
+    -------
+    ibis.FloatingValue
+    """
+    import ibis
+
+    parts = model.linear_parts()
+    logs = np.asarray(parts["log"] if log_columns is None else log_columns, dtype=bool)
+    logs = logs | np.asarray(parts["log"], dtype=bool)
+    expr = ibis.literal(float(parts["intercept"]))
+    for name, w, lg in zip(feature_names, parts["weights"], logs, strict=True):
+        if w == 0:
+            continue
+        x = table[name].cast("float64").fill_null(0.0)
+        if lg:
+            x = (ibis.greatest(x, 0.0) + 1.0).ln()
+        expr = expr + float(w) * x
+    return expr

@@ -113,3 +113,21 @@ def test_top_n_ties_and_eligibility():
     assert top_n(s, 3, eligible=np.array([1, 0, 1, 1, 1], dtype=bool)).tolist() == [2, 4, 3]
     assert top_n(s, 10).tolist() == [1, 2, 4, 3, 0]
     assert top_n(s, 0).tolist() == []
+
+
+def test_engine_side_score_equals_numpy():
+    import ibis
+    import pandas as pd
+
+    from crm_helpers.engine import connect
+    from crm_helpers.lookalike.models import linear_score_expr
+
+    X, _, seeds = _planted(n=3000)
+    X[:, 2] = np.abs(X[:, 2]) * 10  # count-like: log1p in both paths
+    names = [f"f:{i}" for i in range(X.shape[1])]
+    pu = PUClassifier(min_unlabeled=500).fit(X, seeds)
+    df = pd.DataFrame(X.astype(np.float64), columns=names).assign(row=np.arange(len(X)))
+    con = connect("duckdb")
+    t = con.create_table("feats", df) if hasattr(con, "create_table") else ibis.memtable(df)
+    got = t.mutate(score=linear_score_expr(t, pu, names)).order_by("row").to_pandas()["score"]
+    np.testing.assert_allclose(got, pu.score_samples(X), rtol=1e-4, atol=1e-4)
