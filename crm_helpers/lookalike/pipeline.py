@@ -8,6 +8,12 @@ Population filter: empty (everyone), or a rule in the seed grammar
 (:func:`crm_helpers.lookalike.seeds.parse_seed`) except files — e.g. ``"app_open >= 1 in 90
 days"`` (people active in the app) or ``"users.country == DE"``. Seeds outside the filtered
 population count as missing from it.
+
+A count rule's own features are dropped before modelling (``count:<event>``; for
+purchases also ``orders``, ``revenue``, ``avg_order_value``, ``order_recency_days``):
+otherwise the model would only relearn the rule, the audit would be trivially perfect
+(held-out seeds meet the rule by definition) and the audience would be "users who almost
+meet the rule". The lookalikes are then found by everything else the seeds do and are.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from crm_helpers.lookalike import seeds as _seeds
 from crm_helpers.lookalike.analysis import Expansion, expand
 from crm_helpers.lookalike.features import FeatureSpec, feature_frame, feature_spec
 
-__all__ = ["LookalikeRun", "default_seed", "run"]
+__all__ = ["LookalikeRun", "default_seed", "rule_features", "run"]
 
 #: The seed rule used when the data carry no seed list: frequent buyers.
 FALLBACK_SEED = "purchase >= 3 in 90 days"
@@ -51,6 +57,7 @@ class LookalikeRun:
     population_filtered_out: int
     excluded: int
     expansion: Expansion
+    dropped_features: tuple[str, ...] = ()
 
 
 def run(
@@ -77,6 +84,8 @@ def run(
         exclude.add(opted_out_column)
     spec = feature_spec(data, lookback_days, as_of or None, exclude_attributes=exclude)
     feats = feature_frame(data, spec)
+    dropped = rule_features(rule, list(feats.columns))
+    feats = feats.drop(columns=list(dropped))
     n_all = len(feats)
     if population_filter:
         frule = _seeds.parse_seed(population_filter)
@@ -112,4 +121,17 @@ def run(
         population_filtered_out=n_all - len(feats),
         excluded=len(excluded),
         expansion=ex,
+        dropped_features=dropped,
     )
+
+
+def rule_features(rule: _seeds.SeedRule, columns: list[str]) -> tuple[str, ...]:
+    """Feature columns that encode a count seed rule (see the module docstring)."""
+    if rule.kind != "count":
+        return ()
+    words = {"purchase", "purchases", "order", "orders"}
+    event = "purchase" if rule.event.lower() in words else rule.event
+    names = {f"count:{event}"}
+    if rule.event.lower() in words:
+        names |= {"orders", "revenue", "avg_order_value", "order_recency_days"}
+    return tuple(c for c in columns if c in names)
