@@ -14,10 +14,12 @@ by row position, lower first, as in :func:`crm_helpers.lookalike.models.top_n`):
 - ``auc``: probability that a random held-out seed outranks a random other candidate (ties
   count one half; Mann-Whitney U / (H * (n_cand - H)));
 - precision at ``k``: held-out seeds among the top ``k`` / ``k``;
-- calibration (for a model with probabilities P(seed | x) trained on ``T`` training seeds):
-  per score decile of the candidates, the expected number of held-out seeds
-  ``sum(p) * H / T`` (held-out seeds are a random share of the seeds, like the training
-  ones) against the number observed.
+- calibration (for a model with probabilities ``p = P(training seed | x)`` trained on ``T``
+  training seeds): per score decile of the candidates, the expected number of held-out
+  seeds ``sum(p / (1 - p)) * H / T`` against the number observed. (Held-out seeds are a
+  random share of the seeds, like the training ones: among the ``n`` users at ``x`` there
+  are ``p n`` training seeds and ``p n H / T`` held-out ones, and the candidates there are
+  ``(1 - p) n``, so each candidate carries ``p / (1 - p) * H / T``.)
 """
 
 from __future__ import annotations
@@ -200,7 +202,7 @@ def calibration_table(
     -------
     pandas.DataFrame, shape (<= bins, 5)
         ``decile`` (1 = highest scores), ``users``, ``mean_proba``, ``expected_held_out``
-        (``sum(p) * H / T``), ``observed_held_out``.
+        (``sum(p / (1 - p)) * H / T``), ``observed_held_out``.
     """
     if n_training_seeds < 1:
         raise ValueError("calibration needs at least one training seed")
@@ -216,7 +218,9 @@ def calibration_table(
                 "decile": i,
                 "users": len(g),
                 "mean_proba": float(p.mean()) if len(g) else math.nan,
-                "expected_held_out": float(p.sum() * h / n_training_seeds),
+                "expected_held_out": float(
+                    (p / np.clip(1 - p, 1e-12, None)).sum() * h / n_training_seeds
+                ),
                 "observed_held_out": int(held_out[g].sum()),
             }
         )

@@ -53,8 +53,8 @@ def test_gain_table_and_calibration_by_hand():
     p = np.linspace(0.9, 0.0, 11)
     c = calibration_table(p, held, cand, n_training_seeds=6, bins=2)
     assert c["users"].tolist() == [5, 5] and c["observed_held_out"].tolist() == [2, 1]
-    # expected = sum(p in bin) * H / T = sum * 3 / 6
-    assert c["expected_held_out"].iloc[0] == pytest.approx(p[:5].sum() / 2)
+    # expected = sum(p / (1 - p) in bin) * H / T, H / T = 3 / 6
+    assert c["expected_held_out"].iloc[0] == pytest.approx((p[:5] / (1 - p[:5])).sum() / 2)
 
 
 def test_random_ranking_has_lift_about_one():
@@ -82,3 +82,20 @@ def test_no_held_out_seed_gives_nan():
     a = audit_ranking(scores, np.zeros(5, dtype=bool), np.ones(5, dtype=bool), n=2)
     assert math.isnan(a.recall_at_n) and math.isnan(a.auc)
     assert all(math.isnan(v) for v in a.lift_at.values())
+
+
+def test_calibration_formula_with_true_probabilities():
+    """With the true P(training seed | x), expected held-out seeds match the observed ones."""
+    rng = np.random.default_rng(5)
+    n = 200_000
+    x = rng.random(n) < 0.05  # a dense seed region: 80% seeds there, 1% elsewhere
+    seed = rng.random(n) < np.where(x, 0.8, 0.01)
+    held = seed & (rng.random(n) < 0.25)
+    train = seed & ~held
+    t, h = int(train.sum()), int(held.sum())
+    # true P(training seed | x): seed rate x share of seeds that train
+    p = np.where(x, 0.8, 0.01) * t / (t + h)
+    c = calibration_table(p, held, ~train, n_training_seeds=t, bins=10)
+    top = c.iloc[0]  # the first tenth of candidates holds the dense region
+    assert top["observed_held_out"] == pytest.approx(top["expected_held_out"], rel=0.1)
+    assert c["observed_held_out"].sum() == pytest.approx(c["expected_held_out"].sum(), rel=0.1)
