@@ -57,6 +57,7 @@ bench: $(STAMP) data ## Run the benchmarks (prints tables; takes minutes)
 	$(BIN)/python benchmarks/bench_trend.py --data $(DATA)
 	$(BIN)/python benchmarks/bench_journeys.py
 	$(BIN)/python benchmarks/bench_segments.py --data $(DATA)
+	$(BIN)/python benchmarks/bench_lookalike.py --features-data $(DATA)
 
 clean-reports: ## Remove rendered reports (never touches data/)
 	find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

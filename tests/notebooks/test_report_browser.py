@@ -108,3 +108,31 @@ def test_report_renders_in_chromium(rendered, driver, tmp_path):
     distinct = len(set(pixels))
     assert nonwhite > 0.03, f"screenshot nearly blank ({nonwhite:.1%} non-white pixels)"
     assert distinct > 50, f"screenshot has only {distinct} colours"
+
+
+@pytest.fixture(scope="module")
+def rendered_lookalike(small_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("browser_lookalike")
+    res = run_notebook("lookalike_expansion", data_dir=small_world, out_dir=out)
+    assert res.ok, res.error
+    return res
+
+
+def test_lookalike_report_renders_in_chromium(rendered_lookalike, driver):
+    n_figures = rendered_lookalike.n_figures
+    assert n_figures and n_figures >= 5  # lift, recall vs N, profile, drivers, histogram
+    driver.get(Path(rendered_lookalike.html).as_uri())
+    deadline = time.monotonic() + 30
+    while driver.execute_script(_DRAWN) < n_figures and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert driver.execute_script(_DRAWN) == n_figures
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, json.dumps(severe, indent=1)
+    assert driver.title == "Lookalike audience"
+    summary_y = driver.execute_script(
+        "return document.getElementById('Summary').getBoundingClientRect().top;"
+    )
+    first_chart_y = driver.execute_script(
+        "return document.querySelector('.js-plotly-plot').getBoundingClientRect().top;"
+    )
+    assert summary_y < first_chart_y

@@ -1,0 +1,357 @@
+"""Lookalike expansion end to end on a feature frame: audit, final ranking, audience, export.
+
+:func:`expand` takes the feature frame (one row per population user, from
+:func:`crm_helpers.lookalike.features.feature_frame`) and the seed ids, and
+
+1. matches the seeds to the population (missing ones counted);
+2. holds out ``holdout_share`` of the found seeds; fits the chosen model and the baselines
+   (``centroid``: cosine to the seed centroid, ``centroids``: to ``n_centroids``
+   sub-centroids, ``random``) on the training seeds; audits each on the same split
+   (:mod:`crm_helpers.lookalike.audit`) with ``n`` = the audience size;
+3. refits the chosen model on *all* found seeds, scores everyone in chunks and takes the
+   ``n`` best *eligible* users: not excluded, and not seeds when ``exclude_seeds``.
+
+The audience size is absolute (``size >= 1``, a whole number) or a share of the eligible
+users (``0 < size < 1``, rounded up). When fewer users are eligible than asked for, all
+eligible users form the audience and :attr:`Expansion.notes` says so.
+
+The audience's ``score`` is the model's P(seed | x) for the PU model and its similarity or
+random score otherwise; ``rank`` is 1 for the best user; ``decile`` is ``ceil(10 * rank /
+n)`` (1 = best tenth of the audience).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from crm_helpers.lookalike import audit as _audit
+from crm_helpers.lookalike.models import (
+    log1p_columns_inplace,
+    log_count_columns,
+    make_model,
+    score_in_chunks,
+    top_n,
+)
+from crm_helpers.lookalike.seeds import SeedSet, match_seeds
+
+__all__ = [
+    "BASELINES",
+    "Expansion",
+    "audience_frame",
+    "expand",
+    "export",
+    "holdout_assignments",
+    "resolve_size",
+]
+
+#: Models audited next to the chosen one (metrics ``recall_at_n`` keys besides ``default``).
+BASELINES = ("centroid", "centroids", "random")
+
+
+def resolve_size(size: float, n_eligible: int) -> int:
+    """Audience size: ``size`` users if ``size >= 1`` (whole), else ``ceil(size * n_eligible)``.
+
+    Capped at ``n_eligible``. ``size <= 0``, a fractional ``size > 1`` or NaN is an error.
+    """
+    if size is None or not isinstance(size, int | float) or math.isnan(size) or size <= 0:
+        raise ValueError(
+            f"expansion size must be a number of users (>= 1) or a share in (0, 1), got {size!r}"
+        )
+    if size >= 1:
+        if size != int(size):
+            raise ValueError(f"expansion size {size} is above 1 but not a whole number of users")
+        n = int(size)
+    else:
+        n = math.ceil(size * n_eligible)
+    return min(n, n_eligible)
+
+
+@dataclass
+class Expansion:
+    """Everything :func:`expand` computed (arrays are in population row order)."""
+
+    user_ids: pd.Series
+    feature_names: list[str]
+    seeds: SeedSet
+    train_index: np.ndarray
+    held_index: np.ndarray
+    model_name: str
+    model: object
+    audits: dict[str, _audit.RankAudit]
+    gains: dict[str, pd.DataFrame]
+    calibration: pd.DataFrame | None
+    scores: np.ndarray
+    audience_index: np.ndarray
+    audience: pd.DataFrame
+    requested_size: float
+    n_eligible: int
+    notes: list[str] = field(default_factory=list)
+    #: Columns the models saw as ``log1p(x)`` (count-like); the fitted models' own ``log_``
+    #: is all False because the working matrix was transformed once up front.
+    log_columns: np.ndarray | None = None
+
+    @property
+    def audience_size(self) -> int:
+        return len(self.audience_index)
+
+    def recall_at_n(self) -> dict[str, float]:
+        """``{"default": …, "centroid": …, "random": …}`` (the metrics' interface)."""
+        return {
+            "default": self.audits["default"].recall_at_n,
+            "centroid": self.audits["centroid"].recall_at_n,
+            "random": self.audits["random"].recall_at_n,
+        }
+
+    def audit_table(self) -> pd.DataFrame:
+        """One row per audited model: recall at n, lift at 1/5/10 %, AUC."""
+        rows = []
+        for name, a in self.audits.items():
+            label = f"default ({self.model_name})" if name == "default" else name
+            rows.append(
+                {
+                    "model": label,
+                    "n": a.n,
+                    "held_out": a.n_held_out,
+                    "recall_at_n": a.recall_at_n,
+                    **{f"lift_at_{k}": v for k, v in a.lift_at.items()},
+                    "auc": a.auc,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def masks(self) -> dict[str, np.ndarray]:
+        """Boolean row masks ``{"seeds", "lookalikes", "population"}`` for profiles."""
+        n = len(self.user_ids)
+        seeds = np.zeros(n, dtype=bool)
+        seeds[self.seeds.index] = True
+        look = np.zeros(n, dtype=bool)
+        look[self.audience_index] = True
+        return {"seeds": seeds, "lookalikes": look, "population": np.ones(n, dtype=bool)}
+
+
+def _scores(model, X, chunk_rows, progress=False) -> np.ndarray:
+    if hasattr(model, "predict_proba"):
+        s = score_in_chunks(model, X, chunk_rows, progress)
+        return (1.0 / (1.0 + np.exp(-s.astype(np.float64)))).astype(np.float32)
+    return score_in_chunks(model, X, chunk_rows, progress)
+
+
+def expand(
+    features: pd.DataFrame,
+    seed_ids: pd.Series,
+    *,
+    size: float,
+    model: str = "pu",
+    holdout_share: float = 0.2,
+    exclude_ids: pd.Series | None = None,
+    exclude_seeds: bool = True,
+    n_centroids: int = 3,
+    random_state: int = 0,
+    chunk_rows: int = 262_144,
+    progress: bool = False,
+    matrix: np.ndarray | None = None,
+    feature_names: list[str] | None = None,
+    overwrite_matrix: bool = False,
+) -> Expansion:
+    """Audit and build a lookalike audience (see the module docstring).
+
+    Parameters
+    ----------
+    features : pandas.DataFrame, shape (n_users, 1 + n_features)
+        ``user_id`` and float feature columns, one row per population user. With
+        ``matrix``: the user ids alone (Series or array, in the matrix's row order).
+    seed_ids : pandas.Series
+        Seed user ids (any may be missing from the population).
+    size : float
+        Audience size: users (>= 1) or share of eligible users (0, 1).
+    model : {"pu", "centroid", "centroids", "random"}
+    holdout_share : float in [0, 1)
+    exclude_ids : pandas.Series, optional
+        Users never put in the audience (opt-outs, recent purchasers).
+    exclude_seeds : bool
+    n_centroids : int
+        ``k`` of the ``centroids`` model and baseline.
+    matrix : ndarray, shape (n_users, n_features), optional
+        The features as one (float32) matrix, used as it is (no copy): for large
+        populations, so that memory holds the matrix once.
+    feature_names : list of str, optional
+        Names of ``matrix``'s columns.
+    overwrite_matrix : bool, default False
+        Transform ``matrix`` in place (``log1p`` of count-like columns) instead of working
+        on a copy: memory then holds the matrix once.
+
+    Returns
+    -------
+    Expansion
+    """
+    make_model(model)  # validates the name before any work
+    if matrix is not None:
+        ids = pd.Series(np.asarray(features), name="user_id")
+        X = np.asarray(matrix)
+        if X.ndim != 2 or len(X) != len(ids):
+            raise ValueError(f"matrix of shape {X.shape} does not match {len(ids)} user ids")
+        names = list(feature_names or [f"f{i}" for i in range(X.shape[1])])
+        if not overwrite_matrix or X.dtype != np.float32:
+            X = np.array(X, dtype=np.float32)
+    else:
+        if "user_id" not in features.columns:
+            raise ValueError("features need a 'user_id' column")
+        ids = features["user_id"].reset_index(drop=True)
+        names = [c for c in features.columns if c != "user_id"]
+        X = features[names].to_numpy(dtype=np.float32, na_value=0.0, copy=True)
+    if not len(ids):
+        raise ValueError("the population is empty: no user to rank")
+    if ids.duplicated().any():
+        raise ValueError("features have duplicate user_id rows: one row per user expected")
+    # log1p of count-like columns once, in place on the working matrix (models skip it)
+    log_columns = log_count_columns(X)
+    log1p_columns_inplace(X, log_columns)
+    seeds = match_seeds(seed_ids, ids)
+    if seeds.found == 0:
+        raise ValueError(
+            f"none of the {seeds.given:,} seed ids is in the population of {len(ids):,} users: "
+            "check the seed rule or file (ids are compared as text when their kinds differ)"
+        )
+    notes = []
+    if len(seeds.missing):
+        notes.append(
+            f"{len(seeds.missing):,} of {seeds.given:,} seed ids are not in the population"
+        )
+    n_users = len(ids)
+    seed_mask = np.zeros(n_users, dtype=bool)
+    seed_mask[seeds.index] = True
+    excluded = np.zeros(n_users, dtype=bool)
+    if exclude_ids is not None and len(exclude_ids):
+        excluded[match_seeds(pd.Series(exclude_ids), ids).index] = True
+    eligible = ~excluded & ~(seed_mask if exclude_seeds else np.zeros(n_users, dtype=bool))
+    n_eligible = int(eligible.sum())
+    n = resolve_size(size, n_eligible) if n_eligible else 0
+    if size >= 1 and int(size) > n_eligible:
+        notes.append(
+            f"only {n_eligible:,} users are eligible, fewer than the {int(size):,} asked for: "
+            "the audience is all of them"
+        )
+
+    # audit: same split for every model
+    train, held = _audit.split_seeds(seeds.index, holdout_share, random_state)
+    train_mask = np.zeros(n_users, dtype=bool)
+    train_mask[train] = True
+    held_mask = np.zeros(n_users, dtype=bool)
+    held_mask[held] = True
+    candidates = ~train_mask
+    n_audit = resolve_size(size, int(candidates.sum())) if candidates.any() else 0
+    audits, gains, calibration = {}, {}, None
+    for name in ("default", *BASELINES):
+        m = make_model(model if name == "default" else name, n_centroids, random_state, False)
+        m.fit(X, train_mask, names)
+        s = _scores(m, X, chunk_rows)
+        order = _audit.rank_order(s, candidates)  # one sort per model serves every number
+        audits[name] = _audit.audit_ranking(s, held_mask, candidates, n_audit, order=order)
+        gains[name] = (
+            _audit.gain_table(s, held_mask, candidates, order=order) if len(held) else None
+        )
+        if name == "default" and len(held) and hasattr(m, "predict_proba"):
+            calibration = _audit.calibration_table(
+                s, held_mask, candidates, len(train), order=order
+            )
+
+    final = make_model(model, n_centroids, random_state, False).fit(X, seed_mask, names)
+    scores = _scores(final, X, chunk_rows, progress)
+    chosen = top_n(scores, n, eligible)
+    return Expansion(
+        user_ids=ids,
+        feature_names=names,
+        seeds=seeds,
+        train_index=train,
+        held_index=held,
+        model_name=model,
+        model=final,
+        audits=audits,
+        gains=gains,
+        calibration=calibration,
+        scores=scores,
+        audience_index=chosen,
+        audience=audience_frame(ids.to_numpy()[chosen], scores[chosen]),
+        requested_size=size,
+        n_eligible=n_eligible,
+        notes=notes,
+        log_columns=log_columns,
+    )
+
+
+def audience_frame(user_ids, scores) -> pd.DataFrame:
+    """``user_id, score, rank, decile`` for users already ordered best first.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n, 4)
+    """
+    n = len(user_ids)
+    rank = np.arange(1, n + 1)
+    return pd.DataFrame(
+        {
+            "user_id": np.asarray(user_ids),
+            "score": np.asarray(scores, dtype=np.float64),
+            "rank": rank,
+            "decile": np.ceil(10 * rank / max(n, 1)).astype(int),
+        }
+    )
+
+
+def holdout_assignments(
+    audience: pd.DataFrame,
+    holdout_share: float,
+    experiment_id: str,
+    assigned_at: pd.Timestamp,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """A randomized holdout inside the audience, as an ``assignments`` table (the contract's).
+
+    ``round(holdout_share * n)`` audience members, drawn uniformly, get ``variant =
+    "holdout"``, the rest ``"treatment"``; every row has ``experiment_id`` and
+    ``assigned_at``. Returns columns ``experiment_id, user_id, variant, assigned_at``.
+    """
+    if not 0 <= holdout_share < 1:
+        raise ValueError(f"audience holdout share must be in [0, 1), got {holdout_share!r}")
+    if not str(experiment_id).strip():
+        raise ValueError("the experiment id of the audience holdout is empty")
+    n = len(audience)
+    k = int(round(holdout_share * n))
+    variant = np.full(n, "treatment", dtype=object)
+    variant[np.random.default_rng(random_state).choice(n, size=k, replace=False)] = "holdout"
+    return pd.DataFrame(
+        {
+            "experiment_id": str(experiment_id),
+            "user_id": audience["user_id"].to_numpy(),
+            "variant": variant,
+            "assigned_at": pd.Timestamp(assigned_at),
+        }
+    )
+
+
+def export(
+    audience: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    name: str = "lookalike_audience",
+    assignments: pd.DataFrame | None = None,
+    fmt: str = "parquet",
+) -> dict[str, Path]:
+    """Write the audience (and its assignments) with the shared atomic writer.
+
+    Returns ``{"audience": path, "assignments": path}`` (the latter only when given).
+    """
+    from crm_helpers.audiences import export_audience
+
+    out = Path(out_dir)
+    paths = {"audience": export_audience(audience, out / f"{name}.{fmt}", fmt=fmt)}
+    if assignments is not None:
+        paths["assignments"] = export_audience(
+            assignments, out / f"{name}_assignments.{fmt}", fmt=fmt
+        )
+    return paths

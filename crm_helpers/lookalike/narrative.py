@@ -1,0 +1,164 @@
+"""Plain-language findings and metrics of a lookalike expansion (safe Markdown via report.text).
+
+- :func:`feature_label`: a feature column name as words ("attr:gender=male" -> "gender:
+  male", "count:purchase" -> "purchase events", "category:sports" -> "share of sports").
+- :func:`metrics_dict`: the report's interface in ``metrics.json`` — ``seeds`` ``{given,
+  found, held_out}``, ``audience_size``, ``recall_at_n`` ``{default, centroid, random}``,
+  ``lift_at`` ``{"1%", "5%", "10%"}`` and ``auc`` (the default model's), and
+  ``top_profile_differences`` (``[{feature, label, seeds_index, lookalikes_index}]``).
+- :func:`summary_lines`: the summary, expected quality first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from crm_helpers.report.text import Safe, md
+
+__all__ = ["feature_label", "metrics_dict", "summary_lines"]
+
+_SHARE_WORDS = {
+    "category": "share of {v} events",
+    "platform": "share of events on {v}",
+    "channel": "share of events via {v}",
+    "hour": "share of events at {v}",
+}
+_PLAIN = {
+    "events": "events",
+    "active_days": "active days",
+    "recency_days": "days since last event",
+    "orders": "orders",
+    "revenue": "revenue",
+    "avg_order_value": "average order value",
+    "order_recency_days": "days since last order",
+    "messages_sent": "messages received",
+    "open_rate": "message open rate",
+    "click_rate": "message click rate",
+    "tenure_days": "days since signup",
+}
+
+
+def feature_label(name: str) -> str:
+    """Words for a feature column (plain text; escape it before putting it in Markdown)."""
+    if name in _PLAIN:
+        return _PLAIN[name]
+    kind, _, rest = name.partition(":")
+    if kind == "count":
+        return f"{rest} events"
+    if kind == "attr":
+        col, _, v = rest.partition("=")
+        return f"{col}: {v}"
+    if kind in _SHARE_WORDS:
+        return _SHARE_WORDS[kind].format(v=rest)
+    return name
+
+
+def _num(v) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def metrics_dict(expansion, top: pd.DataFrame) -> dict:
+    """The metrics the issue names, exactly (see the module docstring)."""
+    d = expansion.audits["default"]
+    return {
+        "seeds": {
+            "given": int(expansion.seeds.given),
+            "found": int(expansion.seeds.found),
+            "held_out": int(len(expansion.held_index)),
+        },
+        "audience_size": int(expansion.audience_size),
+        "recall_at_n": {k: _num(v) for k, v in expansion.recall_at_n().items()},
+        "lift_at": {k: _num(v) for k, v in d.lift_at.items()},
+        "auc": _num(d.auc),
+        "top_profile_differences": [
+            {
+                "feature": r.feature,
+                "label": feature_label(r.feature),
+                "seeds_index": _num(r.seeds_index),
+                "lookalikes_index": _num(r.lookalikes_index),
+            }
+            for r in top.itertuples()
+        ],
+    }
+
+
+def _times(index: float) -> str:
+    return f"{index / 100:.1f}×"
+
+
+def _traits(profile: pd.DataFrame, group: str) -> Safe:
+    """Top 3 behaviour differences and top 2 over-represented attributes of ``group``."""
+    from crm_helpers.lookalike.profile import top_differences
+
+    col = f"{group}_index"
+    is_attr = profile["feature"].str.startswith("attr:")
+    behaviour = top_differences(profile[~is_attr], n=3, group=group)
+    attrs = top_differences(profile[is_attr & (profile[col] > 100)], n=2, group=group)
+    parts = [
+        md("{f} {x} the population", f=feature_label(r.feature), x=_times(getattr(r, col)))
+        for r in pd.concat([attrs, behaviour]).itertuples()
+    ]
+    return Safe("; ".join(parts)) if parts else Safe("no clear difference")
+
+
+def summary_lines(run, profile: pd.DataFrame) -> list[Safe]:
+    """The summary (safe Markdown lines): quality first, then who seeds and lookalikes are.
+
+    "Y× random" is the held-out recall over the recall a random pick of the same size
+    expects (its share of the candidates); the random baseline's measured recall is shown.
+
+    Parameters
+    ----------
+    run : LookalikeRun
+    profile : pandas.DataFrame
+        :func:`~crm_helpers.lookalike.profile.profile_table` with seeds and lookalikes.
+    """
+    ex = run.expansion
+    rec = ex.recall_at_n()
+    n = ex.audience_size
+    lines: list[Safe] = []
+    if math.isnan(rec["default"]):
+        lines.append(
+            md(
+                "The audience has **{n:,}** users. With {k} seed(s) no seed could be held out, "
+                "so its quality is not measured.",
+                n=n,
+                k=ex.seeds.found,
+            )
+        )
+    else:
+        a = ex.audits["default"]
+        ratio = rec["default"] / (a.n / a.n_candidates) if a.n else math.inf
+        lines.append(
+            md(
+                "The top **{n:,}** users capture **{r:.0%}** of the held-out seeds, "
+                "**{x}** random (a random pick of that size caught {rr:.0%}); the centroid baseline "
+                "captures {c:.0%}.",
+                n=n,
+                r=rec["default"],
+                rr=rec["random"],
+                c=rec["centroid"],
+                x=f"{ratio:.1f}×" if math.isfinite(ratio) else "far above",
+            )
+        )
+    lines.append(
+        md(
+            "Seeds: {g:,} given by {rule}, {f:,} found among the {p:,} users of the population"
+            "{miss}; {h:,} held out to audit the model ({model}).",
+            g=ex.seeds.given,
+            rule=run.seed_rule,
+            f=ex.seeds.found,
+            p=run.population_size,
+            miss=md(" (**{m:,} not found**)", m=len(ex.seeds.missing))
+            if len(ex.seeds.missing)
+            else Safe(""),
+            h=len(ex.held_index),
+            model=ex.model_name,
+        )
+    )
+    lines.append(md("Who the seeds are: {t}.", t=_traits(profile, "seeds")))
+    lines.append(md("Who the lookalikes are: {t}.", t=_traits(profile, "lookalikes")))
+    lines += [md("Note: {n}.", n=note) for note in ex.notes]
+    return lines

@@ -1,0 +1,137 @@
+"""From a data set and notebook parameters to an :class:`~crm_helpers.lookalike.analysis.Expansion`.
+
+:func:`default_seed` chooses the seed when the parameter is empty; :func:`run` builds the
+features (engine-side), the seeds, the population filter and the exclusions, and calls
+:func:`~crm_helpers.lookalike.analysis.expand`.
+
+Population filter: empty (everyone), or a rule in the seed grammar
+(:func:`crm_helpers.lookalike.seeds.parse_seed`) except files — e.g. ``"app_open >= 1 in 90
+days"`` (people active in the app) or ``"users.country == DE"``. Seeds outside the filtered
+population count as missing from it.
+
+A count rule's own features are dropped before modelling (``count:<event>``; for
+purchases also ``orders``, ``revenue``, ``avg_order_value``, ``order_recency_days``):
+otherwise the model would only relearn the rule, the audit would be trivially perfect
+(held-out seeds meet the rule by definition) and the audience would be "users who almost
+meet the rule". The lookalikes are then found by everything else the seeds do and are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis.expr.datatypes as dt
+import pandas as pd
+
+from crm_helpers.lookalike import seeds as _seeds
+from crm_helpers.lookalike.analysis import Expansion, expand
+from crm_helpers.lookalike.features import FeatureSpec, feature_frame, feature_spec
+
+__all__ = ["LookalikeRun", "default_seed", "rule_features", "run"]
+
+#: The seed rule used when the data carry no seed list: frequent buyers.
+FALLBACK_SEED = "purchase >= 3 in 90 days"
+
+
+def default_seed(data) -> tuple[str, str]:
+    """``(rule, how it was chosen)`` for an empty seed parameter.
+
+    A true/false ``users`` column whose name contains ``seed`` is a seed list shipped with
+    the data (``users.<column>``); otherwise frequent buyers, :data:`FALLBACK_SEED`.
+    """
+    if data.has("users"):
+        for col, typ in data.users.schema().items():
+            if "seed" in col.lower() and isinstance(typ, dt.Boolean):
+                return f"users.{col}", f"the true/false users column {col!r} marks a seed list"
+    return FALLBACK_SEED, "no seed list in the data: frequent buyers"
+
+
+@dataclass
+class LookalikeRun:
+    """What :func:`run` built: the feature spec and frame, the rule texts and the expansion."""
+
+    spec: FeatureSpec
+    features: pd.DataFrame
+    seed_rule: str
+    population_size: int
+    population_filtered_out: int
+    excluded: int
+    expansion: Expansion
+    dropped_features: tuple[str, ...] = ()
+
+
+def run(
+    data,
+    *,
+    seed: str,
+    lookback_days: int = 90,
+    as_of: str = "",
+    population_filter: str = "",
+    expansion_size: float = 0.1,
+    model: str = "pu",
+    n_centroids: int = 3,
+    holdout_share: float = 0.2,
+    exclude_seeds: bool = True,
+    opted_out_column: str = "",
+    recent_purchase_days: int = 0,
+    random_state: int = 0,
+    progress: bool = False,
+) -> LookalikeRun:
+    """Build features, seeds, filter and exclusions, then :func:`expand` (see module doc)."""
+    rule = _seeds.parse_seed(seed)
+    exclude = {rule.column} if rule.kind == "column" else set()
+    if opted_out_column:
+        exclude.add(opted_out_column)
+    spec = feature_spec(data, lookback_days, as_of or None, exclude_attributes=exclude)
+    feats = feature_frame(data, spec)
+    dropped = rule_features(rule, list(feats.columns))
+    feats = feats.drop(columns=list(dropped))
+    n_all = len(feats)
+    if population_filter:
+        frule = _seeds.parse_seed(population_filter)
+        if frule.kind == "file":
+            raise ValueError("the population filter is a rule, not a file of ids")
+        keep = _seeds.match_seeds(_seeds.seed_ids(data, frule, spec.as_of), feats["user_id"])
+        feats = feats.iloc[keep.index].reset_index(drop=True)
+        if not len(feats):
+            raise ValueError(f"the population filter {population_filter!r} keeps no user")
+    excluded = _seeds.exclusion_ids(
+        data,
+        spec.as_of,
+        opted_out_column=opted_out_column,
+        recent_purchase_days=recent_purchase_days,
+    )
+    ex = expand(
+        feats,
+        _seeds.seed_ids(data, rule, spec.as_of),
+        size=expansion_size,
+        model=model,
+        holdout_share=holdout_share,
+        exclude_ids=excluded,
+        exclude_seeds=exclude_seeds,
+        n_centroids=n_centroids,
+        random_state=random_state,
+        progress=progress,
+    )
+    return LookalikeRun(
+        spec=spec,
+        features=feats,
+        seed_rule=rule.text,
+        population_size=len(feats),
+        population_filtered_out=n_all - len(feats),
+        excluded=len(excluded),
+        expansion=ex,
+        dropped_features=dropped,
+    )
+
+
+def rule_features(rule: _seeds.SeedRule, columns: list[str]) -> tuple[str, ...]:
+    """Feature columns that encode a count seed rule (see the module docstring)."""
+    if rule.kind != "count":
+        return ()
+    words = {"purchase", "purchases", "order", "orders"}
+    event = "purchase" if rule.event.lower() in words else rule.event
+    names = {f"count:{event}"}
+    if rule.event.lower() in words:
+        names |= {"orders", "revenue", "avg_order_value", "order_recency_days"}
+    return tuple(c for c in columns if c in names)

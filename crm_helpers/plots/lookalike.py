@@ -1,0 +1,181 @@
+"""Lookalike figures: each takes a small frame from :mod:`crm_helpers.lookalike` and only draws.
+
+==============================  ======================================================
+figure                          input frame (producer)
+==============================  ======================================================
+:func:`plot_lift_curve`         ``{model: gain_table}`` (``audit.gain_table``)
+:func:`plot_recall_vs_n`        ``{model: gain_table}``
+:func:`plot_score_histogram`    ``profile.score_distribution``
+:func:`plot_profile`            ``profile.profile_table`` rows (e.g. ``top_differences``)
+:func:`plot_feature_importance` ``profile.driver_table``
+==============================  ======================================================
+
+Each trace carries ``meta`` (the model or group it shows) so tests can inspect figures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, TEMPLATE
+
+__all__ = [
+    "plot_feature_importance",
+    "plot_lift_curve",
+    "plot_profile",
+    "plot_recall_vs_n",
+    "plot_score_histogram",
+]
+
+
+def _figure(title: str, **layout: object) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(template=TEMPLATE, title=title, **layout)
+    return fig
+
+
+def _curves(gains: dict[str, pd.DataFrame | None]) -> dict[str, pd.DataFrame]:
+    return {k: v for k, v in gains.items() if v is not None and len(v)}
+
+
+def plot_lift_curve(gains: dict[str, pd.DataFrame | None], title: str | None = None) -> go.Figure:
+    """Share of held-out seeds captured (y) by the top share of candidates (x), per model.
+
+    The diagonal is what a random ranking captures on average.
+    """
+    fig = _figure(
+        title or "Held-out seeds captured by the top of the ranking",
+        xaxis_title="top share of candidates",
+        yaxis_title="share of held-out seeds captured",
+        xaxis_tickformat=".0%",
+        yaxis_tickformat=".0%",
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name="random (expected)",
+            line={"color": GREY, "dash": "dash"},
+            meta={"model": "expected_random"},
+        )
+    )
+    for i, (name, g) in enumerate(_curves(gains).items()):
+        fig.add_trace(
+            go.Scatter(
+                x=np.r_[0, g["share"]],
+                y=np.r_[0, g["recall"]],
+                mode="lines",
+                name=name,
+                line={"color": COLORS[i % len(COLORS)], "width": 3 if i == 0 else 1.5},
+                meta={"model": name},
+            )
+        )
+    return fig
+
+
+def plot_recall_vs_n(
+    gains: dict[str, pd.DataFrame | None], n: int | None = None, title: str | None = None
+) -> go.Figure:
+    """Held-out recall (y) against audience size in users (x), per model; ``n`` marked."""
+    fig = _figure(
+        title or "Held-out recall by audience size",
+        xaxis_title="audience size (users)",
+        yaxis_title="held-out recall",
+        yaxis_tickformat=".0%",
+    )
+    for i, (name, g) in enumerate(_curves(gains).items()):
+        fig.add_trace(
+            go.Scatter(
+                x=g["k"],
+                y=g["recall"],
+                mode="lines",
+                name=name,
+                line={"color": COLORS[i % len(COLORS)], "width": 3 if i == 0 else 1.5},
+                meta={"model": name},
+            )
+        )
+    if n:
+        fig.add_vline(x=n, line={"color": GREY, "dash": "dot"}, annotation_text="audience size")
+    return fig
+
+
+def plot_score_histogram(dist: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Users per score bin: the whole population and the audience (overlaid bars)."""
+    mid = (dist["left"] + dist["right"]) / 2
+    width = float((dist["right"] - dist["left"]).iloc[0]) if len(dist) else 1.0
+    fig = _figure(
+        title or "Score distribution",
+        xaxis_title="score",
+        yaxis_title="users",
+        barmode="overlay",
+    )
+    for col, color in (("population", GREY), ("audience", COLORS[0])):
+        fig.add_trace(
+            go.Bar(
+                x=mid,
+                y=dist[col],
+                width=width,
+                name=col,
+                marker_color=color,
+                opacity=0.8,
+                meta={"group": col},
+            )
+        )
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def plot_profile(profile: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Index vs the population (100 = like everyone) of seeds and lookalikes per feature.
+
+    Rows are labelled by ``label`` when the frame has it, else by ``feature``.
+    """
+    p = profile.iloc[::-1]
+    names = p["label"] if "label" in p.columns else p["feature"]
+    fig = _figure(
+        title or "Seeds and lookalikes against the population",
+        xaxis_title="index vs population (100 = same)",
+        barmode="group",
+        height=max(320, 28 * len(p) + 140),
+    )
+    for col, name, color in (
+        ("seeds_index", "seeds", COLORS[1]),
+        ("lookalikes_index", "lookalikes", COLORS[0]),
+    ):
+        if col in p.columns:
+            fig.add_trace(
+                go.Bar(
+                    y=names,
+                    x=p[col],
+                    orientation="h",
+                    name=name,
+                    marker_color=color,
+                    meta={"group": name},
+                )
+            )
+    fig.add_vline(x=100, line={"color": GREY, "dash": "dash"})
+    return fig
+
+
+def plot_feature_importance(drivers: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Signed weights of the score's drivers (largest first, top of the chart)."""
+    d = drivers.iloc[::-1]
+    colors = [POSITIVE if w > 0 else NEGATIVE for w in d["weight"]]
+    fig = _figure(
+        title or "What drives the score (weight per standard deviation)",
+        xaxis_title="weight",
+        height=max(320, 24 * len(d) + 140),
+    )
+    fig.add_trace(
+        go.Bar(
+            y=d["feature"],
+            x=d["weight"],
+            orientation="h",
+            marker_color=colors,
+            meta={"group": "drivers"},
+        )
+    )
+    return fig

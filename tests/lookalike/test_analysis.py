@@ -1,0 +1,140 @@
+"""The expansion pipeline: sizes, exclusions, edge cases, export, and the planted seed type."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm_helpers import load
+from crm_helpers.lookalike.analysis import (
+    expand,
+    export,
+    holdout_assignments,
+    resolve_size,
+)
+from crm_helpers.lookalike.features import feature_frame, feature_spec
+from crm_helpers.lookalike.profile import profile_table, top_differences
+from crm_helpers.lookalike.seeds import seed_ids
+
+
+def _features(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(rng.normal(size=(n, 3)), columns=["a", "b", "c"])
+    df.insert(0, "user_id", np.arange(1000, 1000 + n))
+    df["const"] = 1.0
+    df["nulls"] = np.nan
+    return df
+
+
+def test_resolve_size():
+    assert (
+        resolve_size(0.1, 95) == 10 and resolve_size(50, 95) == 50 and resolve_size(500, 95) == 95
+    )
+    for bad in (0, -1, 2.5, float("nan")):
+        with pytest.raises(ValueError, match="expansion size"):
+            resolve_size(bad, 10)
+
+
+def test_expand_sizes_exclusions_and_edge_cases():
+    f = _features()
+    seeds = pd.Series([1000, 1001, 1002, 1003, 1004, 999_999])  # one not in the population
+    ex = expand(f, seeds, size=50, exclude_ids=pd.Series([1010, 1011]), holdout_share=0.4)
+    assert (ex.seeds.given, ex.seeds.found, ex.seeds.missing.tolist()) == (6, 5, [999_999])
+    assert len(ex.held_index) == 2 and ex.audience_size == 50
+    aud = ex.audience
+    assert not set(aud.user_id) & {1000, 1001, 1002, 1003, 1004, 1010, 1011}
+    assert aud["rank"].tolist() == list(range(1, 51))
+    assert aud["score"].is_monotonic_decreasing
+    assert aud["decile"].value_counts().sort_index().tolist() == [5] * 10
+    assert any("not in the population" in n for n in ex.notes)
+    assert set(ex.recall_at_n()) == {"default", "centroid", "random"}
+    # population smaller than N: everyone eligible, with a note
+    ex = expand(f, seeds, size=10_000, exclude_seeds=False)
+    assert ex.audience_size == len(f) and any("fewer than" in n for n in ex.notes)
+    # one seed: nothing held out, audit numbers undefined, audience still built
+    ex = expand(f, pd.Series([1000]), size=0.05)
+    assert ex.audience_size == math.ceil(0.05 * (len(f) - 1)) and len(ex.held_index) == 0
+    assert math.isnan(ex.recall_at_n()["default"])
+
+
+def test_expand_bad_parameters():
+    f = _features(50)
+    with pytest.raises(ValueError, match="none of the 1 seed"):
+        expand(f, pd.Series([1]), size=5)
+    with pytest.raises(ValueError, match="unknown model"):
+        expand(f, pd.Series([1000]), size=5, model="magic")
+    with pytest.raises(ValueError, match="holdout_share"):
+        expand(f, pd.Series([1000, 1001]), size=5, holdout_share=1.5)
+    with pytest.raises(ValueError, match="duplicate"):
+        expand(pd.concat([f, f]), pd.Series([1000]), size=5)
+
+
+def test_holdout_assignments_and_export(tmp_path):
+    f = _features()
+    ex = expand(f, pd.Series([1000, 1001, 1002]), size=100)
+    a = holdout_assignments(ex.audience, 0.1, "lookalike_2025", pd.Timestamp("2025-07-01"))
+    assert list(a.columns) == ["experiment_id", "user_id", "variant", "assigned_at"]
+    assert (a.variant == "holdout").sum() == 10 and (a.variant == "treatment").sum() == 90
+    assert a.user_id.tolist() == ex.audience.user_id.tolist()
+    with pytest.raises(ValueError, match="experiment id"):
+        holdout_assignments(ex.audience, 0.1, " ", pd.Timestamp("2025-07-01"))
+    paths = export(ex.audience, tmp_path / "out", assignments=a)
+    back = pd.read_parquet(paths["audience"])
+    assert list(back.columns) == ["user_id", "score", "rank", "decile"] and len(back) == 100
+    assert pd.read_parquet(paths["assignments"]).equals(a)
+
+
+def test_profile_index_by_hand():
+    X = np.array([[1.0, 0.0], [3.0, 1.0], [2.0, 1.0], [2.0, 0.0]])
+    masks = {
+        "seeds": np.array([True, False, False, False]),
+        "lookalikes": np.array([False, True, True, False]),
+        "population": np.ones(4, dtype=bool),
+    }
+    p = profile_table(X, ["x", "attr:y=1"], masks)
+    assert p["population_mean"].tolist() == [2.0, 0.5]
+    assert p["seeds_index"].tolist() == [50.0, 0.0]
+    assert p["lookalikes_index"].tolist() == [125.0, 200.0]
+    assert top_differences(p, n=1)["feature"].tolist() == ["attr:y=1"]
+
+
+def test_planted_seed_type_ranked_at_the_top(small_world):
+    """Hidden members of the planted type fill the audience; PU beats centroid and random."""
+    truth = json.loads((small_world / "ground_truth.json").read_text())["lookalike_seed"]
+    col = truth["column"].split(".", 1)[1]
+    data = load(small_world)
+    spec = feature_spec(data, lookback_days=90, exclude_attributes=[col])
+    feats = feature_frame(data, spec)
+    seeds = seed_ids(data, f"users.{col}", spec.as_of)
+    assert len(seeds) == truth["seed_count"]
+    ex = expand(feats, seeds, size=truth["hidden_rest_count"], holdout_share=0.3)
+    rec = ex.recall_at_n()
+    assert rec["default"] >= 0.5
+    assert rec["default"] > 3 * max(rec["random"], 0.05)
+    assert rec["default"] >= rec["centroid"] - 0.05  # same split; never clearly worse
+    types = pd.read_parquet(small_world / "truth" / "users.parquet").set_index("user_id")
+    kind = types["customer_type"]
+    base = (kind == truth["type"]).mean()
+    share = {}
+    for name in ("pu", "centroid", "random"):
+        e = expand(feats, seeds, size=truth["hidden_rest_count"], model=name, holdout_share=0.3)
+        share[name] = (kind.loc[e.audience.user_id] == truth["type"]).mean()
+    assert share["pu"] > 4 * base and share["pu"] >= 0.5
+    assert share["pu"] > share["centroid"] and share["pu"] > 2 * share["random"]
+
+
+def test_matrix_input_equals_frame_input():
+    f = _features()
+    names = [c for c in f.columns if c != "user_id"]
+    X = f[names].to_numpy(dtype=np.float32, na_value=0.0)
+    a = expand(f, pd.Series([1000, 1001, 1002, 1003]), size=30)
+    b = expand(
+        f["user_id"], pd.Series([1000, 1001, 1002, 1003]), size=30, matrix=X, feature_names=names
+    )
+    assert a.audience.equals(b.audience) and a.recall_at_n() == b.recall_at_n()
+    with pytest.raises(ValueError, match="does not match"):
+        expand(f["user_id"][:10], pd.Series([1000]), size=5, matrix=X)
