@@ -43,6 +43,7 @@ __all__ = [
     "annotations",
     "check_parameters",
     "check_type",
+    "default_type",
     "register",
     "yaml_problem",
 ]
@@ -102,7 +103,8 @@ def _type_names(node: ast.expr) -> tuple[str, ...]:
     return ()
 
 
-def _default_type(default: Any) -> tuple[str, ...]:
+def default_type(default: Any) -> tuple[str, ...]:
+    """The type name of a default value (``()`` for ``None`` or an unknown type)."""
     if default is None:
         return ()
     for name in ("bool", "int", "float", "str", "list", "dict", "tuple"):
@@ -310,7 +312,7 @@ def check_parameters(
     out: dict[str, Any] = {}
     for name, value in given.items():
         try:
-            out[name] = check_type(name, value, types.get(name) or _default_type(defaults[name]))
+            out[name] = check_type(name, value, types.get(name) or default_type(defaults[name]))
         except ValueError as exc:
             problems.append(str(exc))
             out[name] = value

@@ -181,7 +181,7 @@ def coerce_value(raw: str, default: Any, types: tuple[str, ...] = (), name: str 
         The value does not fit the type; the message names the parameter, the expected
         type and the value given.
     """
-    types = types or _params._default_type(default)
+    types = types or _params.default_type(default)
     if "str" in types or (not types and isinstance(default, str)):
         return raw
     try:

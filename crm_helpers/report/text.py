@@ -16,6 +16,7 @@ Semantics
 - :func:`md` formats a trusted template with escaped values: ``md("**{n}** users left {step}",
   n="1,234", step=code(name))`` — values already made by :func:`code` or :func:`esc` are kept
   as they are (they are :class:`Safe`), everything else is escaped.
+- :func:`join` joins values with a trusted separator, escaping those not yet safe.
 - :func:`skipped` is the one-line note of a section that steps aside because the data lack
   a table or column: what is missing and how to add it.
 

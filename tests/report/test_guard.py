@@ -58,8 +58,10 @@ def test_required_empty_table_fails_the_header(tmp_path):
     provenance.header({}, load(tmp_path / "d", require=["users"]), "t")
 
 
-def test_empty_date_range_fails_naming_the_span(tmp_path):
-    data = load(_write(tmp_path / "d", 5), require=["users", "events"])
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def test_empty_date_range_fails_naming_the_span(tmp_path, engine, request):
+    con = request.getfixturevalue("spark_con") if engine == "spark" else engine
+    data = load(_write(tmp_path / "d", 5), engine=con, require=["users", "events"])
     rows = data.row_counts()
     guard.check(data, rows, {"start_date": "2024-01-12", "end_date": "2024-01-13"})  # 1 row
     with pytest.raises(guard.EmptyExtractError) as exc:

@@ -103,7 +103,7 @@ def test_ranges_common_and_per_notebook():
         "end_date": "",
         "trend_period": "week",
     }
-    types = {k: params._default_type(v) for k, v in defaults.items()}
+    types = {k: params.default_type(v) for k, v in defaults.items()}
     ok = params.check_parameters("funnel_dropoff", {"audience_step": 2}, defaults, types)
     assert ok == {"audience_step": 2}
     cases = {
