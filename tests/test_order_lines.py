@@ -83,3 +83,18 @@ def test_order_lines_mapping_errors(tmp_path):
     )
     with pytest.raises(DataContractError, match="'Qty'"):
         load(tmp_path, schema=schema)
+
+
+@pytest.mark.spark
+def test_spark_aggregates_the_same_orders(data, spark_con):
+    sp = load(SAMPLE, engine=spark_con)
+    cols = ["order_id", "user_id", "ts", "revenue", "quantity", "lines"]
+    a = data.orders.to_pandas()[cols].sort_values("order_id").reset_index(drop=True)
+    b = sp.orders.to_pandas()[cols].sort_values("order_id").reset_index(drop=True)
+    np.testing.assert_allclose(a.pop("revenue"), b.pop("revenue"), rtol=1e-12, atol=1e-9)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    q = sp.quality.to_frame().set_index("check")
+    assert (
+        q.loc["order_lines_without_customer", "count"]
+        == data.quality.to_frame().set_index("check").loc["order_lines_without_customer", "count"]
+    )
