@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_validate import good_frames, write_frames
 
 from crm_helpers.data import load
 from crm_helpers.schema import Schema
 from crm_helpers.validate import DataContractError
+from tests.test_validate import good_frames, write_frames
 
 # Wall times in Berlin around both 2024 DST changes (31 Mar, 27 Oct), incl. an ambiguous
 # (02:30 on 27 Oct) and a non-existent (02:30 on 31 Mar) one.

@@ -6,10 +6,10 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
-from test_validate import good_frames, write_frames
 
 from crm_helpers.data import load
 from crm_helpers.engine import DUCKDB_MEMORY_LIMIT, connect, local_to_utc
+from tests.test_validate import good_frames, write_frames
 
 pytestmark = pytest.mark.spark
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ibis
 import pytest
-from test_validate import load_broken
 
 from crm_helpers.funnels.core import FunnelSpec, closest_first, user_funnel
 from crm_helpers.validate import DataContractError
+from tests.test_validate import load_broken
 
 
 def test_unparseable_timestamps_are_reported_once_as_unparseable(tmp_path):

@@ -12,8 +12,7 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
-from report_helpers import assert_same_report, run_funnel_report
-from test_engine import pandas_local_to_utc
+from tests.test_engine import pandas_local_to_utc
 
 from crm_helpers import load, overview
 from crm_helpers.engine import connect, local_to_utc
@@ -21,6 +20,7 @@ from crm_helpers.funnels import FunnelSpec, Step, funnel_table
 from crm_helpers.funnels.analysis import breakdown_table, trend_table
 from crm_helpers.schema import Schema
 from crm_helpers.warehouse import WarehouseData
+from tests.report_helpers import assert_same_report, run_funnel_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
 

@@ -18,10 +18,10 @@ import subprocess
 import sys
 
 import pytest
-from report_helpers import assert_same_report, run_funnel_report
 
 from crm_helpers import config
 from crm_helpers.servers import LocalSparkCluster, spark_class
+from tests.report_helpers import assert_same_report, run_funnel_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 import pytest
-from test_validate import good_frames, write_frames
 
 from crm_helpers import load
 from crm_helpers.report.run import ParametersError, run_notebook
@@ -23,6 +22,7 @@ from crm_helpers.warehouse import (
     source_of,
     split_name,
 )
+from tests.test_validate import good_frames, write_frames
 
 
 @pytest.fixture(scope="module")

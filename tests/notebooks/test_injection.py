@@ -20,11 +20,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from payloads import PAYLOAD_IMG, PAYLOAD_SCRIPT, PAYLOADS
 
 from crm_helpers import config
 from crm_helpers.report.render import render_html
 from crm_helpers.report.run import parameters_cell, run_notebook
+from tests.notebooks.payloads import PAYLOAD_IMG, PAYLOAD_SCRIPT, PAYLOADS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
 
