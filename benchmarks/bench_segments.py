@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 
 class PeakRSS:
@@ -156,15 +155,21 @@ def main(argv: list[str] | None = None) -> int:
         ref = ref.set_index("segment").reindex(summary["segment"]).fillna(0)
         same = bool(
             (ref["customers"].astype(int).to_numpy() == summary["customers"].to_numpy()).all()
-            and np.allclose(ref["revenue"].to_numpy(float), summary["revenue"].to_numpy(), rtol=1e-9)
+            and np.allclose(
+                ref["revenue"].to_numpy(float), summary["revenue"].to_numpy(), rtol=1e-9
+            )
         )
         rows.append(("RFM segment summary (helper)", t_helper, f"{t_helper / t_sql:.2f}x SQL"))
         rows.append(("RFM segment summary (hand-written SQL)", t_sql, f"equal: {same}"))
         n_customers = int(summary["customers"].sum())
         if not args.no_features and data.has("events"):
             t_feat, feats = _best(
-                lambda: cl.feature_table(as_of=as_of, events=data.events, orders=orders,
-                                         messages=data.tables.get("messages")),  # fmt: skip
+                lambda: cl.feature_table(
+                    as_of=as_of,
+                    events=data.events,
+                    orders=orders,
+                    messages=data.tables.get("messages"),
+                ),  # fmt: skip
                 args.repeat,
             )
             rows.append((f"feature table ({len(feats):,} users)", t_feat, ""))
@@ -174,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         from crm_helpers.segments.models import BetaGeoFitter
 
         t_fit, _ = _best(
-            lambda: BetaGeoFitter().fit(stats["frequency"], stats["recency"], stats["T"], weights=stats["n"]),
+            lambda: BetaGeoFitter().fit(
+                stats["frequency"], stats["recency"], stats["T"], weights=stats["n"]
+            ),
             args.repeat,
         )
         per100k = t_fit / (n_customers / 100_000)
