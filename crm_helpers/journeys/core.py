@@ -323,8 +323,9 @@ def prepare(events_or_data: Any, spec: JourneySpec | None = None) -> Prepared:
     if spec.start_end:
         bounds = rows.group_by(keys).aggregate(first=rows.t.min(), last=rows.t.max())
     if spec.collapse_repeats:
-        prev_code = rows.code.lag().over(prep.window())
-        rows = rows.filter(prev_code.isnull() | (prev_code != rows.code))
+        # the window as a column first: a window inside a filter does not compile on Spark
+        rows = rows.mutate(prev=rows.code.lag().over(prep.window()))
+        rows = rows.filter(rows.prev.isnull() | (rows.prev != rows.code)).drop("prev")
     if bounds is not None:
         end_code = ibis.literal(code_of[END], "int32")
         if spec.churn_us is not None:
