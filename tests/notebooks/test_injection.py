@@ -37,6 +37,10 @@ ESSENTIAL_PARAMETERS: dict[str, dict] = {
         "breakdown_property": "platform",
         "min_group_users": 20,
     },
+    "journey_mapping": {"anchor_event": PAYLOAD_IMG, "segment_column": "device"},
+    "segment_profiling": {},  # users' attribute values carry payloads into the profiles
+    "lookalike_expansion": {},  # likewise, into the seed / lookalike profiles
+    "experiment_readout": {},  # the experiment id and the variants carry payloads
 }
 
 #: Given as the title of every notebook that has one (it closes <title> and opens a script).
