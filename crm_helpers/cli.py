@@ -3,7 +3,7 @@
 crm generate [--users N] [--seed S] [--out DIR] [--dirt] [--overwrite]
 crm run NOTEBOOK [-p name value]... [-f params.yaml] [--data DIR] [--engine E] [--schema F]
         [--out DIR] [--allow-shrink] [--shrink-share S]    (exit: 0 built, 1 failed, 2 refused)
-crm run-all [--data DIR] [--engine E] [--out DIR] [--allow-shrink] [--shrink-share S]
+crm run-all [--data DIR] [--engine E] [--out DIR] [--jobs N] [--allow-shrink] [--shrink-share S]
 crm index [--out DIR]
 """
 
@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--data", type=Path)
     a.add_argument("--engine")
     a.add_argument("--out", type=Path)
+    a.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="reports run at once (default $CRM_JOBS, else 2, at most the CPU count)",
+    )
     _guard_options(a)
 
     i = sub.add_parser("index", help="rebuild reports/index.html")
@@ -150,7 +156,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_all(args: argparse.Namespace) -> int:
-    from crm_helpers.report.run import RunRefused, run_all
+    from crm_helpers.report.batch import run_all
+    from crm_helpers.report.run import RunRefused
 
     try:
         results = run_all(
@@ -159,6 +166,7 @@ def _run_all(args: argparse.Namespace) -> int:
             out_dir=args.out,
             allow_shrink=args.allow_shrink,
             shrink_share=args.shrink_share,
+            jobs=args.jobs,
         )
     except RunRefused as exc:
         print(f"crm run-all: refused: {exc}", file=sys.stderr)

@@ -17,7 +17,8 @@ import pytest
 
 from crm_helpers.cli import main
 from crm_helpers.data import find_table_file, load
-from crm_helpers.report.run import discover_runs, run_all, run_notebook
+from crm_helpers.report.batch import run_all
+from crm_helpers.report.run import discover_runs, run_notebook
 from crm_helpers.schema import TABLES
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reports")]
@@ -199,7 +200,9 @@ def _tiny_notebook(path: Path, body: str, params: str = 'data_dir: str = ""\nx: 
     nbformat.write(nb, str(path))
 
 
-def test_run_all_continues_past_failures_and_indexes(tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_run_all_continues_past_failures_and_indexes(tmp_path, jobs):
+    """Serial (in process) and parallel (worker processes) runs give the same reports."""
     nbs = tmp_path / "notebooks"
     (nbs / "params").mkdir(parents=True)
     _tiny_notebook(
@@ -220,7 +223,7 @@ def test_run_all_continues_past_failures_and_indexes(tmp_path):
         ("alpha.ipynb", "other.yaml"),
     ]
     out = tmp_path / "reports"
-    results = run_all(notebooks_dir=nbs, out_dir=out)
+    results = run_all(notebooks_dir=nbs, out_dir=out, jobs=jobs)
     status = {Path(r.out_dir).name: r.status for r in results}
     assert status == {"alpha": "ok", "broken": "failed", "alpha--three": "ok", "alpha--seven": "ok"}
     broken = next(r for r in results if r.name == "broken")
