@@ -25,14 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
+from procmem import run_polled  # noqa: E402
 
 METRICS = ["conversion", "revenue", "orders", "event:visit", "event_count:purchase"]
 EVENTS = np.array(["visit", "product_view", "purchase", "open"])
@@ -193,37 +193,10 @@ def run_sql(data_dir: Path) -> dict:
 
 def measure(impl: str, data_dir: Path, timeout: float = 3600) -> dict:
     """Run one implementation in a subprocess; poll the peak RSS of its process tree."""
-    import psutil
-
     cmd = [sys.executable, __file__, "--worker", impl, "--data", str(data_dir)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, stop = 0, threading.Event()
-
-    def poll() -> None:
-        nonlocal peak
-        try:
-            p = psutil.Process(proc.pid)
-            while not stop.is_set():
-                rss = p.memory_info().rss
-                for c in p.children(recursive=True):
-                    try:
-                        rss += c.memory_info().rss
-                    except psutil.Error:
-                        pass
-                peak = max(peak, rss)
-                time.sleep(0.02)
-        except psutil.Error:
-            pass
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        stop.set()
-        thread.join()
-    if proc.returncode != 0:
-        return {"impl": impl, "error": err[-2000:]}
+    code, out, err, peak = run_polled(cmd, timeout)
+    if code != 0:
+        return {"impl": impl, "error": err[-2000:] or f"timed out after {timeout:.0f} s"}
     res = json.loads(out.strip().splitlines()[-1])
     return {"impl": impl, "peak_mb": peak / 2**20, **res}
 

@@ -22,16 +22,14 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import funnel_impls as F  # noqa: E402
+from procmem import run_polled  # noqa: E402
 
 BASELINES = ("duckdb_sql", "polars", "pandas")
 LABELS = {
@@ -124,49 +122,16 @@ def vm_hwm_bytes(pid: int | str = "self") -> int | None:
 
 def run_worker(impl: str, data_dir: Path, repeat: int, timeout: float) -> dict:
     """Run :func:`worker` in a subprocess, polling its process tree's RSS every 20 ms."""
-    import psutil
-
     load1 = os.getloadavg()[0]  # other work on the machine inflates wall times: reported
     cmd = [sys.executable, __file__, "--worker", impl, "--data", str(data_dir)]
     cmd += ["--repeat", str(repeat)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    stop = threading.Event()
-
-    def poll() -> None:
-        nonlocal peak
-        try:
-            p = psutil.Process(proc.pid)
-            while not stop.is_set():
-                try:
-                    rss = p.memory_info().rss
-                    for c in p.children(recursive=True):
-                        try:
-                            rss += c.memory_info().rss
-                        except psutil.Error:
-                            pass
-                except psutil.Error:
-                    break
-                peak = max(peak, rss)
-                time.sleep(0.02)
-        except psutil.Error:
-            pass
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
+    code, stdout, stderr, peak = run_polled(cmd, timeout)
+    if code is None:
         return {"impl": impl, "error": f"timed out after {timeout:.0f} s"}
-    finally:
-        stop.set()
-        thread.join()
     lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_TAG)]
-    if proc.returncode != 0 or not lines:
+    if code != 0 or not lines:
         tail = (stderr or stdout).strip().splitlines()[-5:]
-        return {"impl": impl, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
+        return {"impl": impl, "error": f"exit {code}: " + " | ".join(tail)}
     res = json.loads(lines[-1][len(RESULT_TAG) :])
     res["load1"] = load1
     res["poll_peak_bytes"] = peak

@@ -28,9 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -38,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import funnel_impls as F  # noqa: E402
+from procmem import run_polled  # noqa: E402
 
 ANCHOR = "product_view"
 DEPTH = 5
@@ -204,47 +203,15 @@ def worker(impl: str, data: Path, repeat: int) -> None:
 
 
 def run_worker(impl: str, data: Path, repeat: int, timeout: float) -> dict:
-    import psutil
-
     cmd = [sys.executable, __file__, "--worker", impl, "--data", str(data), "--repeat", str(repeat)]
     load1 = os.getloadavg()[0]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, stop = 0, threading.Event()
-
-    def poll() -> None:
-        nonlocal peak
-        try:
-            p = psutil.Process(proc.pid)
-            while not stop.is_set():
-                try:
-                    rss = p.memory_info().rss
-                    for c in p.children(recursive=True):
-                        try:
-                            rss += c.memory_info().rss
-                        except psutil.Error:
-                            pass
-                except psutil.Error:
-                    break
-                peak = max(peak, rss)
-                time.sleep(0.02)
-        except psutil.Error:
-            pass
-
-    th = threading.Thread(target=poll, daemon=True)
-    th.start()
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
+    code, out, err, peak = run_polled(cmd, timeout)
+    if code is None:
         return {"impl": impl, "error": f"timed out after {timeout:.0f} s"}
-    finally:
-        stop.set()
-        th.join()
     lines = [ln for ln in out.splitlines() if ln.startswith(RESULT_TAG)]
-    if proc.returncode != 0 or not lines:
+    if code != 0 or not lines:
         tail = (err or out).strip().splitlines()[-3:]
-        return {"impl": impl, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
+        return {"impl": impl, "error": f"exit {code}: " + " | ".join(tail)}
     res = json.loads(lines[-1][len(RESULT_TAG) :])
     res.update(peak_bytes=peak, load1=load1)
     return res
