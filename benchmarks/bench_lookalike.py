@@ -26,8 +26,8 @@ read, peak memory < 2.5x the matrix, feature build <= 1.25x the SQL.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -35,6 +35,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from procmem import TreePoller, tree_rss  # noqa: E402
 
 from crm_helpers.lookalike.analysis import expand  # noqa: E402
 from crm_helpers.lookalike.models import (  # noqa: E402
@@ -51,41 +54,9 @@ def parse_size(text: str) -> int:
     return int(float(text[:-1] if mult > 1 else text) * mult)
 
 
-class PeakRSS:
-    """Poll the RSS of this process and its children (psutil) in a thread."""
-
-    def __init__(self, every: float = 0.01) -> None:
-        import psutil
-
-        self.proc = psutil.Process()
-        self.every = every
-        self.peak = 0
-        self._stop = threading.Event()
-
-    def rss(self) -> int:
-        total = self.proc.memory_info().rss
-        for c in self.proc.children(recursive=True):
-            try:
-                total += c.memory_info().rss
-            except Exception:  # noqa: BLE001 - child gone
-                pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.rss())
-            time.sleep(self.every)
-
-    def __enter__(self) -> PeakRSS:
-        self.peak = self.rss()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, self.rss())
+def PeakRSS() -> TreePoller:  # noqa: N802 - kept the name the code below uses
+    """Peak RSS of this process tree, polled every 10 ms (benchmarks/procmem.py)."""
+    return TreePoller(os.getpid(), 0.01)
 
 
 def planted_matrix(n: int, d: int, class_share: float, n_seeds: int, seed: int = 0):
@@ -117,7 +88,7 @@ def timed(fn, repeat: int = 1):
 def part_models(args) -> None:
     n, d, top = parse_size(args.users), args.features, parse_size(args.top)
     meter = PeakRSS()
-    base = meter.rss()
+    base = tree_rss(os.getpid())
     t_gen, (X, cls, seeds) = timed(
         lambda: planted_matrix(n, d, args.class_share, parse_size(args.seeds))
     )

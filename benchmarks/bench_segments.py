@@ -16,48 +16,20 @@ every 50 ms with psutil.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
+from procmem import TreePoller  # noqa: E402
 
 
-class PeakRSS:
-    """Poll the RSS of this process and its children (bytes) in a thread."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        import psutil
-
-        self.proc, self.interval, self.peak = psutil.Process(), interval, 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _rss(self) -> int:
-        import psutil
-
-        total = self.proc.memory_info().rss
-        for c in self.proc.children(recursive=True):
-            try:
-                total += c.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
-            time.sleep(self.interval)
-
-    def __enter__(self) -> PeakRSS:
-        self.peak = self._rss()
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
+def PeakRSS() -> TreePoller:  # noqa: N802 - kept the name the code below uses
+    """Peak RSS of this process tree, polled every 50 ms (benchmarks/procmem.py)."""
+    return TreePoller(os.getpid(), 0.05)
 
 
 RFM_SQL = """
