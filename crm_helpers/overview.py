@@ -220,19 +220,24 @@ def order_summary(data: CRMData) -> pd.DataFrame:
     o = data.orders
     pos = o.revenue > 0
     neg = o.revenue < 0
+    # A float sum depends on the order the engine adds in (threads, Spark partitions): sum
+    # exact decimals, so reruns and engines give the same figures to the last digit.
+    exact = o.revenue.cast("decimal(38, 9)")
     r = (
         o.aggregate(
             orders=o.count(),
             customers=o.user_id.nunique(),
-            revenue=o.revenue.sum(),
-            aov=o.revenue.mean(where=pos),
+            revenue=exact.sum(),
+            positive_revenue=exact.sum(where=pos),
+            positive_orders=pos.ifelse(1, 0).sum(),
             refunds=neg.ifelse(1, 0).sum(),
-            refund_revenue=o.revenue.sum(where=neg),
+            refund_revenue=exact.sum(where=neg),
         )
         .to_pandas()
         .iloc[0]
     )
     n, customers = int(r["orders"]), int(r["customers"] or 0)
+    n_pos = int(r["positive_orders"] or 0)
 
     def num(v: object) -> float:
         return float("nan") if v is None or pd.isna(v) else float(v)
@@ -242,7 +247,7 @@ def order_summary(data: CRMData) -> pd.DataFrame:
             "orders": [n],
             "customers": [customers],
             "revenue": [num(r["revenue"]) if n else 0.0],
-            "average_order_value": [num(r["aov"])],
+            "average_order_value": [num(r["positive_revenue"]) / n_pos if n_pos else float("nan")],
             "orders_per_customer": [n / customers if customers else float("nan")],
             "refunds": [int(r["refunds"] or 0)],
             "refund_revenue": [num(r["refund_revenue"]) if int(r["refunds"] or 0) else 0.0],

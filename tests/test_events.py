@@ -59,7 +59,7 @@ def test_checks_name_the_problem():
     ev.check_columns(t, [("step 1", "buy", {"cat": "a"})])
     with pytest.raises(ValueError, match="closest columns"):
         ev.check_columns(t, [("step 1", "buy", {"cats": "a"})])
-    with pytest.raises(ValueError, match="closest known events"):
+    with pytest.raises(ValueError, match="closest first"):
         ev.check_events_exist(t, [("step 1", "buyy", None)])
     with pytest.raises(TypeError, match="CRMData"):
         ev.events_of(42)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import ibis.expr.datatypes as dt
 import pandas as pd
 
+from crm_helpers.events import known_events
+from crm_helpers.funnels.defaults import choose_steps
 from crm_helpers.lookalike import seeds as _seeds
 from crm_helpers.lookalike.analysis import Expansion, expand
 from crm_helpers.lookalike.features import FeatureSpec, feature_frame, feature_spec
@@ -37,13 +39,26 @@ def default_seed(data) -> tuple[str, str]:
     """``(rule, how it was chosen)`` for an empty seed parameter.
 
     A true/false ``users`` column whose name contains ``seed`` is a seed list shipped with
-    the data (``users.<column>``); otherwise frequent buyers, :data:`FALLBACK_SEED`.
+    the data (``users.<column>``); otherwise frequent buyers, :data:`FALLBACK_SEED`, when the
+    events have a ``purchase``; otherwise the users who did the last step of the funnel
+    chosen from the data (:func:`crm_helpers.funnels.defaults.choose_steps`, e.g. ``buy`` in
+    a ``pv, cart, buy`` clickstream) at least once in 90 days.
     """
     if data.has("users"):
         for col, typ in data.users.schema().items():
             if "seed" in col.lower() and isinstance(typ, dt.Boolean):
                 return f"users.{col}", f"the true/false users column {col!r} marks a seed list"
-    return FALLBACK_SEED, "no seed list in the data: frequent buyers"
+    if not data.has("events") or "purchase" in known_events(data.events):
+        return FALLBACK_SEED, "no seed list in the data: frequent buyers"
+    try:
+        goal = choose_steps(data)[0][-1]
+    except ValueError:
+        return FALLBACK_SEED, "no seed list in the data: frequent buyers"
+    return (
+        f"{goal} >= 1 in 90 days",
+        f"no seed list and no purchase event: users who did {goal!r} (the last step of "
+        "the funnel chosen from the data)",
+    )
 
 
 @dataclass

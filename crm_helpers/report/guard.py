@@ -10,7 +10,9 @@ and the index page.
 Semantics
 ---------
 - **Empty table**: a table the report requires (``load(..., require=[...])``, kept as
-  ``CRMData.required``) with no rows -> :class:`EmptyExtractError`.
+  ``CRMData.required``) with no rows -> :class:`EmptyExtractError`. A report that requires
+  no particular table (the data overview describes whatever tables it is given) needs
+  every table it was given: any of them with no rows fails it.
 - **Empty date range**: when the parameters set ``start_date`` and/or ``end_date`` (ISO,
   ``[start, end)``), the required activity tables (events, orders, messages, assignments;
   dated by :data:`crm_helpers.overview.TIME_COLUMNS`) are counted in that range; when *none*
@@ -163,7 +165,7 @@ def check(data: Any, rows: Mapping[str, int], params: Mapping[str, Any]) -> None
     ------
     EmptyExtractError, ShrunkExtractError
     """
-    required = list(getattr(data, "required", ()) or ())
+    required = list(getattr(data, "required", ()) or ()) or list(rows)
     empty = empty_tables(rows, required)
     if empty:
         names = ", ".join(empty)

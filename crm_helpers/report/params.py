@@ -249,6 +249,10 @@ def _funnel_checks() -> None:
 
     def audience_step(value: Any, params: Mapping[str, Any]) -> str | None:
         n = len(params.get("steps") or [])
+        if value == 0:  # 0: the notebook derives it (the step with the largest drop-off)
+            return None
+        if isinstance(value, int) and value < 0:
+            return "be 0 (derive it from the data) or a step number from 1"
         if isinstance(value, int) and n >= 2 and not 1 <= value <= n - 1:
             return (
                 f"be between 1 and {n - 1} (the step after which users drop off; "

@@ -162,6 +162,14 @@ def _segments_check(m: dict, frames: dict[str, pd.DataFrame]) -> None:
         assert sum(r["customers"] for r in rows) == orders["user_id"].nunique()
 
 
+def _lookalike_check(m: dict, frames: dict[str, pd.DataFrame]) -> None:
+    ev = frames["events"]
+    seeds = ev.loc[ev["event"] == "buy", "user_id"].nunique()  # the derived rule's seeds
+    assert m["provenance"]["parameters"]["seed"] == "buy >= 1 in 90 days"
+    assert "seed" in m["provenance"]["derived"]
+    assert m["metrics"]["seeds"]["found"] == seeds > 0
+
+
 # --- the registry -----------------------------------------------------------------------------
 
 
@@ -250,7 +258,7 @@ REGISTRY: dict[str, dict[str, Case | Fails]] = {
         "order_lines": Fails("assignments"),
     },
     "lookalike_expansion": {
-        "events_only": Case(),
+        "events_only": Case(check=_lookalike_check),
         "orders_only": Fails("events"),
         "users_assignments": Fails("events"),
         "order_lines": Fails("events"),

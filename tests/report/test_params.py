@@ -130,8 +130,11 @@ def test_ranges_common_and_per_notebook():
     # but the same value given differently is refused
     sentinel = {**defaults, "audience_step": 0, "steps": []}
     assert params.check_parameters("funnel_dropoff", {"audience_step": 0}, sentinel, types)
-    with pytest.raises(ValueError, match="'audience_step' must be between 1 and 2"):
+    with pytest.raises(ValueError, match="'audience_step' must be 0 .derive it from the data."):
         params.check_parameters("funnel_dropoff", {"audience_step": -1}, defaults, types)
+    # 0 means "derive": accepted whatever the steps (the notebook picks the largest loss)
+    three = {"steps": ["a", "b", "c"], "audience_step": 0}
+    assert params.check_parameters("funnel_dropoff", three, defaults, types) == three
     # another notebook has no funnel checks
     assert params.check_parameters("other", {"audience_step": 9}, defaults, types)
 
