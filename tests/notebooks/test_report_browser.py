@@ -80,7 +80,7 @@ def test_report_renders_in_chromium(rendered, driver, tmp_path):
     # every chart drew data marks (bars or lines), not just empty axes
     n_with_traces = driver.execute_script(
         """return Array.from(document.querySelectorAll('.js-plotly-plot'))
-          .filter(e => e.querySelector('.trace, .barlayer .point, .scatterlayer path, .sankey .sankey-link, .hm, .table .cell-rect')).length;"""
+          .filter(e => e.querySelector('.trace, .barlayer .point, .scatterlayer path, .sankey .sankey-link, .hm, .table .cell-rect, .treemaplayer .slice, canvas.gl-canvas')).length;"""
     )
     assert n_with_traces == n_figures
 
