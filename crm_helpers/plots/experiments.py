@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from scipy import stats as _st
 
-from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, TEMPLATE
+from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, figure
 
 __all__ = [
     "plot_forest",
@@ -30,12 +30,6 @@ __all__ = [
     "plot_sequential",
     "plot_waterfall",
 ]
-
-
-def _figure(title: str, **layout: object) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(template=TEMPLATE, title=title, **layout)
-    return fig
 
 
 def _pct(x: float) -> str:
@@ -48,7 +42,7 @@ def plot_forest(arms: pd.DataFrame, title: str = "Relative lift vs control") -> 
     Significant rows (adjusted p < alpha, ``significant``) are coloured by sign; others grey.
     """
     rows = arms[arms["diff"].notna()].reset_index(drop=True) if len(arms) else arms
-    fig = _figure(title, xaxis_title="relative lift vs control", xaxis_tickformat="+.0%")
+    fig = figure(title, xaxis_title="relative lift vs control", xaxis_tickformat="+.0%")
     labels = [f"{r.metric} · {r.variant}" for r in rows.itertuples()]
     for i, r in enumerate(rows.itertuples()):
         sig = bool(getattr(r, "significant", False))
@@ -81,7 +75,7 @@ def plot_forest(arms: pd.DataFrame, title: str = "Relative lift vs control") -> 
 def plot_sequential(path: pd.DataFrame, metric: str = "") -> go.Figure:
     """Cumulative relative lift by assignment day with the fixed-horizon interval (band)
     and the always-valid confidence sequence (dashed), one colour per arm."""
-    fig = _figure(
+    fig = figure(
         f"Cumulative lift over time{': ' + metric if metric else ''}",
         xaxis_title="users assigned up to day",
         yaxis_title="relative lift vs control",
@@ -131,7 +125,7 @@ def plot_sequential(path: pd.DataFrame, metric: str = "") -> go.Figure:
 def plot_posteriors(posteriors: pd.DataFrame, metric: str = "") -> go.Figure:
     """Normal posterior densities of the relative lift (``variant, mean, sd`` per arm),
     with the chance to beat control in the legend."""
-    fig = _figure(
+    fig = figure(
         f"Posterior of the lift{': ' + metric if metric else ''}",
         xaxis_title="relative lift vs control",
         xaxis_tickformat="+.0%",
@@ -158,7 +152,7 @@ def plot_posteriors(posteriors: pd.DataFrame, metric: str = "") -> go.Figure:
 
 def plot_segments(seg: pd.DataFrame, metric: str = "") -> go.Figure:
     """Relative lift per segment and arm with its interval; small segments grey (untested)."""
-    fig = _figure(
+    fig = figure(
         f"Lift by segment{': ' + metric if metric else ''} (exploratory)",
         xaxis_title="relative lift vs control",
         xaxis_tickformat="+.0%",
@@ -195,7 +189,7 @@ def plot_segments(seg: pd.DataFrame, metric: str = "") -> go.Figure:
 def plot_waterfall(econ: dict, currency: str = "") -> go.Figure:
     """From incremental gross profit through coupon and send costs to net profit."""
     gross = econ["gross_margin"] * econ["incremental_revenue"]
-    fig = _figure(
+    fig = figure(
         f"Campaign economics: {econ['variant']} vs control",
         yaxis_title=f"money{(' (' + currency + ')') if currency else ''}",
     )

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, NEGATIVE, POSITIVE, TEMPLATE
+from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, NEGATIVE, POSITIVE, figure
 
 __all__ = [
     "COLORS",
@@ -41,16 +41,6 @@ __all__ = [
     "plot_time_to_convert",
     "plot_trend",
 ]
-
-
-def _figure(title: str | None = None, **layout: object) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(template=TEMPLATE)
-    if title:
-        fig.update_layout(title=title)
-    if layout:
-        fig.update_layout(**layout)
-    return fig
 
 
 def _col(df: pd.DataFrame, *candidates: str, required: bool = True) -> str | None:
@@ -124,7 +114,7 @@ def plot_funnel(table: pd.DataFrame, *, title: str | None = "Funnel") -> go.Figu
     )
     text = [_pct(r) for r in rate]
     custom = np.column_stack([rate, lo, hi, prev])
-    fig = _figure(title, yaxis_title=users_col, xaxis_title="step", showlegend=False)
+    fig = figure(title, yaxis_title=users_col, xaxis_title="step", showlegend=False)
     fig.add_trace(
         go.Bar(
             x=x,
@@ -176,7 +166,7 @@ def plot_dropoff(table: pd.DataFrame, *, title: str | None = "Drop-off per step"
     share = _floats(t["dropoff_share"])
     largest = int(np.nanargmax(drop)) if len(drop) and np.isfinite(drop).any() else -1
     colors = [HIGHLIGHT if i == largest else COLORS[0] for i in range(len(drop))]
-    fig = _figure(title, yaxis_title="users lost", xaxis_title="transition", showlegend=False)
+    fig = figure(title, yaxis_title="users lost", xaxis_title="transition", showlegend=False)
     fig.add_trace(
         go.Bar(
             x=x,
@@ -245,7 +235,7 @@ def plot_time_to_convert(hist: pd.DataFrame, *, title: str | None = "Time to con
     else:
         unit, size, width, xlabel = "category", 1.0, None, "time to convert"
         x = [f"{_duration(a)}-{_duration(b)}" for a, b in zip(left, right, strict=True)]
-    fig = _figure(title, xaxis_title=xlabel, yaxis_title=count_c)
+    fig = figure(title, xaxis_title=xlabel, yaxis_title=count_c)
     fig.add_trace(
         go.Bar(
             x=x,
@@ -304,7 +294,7 @@ def plot_breakdown(
             strict=True,
         )
     )
-    fig = _figure(
+    fig = figure(
         title, yaxis_title="conversion from first step", barmode="group", yaxis_tickformat=".0%"
     )
     for i, (group, g) in enumerate(b.groupby("group", sort=True)):
@@ -370,7 +360,7 @@ def plot_trend(
     period_c = _col(trend, "period", "period_start", "entry_period")
     if steps is None:
         steps = [int(trend["step"].max())]
-    fig = _figure(title, yaxis_title="conversion from first step", yaxis_tickformat=".0%")
+    fig = figure(title, yaxis_title="conversion from first step", yaxis_tickformat=".0%")
     for i, s in enumerate(steps):
         g = trend[trend["step"] == s].sort_values(period_c)
         if g.empty:
@@ -436,7 +426,7 @@ def plot_sizing(sizing: pd.DataFrame, *, title: str | None = "Campaign sizing") 
     aud = _floats(s[aud_c])
     roi = _floats(s["roi"]) if "roi" in s else np.full(len(s), np.nan)
     x = [f"left after {n}" for n in _unique_names(_step_names(s), s["step"].tolist())]
-    fig = _figure(title, yaxis_title="expected net value", showlegend=False)
+    fig = figure(title, yaxis_title="expected net value", showlegend=False)
     fig.add_trace(
         go.Bar(
             x=x,
@@ -494,7 +484,7 @@ def plot_drivers(
         else [False] * len(d)
     )
     labels = _driver_labels(d)
-    fig = _figure(title, xaxis_title="odds ratio (converters vs drop-offs)", showlegend=False)
+    fig = figure(title, xaxis_title="odds ratio (converters vs drop-offs)", showlegend=False)
     fig.add_trace(
         go.Scatter(
             x=ratio,

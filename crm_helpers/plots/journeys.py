@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, TEMPLATE
+from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, figure
 
 __all__ = [
     "plot_sankey",
@@ -37,12 +37,6 @@ __all__ = [
 
 def _label(s: object) -> str:
     return html.escape(str(s), quote=False)
-
-
-def _figure(title: str | None = None, **layout: object) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(template=TEMPLATE, title=title, **layout)
-    return fig
 
 
 def _require(df: pd.DataFrame, cols: list[str], producer: str) -> None:
@@ -63,7 +57,7 @@ def plot_sankey(
     levels = sorted(set(nodes["level"].astype(int)))
     span = max(levels) - min(levels) if levels else 0
     x = [0.01 + 0.98 * ((int(lv) - min(levels)) / span if span else 0.5) for lv in nodes["level"]]
-    fig = _figure(title, height=520)
+    fig = figure(title, height=520)
     fig.add_trace(
         go.Sankey(
             arrangement="snap",
@@ -109,7 +103,7 @@ def plot_transition_matrix(
     e = edges[edges["source"].isin(keep) & edges["target"].isin(keep)]
     m = e.pivot_table(index="source", columns="target", values=weight, aggfunc="sum")
     m = m.reindex(index=keep, columns=keep)
-    fig = _figure(title, height=max(400, 26 * len(keep) + 160))
+    fig = figure(title, height=max(400, 26 * len(keep) + 160))
     fig.add_trace(
         go.Heatmap(
             z=m.to_numpy(float),
@@ -137,7 +131,7 @@ def plot_top_paths(
     ]
     conv = ["" if np.isnan(c) else f"{100 * c:.1f}%" for c in v["conversion"].astype(float)]
     dur = [_duration(s) for s in v["median_duration_seconds"].astype(float)]
-    fig = _figure(title, height=120 + 34 * len(v))
+    fig = figure(title, height=120 + 34 * len(v))
     fig.add_trace(
         go.Table(
             columnwidth=[6, 1, 1, 1, 1],
@@ -179,7 +173,7 @@ def plot_step_matrix_diff(
     sig = sig.reindex(index=z.index, columns=z.columns).fillna(False).astype(bool)
     text = np.where(sig.to_numpy(), "*", "")
     lim = float(np.nanmax(np.abs(z.to_numpy(float)))) if z.size else 1.0
-    fig = _figure(title, height=max(380, 26 * len(keep) + 160))
+    fig = figure(title, height=max(380, 26 * len(keep) + 160))
     fig.add_trace(
         go.Heatmap(
             z=z.to_numpy(float), x=[str(c) for c in z.columns], y=[_label(i) for i in z.index],
@@ -201,7 +195,7 @@ def plot_transition_times(
     _require(edges, ["source", "target", "count", "median_seconds", "p90_seconds"], "transitions")
     e = edges.sort_values("count", ascending=False).head(top).iloc[::-1]
     names = [f"{_label(a)} → {_label(b)}" for a, b in zip(e["source"], e["target"], strict=True)]
-    fig = _figure(title, height=max(360, 26 * len(e) + 140), xaxis_type="log")
+    fig = figure(title, height=max(360, 26 * len(e) + 140), xaxis_type="log")
     med = e["median_seconds"].clip(lower=0.5)
     fig.add_trace(go.Bar(y=names, x=med, orientation="h", name="median", marker_color=COLORS[0]))
     fig.add_trace(
@@ -231,7 +225,7 @@ def plot_stage_flow(
     tgt_idx = {s: len(names) + i for i, s in enumerate(names)}
     e = stage_edges[stage_edges["source"].isin(names) & stage_edges["target"].isin(names)]
     labels = [f"{_label(s)} ({users.get(s, 0):,} users)" for s in names] * 2
-    fig = _figure(title, height=480)
+    fig = figure(title, height=480)
     fig.add_trace(
         go.Sankey(
             node={"label": labels, "pad": 14,

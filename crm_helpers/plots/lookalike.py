@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, TEMPLATE
+from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, figure
 
 __all__ = [
     "plot_feature_importance",
@@ -28,12 +28,6 @@ __all__ = [
     "plot_recall_vs_n",
     "plot_score_histogram",
 ]
-
-
-def _figure(title: str, **layout: object) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(template=TEMPLATE, title=title, **layout)
-    return fig
 
 
 def _curves(gains: dict[str, pd.DataFrame | None]) -> dict[str, pd.DataFrame]:
@@ -45,7 +39,7 @@ def plot_lift_curve(gains: dict[str, pd.DataFrame | None], title: str | None = N
 
     The diagonal is what a random ranking captures on average.
     """
-    fig = _figure(
+    fig = figure(
         title or "Held-out seeds captured by the top of the ranking",
         xaxis_title="top share of candidates",
         yaxis_title="share of held-out seeds captured",
@@ -80,7 +74,7 @@ def plot_recall_vs_n(
     gains: dict[str, pd.DataFrame | None], n: int | None = None, title: str | None = None
 ) -> go.Figure:
     """Held-out recall (y) against audience size in users (x), per model; ``n`` marked."""
-    fig = _figure(
+    fig = figure(
         title or "Held-out recall by audience size",
         xaxis_title="audience size (users)",
         yaxis_title="held-out recall",
@@ -106,7 +100,7 @@ def plot_score_histogram(dist: pd.DataFrame, title: str | None = None) -> go.Fig
     """Users per score bin: the whole population and the audience (overlaid bars)."""
     mid = (dist["left"] + dist["right"]) / 2
     width = float((dist["right"] - dist["left"]).iloc[0]) if len(dist) else 1.0
-    fig = _figure(
+    fig = figure(
         title or "Score distribution",
         xaxis_title="score",
         yaxis_title="users",
@@ -135,7 +129,7 @@ def plot_profile(profile: pd.DataFrame, title: str | None = None) -> go.Figure:
     """
     p = profile.iloc[::-1]
     names = p["label"] if "label" in p.columns else p["feature"]
-    fig = _figure(
+    fig = figure(
         title or "Seeds and lookalikes against the population",
         xaxis_title="index vs population (100 = same)",
         barmode="group",
@@ -164,7 +158,7 @@ def plot_feature_importance(drivers: pd.DataFrame, title: str | None = None) -> 
     """Signed weights of the score's drivers (largest first, top of the chart)."""
     d = drivers.iloc[::-1]
     colors = [POSITIVE if w > 0 else NEGATIVE for w in d["weight"]]
-    fig = _figure(
+    fig = figure(
         title or "What drives the score (weight per standard deviation)",
         xaxis_title="weight",
         height=max(320, 24 * len(d) + 140),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, TEMPLATE
+from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, figure
 
 __all__ = [
     "STATE_COLORS",
@@ -39,22 +39,12 @@ STATE_COLORS = {"super-active": "#00798C", "active": "#66A182", "dormant-risk": 
                 "churned": "#D1495B"}  # fmt: skip
 
 
-def _figure(title: str | None = None, **layout: object) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(template=TEMPLATE)
-    if title:
-        fig.update_layout(title=title)
-    if layout:
-        fig.update_layout(**layout)
-    return fig
-
-
 def plot_rfm_treemap(
     summary: pd.DataFrame, title: str = "RFM segments: customers and revenue"
 ) -> go.Figure:
     """Treemap of segments, area = customers, colour = revenue share; hover shows the action."""
     s = summary[summary["customers"] > 0]
-    fig = _figure(title)
+    fig = figure(title)
     fig.add_trace(
         go.Treemap(
             labels=s["segment"],
@@ -86,7 +76,7 @@ def plot_rfm_grid(
     )
     seg = seg.reindex(index=range(1, 6), columns=range(1, 6)).fillna("")
     text = [[f"{seg.iat[i, j]}<br>{int(piv.iat[i, j]):,}" for j in range(5)] for i in range(5)]
-    fig = _figure(
+    fig = figure(
         title, xaxis_title="R score (5 = most recent)", yaxis_title="F score (5 = most frequent)"
     )
     fig.add_trace(go.Heatmap(z=piv.to_numpy(), x=list(range(1, 6)), y=list(range(1, 6)), text=text,
@@ -99,7 +89,7 @@ def plot_states_over_time(
     counts: pd.DataFrame, title: str = "Health states at each month end"
 ) -> go.Figure:
     """Stacked bars of users per state (columns ``period_end, state, users``)."""
-    fig = _figure(title, barmode="stack", yaxis_title="users", xaxis_title="period end")
+    fig = figure(title, barmode="stack", yaxis_title="users", xaxis_title="period end")
     for state, color in STATE_COLORS.items():
         d = counts[counts["state"] == state]
         x = pd.to_datetime(d["period_end"]).dt.strftime("%Y-%m-%d")
@@ -115,7 +105,7 @@ def plot_migration(
     share = matrix.div(matrix.sum(axis=1).where(lambda s: s > 0), axis=0).fillna(0)
     text = [[f"{int(matrix.iat[i, j]):,}<br>{share.iat[i, j]:.0%}" for j in range(matrix.shape[1])]
             for i in range(matrix.shape[0])]  # fmt: skip
-    fig = _figure(
+    fig = figure(
         title, xaxis_title="state at the end of the month", yaxis_title="state a month before"
     )
     fig.add_trace(go.Heatmap(z=share.to_numpy(), x=list(matrix.columns), y=list(matrix.index), text=text,
@@ -130,7 +120,7 @@ def plot_retention(ret: pd.DataFrame, title: str = "Retention by cohort month") 
     """Heatmap of the share of each cohort active k months later."""
     piv = ret.pivot_table(index="cohort", columns="period", values="share")
     labels = [pd.Timestamp(c).strftime("%Y-%m") for c in piv.index]
-    fig = _figure(title, xaxis_title="months since the cohort month", yaxis_title="cohort")
+    fig = figure(title, xaxis_title="months since the cohort month", yaxis_title="cohort")
     fig.add_trace(go.Heatmap(z=piv.to_numpy(), x=list(piv.columns), y=labels, colorscale="Greens",
                              zmin=0, zmax=1, texttemplate="%{z:.0%}",
                              colorbar={"title": "active", "tickformat": ".0%"},
@@ -146,7 +136,7 @@ def plot_cluster_profiles(
     piv = profiles.pivot_table(index="cluster", columns="feature", values="effect_size")
     z = piv.to_numpy()
     lim = float(max(1.0, abs(pd.DataFrame(z).stack()).max()))
-    fig = _figure(title, xaxis_title="feature", yaxis_title="cluster")
+    fig = figure(title, xaxis_title="feature", yaxis_title="cluster")
     fig.add_trace(go.Heatmap(z=z, x=list(piv.columns), y=[f"cluster {c}" for c in piv.index],
                              colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, texttemplate="%{z:.1f}",
                              colorbar={"title": "effect size (d)"},
@@ -159,7 +149,7 @@ def plot_cluster_map(
     points: pd.DataFrame, title: str = "Clusters in two dimensions (PCA)"
 ) -> go.Figure:
     """Scatter of the 2-D projection coloured by cluster."""
-    fig = _figure(title, xaxis_title="component 1", yaxis_title="component 2")
+    fig = figure(title, xaxis_title="component 1", yaxis_title="component 2")
     for i, (c, d) in enumerate(points.groupby("cluster", sort=True)):
         fig.add_trace(go.Scattergl(x=d["x"], y=d["y"], mode="markers", name=f"cluster {c}",
                                    marker={"size": 4, "opacity": 0.5, "color": COLORS[i % len(COLORS)]}))  # fmt: skip
@@ -169,7 +159,7 @@ def plot_cluster_map(
 def plot_clv(hist: pd.DataFrame, horizon_label: str, title: str | None = None) -> go.Figure:
     """Histogram (bars) of expected revenue per customer over the horizon."""
     mid = (hist["clv_low"] + hist["clv_high"]) / 2
-    fig = _figure(title or f"Expected revenue per customer, next {horizon_label}",
+    fig = figure(title or f"Expected revenue per customer, next {horizon_label}",
                   xaxis_title="expected revenue", yaxis_title="customers", bargap=0.05)  # fmt: skip
     fig.add_trace(go.Bar(x=mid, y=hist["customers"], width=(hist["clv_high"] - hist["clv_low"]) * 0.95,
                          marker_color=COLORS[0], hovertemplate="%{x:,.0f}: %{y:,.0f} customers<extra></extra>"))  # fmt: skip
@@ -180,7 +170,7 @@ def plot_holdout(
     table: pd.DataFrame, title: str = "Holdout: predicted vs actual purchases"
 ) -> go.Figure:
     """Grouped bars of mean predicted and actual holdout purchases per calibration frequency."""
-    fig = _figure(title, barmode="group", xaxis_title="repeat purchases in the calibration period",
+    fig = figure(title, barmode="group", xaxis_title="repeat purchases in the calibration period",
                   yaxis_title="purchases per customer in the holdout")  # fmt: skip
     fig.add_trace(go.Bar(x=table["bucket"], y=table["actual"], name="actual", marker_color=GREY))
     fig.add_trace(go.Bar(x=table["bucket"], y=table["predicted"], name="predicted (BG/NBD)",

@@ -64,6 +64,17 @@ def apply(fig: go.Figure) -> go.Figure:
     return fig
 
 
+def figure(title: str | None = None, **layout: object) -> go.Figure:
+    """An empty figure with the shared template, an optional title and layout settings."""
+    fig = go.Figure()
+    fig.update_layout(template=TEMPLATE)
+    if title:
+        fig.update_layout(title=title)
+    if layout:
+        fig.update_layout(**layout)
+    return fig
+
+
 def use(renderer: str | None = NOTEBOOK_RENDERER) -> None:
     """Make the shared template the default and set an offline notebook renderer.
 
