@@ -86,10 +86,13 @@ def memo(
     notes: list[str] = (),
     peeking_note: bool = True,
     segments_significant: int = 0,
+    segments_small: int = 0,
     split_assumed: bool = False,
 ) -> list[str]:
     """The decision memo: verdict, the effect in plain words, the money, the caveats.
 
+    ``segments_significant`` / ``segments_small``: segment rows that stand out after FDR
+    control / that are too small to be tested (each a caveat when > 0).
     ``split_assumed``: the planned split was not given (equal shares assumed); a failing
     sample-ratio check then says how to give the real plan (e.g. an 80/20 holdout).
 
@@ -169,6 +172,14 @@ def memo(
                 "{k} segment effect(s) stand out after FDR control: exploratory, confirm in a "
                 "new test before acting on them.",
                 k=segments_significant,
+            )
+        )
+    if segments_small:
+        caveats.append(
+            md(
+                "{k} segment row(s) are too small to test (shown, not tested); read nothing "
+                "into their lifts.",
+                k=segments_small,
             )
         )
     lines += [md("Caveat: {c}", c=c) for c in caveats]

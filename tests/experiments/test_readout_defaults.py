@@ -105,3 +105,16 @@ def test_unknown_control_name_through_prepare(tiny_dir):
         readout.prepare(_load(tiny_dir), experiment_id="exp1", control_variant="ctl",
                         analysis_window_days=7)  # fmt: skip
     assert analysis.choose_control({"a": 1, "b": 2}, "b") == ("b", "")
+
+
+def test_memo_caveats_name_peeking_and_small_and_significant_segments():
+    srm = S.srm_test({"a": 500, "b": 500}, {"a": 0.5, "b": 0.5})
+    arms = pd.DataFrame(columns=["role", "diff", "metric", "variant", "mean"])
+    kw = {"experiment_id": "e", "control": "a", "verdict": Verdict("keep running", "r", None)}
+    lines = narrative.memo(**kw, arms=arms, srm=srm, segments_small=3, segments_significant=1)
+    caveats = [ln for ln in lines if ln.startswith("Caveat:")]
+    assert len(caveats) == 3
+    assert "sequential" in caveats[0] and "1 segment effect" in caveats[1]
+    assert "3 segment row(s) are too small" in caveats[2]
+    plain = narrative.memo(**kw, arms=arms, srm=srm, peeking_note=False)
+    assert not [ln for ln in plain if ln.startswith("Caveat:")]
