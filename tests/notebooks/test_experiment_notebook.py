@@ -114,7 +114,7 @@ def test_events_only_runs_with_defaults(events_only, tmp_path_factory):
     res, m = _run(tmp_path_factory, d)
     mm = m["metrics"]
     assert {"srm", "arms", "cuped", "economics", "verdict"} <= set(mm)
-    assert "primary_metric" in m["provenance"]["derived"]
+    assert {"primary_metric", "secondary_metrics"} <= set(m["provenance"]["derived"])
     assert {r["metric"] for r in mm["arms"]} == {"event:purchase"}
     assert mm["economics"] == []
     end = ev["ts"].max()
