@@ -17,6 +17,11 @@ quiet machine::
 
     python benchmarks/bench_experiments.py --users 10000000 --events-per-user 10
 
+The data are generated once, streamed in parts of :data:`CHUNK` users (generation's memory
+does not grow with the size), in this process *before* the measured ones, and cached under
+``$CRM_BENCH_DIR`` or ``/tmp/crm_bench`` (``experiments_u<users>_e<events>_s<seed>``) for the
+next run.
+
 Prints a Markdown table (``--json`` for JSON).
 """
 
@@ -26,7 +31,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,28 +44,40 @@ ARMS = np.array(["control", "variant_a", "variant_b"])
 WINDOW_DAYS, PRE_DAYS = 14.0, 28.0
 START = np.datetime64("2025-01-01T00:00:00", "us")
 DAY_US = 86_400_000_000
-CHUNK = 2_000_000
+#: Users per generated Parquet part: generation holds one part at a time (~10 events per
+#: user: 2.5M events, ~0.2 GB), so its memory does not grow with ``--users``.
+CHUNK = 250_000
+#: Where generated data sets are cached (one folder per size and seed), as the other benchmarks.
+DEFAULT_ROOT = Path(os.environ.get("CRM_BENCH_DIR", "/tmp/crm_bench"))
 
 
-def generate(out: Path, users: int, events_per_user: float, seed: int = 1) -> Path:
-    """Write assignments, orders and events (folders of Parquet parts) for the benchmark."""
+def generate(
+    out: Path, users: int, events_per_user: float, seed: int = 1, chunk: int = CHUNK
+) -> Path:
+    """Write assignments, orders and events (folders of Parquet parts) for the benchmark.
+
+    Streamed: ``chunk`` users (and their orders and events) are drawn, written as one part of
+    each table and dropped before the next, so peak memory depends on ``chunk`` only (the
+    event names are written dictionary-encoded from small integer codes).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rng = np.random.default_rng(seed)
     for name in ("assignments", "orders", "events"):
         (out / name).mkdir(parents=True, exist_ok=True)
+    arms, events = pa.array(ARMS), pa.array(EVENTS)
     n_orders = 0
-    for part, lo in enumerate(range(0, users, CHUNK)):
-        uid = np.arange(lo, min(users, lo + CHUNK), dtype=np.int64)
+    for part, lo in enumerate(range(0, users, chunk)):
+        uid = np.arange(lo, min(users, lo + chunk), dtype=np.int64)
         arm = rng.integers(0, 3, len(uid))
         t0 = START + (30 * DAY_US + rng.integers(0, 30 * DAY_US, len(uid))).astype(
             "timedelta64[us]"
         )
         pq.write_table(
-            pa.table({"experiment_id": np.full(len(uid), "bench"), "user_id": uid,
-                      "variant": ARMS[arm], "assigned_at": t0}),
-            out / "assignments" / f"part-{part:04d}.parquet",
+            pa.table({"experiment_id": pa.array(np.full(len(uid), "bench")), "user_id": uid,
+                      "variant": arms.take(pa.array(arm)), "assigned_at": t0}),
+            out / "assignments" / f"part-{part:05d}.parquet",
         )  # fmt: skip
         k = rng.poisson(0.4 + 0.05 * arm)
         ou = np.repeat(uid, k)
@@ -71,15 +87,49 @@ def generate(out: Path, users: int, events_per_user: float, seed: int = 1) -> Pa
         pq.write_table(
             pa.table({"order_id": oid, "user_id": ou, "ts": ots,
                       "revenue": np.round(rng.lognormal(3.5, 0.8, len(ou)), 2)}),
-            out / "orders" / f"part-{part:04d}.parquet",
+            out / "orders" / f"part-{part:05d}.parquet",
         )  # fmt: skip
+        del ou, ots, oid
         ke = rng.poisson(events_per_user, len(uid))
         eu = np.repeat(uid, ke)
         ets = START + rng.integers(0, 75 * DAY_US, len(eu)).astype("timedelta64[us]")
+        code = pa.array(rng.integers(0, len(EVENTS), len(eu)).astype(np.int8))
         pq.write_table(
-            pa.table({"user_id": eu, "event": EVENTS[rng.integers(0, 4, len(eu))], "ts": ets}),
-            out / "events" / f"part-{part:04d}.parquet",
-        )
+            pa.table({"user_id": eu, "event": pa.DictionaryArray.from_arrays(code, events),
+                      "ts": ets}),
+            out / "events" / f"part-{part:05d}.parquet",
+        )  # fmt: skip
+        del eu, ets, code
+    return out
+
+
+def ensure_data(
+    users: int, events_per_user: float, seed: int = 1, root: Path = DEFAULT_ROOT
+) -> Path:
+    """The cached data set of this size and seed under ``root``, generated on first use.
+
+    ``root / f"experiments_u{users}_e{events_per_user:g}_s{seed}"``; it is generated into a
+    hidden sibling folder and renamed when whole, so an interrupted run is never reused.
+    """
+    name = f"experiments_u{users}_e{events_per_user:g}_s{seed}"
+    out = Path(root) / name
+    if (out / ".complete").exists():
+        return out
+    tmp = Path(root) / f".{name}.tmp"
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    generate(tmp, users, events_per_user, seed)
+    (tmp / ".complete").write_text(
+        json.dumps({"users": users, "events_per_user": events_per_user, "seed": seed})
+    )
+    if out.exists():  # an incomplete folder of an older run
+        import shutil
+
+        shutil.rmtree(out)
+    tmp.rename(out)
     return out
 
 
@@ -205,7 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--events-per-user", type=float, default=10.0)
-    ap.add_argument("--data", type=Path, help="use this generated folder (else a temporary one)")
+    ap.add_argument(
+        "--data", type=Path, help="use (or generate into) this folder instead of the cache"
+    )
+    ap.add_argument(
+        "--root", type=Path, default=DEFAULT_ROOT,
+        help="cache of generated data sets (default $CRM_BENCH_DIR or /tmp/crm_bench)",
+    )  # fmt: skip
     ap.add_argument("--worker", choices=["helper", "sql"], help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -213,16 +269,16 @@ def main(argv: list[str] | None = None) -> int:
         fn = run_helper if args.worker == "helper" else run_sql
         print(json.dumps(fn(args.data)))
         return 0
-    with tempfile.TemporaryDirectory(prefix="bench_experiments_") as tmp:
-        data_dir = args.data or Path(tmp)
+    if args.data is not None:
+        data_dir = args.data
         if not (data_dir / "assignments").exists():
-            t = time.perf_counter()
             generate(data_dir, args.users, args.events_per_user)
-            print(
-                f"generated {args.users:,} users in {time.perf_counter() - t:.1f} s",
-                file=sys.stderr,
-            )
-        results = [measure("helper", data_dir), measure("sql", data_dir)]
+    else:
+        t = time.perf_counter()
+        data_dir = ensure_data(args.users, args.events_per_user, root=args.root)
+        print(f"data: {data_dir} ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
+    # generation ran in this process; each measured implementation is a fresh process
+    results = [measure("helper", data_dir), measure("sql", data_dir)]
     bad = [r for r in results if "error" in r]
     if bad:
         print(json.dumps(bad, indent=1), file=sys.stderr)

@@ -8,6 +8,11 @@ Loading is lazy: each table is a view over its file(s) in the engine, with canon
 column names, contract types and naive-UTC timestamps; validation runs a few aggregate
 queries per table and cleaning is a lazy Ibis filter. Nothing under the data directory is
 ever written.
+
+Modules: this one finds and reads the files and assembles :class:`CRMData`;
+:mod:`crm_helpers.normalise` brings columns to contract types and naive UTC;
+:mod:`crm_helpers.order_lines` turns order lines into orders. Their public names are
+importable from here too.
 """
 
 from __future__ import annotations
@@ -19,19 +24,41 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import ibis
-import ibis.expr.datatypes as dt
-import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
 from crm_helpers import config
-from crm_helpers.engine import connect, epoch_us, from_epoch_us, local_to_utc, temp_view
+from crm_helpers.engine import connect, temp_view
+from crm_helpers.normalise import (  # re-exported: data.py held them before the split
+    OFFSET_PATTERN,
+    ColumnPlan,
+    apply_cleaning,
+    aware_to_naive_utc,
+    normalise,
+    parse_timestamp_text,
+    plan_columns,
+)
+from crm_helpers.order_lines import _order_lines_finding, aggregate_order_lines
 from crm_helpers.schema import CONTRACT, DEFAULT_SCHEMA, TABLES, Schema
 from crm_helpers.validate import DataContractError, DataQualityReport, Finding
 
-FORMATS = ("parquet", "csv")
+__all__ = [
+    "FORMATS",
+    "OFFSET_PATTERN",
+    "CRMData",
+    "ColumnPlan",
+    "aggregate_order_lines",
+    "apply_cleaning",
+    "aware_to_naive_utc",
+    "find_table_file",
+    "finish_load",
+    "load",
+    "normalise",
+    "parse_timestamp_text",
+    "plan_columns",
+    "rename_columns",
+]
 
-#: Regular expression for a text timestamp that carries its own UTC offset ("...Z", "+02:00").
-OFFSET_PATTERN = r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
+FORMATS = ("parquet", "csv")
 
 
 @dataclass
@@ -215,284 +242,6 @@ def _read(
         c for c, typ in t.schema().items() if typ.is_timestamp() and typ.timezone is not None
     )
     return t, aware
-
-
-# --- normalising: contract types, naive UTC ---------------------------------------------
-
-
-def parse_timestamp_text(s: ir.StringValue, tz: str, backend: str) -> ir.TimestampValue:
-    """Parse text timestamps to naive UTC; text that does not parse becomes NULL.
-
-    Text with an offset (``2024-03-01T10:00:00+01:00``, ``...Z``) is read as that instant;
-    text without one (``2024-03-01 10:00:00``, ``2024-03-01``) as wall time in ``tz``.
-    """
-    s = s.strip()
-    with_offset = s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
-    local = local_to_utc(s.try_cast(dt.Timestamp()), tz, backend)
-    return ibis.ifelse(s.re_search(OFFSET_PATTERN), with_offset, local)
-
-
-@dataclass
-class ColumnPlan:
-    """How one table's contract columns are brought to contract types.
-
-    Attributes
-    ----------
-    exprs
-        Canonical column -> Ibis expression over the raw table giving the contract type.
-    findings
-        Type errors (a column whose type cannot hold its kind).
-    checkable
-        Contract columns present with a usable type (value checks run on these).
-    text_timestamps
-        Timestamp columns stored as text (unparseable values are counted).
-    float_ids
-        Id/integer columns stored as floats (fractional values are counted).
-    """
-
-    exprs: dict[str, ir.Value]
-    findings: list[Finding]
-    checkable: set[str]
-    text_timestamps: set[str]
-    float_ids: set[str]
-
-
-_KIND_WORDS = {
-    "id": "an identifier (whole numbers or text)",
-    "string": "text",
-    "number": "numbers",
-    "integer": "whole numbers",
-    "timestamp": "date-times",
-}
-
-
-def _type_word(typ: dt.DataType) -> str:
-    if typ.is_string():
-        return "text"
-    if typ.is_integer():
-        return "whole numbers"
-    if typ.is_floating() or typ.is_decimal():
-        return "decimal numbers"
-    if typ.is_boolean():
-        return "true/false values"
-    if typ.is_timestamp() or typ.is_date():
-        return "dates/times"
-    return str(typ)
-
-
-def plan_columns(
-    raw: ibis.Table,
-    table: str,
-    schema: Schema,
-    aware: frozenset[str],
-    backend: str,
-) -> ColumnPlan:
-    """Decide, from the schema alone (no query), how to cast each contract column.
-
-    Parameters
-    ----------
-    raw
-        The table as read, already renamed to canonical column names.
-    table
-        Canonical table name (a key of :data:`~crm_helpers.schema.CONTRACT`).
-    schema
-        Gives the time zone of naive timestamps and the source names (for messages).
-    aware
-        Canonical names of timestamp columns that carry a time zone in the source.
-    backend
-        ``con.name``.
-    """
-    plan = ColumnPlan({}, [], set(), set(), set())
-    types = raw.schema()
-    for col, spec in CONTRACT[table].items():
-        if col not in types:
-            continue
-        typ, c = types[col], raw[col]
-        ok = True
-        if typ.is_null():
-            plan.exprs[col] = c.cast(
-                {
-                    "id": dt.string,
-                    "string": dt.string,
-                    "number": dt.float64,
-                    "integer": dt.int64,
-                    "timestamp": dt.timestamp,
-                }[spec.kind]
-            )
-        elif spec.kind == "id":
-            if typ.is_floating() or (typ.is_decimal() and (typ.scale or 0) > 0):
-                plan.float_ids.add(col)
-                plan.exprs[col] = c.cast(dt.int64)
-            elif typ.is_decimal():
-                plan.exprs[col] = c.cast(dt.int64)
-            elif not (typ.is_integer() or typ.is_string()):
-                ok = False
-        elif spec.kind == "integer":
-            if typ.is_floating() or typ.is_decimal():
-                plan.float_ids.add(col)
-                plan.exprs[col] = c.cast(dt.int64)
-            elif not typ.is_integer():
-                ok = False
-        elif spec.kind == "number":
-            if typ.is_decimal():
-                plan.exprs[col] = c.cast(dt.float64)
-            elif not (typ.is_integer() or typ.is_floating()):
-                ok = False
-        elif spec.kind == "string":
-            if not typ.is_string():
-                ok = False
-        elif spec.kind == "timestamp":
-            if typ.is_string():
-                plan.text_timestamps.add(col)
-                plan.exprs[col] = parse_timestamp_text(c, schema.timezone, backend)
-            elif typ.is_timestamp() and (typ.timezone is not None or col in aware):
-                plan.exprs[col] = aware_to_naive_utc(c, backend)
-            elif typ.is_timestamp() or typ.is_date():
-                plan.exprs[col] = local_to_utc(c.cast(dt.Timestamp()), schema.timezone, backend)
-            else:
-                ok = False
-        if ok:
-            plan.checkable.add(col)
-            continue
-        src = schema.source_column(table, col)
-        named = f" (your column '{src}')" if src != col else ""
-        plan.findings.append(
-            Finding(
-                table=table,
-                column=col,
-                check="wrong_type",
-                severity="error",
-                count=0,
-                message=f"the column{named} should hold {_KIND_WORDS[spec.kind]} but holds "
-                f"{_type_word(typ)} (type {typ})",
-                fix=_type_fix(table, col, spec.kind, typ),
-            )
-        )
-    return plan
-
-
-def _type_fix(table: str, col: str, kind: str, typ: dt.DataType) -> str:
-    if kind == "timestamp":
-        return (
-            f"store {table}.{col} as a date-time column (Parquet timestamp) or as text like "
-            "'2024-03-01 14:05:00' (add '+01:00' or 'Z' if it is not in the schema's time zone);"
-            " numbers such as Unix seconds must be converted before loading."
-        )
-    if kind == "number":
-        return (
-            f"store {table}.{col} as plain numbers: remove currency signs, thousands separators "
-            "and text such as 'EUR' from the values, and use '.' as the decimal point."
-        )
-    if kind == "string":
-        return f"store {table}.{col} as text (e.g. 'purchase'), not {_type_word(typ)}."
-    if kind == "integer":
-        return f"store {table}.{col} as whole numbers."
-    return f"store {table}.{col} as whole numbers or text, one value per row."
-
-
-def aware_to_naive_utc(ts: ibis.Value, backend: str) -> ibis.Value:
-    """A time-zone-aware timestamp as naive UTC (the session time zone is UTC).
-
-    On DuckDB through the epoch (``make_timestamp(epoch_us(ts))``: two integer builtins)
-    rather than ``CAST(ts AS TIMESTAMP)``, a calendar conversion per row that cost ~15% of
-    a funnel query; elsewhere the cast.
-    """
-    if backend == "duckdb":
-        return from_epoch_us(epoch_us(ts, backend), backend)
-    return ts.cast(dt.Timestamp())
-
-
-def normalise(raw: ibis.Table, plan: ColumnPlan) -> ibis.Table:
-    """Apply a :class:`ColumnPlan`: contract types and naive-UTC timestamps (lazy)."""
-    return raw.mutate(**plan.exprs) if plan.exprs else raw
-
-
-def apply_cleaning(t: ibis.Table, rules: dict) -> ibis.Table:
-    """Apply validation's cleaning rules to a normalised table, as lazy Ibis filters.
-
-    ``rules`` keys: ``drop_null``: columns whose NULL rows are dropped; ``max_ts``:
-    ``(column, cutoff)`` rows after ``cutoff`` are excluded; ``distinct``: drop exact
-    duplicate rows.
-    """
-    for col in rules.get("drop_null", ()):
-        t = t.filter(t[col].notnull())
-    if "max_ts" in rules:
-        col, cutoff = rules["max_ts"]
-        t = t.filter(t[col].isnull() | (t[col] <= ibis.literal(cutoff, type=dt.timestamp)))
-    if rules.get("distinct"):
-        t = t.distinct()
-    return t
-
-
-# --- order lines ------------------------------------------------------------------------
-
-
-def aggregate_order_lines(
-    lines: ibis.Table, order_lines: dict[str, str] | Schema
-) -> tuple[ibis.Table, ir.IntegerScalar]:
-    """One order per order id from a table of order lines (lazy, in the engine).
-
-    The rule (``data/README.md``, "Order lines"):
-
-    * every order id is one order: ``revenue`` = sum of quantity x unit price over its
-      lines, ``quantity`` = sum of quantities, ``ts`` = its earliest line's time (lines of
-      one invoice normally share it), ``user_id`` = its customer, ``lines`` = line count;
-    * cancellations and refunds are kept as they are exported: a cancellation invoice
-      (negative quantities, e.g. a ``C`` prefix in Online Retail) becomes an order with
-      negative revenue, which validation reports as a refund and revenue sums net out;
-    * lines without a customer (``user_id`` empty: guest or unattributed sales) cannot be
-      anyone's order: they are set aside, and counted (the second value) for a warning.
-
-    Parameters
-    ----------
-    lines
-        The orders file as read, with ``user_id`` and ``ts`` already renamed to the contract
-        (and ``order_id``, unless ``order_lines`` names its column).
-    order_lines
-        ``{quantity: <column>, unit_price: <column>[, order_id: <column>]}``, or a
-        :class:`~crm_helpers.schema.Schema` holding it.
-
-    Returns
-    -------
-    (ibis.Table, ibis integer scalar)
-        ``order_id, user_id, ts, revenue, quantity, lines``, one row per order id with a
-        customer; and the number of lines set aside (an unexecuted expression).
-
-    Raises
-    ------
-    KeyError
-        A named line column is not in the table.
-    """
-    spec = dict(order_lines.order_lines if isinstance(order_lines, Schema) else order_lines)
-    oid, qty, price = spec.get("order_id", "order_id"), spec["quantity"], spec["unit_price"]
-    missing = [c for c in (oid, qty, price, "user_id", "ts") if c not in lines.columns]
-    if missing:
-        raise KeyError(missing)
-    aside = lines.filter(lines.user_id.isnull()).count()
-    kept = lines.filter(lines.user_id.notnull())
-    amount = kept[qty].cast(dt.float64) * kept[price].cast(dt.float64)
-    orders = kept.group_by(order_id=kept[oid]).aggregate(
-        user_id=kept.user_id.min(),
-        ts=kept.ts.min(),
-        revenue=amount.sum(),
-        quantity=kept[qty].sum().cast(dt.int64),
-        lines=kept.count(),
-    )
-    return orders, aside
-
-
-def _order_lines_finding(path: Path, exc: KeyError, order_lines: dict[str, str]) -> Finding:
-    return Finding(
-        table="orders",
-        column=None,
-        check="missing_column",
-        severity="error",
-        count=0,
-        message=f"schema.yaml says {path.name} holds order lines ({dict(order_lines)}), but "
-        f"column(s) {exc.args[0]} are not in the file (after the columns mapping)",
-        fix="name the file's order id, quantity and unit price columns under order_lines, "
-        "and map its customer and time columns under columns: {orders: {user_id: ..., ts: ...}}.",
-    )
 
 
 # --- load -------------------------------------------------------------------------------

@@ -263,17 +263,34 @@ def _spark_unix_micros(ts: dt.timestamp) -> dt.int64:  # type: ignore[empty-body
     """Spark ``unix_micros(TIMESTAMP)``: microseconds since 1970-01-01 UTC."""
 
 
+@ibis.udf.scalar.builtin(name="to_timestamp_ltz")
+def _spark_to_timestamp_ltz(ts: dt.timestamp) -> dt.timestamp:  # type: ignore[empty-body]
+    """Spark ``to_timestamp_ltz``: a TIMESTAMP_NTZ (or TIMESTAMP) as TIMESTAMP, exact.
+
+    The wall time of a TIMESTAMP_NTZ is read in the session time zone (UTC, see
+    :func:`spark_session`); a TIMESTAMP is returned unchanged.
+    """
+
+
 @ibis.udf.scalar.builtin(name="timestamp_micros")
 def _spark_timestamp_micros(us: dt.int64) -> dt.timestamp:  # type: ignore[empty-body]
     """Spark ``timestamp_micros(BIGINT)``: the timestamp ``us`` microseconds after the epoch."""
 
 
 def epoch_us(ts: ir.TimestampValue, backend: str | None) -> ir.IntegerValue:
-    """Integer epoch microseconds of a naive-UTC timestamp (exact, sub-us truncated)."""
+    """Integer epoch microseconds of a naive-UTC timestamp (exact, sub-us truncated).
+
+    On Spark the column may be a ``TIMESTAMP`` or a ``TIMESTAMP_NTZ`` (Spark reads naive
+    Parquet timestamps, e.g. written by pandas without a time zone, as ``TIMESTAMP_NTZ``;
+    Ibis types both as a naive timestamp). ``unix_micros`` takes only ``TIMESTAMP``, so the
+    column goes through ``to_timestamp_ltz`` first: the NTZ wall time read in the session time
+    zone (UTC), which is exact; a ``TIMESTAMP`` passes unchanged. ``to_timestamp_ltz`` rather
+    than a cast or ``to_timestamp``, whose result type follows ``spark.sql.timestampType``.
+    """
     if backend == "duckdb":
         return _duckdb_epoch_us(ts)
     if backend == "pyspark":
-        return _spark_unix_micros(ts)
+        return _spark_unix_micros(_spark_to_timestamp_ltz(ts))
     return ts.delta(ibis.timestamp(_EPOCH), unit="microsecond")
 
 

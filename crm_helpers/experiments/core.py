@@ -26,11 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pandas as pd
 
-from crm_helpers.engine import epoch_us as _engine_epoch_us
+from crm_helpers.engine import epoch_us
 from crm_helpers.experiments.metrics import ExperimentError, MetricSpec, parse_metric
 
 __all__ = [
@@ -56,19 +55,6 @@ STAT_COLUMNS = (
     "den_sum_sq",
     "num_den_sum",
 )
-
-
-@ibis.udf.scalar.builtin(name="to_timestamp")
-def _spark_to_timestamp(ts: dt.timestamp) -> dt.timestamp:  # type: ignore[empty-body]
-    """Spark ``to_timestamp``: a TIMESTAMP_NTZ as TIMESTAMP (session zone UTC), exact."""
-
-
-def epoch_us(ts, backend: str | None):
-    """:func:`crm_helpers.engine.epoch_us` that also takes Spark TIMESTAMP_NTZ columns
-    (naive Parquet timestamps; Spark's ``unix_micros`` rejects them)."""
-    if backend == "pyspark":
-        ts = _spark_to_timestamp(ts)
-    return _engine_epoch_us(ts, backend)
 
 
 def _backend(data) -> str:

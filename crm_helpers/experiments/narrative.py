@@ -64,6 +64,12 @@ def cuped_record(cuped: pd.DataFrame) -> dict:
     }
 
 
+_SPLIT_HINT = (
+    " No planned split was given, so equal shares were assumed: if the plan was unequal, pass "
+    'it, e.g. `-p planned_split \'{"treatment": 0.8, "holdout": 0.2}\'`.'
+)
+
+
 def _pct(x) -> str:
     return "n/a" if x is None or pd.isna(x) else f"{x:+.1%}"
 
@@ -80,8 +86,15 @@ def memo(
     notes: list[str] = (),
     peeking_note: bool = True,
     segments_significant: int = 0,
+    segments_small: int = 0,
+    split_assumed: bool = False,
 ) -> list[str]:
     """The decision memo: verdict, the effect in plain words, the money, the caveats.
+
+    ``segments_significant`` / ``segments_small``: segment rows that stand out after FDR
+    control / that are too small to be tested (each a caveat when > 0).
+    ``split_assumed``: the planned split was not given (equal shares assumed); a failing
+    sample-ratio check then says how to give the real plan (e.g. an 80/20 holdout).
 
     Returns
     -------
@@ -95,9 +108,10 @@ def memo(
             md(
                 "⚠️ **Sample-ratio mismatch**: the arms' sizes ({shares}) differ from the planned "
                 "split (chi-square p = {p:.1e}). Results below are not trustworthy until the "
-                "assignment is fixed.",
+                "assignment is fixed.{hint}",
                 shares=Safe(shares),
                 p=srm.p_value,
+                hint=Safe(_SPLIT_HINT if split_assumed else ""),
             )
         )
     lines.append(verdict_line(verdict))
@@ -158,6 +172,14 @@ def memo(
                 "{k} segment effect(s) stand out after FDR control: exploratory, confirm in a "
                 "new test before acting on them.",
                 k=segments_significant,
+            )
+        )
+    if segments_small:
+        caveats.append(
+            md(
+                "{k} segment row(s) are too small to test (shown, not tested); read nothing "
+                "into their lifts.",
+                k=segments_small,
             )
         )
     lines += [md("Caveat: {c}", c=c) for c in caveats]

@@ -4,6 +4,14 @@
 assignments, builds the per-user metrics once (cached in the engine: a few columns per
 assigned user), computes winsorizing caps and the per-arm sufficient statistics, and runs
 the sample-ratio check. Everything after it works on small pandas frames.
+
+:func:`metrics_for_data` adapts the metric parameters' *default values* to data without an
+orders table (assignments + events): ``conversion`` becomes the share of users with a
+purchase event in the window (``event:<purchase>``, the first purchase-like name of
+:data:`crm_helpers.funnels.defaults.SHOPPING_STAGES` in the events, else the event with the
+most users), and ``revenue`` among the secondary metrics is left out (the report says so).
+Any other metric that needs orders (``orders``, ``ratio:revenue/...``, an order metric as a
+guardrail) is asked for explicitly and stays an error.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from crm_helpers.experiments import analysis, core
 from crm_helpers.experiments import statistics as S
 from crm_helpers.experiments.metrics import ExperimentError, parse_metric
 
-__all__ = ["Prepared", "coupon_redemptions", "prepare"]
+__all__ = ["MetricChoice", "Prepared", "coupon_redemptions", "metrics_for_data", "prepare"]
 
 
 @dataclass
@@ -44,6 +52,65 @@ class Prepared:
     @property
     def metrics(self) -> list[str]:
         return [self.primary, *self.secondary, *self.guardrails, *self.winsorized]
+
+
+@dataclass(frozen=True)
+class MetricChoice:
+    """What :func:`metrics_for_data` chose: the metrics to compute, how the primary was
+    derived (empty: as given) and the secondary metrics left out (with the reason)."""
+
+    primary: str
+    secondary: list[str]
+    primary_how: str = ""
+    left_out: dict[str, str] = field(default_factory=dict)
+
+
+def metrics_for_data(data, primary_metric: str, secondary_metrics: list[str]) -> MetricChoice:
+    """The notebook's default order metrics adapted to data without orders (module docstring).
+
+    Parameters
+    ----------
+    data : CRMData
+    primary_metric : str
+    secondary_metrics : list of str
+
+    Returns
+    -------
+    MetricChoice
+        Unchanged when the data have orders, or have no events either.
+    """
+    secondary = list(secondary_metrics)
+    if data.has("orders") or not data.has("events", "event", "user_id"):
+        return MetricChoice(primary_metric, secondary)
+    left_out = {
+        m: "it needs an orders table, which the data lack" for m in secondary if m == "revenue"
+    }
+    secondary = [m for m in secondary if m not in left_out]
+    if primary_metric != "conversion":
+        return MetricChoice(primary_metric, secondary, "", left_out)
+    from crm_helpers.funnels.defaults import SHOPPING_STAGES
+
+    ev = data.events
+    users = ev.group_by("event").aggregate(users=ev.user_id.nunique()).to_pandas()
+    users["event"] = users["event"].astype(str)
+    users = users.sort_values(["users", "event"], ascending=[False, True], kind="mergesort")
+    if users.empty:
+        return MetricChoice(primary_metric, secondary, "", left_out)
+    names = set(users["event"])
+    purchase = next((n for n in dict(SHOPPING_STAGES)["purchase"] if n in names), None)
+    if purchase is not None:
+        how = (
+            f"the data have no orders table: conversion is the share of users with a "
+            f"{purchase!r} event in the analysis window"
+        )
+    else:
+        purchase = str(users["event"].iloc[0])
+        how = (
+            "the data have no orders table and no purchase event: the event with the most "
+            f"users, {purchase!r}, is the outcome (share of users with it in the window)"
+        )
+    primary = f"event:{purchase}"
+    return MetricChoice(primary, [m for m in secondary if m != primary], how, left_out)
 
 
 def _unique(xs) -> list[str]:

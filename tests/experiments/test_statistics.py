@@ -140,6 +140,41 @@ def test_ratio_delta_method_against_simulation():
     assert np.sqrt(s.variance / n) == pytest.approx(ratios.std(), rel=0.08)
 
 
+def test_ratio_metric_equals_the_linearised_per_user_values():
+    """A ratio metric's comparison from sufficient statistics equals the same delta method
+    written on raw per-user values (each user's linearised value ``(m - R d) / mean(d)``,
+    its sample variance / n), with the normal reference of scipy, to 1e-8."""
+    rng = np.random.default_rng(4)
+
+    def arm(n, scale):
+        d = rng.poisson(2.5, n) + (rng.random(n) < 0.5)  # visits, some users 0
+        m = d * rng.gamma(2, scale, n) * (rng.random(n) < 0.4)  # revenue, many 0
+        return m.astype(float), d.astype(float)
+
+    def lin(m, d):
+        r = m.sum() / d.sum()
+        return r, ((m - r * d) / d.mean()).var(ddof=1) / len(m)
+
+    def ratio(m, d):
+        return S.RatioStats(_suff(m), _suff(d), (m * d).sum())
+
+    (ma, da), (mb, db) = arm(900, 10.0), arm(1300, 11.0)
+    (ra, va), (rb, vb) = lin(ma, da), lin(mb, db)
+    cmp = S.compare(ratio(ma, da), ratio(mb, db), alpha=0.05)
+    se = np.sqrt(va + vb)
+    z = st.norm.ppf(0.975)
+    assert cmp.diff == pytest.approx(rb - ra, rel=1e-12)
+    assert cmp.diff_se == pytest.approx(se, rel=1e-8)
+    assert [cmp.diff_ci_low, cmp.diff_ci_high] == pytest.approx(
+        [rb - ra - z * se, rb - ra + z * se], abs=1e-8
+    )
+    assert cmp.p_value == pytest.approx(2 * st.norm.sf(abs(rb - ra) / se), abs=1e-8)
+    # relative lift: delta method of rb / ra - 1 on the same linearised variances
+    rel_se = np.sqrt(vb / ra**2 + va * rb**2 / ra**4)
+    assert cmp.rel_lift == pytest.approx(rb / ra - 1, rel=1e-12)
+    assert cmp.rel_se == pytest.approx(rel_se, rel=1e-8)
+
+
 @pytest.mark.parametrize("method,sm", [("holm", "holm"), ("bh", "fdr_bh")])
 def test_adjust_p_values_equal_statsmodels_with_nan(method, sm):
     p = np.array([0.01, np.nan, 0.04, 0.03, 0.2])

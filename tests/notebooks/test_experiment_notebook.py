@@ -94,6 +94,39 @@ def foreign_run(foreign, tmp_path_factory):
     return _run(tmp_path_factory, foreign[0])
 
 
+@pytest.fixture(scope="module")
+def events_only(small_world, tmp_path_factory):
+    """Only assignments + events (visits and purchases) of the coupon experiment."""
+    d = tmp_path_factory.mktemp("events_only_experiment")
+    a = pd.read_parquet(small_world / "assignments.parquet")
+    a = a[a["experiment_id"] == "cart_abandoner_coupon"].copy()
+    ev = pd.read_parquet(small_world / "events.parquet", columns=["user_id", "event", "ts"])
+    ev = ev[ev["user_id"].isin(set(a["user_id"])) & ev["event"].isin(["visit", "purchase"])]
+    a.to_parquet(d / "assignments.parquet", index=False)
+    ev.to_parquet(d / "events.parquet", index=False)
+    return d, _naive(a), _naive(ev.copy())
+
+
+def test_events_only_runs_with_defaults(events_only, tmp_path_factory):
+    """No orders: conversion is read as the purchase event (derived, said in the header),
+    revenue is left out with a note, every metrics key of the issue is there."""
+    d, a, ev = events_only
+    res, m = _run(tmp_path_factory, d)
+    mm = m["metrics"]
+    assert {"srm", "arms", "cuped", "economics", "verdict"} <= set(mm)
+    assert {"primary_metric", "secondary_metrics"} <= set(m["provenance"]["derived"])
+    assert {r["metric"] for r in mm["arms"]} == {"event:purchase"}
+    assert mm["economics"] == []
+    end = ev["ts"].max()
+    pu = reference_per_user(a, None, ev, "cart_abandoner_coupon", 14, 28, data_end=end)
+    st = reference_stats(pu, ["event:purchase"]).set_index("variant")
+    for r in mm["arms"]:
+        assert r["n"] == int(st.loc[r["variant"], "n"])
+        assert r["mean"] == pytest.approx(st.loc[r["variant"], "sum"] / r["n"], rel=1e-9)
+    html = Path(res.html).read_text()
+    assert "Skipped: this section needs an orders table" in html
+
+
 def test_parameters_cell_has_the_issue_names_and_named_runs_are_valid():
     from crm_helpers.report.run import read_params_file
 
