@@ -260,6 +260,19 @@ def holdout_metrics(
     })  # fmt: skip
 
 
+def threshold_note(thresholds: dict[str, Any]) -> str | None:
+    """A sentence (safe Markdown) when the model flags nobody churned, else None."""
+    if any(thresholds[g]["churned"] is not None for g in ("repeat", "one_time")):
+        return None
+    return md(
+        "_On the calibration period no customer's chance of buying nothing in the next "
+        "{d} days reached {p}: the model calls nobody churned (its states are the model's "
+        "honest answer here; the activity rules above do not depend on it)._",
+        d=int(thresholds["window_days"]),
+        p=_pct(thresholds["churn_rate"]),
+    )
+
+
 def threshold_table(thresholds: dict[str, Any], check: dict[str, Any]) -> pd.DataFrame:
     """Per state and customer group: the threshold, its precision / recall on the calibration
     period's inner split (when chosen) and on the holdout (``check_thresholds``)."""

@@ -115,6 +115,18 @@ def test_model_holdout_migration_clusters(report):
     assert counts.shape == (len(mig["from_states"]), len(mig["to_states"]))
     # users at the last month end = the states recorded at as_of
     assert dict(zip(mig["to_states"], counts.sum(axis=0).tolist(), strict=True)) == mm["states"]
+    # RFM migration: the last month's columns sum to the customers at as_of, by segment
+    rm = mm["rfm_migration"]
+    rc = np.array(rm["counts"])
+    assert rc.shape == (len(rm["from_segments"]), len(rm["to_segments"]))
+    by_seg = {r["segment"]: r["customers"] for r in mm["rfm_segments"]}
+    assert dict(zip(rm["to_segments"], rc.sum(axis=0).tolist(), strict=True)) == by_seg
+    assert rm["lost_segment"] == "Lost" and rm["flows_into_lost"]
+    # model state thresholds: per group, with the holdout check of all flagged customers
+    tc = h["threshold_check"]
+    assert set(tc) == {"churned", "dormant-risk"}
+    assert tc["churned"]["all"]["customers"] == h["customers"]
+    assert sum(mm["states_model"].values()) == sum(by_seg.values())
     c = mm["clusters"]
     assert sum(c["sizes"]) > 0 and len(c["sizes"]) == c["k"] and -1 <= c["stability_ari"] <= 1
 
