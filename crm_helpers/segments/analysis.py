@@ -38,6 +38,7 @@ __all__ = [
     "clv_table",
     "fit_with_holdout",
     "holdout_check",
+    "model_missing",
 ]
 
 #: Health states, from the healthiest.
@@ -157,6 +158,21 @@ def holdout_check(fit: ModelFit) -> dict[str, Any]:
         "duration": duration,
     }
     return out
+
+
+def model_missing(
+    orders: ir.Table, calibration_end: Any, window_days: int, time_unit_days: float = 7.0
+) -> str | None:
+    """Why the purchase model cannot run on these orders (a phrase for ``text.skipped``), or None.
+
+    BG/NBD needs customers with repeat purchases (two or more purchase days) on or before the
+    day its state thresholds are fitted, ``calibration_end - window_days``.
+    """
+    inner = (pd.Timestamp(as_day(calibration_end)) - pd.Timedelta(days=int(window_days))).date()
+    s = btyd_summary(orders, inner, time_unit_days=time_unit_days)
+    if int(s.filter(s.frequency > 0).count().execute()) > 0:
+        return None
+    return f"customers who bought on two or more days by {inner} (calibration_end minus the state window)"
 
 
 def fit_with_holdout(

@@ -203,6 +203,13 @@ def clusters_param(value: Any) -> int | str:
     return k
 
 
+def choice_param(name: str, value: Any, options: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``options``; a ValueError naming the parameter otherwise."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+
+
 def top_revenue_segment(summary: pd.DataFrame) -> str:
     """The segment with the largest net revenue (the default segment to profile)."""
     s = summary[summary["customers"] > 0]

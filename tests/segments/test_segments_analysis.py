@@ -151,3 +151,19 @@ def test_parameters_are_checked():
         with pytest.raises(ValueError, match="clusters"):
             narrative.clusters_param(bad)
     assert narrative.file_slug("Can't lose") == "can_t_lose"
+    assert narrative.choice_param("export_format", "csv", ("parquet", "csv")) == "csv"
+    with pytest.raises(ValueError, match="export_format must be one of 'parquet', 'csv'"):
+        narrative.choice_param("export_format", "xlsx", ("parquet", "csv"))
+
+
+def test_model_missing_without_repeat_purchases():
+    # one order per customer: BG/NBD cannot be fitted; the notebook steps aside with this reason
+    once = to_table(orders_df([(u, u, 10.0) for u in range(1, 20)]))
+    why = analysis.model_missing(once, "2024-01-15", 7)
+    assert why is not None and "2024-01-08" in why
+    with pytest.raises(ValueError, match="repeat purchases"):
+        analysis.fit_models(once, "2024-01-15")
+    # a repeat purchase on day 3 is before the inner end (day 7): the model can run
+    twice = to_table(orders_df([(1, 0, 5.0), (1, 3, 5.0), (2, 1, 5.0)]))
+    assert analysis.model_missing(twice, "2024-01-15", 7) is None
+    assert analysis.model_missing(twice, "2024-01-08", 7) is not None  # inner end day 0
