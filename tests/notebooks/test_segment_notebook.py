@@ -171,3 +171,21 @@ def test_cdnow_through_the_notebook_reproduces_the_published_fits(tmp_path_facto
         abs(g[k] - v) <= 0.005 + 1e-9 for k, v in {"p": 6.25, "q": 3.74, "v": 15.44}.items()
     ), g
     assert m["metrics"]["clusters"] is None
+
+
+def test_one_order_per_customer_steps_the_model_aside(small_world, tmp_path_factory):
+    """Every customer bought once: RFM, states and migration build; the model steps aside."""
+    d = tmp_path_factory.mktemp("one_order")
+    o = pd.read_parquet(
+        small_world / "orders.parquet", columns=["order_id", "user_id", "ts", "revenue"]
+    )
+    o.sort_values("ts").drop_duplicates("user_id").to_parquet(d / "orders.parquet", index=False)
+    res, m = _run(d, tmp_path_factory.mktemp("one_order_report"), export_format="csv")
+    mm = m["metrics"]
+    assert mm["bgnbd"] is None and mm["holdout"] is None and mm["states_model"] is None
+    assert sum(r["customers"] for r in mm["rfm_segments"]) == o["user_id"].nunique()
+    assert mm["rfm_migration"]["counts"] and mm["migration"]["counts"]
+    assert (
+        "Skipped: this section needs customers who bought on two or more days"
+        in Path(res.html).read_text()
+    )
