@@ -8,7 +8,8 @@ Each step runs ``--repeat`` times (best wall time kept). The helper path is exac
 notebook runs (``crm_helpers.segments.core.rfm_table`` + ``segment_summary``,
 ``clusters.feature_table``, ``analysis.fit_models``); the hand-written SQL computes the same
 RFM segment summary on the same Parquet files in one DuckDB query (all three scores, as the
-helper computes them), and the results are checked equal. The helper reads through the
+helper computes them) and the cluster feature table in two (the top 8 categories, then every
+feature per user), and the results are checked equal (exit status 1 if not). The helper reads through the
 loaded view (contract names, types, naive-UTC timestamps), the SQL the raw file. Peak memory is the largest RSS of this process and its children, polled
 every 50 ms with psutil.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
+import pandas as pd
 from procmem import TreePoller  # noqa: E402
 
 
@@ -60,6 +62,103 @@ FROM seg GROUP BY segment
 """
 
 
+FEATURES_SQL = """
+WITH e AS (
+  SELECT user_id, CAST(floor(epoch_us(ts) / 86400000000) AS BIGINT) AS day
+  FROM read_parquet('{events}')
+), ev AS (
+  SELECT user_id, COUNT(*)::DOUBLE AS events, COUNT(DISTINCT day)::DOUBLE AS active_days,
+         MAX(day) AS last
+  FROM e WHERE day <= {end} GROUP BY user_id
+), o AS (
+  SELECT user_id, revenue, {order_cols} CAST(floor(epoch_us(ts) / 86400000000) AS BIGINT) AS day
+  FROM read_parquet('{orders}')
+), od AS (
+  SELECT user_id,
+         SUM(CASE WHEN revenue >= 0 THEN 1.0 ELSE 0.0 END) AS orders,
+         SUM(revenue)::DOUBLE AS revenue,
+         {order_aggs}
+         MAX(CASE WHEN revenue >= 0 THEN day END) AS last
+  FROM o WHERE day <= {end} GROUP BY user_id
+), ms AS ({messages_sql}
+), u AS (SELECT user_id FROM ev UNION SELECT user_id FROM od)
+SELECT u.user_id,
+       COALESCE(ev.events, 0) AS events, COALESCE(ev.active_days, 0) AS active_days,
+       COALESCE(od.orders, 0) AS orders, COALESCE(od.revenue, 0) AS revenue,
+       {order_selects}
+       {message_selects}
+       COALESCE(({end} - GREATEST(ev.last, od.last))::DOUBLE, 0) AS recency_days
+FROM u LEFT JOIN ev USING (user_id) LEFT JOIN od USING (user_id) LEFT JOIN ms USING (user_id)
+"""
+
+MESSAGES_SQL = """
+  SELECT user_id, AVG(CASE WHEN opened_at IS NOT NULL THEN 1.0 ELSE 0.0 END) AS open_rate,
+         AVG(CASE WHEN clicked_at IS NOT NULL THEN 1.0 ELSE 0.0 END) AS click_rate
+  FROM read_parquet('{messages}')
+  WHERE CAST(floor(epoch_us(sent_at) / 86400000000) AS BIGINT) <= {end} GROUP BY user_id"""
+
+TOP_CATEGORIES_SQL = """
+SELECT category, COUNT(*) AS n FROM read_parquet('{orders}')
+WHERE revenue >= 0 AND category IS NOT NULL
+  AND CAST(floor(epoch_us(ts) / 86400000000) AS BIGINT) <= {end}
+GROUP BY category ORDER BY n DESC LIMIT 8
+"""
+
+
+def _q(v: str) -> str:
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def features_sql(con, files: dict[str, str], columns: set[str], end: int) -> pd.DataFrame:
+    """The cluster feature table (``clusters.feature_table``) by hand in DuckDB SQL.
+
+    Two queries, both timed: the 8 most frequent purchase categories, then one query for
+    every feature (the same definitions as the helper's module docstring).
+    """
+    from crm_helpers.segments.clusters import _safe
+
+    order_cols, aggs, selects = "", [], []
+    buys = "NULLIF(SUM(CASE WHEN revenue >= 0 THEN 1.0 ELSE 0.0 END), 0)"
+    if "coupon" in columns:
+        order_cols += "coupon, "
+        aggs.append("SUM(CASE WHEN revenue >= 0 AND coupon IS NOT NULL AND coupon <> '' "
+                    f"THEN 1.0 ELSE 0.0 END) / {buys} AS coupon_share")  # fmt: skip
+        selects.append("COALESCE(od.coupon_share, 0) AS coupon_share")
+    if "category" in columns:
+        order_cols += "category, "
+        top = con.raw_sql(TOP_CATEGORIES_SQL.format(orders=files["orders"], end=end)).df()
+        for v in top["category"]:
+            name = f"cat_{_safe(str(v))}"
+            aggs.append(f"SUM(CASE WHEN revenue >= 0 AND category = {_q(v)} THEN 1.0 ELSE 0.0 END)"
+                        f" / {buys} AS {name}")  # fmt: skip
+            selects.append(f"COALESCE(od.{name}, 0) AS {name}")
+    if "messages" in files:
+        msql = MESSAGES_SQL.format(messages=files["messages"], end=end)
+        msel = "COALESCE(ms.open_rate, 0) AS open_rate, COALESCE(ms.click_rate, 0) AS click_rate,"
+    else:
+        msql, msel = "SELECT NULL::BIGINT AS user_id WHERE false", ""
+    sql = FEATURES_SQL.format(
+        events=files["events"], orders=files["orders"], end=end, order_cols=order_cols,
+        order_aggs="".join(a + ",\n         " for a in aggs), messages_sql=msql,
+        order_selects="".join(x + ", " for x in selects), message_selects=msel,
+    )  # fmt: skip
+    return con.raw_sql(sql).df()
+
+
+def same_features(helper: pd.DataFrame, ref: pd.DataFrame) -> bool:
+    """Equal user sets, column sets and values (relative 1e-9) after sorting by user."""
+    if set(helper.columns) != set(ref.columns) or len(helper) != len(ref):
+        return False
+    a = helper.sort_values("user_id").reset_index(drop=True)
+    b = ref.sort_values("user_id").reset_index(drop=True)[list(a.columns)]
+    if not (a["user_id"].astype(str).to_numpy() == b["user_id"].astype(str).to_numpy()).all():
+        return False
+    cols = [c for c in a.columns if c != "user_id"]
+    return bool(
+        np.allclose(a[cols].to_numpy(float), b[cols].to_numpy(float), rtol=1e-9, atol=1e-12)
+    )
+
+
 def _cases() -> str:
     from crm_helpers.segments.core import DEFAULT_RULES
 
@@ -77,6 +176,11 @@ def _best(fn, repeat: int):
         out = fn()
         best = min(best, time.perf_counter() - t)
     return best, out
+
+
+def _src(files: Path) -> str:
+    """A read_parquet pattern for a table's file or partitioned directory."""
+    return str(files if files.is_file() else files / "**" / "*.parquet")
 
 
 def parse_size(text: str) -> int:
@@ -121,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         t_helper, summary = _best(helper, args.repeat)
         con = connect("duckdb")
         files = data.files["orders"]
-        src = str(files if files.is_file() else files / "**" / "*.parquet")
+        src = _src(files)
         sql = RFM_SQL.format(orders=src, end=core.day_number(as_of), cases=_cases())
         t_sql, ref = _best(lambda: con.raw_sql(sql).df(), args.repeat)
         ref = ref.set_index("segment").reindex(summary["segment"]).fillna(0)
@@ -135,16 +239,27 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("RFM segment summary (hand-written SQL)", t_sql, f"equal: {same}"))
         n_customers = int(summary["customers"].sum())
         if not args.no_features and data.has("events"):
+            msgs = data.tables.get("messages")
+            if msgs is not None and not data.has("messages", "sent_at", "opened_at", "clicked_at"):
+                msgs = None
             t_feat, feats = _best(
                 lambda: cl.feature_table(
-                    as_of=as_of,
-                    events=data.events,
-                    orders=orders,
-                    messages=data.tables.get("messages"),
-                ),  # fmt: skip
+                    as_of=as_of, events=data.events, orders=orders, messages=msgs
+                ),
                 args.repeat,
             )
-            rows.append((f"feature table ({len(feats):,} users)", t_feat, ""))
+            fsrc = {"orders": src, "events": _src(data.files["events"])}
+            if msgs is not None:
+                fsrc["messages"] = _src(data.files["messages"])
+            t_fsql, fref = _best(
+                lambda: features_sql(con, fsrc, set(orders.columns), core.day_number(as_of)),
+                args.repeat,
+            )
+            f_same = same_features(feats, fref)
+            same = same and f_same
+            rows.append((f"feature table ({len(feats):,} users, helper)", t_feat,
+                         f"{t_feat / t_fsql:.2f}x SQL"))  # fmt: skip
+            rows.append(("feature table (hand-written SQL)", t_fsql, f"equal: {f_same}"))
         summ = core.btyd_summary(orders, as_of, time_unit_days=7.0)
         t_group, stats = _best(lambda: analysis._grouped(summ, ["frequency", "recency", "T"]), 1)
         rows.append((f"BTYD summary grouped ({len(stats):,} distinct rows)", t_group, ""))

@@ -7,6 +7,7 @@ figure                          input frame (producer)
 :func:`plot_rfm_grid`           customers per (r_score, f_score) (``rfm_grid``)
 :func:`plot_states_over_time`   state counts per period end (``states_over_time``)
 :func:`plot_migration`          ``migration_matrix`` (from x to counts)
+:func:`plot_migration_sankey`   ``migration_matrix`` (states or RFM segments)
 :func:`plot_retention`          ``retention_table`` (cohort, period, share)
 :func:`plot_cluster_profiles`   ``cluster_profiles`` (cluster, feature, effect_size)
 :func:`plot_cluster_map`        ``projection_2d`` (x, y, cluster)
@@ -29,6 +30,7 @@ __all__ = [
     "plot_clv",
     "plot_holdout",
     "plot_migration",
+    "plot_migration_sankey",
     "plot_retention",
     "plot_rfm_grid",
     "plot_rfm_treemap",
@@ -99,20 +101,73 @@ def plot_states_over_time(
 
 
 def plot_migration(
-    matrix: pd.DataFrame, title: str = "Migration between states, last month"
+    matrix: pd.DataFrame, title: str = "Migration between states, last month", what: str = "state"
 ) -> go.Figure:
-    """Heatmap of the from x to counts, labelled with count and row share."""
+    """Heatmap of the from x to counts, labelled with count and row share (``what``: the
+    label kind named on the axes, "state" or "segment")."""
     share = matrix.div(matrix.sum(axis=1).where(lambda s: s > 0), axis=0).fillna(0)
     text = [[f"{int(matrix.iat[i, j]):,}<br>{share.iat[i, j]:.0%}" for j in range(matrix.shape[1])]
             for i in range(matrix.shape[0])]  # fmt: skip
     fig = figure(
-        title, xaxis_title="state at the end of the month", yaxis_title="state a month before"
+        title, xaxis_title=f"{what} at the end of the month", yaxis_title=f"{what} a month before"
     )
     fig.add_trace(go.Heatmap(z=share.to_numpy(), x=list(matrix.columns), y=list(matrix.index), text=text,
                              texttemplate="%{text}", colorscale="Purples", zmin=0, zmax=1,
                              colorbar={"title": "row share", "tickformat": ".0%"},
                              hovertemplate="%{y} -> %{x}: %{text}<extra></extra>"))  # fmt: skip
     fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def plot_migration_sankey(
+    matrix: pd.DataFrame,
+    title: str = "Where users went, last month",
+    colors: dict[str, str] | None = None,
+) -> go.Figure:
+    """Sankey of one period's transitions: sources (a month before) left, targets right.
+
+    ``matrix`` is a from x to count matrix (``migration_matrix``); zero cells draw no link.
+    A link takes its target's colour (``colors``, default :data:`STATE_COLORS`, else the
+    theme palette in column order); users who stay put are drawn fainter.
+    """
+    src, dst = list(matrix.index), list(matrix.columns)
+    palette = {**{c: COLORS[i % len(COLORS)] for i, c in enumerate(dst)}, **STATE_COLORS,
+               **(colors or {})}  # fmt: skip
+    n_in = matrix.sum(axis=1)
+    n_out = matrix.sum(axis=0)
+    labels = [f"{s} ({int(n_in[s]):,})" for s in src] + [f"{t} ({int(n_out[t]):,})" for t in dst]
+    node_colors = [palette.get(s, GREY) for s in src] + [palette.get(t, GREY) for t in dst]
+    link = {"source": [], "target": [], "value": [], "color": [], "customdata": []}
+    for i, s in enumerate(src):
+        total = float(n_in[s]) or 1.0
+        for j, t in enumerate(dst):
+            v = int(matrix.iat[i, j])
+            if v <= 0:
+                continue
+            link["source"].append(i)
+            link["target"].append(len(src) + j)
+            link["value"].append(v)
+            link["color"].append(_rgba(palette.get(t, GREY), 0.25 if s == t else 0.6))
+            link["customdata"].append(f"{v / total:.0%} of {s}")
+    fig = figure(title)
+    fig.add_trace(
+        go.Sankey(
+            arrangement="snap",
+            node={"label": labels, "color": node_colors, "pad": 12, "thickness": 14},
+            link={
+                **link,
+                "hovertemplate": "%{source.label} -> %{target.label}: %{value:,} users"
+                " (%{customdata})<extra></extra>",
+            },
+        )  # fmt: skip
+    )
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 60, "b": 10})
     return fig
 
 

@@ -5,7 +5,11 @@
 >>> segment_summary(rfm)                                  # one row per segment (pandas)
 
 See :mod:`crm_helpers.segments.core` for the exact RFM / summary semantics,
-:mod:`crm_helpers.segments.models` for BG/NBD and Gamma-Gamma, and
+:mod:`crm_helpers.segments.models` for BG/NBD and Gamma-Gamma,
+:mod:`crm_helpers.segments.model_states` for the model's health states (thresholds chosen on
+the calibration period, checked on the holdout),
+:mod:`crm_helpers.segments.states` for the rule states and the migration between states or
+RFM segments, and
 :mod:`crm_helpers.segments.reference` for the pandas reference used by the tests.
 """
 

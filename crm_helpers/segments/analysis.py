@@ -1,5 +1,5 @@
-"""Model-backed analyses of the customer base: BG/NBD + Gamma-Gamma fits, holdout check,
-P(alive) thresholds and the model's health states.
+"""Model-backed analyses of the customer base: BG/NBD + Gamma-Gamma fits, the holdout check
+and CLV.
 
 Semantics
 ---------
@@ -15,20 +15,8 @@ customers whose first purchase is on or before it; each one's expected repeat pu
 there. By calibration frequency bucket (0, 1, ..., 6, "7+"): customers, mean predicted,
 mean actual; ``mae`` is the mean absolute error per customer over all of them.
 
-*P(alive) thresholds* (:func:`choose_alive_thresholds`), chosen on the calibration period
-only: the calibration period is split again, ``inner_end = calibration_end - holdout
-length`` (a window as long as the holdout), the model is fitted at ``inner_end``, and a
-customer is *inactive* if they make no purchase in ``(inner_end, calibration_end]``. The
-churned threshold is the largest ``t`` such that at least ``churn_precision`` of the customers
-with ``P(alive) <= t`` are inactive (likewise the dormant-risk threshold with
-``dormant_precision``); ``0.0`` if no ``t`` reaches the precision. :func:`holdout_check`
-then reports the precision and recall of ``P(alive) <= t`` for "no purchase in the
-holdout", with the model fitted at ``calibration_end`` (an out-of-sample check).
-
-*Model states* (:func:`model_states`): at ``observation_end``, ``churned`` if
-``P(alive) <= churn_threshold``, else ``dormant-risk`` if ``P(alive) <= dormant_threshold``,
-else ``super-active`` if the expected purchases in the next ``super_active_window`` time units
-are at least ``super_active_min_purchases``, else ``active``.
+The model's health states (P(alive) thresholds chosen on the calibration period and checked
+on the holdout) are in :mod:`crm_helpers.segments.model_states`.
 """
 
 from __future__ import annotations
@@ -46,10 +34,11 @@ from crm_helpers.segments.models import BetaGeoFitter, GammaGammaFitter
 __all__ = [
     "ModelFit",
     "STATES",
-    "choose_alive_thresholds",
     "fit_models",
+    "clv_table",
+    "fit_with_holdout",
     "holdout_check",
-    "model_states",
+    "model_missing",
 ]
 
 #: Health states, from the healthiest.
@@ -130,72 +119,7 @@ def fit_models(
     return fit
 
 
-def _p_alive(fit: ModelFit, stats: pd.DataFrame) -> np.ndarray:
-    return fit.bgnbd.conditional_probability_alive(stats["frequency"], stats["recency"], stats["T"])
-
-
-def _threshold_for_precision(
-    p: np.ndarray, inactive: np.ndarray, n: np.ndarray, target: float
-) -> float:
-    """Largest t with weighted precision of (p <= t) for ``inactive`` >= target; 0.0 if none."""
-    order = np.argsort(p, kind="stable")
-    p, inactive, n = p[order], inactive[order], n[order]
-    df = pd.DataFrame({"p": p, "hit": inactive * n, "n": n}).groupby("p", sort=True).sum()
-    prec = df["hit"].cumsum() / df["n"].cumsum()
-    ok = prec[prec >= target]
-    return float(ok.index.max()) if len(ok) else 0.0
-
-
-def choose_alive_thresholds(
-    orders: ir.Table,
-    calibration_end: Any,
-    holdout_days: int,
-    *,
-    time_unit_days: float = 7.0,
-    churn_precision: float = 0.9,
-    dormant_precision: float = 0.7,
-) -> dict[str, Any]:
-    """P(alive) thresholds chosen inside the calibration period (see the module docstring).
-
-    Returns
-    -------
-    dict
-        ``churn_threshold``, ``dormant_threshold``, ``inner_end`` (ISO date), and the inner
-        fit's ``precision`` / ``recall`` at each threshold.
-    """
-    for name, v in (("churn_precision", churn_precision), ("dormant_precision", dormant_precision)):
-        if not 0.0 < v <= 1.0:
-            raise ValueError(f"{name} must be in (0, 1], got {v!r}")
-    cal = pd.Timestamp(as_day(calibration_end))
-    inner_end = (cal - pd.Timedelta(days=int(holdout_days))).date()
-    fit = fit_models(
-        orders, cal.date(), time_unit_days=time_unit_days, calibration_end=inner_end, spend=False
-    )
-    s = fit.stats
-    p = _p_alive(fit, s)
-    inactive = (s["frequency_holdout"].to_numpy() == 0).astype(float)
-    n = s["n"].to_numpy(dtype=float)
-    out: dict[str, Any] = {"inner_end": inner_end.isoformat()}
-    for state, target in (("churn", churn_precision), ("dormant", dormant_precision)):
-        t = _threshold_for_precision(p, inactive, n, target)
-        out[f"{state}_threshold"] = t
-        out[f"{state}_inner"] = _precision_recall(p <= t, inactive, n)
-    out["dormant_threshold"] = max(out["dormant_threshold"], out["churn_threshold"])
-    return out
-
-
-def _precision_recall(flag: np.ndarray, inactive: np.ndarray, n: np.ndarray) -> dict[str, float]:
-    flagged = float(np.dot(flag, n))
-    hit = float(np.dot(flag * inactive, n))
-    total = float(np.dot(inactive, n))
-    return {
-        "flagged": flagged,
-        "precision": hit / flagged if flagged else float("nan"),
-        "recall": hit / total if total else float("nan"),
-    }
-
-
-def holdout_check(fit: ModelFit, thresholds: dict[str, Any] | None = None) -> dict[str, Any]:
+def holdout_check(fit: ModelFit) -> dict[str, Any]:
     """Predicted vs actual holdout purchases of a fit made with ``calibration_end``.
 
     Returns
@@ -203,8 +127,7 @@ def holdout_check(fit: ModelFit, thresholds: dict[str, Any] | None = None) -> di
     dict
         ``by_frequency`` (DataFrame: ``bucket, customers, predicted, actual``),
         ``mae`` (per customer), ``predicted_total``, ``actual_total``, ``customers``,
-        ``duration`` (holdout length in time units) and, with ``thresholds``, the holdout
-        ``precision`` / ``recall`` of each P(alive) threshold for "no holdout purchase".
+        ``duration`` (holdout length in time units).
     """
     s = fit.stats
     if "frequency_holdout" not in s:
@@ -234,13 +157,22 @@ def holdout_check(fit: ModelFit, thresholds: dict[str, Any] | None = None) -> di
         "customers": int(n.sum()),
         "duration": duration,
     }
-    if thresholds:
-        p = _p_alive(fit, s)
-        inactive = (actual == 0).astype(float)
-        for state in ("churn", "dormant"):
-            t = thresholds[f"{state}_threshold"]
-            out[f"{state}_holdout"] = _precision_recall(p <= t, inactive, n)
     return out
+
+
+def model_missing(
+    orders: ir.Table, calibration_end: Any, window_days: int, time_unit_days: float = 7.0
+) -> str | None:
+    """Why the purchase model cannot run on these orders (a phrase for ``text.skipped``), or None.
+
+    BG/NBD needs customers with repeat purchases (two or more purchase days) on or before the
+    day its state thresholds are fitted, ``calibration_end - window_days``.
+    """
+    inner = (pd.Timestamp(as_day(calibration_end)) - pd.Timedelta(days=int(window_days))).date()
+    s = btyd_summary(orders, inner, time_unit_days=time_unit_days)
+    if int(s.filter(s.frequency > 0).count().execute()) > 0:
+        return None
+    return f"customers who bought on two or more days by {inner} (calibration_end minus the state window)"
 
 
 def fit_with_holdout(
@@ -252,48 +184,6 @@ def fit_with_holdout(
     )
     fit.extra["calibration_end"] = as_day(calibration_end)
     return fit
-
-
-def model_states(
-    fit: ModelFit,
-    churn_threshold: float,
-    dormant_threshold: float,
-    *,
-    super_active_window: float = 4.0,
-    super_active_min_purchases: float = 1.0,
-) -> pd.DataFrame:
-    """Customers per model state at the fit's observation end, and P(alive) per state.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per state of :data:`STATES`: ``state, customers, share, mean_p_alive``.
-    """
-    s = fit.stats.groupby(_BGNBD_KEYS, as_index=False)["n"].sum()
-    p = _p_alive(fit, s)
-    e = fit.bgnbd.conditional_expected_purchases(
-        super_active_window, s["frequency"], s["recency"], s["T"]
-    )
-    state = np.where(
-        p <= churn_threshold,
-        "churned",
-        np.where(
-            p <= dormant_threshold,
-            "dormant-risk",
-            np.where(e >= super_active_min_purchases, "super-active", "active"),
-        ),
-    )
-    df = pd.DataFrame({"state": state, "n": s["n"], "pn": p * s["n"]})
-    g = df.groupby("state").sum().reindex(list(STATES)).fillna(0.0)
-    total = g["n"].sum()
-    return pd.DataFrame(
-        {
-            "state": list(STATES),
-            "customers": g["n"].astype("int64").to_numpy(),
-            "share": (g["n"] / total).to_numpy() if total else np.nan,
-            "mean_p_alive": (g["pn"] / g["n"].where(g["n"] > 0)).to_numpy(),
-        }
-    )
 
 
 def clv_table(fit: ModelFit, horizon: float, bins: int = 20) -> pd.DataFrame:

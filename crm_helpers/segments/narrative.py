@@ -19,6 +19,7 @@ __all__ = [
     "cluster_metrics",
     "migration_metrics",
     "rfm_metrics",
+    "rfm_migration_metrics",
     "segment_findings",
     "state_metrics",
 ]
@@ -59,6 +60,35 @@ def migration_metrics(matrix: pd.DataFrame, flows: pd.DataFrame, period_end: Any
     }
 
 
+def rfm_migration_metrics(
+    matrix: pd.DataFrame, flows: pd.DataFrame, period_end: Any, lost: str = "Lost"
+) -> dict[str, Any]:
+    """``metrics.rfm_migration``: the last month's segment matrix (counts, row shares) and flows.
+
+    ``flows_into_lost`` lists, per period, the customers entering the ``lost`` segment from
+    another segment or as new (``None`` when the rule table has no such segment).
+    """
+    share = matrix.div(matrix.sum(axis=1).where(lambda s: s > 0), axis=0)
+    col = f"into_{lost}"
+    return {
+        "period_end": None if period_end is None else pd.Timestamp(period_end).date().isoformat(),
+        "from_segments": list(matrix.index),
+        "to_segments": list(matrix.columns),
+        "counts": matrix.to_numpy().tolist(),
+        "shares": [[None if np.isnan(v) else float(v) for v in row] for row in share.to_numpy()],
+        "lost_segment": lost if col in flows else None,
+        "flows_into_lost": [
+            {
+                "period_end": pd.Timestamp(r["period_end"]).date().isoformat(),
+                "customers": int(r[col]),
+            }
+            for _, r in flows.iterrows()
+        ]
+        if col in flows
+        else None,  # fmt: skip
+    }
+
+
 def cluster_metrics(result, planted_ari: float | None = None) -> dict[str, Any]:
     """``metrics.clusters``: ``k``, ``sizes``, ``stability_ari`` (and the silhouette per k)."""
     sizes = result.sizes()
@@ -80,6 +110,7 @@ def segment_findings(
     as_of: Any,
     *,
     flows: pd.DataFrame | None = None,
+    rfm_flows: pd.DataFrame | None = None,
     holdout: dict[str, Any] | None = None,
     tops: pd.DataFrame | None = None,
     cluster_sizes: pd.DataFrame | None = None,
@@ -125,6 +156,17 @@ def segment_findings(
                 c=int(last["into_churned"]),
             )  # fmt: skip
         )
+    if rfm_flows is not None and len(rfm_flows) and rfm_flows.shape[1] > 1:
+        last = rfm_flows.iloc[-1]
+        col = rfm_flows.columns[1]
+        lines.append(
+            md(
+                "RFM segments in the month to {d}: {n:,} customers moved into **{seg}**.",
+                d=pd.Timestamp(last["period_end"]).date().isoformat(),
+                n=int(last[col]),
+                seg=col.removeprefix("into_"),
+            )  # fmt: skip
+        )
     if holdout is not None:
         lines.append(
             md(
@@ -161,6 +203,13 @@ def clusters_param(value: Any) -> int | str:
     return k
 
 
+def choice_param(name: str, value: Any, options: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``options``; a ValueError naming the parameter otherwise."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+
+
 def top_revenue_segment(summary: pd.DataFrame) -> str:
     """The segment with the largest net revenue (the default segment to profile)."""
     s = summary[summary["customers"] > 0]
@@ -174,11 +223,29 @@ def file_slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in str(name).lower()).strip("_") or "segment"
 
 
+def _nan_none(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _nan_none(v) for k, v in d.items()}
+    return None if isinstance(d, float) and not np.isfinite(d) else d
+
+
 def holdout_metrics(
-    check: dict[str, Any], cal_fit, thresholds: dict[str, Any], calibration_end: Any
+    check: dict[str, Any],
+    cal_fit,
+    thresholds: dict[str, Any],
+    calibration_end: Any,
+    threshold_check: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``metrics.holdout``: predicted vs actual by frequency bucket, MAE, thresholds."""
-    return {
+    """``metrics.holdout``: predicted vs actual by frequency bucket, MAE, the state thresholds.
+
+    ``churn_threshold`` / ``dormant_threshold`` are the P(alive) thresholds of repeat buyers
+    (None: nobody flagged); ``one_time_thresholds`` those on P(purchase in the window) of
+    one-time buyers; ``churn_holdout`` / ``dormant_holdout`` the holdout precision / recall
+    of all flagged customers, ``threshold_check`` the same per group
+    (:mod:`crm_helpers.segments.model_states`).
+    """
+    tc = threshold_check or {}
+    return _nan_none({
         "calibration_end": str(calibration_end),
         "duration": check["duration"],
         "customers": check["customers"],
@@ -187,26 +254,51 @@ def holdout_metrics(
         "actual_total": check["actual_total"],
         "mae": check["mae"],
         "calibration_fit": cal_fit.params(),
-        "churn_threshold": thresholds["churn_threshold"],
-        "dormant_threshold": thresholds["dormant_threshold"],
+        "churn_threshold": thresholds["repeat"]["churned"],
+        "dormant_threshold": thresholds["repeat"]["dormant-risk"],
+        "one_time_thresholds": {
+            k: thresholds["one_time"][k] for k in ("churned", "dormant-risk")
+        },
+        "threshold_window_days": thresholds["window_days"],
         "threshold_inner_end": thresholds["inner_end"],
-        "churn_holdout": check.get("churn_holdout"),
-        "dormant_holdout": check.get("dormant_holdout"),
-    }
+        "churn_holdout": tc.get("churned", {}).get("all"),
+        "dormant_holdout": tc.get("dormant-risk", {}).get("all"),
+        "threshold_check": tc or None,
+    })  # fmt: skip
+
+
+def threshold_note(thresholds: dict[str, Any]) -> str | None:
+    """A sentence (safe Markdown) when the model flags nobody churned, else None."""
+    if any(thresholds[g]["churned"] is not None for g in ("repeat", "one_time")):
+        return None
+    return md(
+        "_On the calibration period no customer's chance of buying nothing in the next "
+        "{d} days reached {p}: the model calls nobody churned (its states are the model's "
+        "honest answer here; the activity rules above do not depend on it)._",
+        d=int(thresholds["window_days"]),
+        p=_pct(thresholds["churn_rate"]),
+    )
 
 
 def threshold_table(thresholds: dict[str, Any], check: dict[str, Any]) -> pd.DataFrame:
-    """P(alive) thresholds with their precision/recall when chosen and on the holdout."""
+    """Per state and customer group: the threshold, its precision / recall on the calibration
+    period's inner split (when chosen) and on the holdout (``check_thresholds``)."""
     rows = []
-    for state in ("churn", "dormant"):
-        inner, hold = thresholds[f"{state}_inner"], check.get(f"{state}_holdout") or {}
-        rows.append({
-            "state": "churned" if state == "churn" else "dormant-risk",
-            "p_alive_at_most": thresholds[f"{state}_threshold"],
-            "precision_when_chosen": inner["precision"], "recall_when_chosen": inner["recall"],
-            "precision_holdout": hold.get("precision"), "recall_holdout": hold.get("recall"),
-            "customers_flagged_holdout": hold.get("flagged"),
-        })  # fmt: skip
+    for state in ("churned", "dormant-risk"):
+        for g, label in (("repeat", "repeat buyers"), ("one_time", "one-time buyers")):
+            inner, hold = thresholds["inner"][state][g], check[state][g]
+            rows.append({
+                "state": state if state == "churned" else "churned or dormant-risk",
+                "customers": label,
+                "score": thresholds[g]["score"],
+                "threshold": thresholds[g][state],
+                "flagged_when_chosen": inner["flagged"],
+                "precision_when_chosen": inner["precision"],
+                "recall_when_chosen": inner["recall"],
+                "flagged_holdout": hold["flagged"],
+                "precision_holdout": hold["precision"],
+                "recall_holdout": hold["recall"],
+            })  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -24,6 +24,12 @@ each calendar month, the last period ending at ``as_of``); a user's transition i
 a user first active in the period. Counts per transition; ``share`` is the row share (of the
 users in the previous state, new users of their own row).
 
+*RFM migration* (:func:`rfm_migration_table`): the same transitions between RFM segments,
+each customer's segment at a period end being :func:`~crm_helpers.segments.core.rfm_table`
+at that day (scores re-ranked among that day's customers, so a customer can move because
+others bought). :func:`flows_into` counts, per period, the users entering a label (e.g.
+``churned``, or the ``Lost`` segment) from any other label or as new.
+
 *Retention cohorts* (:func:`retention_table`): a user's cohort is the calendar month of their
 first purchase (``by="first_purchase"``) or of ``users.signup_at`` (``by="signup"``);
 ``period`` k = months since the cohort month; a user is retained in period k if they have an
@@ -40,14 +46,25 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from crm_helpers.segments.analysis import STATES
-from crm_helpers.segments.core import _day, as_day, day_number
+from crm_helpers.segments.core import (
+    DEFAULT_RULES,
+    OTHER,
+    _day,
+    as_day,
+    day_number,
+    parse_rules,
+    rfm_table,
+)
 
 __all__ = [
     "HealthRules",
     "activity_days",
+    "flows_into",
+    "migration_matrix",
     "migration_table",
     "month_ends",
     "retention_table",
+    "rfm_migration_table",
     "rule_states",
     "state_counts",
 ]
@@ -129,21 +146,16 @@ def month_ends(start: Any, as_of: Any) -> list[pd.Timestamp]:
     return ends
 
 
-def migration_table(
-    activity: ir.Table, ends: list[Any], rules: HealthRules = HealthRules()
-) -> pd.DataFrame:
-    """Transitions between consecutive period ends (see the module docstring).
+def _transitions(label_at, ends: list[Any], order: tuple[str, ...]) -> pd.DataFrame:
+    """Counts of ``(from_state, to_state)`` between consecutive ``ends``.
 
-    Returns
-    -------
-    pandas.DataFrame
-        ``previous_end, period_end, from_state, to_state, users, share`` for every pair of consecutive
-        ``ends`` (one engine query per pair).
+    ``label_at(end)`` is an Ibis table ``user_id, label`` (one row per user labelled at
+    ``end``); a user labelled at ``cur`` but not at ``prev`` comes from ``"(new)"``.
     """
     rows = []
     for prev, cur in zip(ends, ends[1:], strict=False):
-        a = rule_states(activity, prev, rules).select("user_id", from_state="state")
-        b = rule_states(activity, cur, rules).select(uid="user_id", to_state="state")
+        a = label_at(prev).select("user_id", from_state="label")
+        b = label_at(cur).select(uid="user_id", to_state="label")
         j = b.left_join(a, b.uid == a.user_id)
         j = j.mutate(from_state=j.from_state.fill_null(NEW))
         got = j.group_by(["from_state", "to_state"]).agg(users=j.uid.count()).to_pandas()
@@ -158,23 +170,88 @@ def migration_table(
     out["share"] = out["users"] / out.groupby(["period_end", "from_state"])["users"].transform(
         "sum"
     )
-    order = {s: i for i, s in enumerate((NEW, *STATES))}
+    rank = {s: i for i, s in enumerate((NEW, *order))}
     out = out.sort_values(
         ["period_end", "from_state", "to_state"],
-        key=lambda c: c.map(order) if c.name != "period_end" else c,
+        key=lambda c: c.map(lambda v: rank.get(v, len(rank))) if c.name != "period_end" else c,
     )
     return out[cols].reset_index(drop=True)
 
 
-def migration_matrix(migration: pd.DataFrame, period_end: Any = None) -> pd.DataFrame:
-    """The counts of one period's transitions as a from x to matrix (last period by default)."""
+def migration_table(
+    activity: ir.Table, ends: list[Any], rules: HealthRules = HealthRules()
+) -> pd.DataFrame:
+    """Transitions between consecutive period ends (see the module docstring).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``previous_end, period_end, from_state, to_state, users, share`` for every pair of consecutive
+        ``ends`` (one engine query per pair).
+    """
+    return _transitions(
+        lambda e: rule_states(activity, e, rules).select("user_id", label="state"), ends, STATES
+    )
+
+
+def rfm_migration_table(
+    orders: ir.Table, ends: list[Any], rules: Any = DEFAULT_RULES
+) -> pd.DataFrame:
+    """Transitions of customers between RFM segments from one period end to the next.
+
+    At each end the segments are those of :func:`~crm_helpers.segments.core.rfm_table` at
+    that day (scores re-ranked among the customers of that day). Same columns as
+    :func:`migration_table`; ``from_state`` / ``to_state`` hold segment names, ``"(new)"``
+    for a customer whose first purchase is in the period. A customer never leaves (their
+    purchases stay), so each row block sums to the customers at the period end.
+    """
+    rules = parse_rules(rules)
+    order = (*segment_names(rules), OTHER)
+    return _transitions(
+        lambda e: rfm_table(orders, e, rules).select("user_id", label="segment"), ends, order
+    )
+
+
+def segment_names(rules: Any = DEFAULT_RULES) -> list[str]:
+    """The segment names of a rule table, in rule order."""
+    return [r.segment for r in parse_rules(rules)]
+
+
+def migration_matrix(
+    migration: pd.DataFrame, period_end: Any = None, order: Any = None
+) -> pd.DataFrame:
+    """The counts of one period's transitions as a from x to matrix (last period by default).
+
+    ``order``: the labels in display order (default :data:`STATES`); every one is a column
+    (empty ones included), rows are ``"(new)"`` and the labels that occur as a source.
+    Labels outside ``order`` (e.g. ``"Other"``) are appended when they occur.
+    """
     if migration.empty:
         return pd.DataFrame()
+    order = list(STATES if order is None else order)
     pe = migration["period_end"].max() if period_end is None else pd.Timestamp(as_day(period_end))
     m = migration[migration["period_end"] == pe]
     mat = m.pivot_table(index="from_state", columns="to_state", values="users", aggfunc="sum")
-    rows = [s for s in (NEW, *STATES) if s in mat.index]
-    return mat.reindex(index=rows, columns=list(STATES)).fillna(0).astype("int64")
+    extra = [s for s in mat.columns.union(mat.index) if s not in order and s != NEW]
+    labels = order + sorted(extra)
+    rows = [s for s in (NEW, *labels) if s in mat.index]
+    return mat.reindex(index=rows, columns=labels).fillna(0).astype("int64")
+
+
+def flows_into(migration: pd.DataFrame, targets: Any) -> pd.DataFrame:
+    """Per period: users moving into each of ``targets`` from another label (or new).
+
+    Returns ``period_end`` and one column ``into_<target>`` per target (0 when none).
+    """
+    targets = list(targets)
+    periods = sorted(migration["period_end"].unique()) if not migration.empty else []
+    out = pd.DataFrame({"period_end": periods})
+    for t in targets:
+        m = migration[(migration["to_state"] == t) & (migration["from_state"] != t)]
+        out[f"into_{t}"] = (
+            out["period_end"].map(m.groupby("period_end")["users"].sum()).fillna(0).astype("int64")
+        )
+    return out
 
 
 def churn_flows(migration: pd.DataFrame) -> pd.DataFrame:

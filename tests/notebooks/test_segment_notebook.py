@@ -115,6 +115,18 @@ def test_model_holdout_migration_clusters(report):
     assert counts.shape == (len(mig["from_states"]), len(mig["to_states"]))
     # users at the last month end = the states recorded at as_of
     assert dict(zip(mig["to_states"], counts.sum(axis=0).tolist(), strict=True)) == mm["states"]
+    # RFM migration: the last month's columns sum to the customers at as_of, by segment
+    rm = mm["rfm_migration"]
+    rc = np.array(rm["counts"])
+    assert rc.shape == (len(rm["from_segments"]), len(rm["to_segments"]))
+    by_seg = {r["segment"]: r["customers"] for r in mm["rfm_segments"]}
+    assert dict(zip(rm["to_segments"], rc.sum(axis=0).tolist(), strict=True)) == by_seg
+    assert rm["lost_segment"] == "Lost" and rm["flows_into_lost"]
+    # model state thresholds: per group, with the holdout check of all flagged customers
+    tc = h["threshold_check"]
+    assert set(tc) == {"churned", "dormant-risk"}
+    assert tc["churned"]["all"]["customers"] == h["customers"]
+    assert sum(mm["states_model"].values()) == sum(by_seg.values())
     c = mm["clusters"]
     assert sum(c["sizes"]) > 0 and len(c["sizes"]) == c["k"] and -1 <= c["stability_ari"] <= 1
 
@@ -159,3 +171,21 @@ def test_cdnow_through_the_notebook_reproduces_the_published_fits(tmp_path_facto
         abs(g[k] - v) <= 0.005 + 1e-9 for k, v in {"p": 6.25, "q": 3.74, "v": 15.44}.items()
     ), g
     assert m["metrics"]["clusters"] is None
+
+
+def test_one_order_per_customer_steps_the_model_aside(small_world, tmp_path_factory):
+    """Every customer bought once: RFM, states and migration build; the model steps aside."""
+    d = tmp_path_factory.mktemp("one_order")
+    o = pd.read_parquet(
+        small_world / "orders.parquet", columns=["order_id", "user_id", "ts", "revenue"]
+    )
+    o.sort_values("ts").drop_duplicates("user_id").to_parquet(d / "orders.parquet", index=False)
+    res, m = _run(d, tmp_path_factory.mktemp("one_order_report"), export_format="csv")
+    mm = m["metrics"]
+    assert mm["bgnbd"] is None and mm["holdout"] is None and mm["states_model"] is None
+    assert sum(r["customers"] for r in mm["rfm_segments"]) == o["user_id"].nunique()
+    assert mm["rfm_migration"]["counts"] and mm["migration"]["counts"]
+    assert (
+        "Skipped: this section needs customers who bought on two or more days"
+        in Path(res.html).read_text()
+    )

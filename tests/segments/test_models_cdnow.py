@@ -10,6 +10,7 @@ are given to 3 decimals (BG/NBD) and 2 decimals (Gamma-Gamma); the fit must roun
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from crm_helpers import load
@@ -132,3 +133,71 @@ def test_bgnbd_gradient_matches_finite_differences(fit):
                 - bgnbd_log_likelihood_and_gradient(down, *args)[0]
             ) / (2 * h)
             assert num == pytest.approx(grad[k], rel=1e-6, abs=1e-6), (p, k, num, grad[k])
+
+
+def _isotonic_brute_force(score, inactive, n, target):
+    """Largest score whose non-increasing least-squares fit is >= target (min-max formula).
+
+    For a non-increasing fit over the distinct scores s_1 < ... < s_m with weighted means,
+    fit(i) = min over a <= i of max over b >= i of mean(a..b) (no PAVA; an m x m matrix).
+    """
+    df = pd.DataFrame({"s": score, "y": inactive * n, "n": n}).groupby("s").sum()
+    s = df.index.to_numpy()
+    cy, cw = np.r_[0, df["y"].cumsum()], np.r_[0, df["n"].cumsum()]
+    m = len(s)
+    a, b = np.meshgrid(np.arange(m), np.arange(m), indexing="ij")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg = np.where(b >= a, (cy[b + 1] - cy[a]) / (cw[b + 1] - cw[a]), -np.inf)
+    max_b = np.maximum.accumulate(avg[:, ::-1], axis=1)[:, ::-1]  # max over b >= i, per a
+    fit = np.where(a <= b, max_b, np.inf).min(axis=0)  # min over a <= i (b plays i here)
+    ok = s[fit >= target - 1e-12]
+    return float(ok.max()) if len(ok) else None
+
+
+def test_model_state_thresholds_on_cdnow_39_39_weeks(cdnow_dir, fit):
+    """Thresholds chosen in the 39-week calibration period, checked on the holdout after it.
+
+    Recomputed here independently: the summaries with the pandas reference, the thresholds
+    by the min-max formula of isotonic regression, the holdout flags and inactivity from the
+    raw order lines.
+    """
+    from crm_helpers.segments import model_states as ms
+    from crm_helpers.segments.reference import reference_btyd_summary
+    from tests.segments.conftest import cdnow_orders
+
+    data = load(cdnow_dir, require=["orders"])
+    window = 90
+    th = ms.choose_thresholds(data.orders, CAL_END, window, time_unit_days=7.0)
+    assert th["inner_end"] == "1997-07-02" and th["window_days"] == window
+    o = cdnow_orders()
+    inner = reference_btyd_summary(o, CAL_END, time_unit_days=7.0, calibration_end="1997-07-02")
+    bgf = BetaGeoFitter().fit(inner["frequency"], inner["recency"], inner["T"])
+    scored = ms.model_scores(bgf, inner.assign(n=1), window / 7.0)
+    inactive = (inner["frequency_holdout"] == 0).to_numpy(float)
+    for g in ("repeat", "one_time"):
+        m = (scored["group"] == g).to_numpy()
+        for state, target in (("churned", 0.9), ("dormant-risk", 0.7)):
+            want = _isotonic_brute_force(scored["score"][m].round(12), inactive[m],
+                                         np.ones(m.sum()), target)  # fmt: skip
+            got = th[g][state]
+            if state == "dormant-risk" and th[g]["churned"] is not None:
+                want = max(want or -1.0, th[g]["churned"])
+            assert (got is None and want is None) or got == pytest.approx(want, rel=1e-9), (
+                g,
+                state,
+            )
+    # the holdout check: the calibration fit's flags vs purchases in the 90 days after CAL_END
+    check = ms.check_thresholds(data.orders, fit, th)
+    at_cal = reference_btyd_summary(o, "1997-12-29", time_unit_days=7.0, calibration_end=CAL_END)
+    s = ms.model_scores(fit.bgnbd, at_cal.assign(n=1), window / 7.0)
+    idle = at_cal["frequency_holdout"].to_numpy() == 0
+    for state in ("churned", "dormant-risk"):
+        t = np.where(s["group"] == "repeat", th["repeat"][state] or -1, th["one_time"][state] or -1)
+        flag = s["score"].to_numpy() <= t
+        got = check[state]["all"]
+        assert got["flagged"] == flag.sum() and got["customers"] == 2357
+        assert got["precision"] == pytest.approx((flag & idle).sum() / flag.sum())
+        assert got["recall"] == pytest.approx((flag & idle).sum() / idle.sum())
+        print(state, {g: th[g][state] for g in ("repeat", "one_time")}, "inner",
+              th["inner"][state]["all"], "holdout", got)  # fmt: skip
+    assert check["churned"]["all"]["flagged"] > 0

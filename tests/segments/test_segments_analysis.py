@@ -9,18 +9,48 @@ import pytest
 
 from crm_helpers import load
 from crm_helpers.segments import analysis, core, narrative, profiles
-from crm_helpers.segments.analysis import _threshold_for_precision
+from crm_helpers.segments import model_states as ms
 from tests.segments.conftest import orders_df, to_table
 
 
-def test_threshold_for_precision_by_hand():
-    p = np.array([0.1, 0.2, 0.3, 0.9])
-    inactive = np.array([1.0, 1.0, 0.0, 0.0])
-    n = np.array([10.0, 10.0, 10.0, 10.0])
-    # p <= 0.2 -> 20/20 inactive; p <= 0.3 -> 20/30
-    assert _threshold_for_precision(p, inactive, n, 0.9) == 0.2
-    assert _threshold_for_precision(p, inactive, n, 0.6) == 0.3
-    assert _threshold_for_precision(p, np.zeros(4), n, 0.5) == 0.0
+def test_threshold_for_rate_by_hand():
+    # inactivity rates 1.0, 0.8, 0.9, 0.2 at scores 0.1 .. 0.4 (10 customers each): the
+    # non-increasing fit pools 0.8 and 0.9 -> 1.0, 0.85, 0.85, 0.2
+    score = np.repeat([0.1, 0.2, 0.3, 0.4], 10)
+    inactive = np.concatenate([np.ones(10), np.r_[np.ones(8), np.zeros(2)],
+                               np.r_[np.ones(9), np.zeros(1)], np.r_[np.ones(2), np.zeros(8)]])  # fmt: skip
+    n = np.ones(40)
+    assert ms.threshold_for_rate(score, inactive, n, 0.9) == 0.1
+    assert ms.threshold_for_rate(score, inactive, n, 0.85) == 0.3
+    assert ms.threshold_for_rate(score, inactive, n, 0.2) == 0.4
+    # cumulative precision would allow 0.3 at 0.9 (27/30); the stated criterion does not
+    assert ms.threshold_for_rate(score, np.zeros(40), n, 0.5) is None
+    # weights are customer counts: 4 rows with n=10 give the same answer as 40 rows
+    rates = np.array([1.0, 0.8, 0.9, 0.2])
+    assert ms.threshold_for_rate([0.1, 0.2, 0.3, 0.4], rates, [10] * 4, 0.85) == 0.3
+
+
+def test_p_buy_equals_the_integral_over_the_rate_posterior():
+    from scipy import integrate, stats
+
+    from crm_helpers.segments.models import BetaGeoFitter, BGNBDParams
+
+    bgf = BetaGeoFitter()
+    bgf.params_ = BGNBDParams(0.243, 4.414, 0.793, 2.426)  # FHL 2005 CDNOW fit
+    hist = pd.DataFrame({"frequency": [0, 2, 7], "recency": [0.0, 30.43, 20.0],
+                         "T": [10.0, 38.86, 38.0]})  # fmt: skip
+    w = 13.0
+    got = ms.model_scores(bgf, hist, w)
+    r, alpha = 0.243, 4.414
+    for row in got.itertuples():
+        post = stats.gamma(r + row.frequency, scale=1 / (alpha + row.T))
+        no_buy = integrate.quad(lambda lam, d=post: np.exp(-lam * w) * d.pdf(lam), 0, np.inf)[0]
+        assert row.p_buy == pytest.approx(row.p_alive * (1 - no_buy), rel=1e-6)
+    assert got["group"].tolist() == ["one_time", "repeat", "repeat"]
+    assert got["p_alive"].iloc[0] == 1.0  # why one-time buyers need another score
+    assert got["score"].tolist() == [got["p_buy"].iloc[0], *got["p_alive"].iloc[1:]]
+    with pytest.raises(ValueError, match="window"):
+        ms.model_scores(bgf, hist, 0)
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +64,47 @@ def small(small_world):
 def test_model_states_thresholds_and_clv(small):
     data, as_of, cal = small
     holdout_days = (pd.Timestamp(as_of) - pd.Timestamp(cal)).days
-    th = analysis.choose_alive_thresholds(data.orders, cal, holdout_days)
-    assert 0 <= th["churn_threshold"] <= th["dormant_threshold"] <= 1
-    if th["churn_threshold"] > 0:
-        assert th["churn_inner"]["precision"] >= 0.9
+    window = min(90, holdout_days)
+    th = ms.choose_thresholds(data.orders, cal, window)
+    for g in ("repeat", "one_time"):
+        t = th[g]
+        if t["churned"] is not None:
+            assert t["dormant-risk"] >= t["churned"]
+            # every flagged customer's calibrated chance >= 0.9, so the pooled precision too
+            assert th["inner"]["churned"][g]["precision"] >= 0.9 - 1e-9
     cal_fit = analysis.fit_with_holdout(data.orders, as_of, cal)
-    check = analysis.holdout_check(cal_fit, th)
-    for state in ("churn", "dormant"):
-        h = check[f"{state}_holdout"]
-        assert h["flagged"] == 0 or 0 <= h["precision"] <= 1
+    check = ms.check_thresholds(data.orders, cal_fit, th)
+    for state in ("churned", "dormant-risk"):
+        h = check[state]
+        assert h["all"]["flagged"] == h["repeat"]["flagged"] + h["one_time"]["flagged"]
+        assert h["all"]["customers"] == cal_fit.stats["n"].sum()
+    assert check["dormant-risk"]["all"]["flagged"] >= check["churned"]["all"]["flagged"]
     fit = analysis.fit_models(data.orders, as_of)
-    ms = analysis.model_states(fit, th["churn_threshold"], th["dormant_threshold"])
+    states = ms.state_table(fit, th)
+    summary = ms.state_summary(states)
     n_customers = core.rfm_table(data.orders, as_of).count().execute()
-    assert ms["customers"].sum() == n_customers == fit.stats["n"].sum()
+    assert summary["customers"].sum() == n_customers == fit.stats["n"].sum()
+    # the states are exactly the stated rule: score at most the group's threshold
+    for g in ("repeat", "one_time"):
+        part = states[states["group"] == g]
+        t = th[g]["churned"]
+        assert (part["state"] == "churned").equals(part["score"] <= t if t is not None else
+                                                   part["score"] < -1)  # fmt: skip
     clv = analysis.clv_table(fit, 90 / 7)
     assert clv["customers"].sum() == pytest.approx(n_customers)
     assert clv.attrs["mean"] > 0
+
+
+def test_threshold_parameters_are_checked(small):
+    data, _, cal = small
+    with pytest.raises(ValueError, match="must not exceed"):
+        ms.choose_thresholds(data.orders, cal, 30, churn_rate=0.6, dormant_rate=0.8)
+    with pytest.raises(ValueError, match="in \\(0, 1\\]"):
+        ms.choose_thresholds(data.orders, cal, 30, churn_rate=1.5)
+    with pytest.raises(ValueError, match="whole number of days"):
+        ms.choose_thresholds(data.orders, cal, 0)
+    with pytest.raises(ValueError, match="move calibration_end later"):
+        ms.choose_thresholds(data.orders, cal, 5000)
 
 
 def test_holdout_needs_calibration(small):
@@ -96,3 +151,19 @@ def test_parameters_are_checked():
         with pytest.raises(ValueError, match="clusters"):
             narrative.clusters_param(bad)
     assert narrative.file_slug("Can't lose") == "can_t_lose"
+    assert narrative.choice_param("export_format", "csv", ("parquet", "csv")) == "csv"
+    with pytest.raises(ValueError, match="export_format must be one of 'parquet', 'csv'"):
+        narrative.choice_param("export_format", "xlsx", ("parquet", "csv"))
+
+
+def test_model_missing_without_repeat_purchases():
+    # one order per customer: BG/NBD cannot be fitted; the notebook steps aside with this reason
+    once = to_table(orders_df([(u, u, 10.0) for u in range(1, 20)]))
+    why = analysis.model_missing(once, "2024-01-15", 7)
+    assert why is not None and "2024-01-08" in why
+    with pytest.raises(ValueError, match="repeat purchases"):
+        analysis.fit_models(once, "2024-01-15")
+    # a repeat purchase on day 3 is before the inner end (day 7): the model can run
+    twice = to_table(orders_df([(1, 0, 5.0), (1, 3, 5.0), (2, 1, 5.0)]))
+    assert analysis.model_missing(twice, "2024-01-15", 7) is None
+    assert analysis.model_missing(twice, "2024-01-08", 7) is not None  # inner end day 0

@@ -45,6 +45,37 @@ def test_planted_churners_land_in_churned_or_dormant(world):
     assert recall >= 0.85
 
 
+def test_model_states_on_planted_churners_are_what_the_thresholds_say(world):
+    """The model's states per customer (thresholds chosen on the calibration period).
+
+    Precision / recall for the planted churners are printed, not asserted: the model only
+    sees orders and its thresholds follow the data's own calibration (on a world without
+    much dropout it may rightly call nobody churned). Asserted: every customer gets one
+    state, and the states are the stated rule applied to the customer's own score.
+    """
+    from crm_helpers.segments import analysis
+    from crm_helpers.segments import model_states as ms
+
+    data, _, users, as_of = world
+    cal = core.default_calibration_end(data.orders, as_of)
+    window = min(90, (pd.Timestamp(as_of) - pd.Timestamp(cal)).days)
+    th = ms.choose_thresholds(data.orders, cal, window)
+    fit = analysis.fit_models(data.orders, as_of)
+    table = ms.state_table(fit, th)
+    per_user = (
+        fit.extra["summary"].to_pandas().merge(table, on=["frequency", "recency", "T"], how="left")
+    )
+    assert per_user["state"].notna().all() and len(per_user) == table["n"].sum()
+    j = per_user.merge(users[["user_id", "customer_type"]], on="user_id")
+    planted = j["customer_type"] == "churned"
+    slipping = j["state"].isin(["churned", "dormant-risk"])
+    prec = (slipping & planted).sum() / max(slipping.sum(), 1)
+    rec = (slipping & planted).sum() / max(planted.sum(), 1)
+    print(
+        f"model churned/dormant: {slipping.sum()} flagged, precision {prec:.3f}, recall {rec:.3f}"
+    )
+
+
 def test_clusters_recover_planted_types(world):
     data, _, users, as_of = world
     f = cl.feature_table(
