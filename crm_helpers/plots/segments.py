@@ -10,6 +10,7 @@ figure                          input frame (producer)
 :func:`plot_migration_sankey`   ``migration_matrix`` (states or RFM segments)
 :func:`plot_retention`          ``retention_table`` (cohort, period, share)
 :func:`plot_cluster_profiles`   ``cluster_profiles`` (cluster, feature, effect_size)
+:func:`plot_cluster_indices`    ``cluster_profiles`` (cluster, feature, index): seaborn
 :func:`plot_cluster_map`        ``projection_2d`` (x, y, cluster)
 :func:`plot_clv`                ``clv_table`` (histogram bins)
 :func:`plot_holdout`            ``holdout_check(...)["by_frequency"]``
@@ -25,7 +26,9 @@ from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, figure
 
 __all__ = [
     "STATE_COLORS",
+    "plot_cluster_indices",
     "plot_cluster_map",
+    "static_image",
     "plot_cluster_profiles",
     "plot_clv",
     "plot_holdout",
@@ -198,6 +201,57 @@ def plot_cluster_profiles(
                              hovertemplate="%{y}, %{x}: d = %{z:.2f}<extra></extra>"))  # fmt: skip
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+def plot_cluster_indices(profiles: pd.DataFrame, title: str | None = None):
+    """Seaborn heatmap of each cluster's feature indices (100 = the average customer).
+
+    Cells show the index (cluster mean / population mean x 100); the colour is its log2,
+    clipped to [-2, 2] (a quarter to four times the average), so that 50 and 200 are equally
+    far from white. Returns a matplotlib ``Figure`` (no pyplot state); show it in a report
+    with :func:`static_image`.
+
+    Parameters
+    ----------
+    profiles : pandas.DataFrame
+        ``cluster_profiles``: one row per (cluster, feature) with ``index``.
+    """
+    import warnings
+
+    import numpy as np
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    piv = profiles.pivot_table(index="cluster", columns="feature", values="index", dropna=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        color = np.clip(np.log2(piv.to_numpy(dtype=float) / 100.0), -2, 2)
+    annot = piv.map(lambda v: "" if pd.isna(v) else f"{v:.0f}")
+    fig = Figure(figsize=(max(6.0, 0.55 * piv.shape[1] + 2.5), 0.55 * piv.shape[0] + 2.2))
+    ax = fig.subplots()
+    with warnings.catch_warnings():  # seaborn 0.13 on matplotlib 3.10: cmap.set_bad notice
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        sns.heatmap(
+            pd.DataFrame(color, index=[f"cluster {c}" for c in piv.index], columns=piv.columns),
+            ax=ax, annot=annot.to_numpy(), fmt="", cmap="RdBu_r", center=0, vmin=-2, vmax=2,
+            linewidths=0.5, linecolor="white",
+            cbar_kws={"label": "log2(index / 100)", "ticks": [-2, -1, 0, 1, 2]},
+        )  # fmt: skip
+    ax.set_xlabel("feature")
+    ax.set_ylabel("")
+    ax.set_title(title or "Cluster profiles: feature index vs the average customer (100)")
+    fig.tight_layout()
+    return fig
+
+
+def static_image(fig, dpi: int = 110):
+    """A matplotlib figure as an embedded PNG for notebooks and rendered reports."""
+    import io
+
+    from IPython.display import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return Image(data=buf.getvalue(), format="png")
 
 
 def plot_cluster_map(

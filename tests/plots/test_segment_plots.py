@@ -42,3 +42,17 @@ def test_matrix_retention_cluster_model_figures():
     hold = pd.DataFrame({"bucket": ["0", "7+"], "predicted": [0.2, 5.0], "actual": [0.3, 4.0]})
     fig = plots.plot_holdout(hold)
     assert [t.name for t in fig.data] == ["actual", "predicted (BG/NBD)"]
+
+
+def test_cluster_index_heatmap_is_seaborn_and_annotated():
+    """Cells carry the rounded index; the colour is log2(index / 100) clipped at +-2."""
+    prof = pd.DataFrame({"cluster": [0, 0, 1, 1], "feature": ["a", "b", "a", "b"],
+                         "index": [400.0, 50.0, 100.0, 1000.0]})  # fmt: skip
+    fig = plots.plot_cluster_indices(prof)
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(["400", "50", "100", "1000"])
+    mesh = ax.collections[0]
+    assert np.allclose(np.asarray(mesh.get_array()).ravel(), [2.0, -1.0, 0.0, 2.0])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cluster 0", "cluster 1"]
+    png = plots.static_image(fig)
+    assert png.data[:8] == b"\x89PNG\r\n\x1a\n"
