@@ -36,11 +36,27 @@ __all__ = [
     "ExploreResult",
     "JourneyControls",
     "explore_tables",
+    "group_columns",
     "journey_controls",
     "journey_groups",
 ]
 
 CONVERTERS = ("drop-outs", "converters")
+
+
+def group_columns(data: Any) -> list[str]:
+    """Users columns to compare journeys by (schema only, no query): every column of the
+    ``users`` table but the id, timestamps and floating-point numbers; [] without users."""
+    tables = getattr(data, "tables", None) or {}
+    users = tables.get("users")
+    if users is None:
+        return []
+    sch = users.schema()
+    return [
+        c
+        for c in users.columns
+        if c != "user_id" and not sch[c].is_temporal() and not sch[c].is_floating()
+    ]
 
 
 def journey_groups(
@@ -246,13 +262,10 @@ class JourneyControls(widgets.VBox):
 
     def redraw(self) -> ExploreResult | None:
         """Recompute the tables for the current choice and redraw; errors go to ``status``."""
-        from IPython.display import display
-
         from crm_helpers.plots import journeys as plots
 
         c = self.choice()
         self.status.value = "<i>running...</i>"
-        self.output.clear_output(wait=True)
         try:
             res = explore_tables(
                 self.prep,
@@ -271,17 +284,18 @@ class JourneyControls(widgets.VBox):
         self.result = res
         self.redraws += 1
         if self.draw:
-            with self.output:
-                if len(res.paths):
-                    nodes, links = analysis.sankey_data(res.paths, "after")
-                    display(plots.plot_sankey(nodes, links, title=f"After {c['anchor']}"))
-                if res.differential is not None:
-                    display(
-                        plots.plot_step_matrix_diff(
-                            res.differential,
-                            title=f"{c['group_b']} minus {c['group_a']}: share at each step",
-                        )
-                    )
+            # appended to the synced outputs (not `with output:`): works with or without a kernel
+            self.output.outputs = ()
+            if len(res.paths):
+                nodes, links = analysis.sankey_data(res.paths, "after")
+                fig = plots.plot_sankey(nodes, links, title=f"After {c['anchor']}")
+                self.output.append_display_data(fig)
+            if res.differential is not None:
+                fig = plots.plot_step_matrix_diff(
+                    res.differential,
+                    title=f"{c['group_b']} minus {c['group_a']}: share at each step",
+                )
+                self.output.append_display_data(fig)
         self.status.value = ""
         return res
 
