@@ -84,7 +84,8 @@ def paths(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after")
     keys = list(prep.keys)
     # the first anchor position as a window aggregate over the journey: no join on the
     # keys (a join would drop journeys whose session key is null)
-    j = p.mutate(a=p.pos.min(where=p.code == ac).over(ibis.window(group_by=keys)))
+    first = ibis.ifelse(p.code == ac, p.pos, ibis.null("int32")).min()
+    j = p.mutate(a=first.over(ibis.window(group_by=keys)))
     j = j.filter(j.a.notnull())
     rel = j.pos - j.a
     if direction == "after":
@@ -132,9 +133,11 @@ def between(prep: Prepared, start: str, end: str, depth: int = 4) -> pd.DataFram
     p = prep.with_pos()
     keys = list(prep.keys)
     w = ibis.window(group_by=keys)
-    x = p.mutate(a=p.pos.min(where=p.code == sc).over(w))
+    # window minimums of CASE expressions (portable; no FILTER clause in a window)
+    x = p.mutate(a=ibis.ifelse(p.code == sc, p.pos, ibis.null("int32")).min().over(w))
     x = x.filter(x.a.notnull())
-    x = x.mutate(b=x.pos.min(where=(x.code == ec) & (x.pos > x.a)).over(w))
+    hit = (x.code == ec) & (x.pos > x.a)
+    x = x.mutate(b=ibis.ifelse(hit, x.pos, ibis.null("int32")).min().over(w))
     rel = x.pos - x.a
     x = x.filter(rel >= 0, rel <= depth, x.b.isnull() | (x.pos <= x.b))
     rel = x.pos - x.a
