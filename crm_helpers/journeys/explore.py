@@ -260,6 +260,16 @@ class JourneyControls(widgets.VBox):
             "group_b": self.group_b.value,
         }
 
+    def _append(self, fig: Any) -> None:
+        """Add a plotly figure to the output area as a display bundle. Not through the
+        display formatter: in a kernel plotly's ``_ipython_display_`` would draw into the
+        cell instead (and every redraw would stack another copy under the controls)."""
+        import plotly.io as pio
+
+        bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())
+        out = {"output_type": "display_data", "data": bundle, "metadata": {}}
+        self.output.outputs = (*self.output.outputs, out)
+
     def redraw(self) -> ExploreResult | None:
         """Recompute the tables for the current choice and redraw; errors go to ``status``."""
         from crm_helpers.plots import journeys as plots
@@ -289,13 +299,13 @@ class JourneyControls(widgets.VBox):
             if len(res.paths):
                 nodes, links = analysis.sankey_data(res.paths, "after")
                 fig = plots.plot_sankey(nodes, links, title=f"After {c['anchor']}")
-                self.output.append_display_data(fig)
+                self._append(fig)
             if res.differential is not None:
                 fig = plots.plot_step_matrix_diff(
                     res.differential,
                     title=f"{c['group_b']} minus {c['group_a']}: share at each step",
                 )
-                self.output.append_display_data(fig)
+                self._append(fig)
         self.status.value = ""
         return res
 

@@ -51,12 +51,15 @@ def test_controls_redraw_on_anchor_depth_and_groups(setup):
     assert isinstance(c, widgets.VBox) and c.redraws == 1
     assert _paths(c.result) == R.reference_paths(ref, "a", 1)
     assert (c.group_a.value, c.group_b.value) == ("drop-outs", "converters")
-    assert len(c.output.outputs) == 2  # the Sankey and the heatmap
+    outs = c.output.outputs  # the Sankey and the heatmap, in the widget's own output area
+    assert [o["output_type"] for o in outs] == ["display_data"] * 2
+    assert all("application/vnd.plotly.v1+json" in o["data"] for o in outs)
     d = c.result.differential.set_index(["position", "step"])
     assert d.loc[(1, "a"), ["journeys_a", "n_a", "journeys_b", "n_b"]].tolist() == [2, 3, 2, 3]
 
     c.anchor.value = "b"  # a change redraws at once (no Run button)
     assert c.redraws == 2 and _paths(c.result) == R.reference_paths(ref, "b", 1)
+    assert len(c.output.outputs) == 2  # replaced, not stacked
     c.depth.value = 3
     assert c.redraws == 3 and _paths(c.result) == R.reference_paths(ref, "b", 3)
     assert c.result.choice["depth"] == 3
