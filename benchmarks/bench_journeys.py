@@ -14,9 +14,14 @@ is flagged and the exit status is 1).
 Implementations: ``helper`` (:func:`crm_helpers.journeys.transitions` and
 :func:`~crm_helpers.journeys.paths` on DuckDB), ``duckdb_sql`` (hand-written ``LEAD`` over
 dictionary-encoded small-integer event codes, decoded after the count), ``polars``
-(``shift().over``), ``pandas`` (``groupby().shift``) and ``numpy`` (one lexsort and array
-shifts: the practical floor). retentioneering is not installed here (it is optional; its
-figures are the issue's).
+(``shift().over``), ``pandas`` (``groupby().shift``), ``numpy`` (one lexsort and array
+shifts: the practical floor) and ``retentioneering`` (its ``Eventstream`` and
+``transition_graph_data(edge_weight="count")``, run with the Python of a throwaway venv made
+by ``benchmarks/retentioneering_env.sh``, ``--rete-python``; its time includes its
+preparation, which is also reported alone). retentioneering has no whole-path counts after
+an anchor (its step Sankey counts nodes and links per step, not paths), so its row is
+checked on the transition counts only. Its events are ordered by the same tie rule: it
+orders a path by its ``index`` column, which is given as the rank by ``(ts, event)``.
 
 Each implementation runs in its own subprocess (``--repeat`` times, best wall time); peak
 memory is the maximum RSS of the subprocess's process tree, polled every 20 ms with psutil
@@ -40,7 +45,8 @@ from procmem import run_polled  # noqa: E402
 
 ANCHOR = "product_view"
 DEPTH = 5
-IMPLS = ("helper", "duckdb_sql", "polars", "pandas", "numpy")
+IMPLS = ("helper", "duckdb_sql", "polars", "pandas", "numpy", "retentioneering")
+RETE_PYTHON = os.environ.get("CRM_RETE_PYTHON", "/tmp/crm_rete_venv/bin/python")
 RESULT_TAG = "JOURNEY_RESULT "
 
 
@@ -176,12 +182,38 @@ def journeys_numpy(data: Path):
     return trans, paths
 
 
+def journeys_retentioneering(data: Path):
+    import pandas as pd
+    import retentioneering as rete
+
+    t0 = time.perf_counter()
+    df = pd.read_parquet(F.events_path(data), columns=["user_id", "event", "ts"])
+    # the tie rule: retentioneering orders each path by its `index` column
+    df = df.sort_values(["user_id", "ts", "event"], kind="stable", ignore_index=True)
+    df["index"] = df.groupby("user_id", sort=False).cumcount() + 1
+    stream = rete.Eventstream(
+        df.rename(columns={"ts": "timestamp"}),
+        schema={"path_cols": ["user_id"], "event_col": "event", "timestamp_col": "timestamp"},
+    )
+    prep_s = time.perf_counter() - t0
+    tm = stream.transition_graph_data(edge_weight="count")
+    synthetic = {"path_start", "path_end"}
+    trans = {
+        (str(a), str(b)): int(n)
+        for a, row in tm.iterrows()
+        for b, n in row.items()
+        if n and str(a) not in synthetic and str(b) not in synthetic
+    }
+    return trans, None, {"prep_s": prep_s}
+
+
 IMPLEMENTATIONS = {
     "helper": journeys_helper,
     "duckdb_sql": journeys_duckdb_sql,
     "polars": journeys_polars,
     "pandas": journeys_pandas,
     "numpy": journeys_numpy,
+    "retentioneering": journeys_retentioneering,
 }
 
 
@@ -190,20 +222,33 @@ IMPLEMENTATIONS = {
 
 def worker(impl: str, data: Path, repeat: int) -> None:
     fn = IMPLEMENTATIONS[impl]
-    times = []
+    times, extra = [], {}
     for _ in range(repeat):
         t0 = time.perf_counter()
-        trans, paths = fn(data)
+        trans, paths, *more = fn(data)
         times.append(time.perf_counter() - t0)
+        for k, v in (more[0] if more else {}).items():
+            extra[k] = min(extra.get(k, v), v)
     digest = {
         "transitions": sorted([a, b, n] for (a, b), n in trans.items()),
-        "paths": sorted([list(p), n] for p, n in paths.items()),
+        # None: the implementation has no path counts (compared on transitions only)
+        "paths": None if paths is None else sorted([list(p), n] for p, n in paths.items()),
     }
-    print(RESULT_TAG + json.dumps({"impl": impl, "times": times, "result": digest}))
+    res = {"impl": impl, "times": times, "result": digest, **extra}
+    print(RESULT_TAG + json.dumps(res))
 
 
 def run_worker(impl: str, data: Path, repeat: int, timeout: float) -> dict:
-    cmd = [sys.executable, __file__, "--worker", impl, "--data", str(data), "--repeat", str(repeat)]
+    python = sys.executable
+    if impl == "retentioneering":
+        python = RETE_PYTHON
+        if not Path(python).exists():
+            return {
+                "impl": impl,
+                "error": f"no {python}: run `bash benchmarks/retentioneering_env.sh` first",
+            }
+        os.environ.setdefault("RETENTIONEERING_NO_TRACK", "1")  # no telemetry calls
+    cmd = [python, __file__, "--worker", impl, "--data", str(data), "--repeat", str(repeat)]
     load1 = os.getloadavg()[0]
     code, out, err, peak = run_polled(cmd, timeout)
     if code is None:
@@ -221,8 +266,13 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
     data = F.ensure_data(n_users, n_events)
     results = [run_worker(i, data, repeat, timeout) for i in impls]
     ok = [r for r in results if "error" not in r]
-    ref = ok[0]["result"] if ok else None
-    equal = all(r["result"] == ref for r in ok)
+    ref = next((r["result"] for r in ok if r["result"]["paths"] is not None), None)
+    for r in ok:  # compared on what each implementation computes
+        r["equal"] = ref is None or (
+            r["result"]["transitions"] == ref["transitions"]
+            and r["result"]["paths"] in (None, ref["paths"])
+        )
+    equal = all(r["equal"] for r in ok)
     best = {r["impl"]: min(r["times"]) for r in ok}
     base = min((best[i] for i in ("duckdb_sql", "polars", "pandas") if i in best), default=None)
     floor = best.get("numpy")
@@ -231,20 +281,27 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
         f"### {n_events:,} events, {n_users:,} users "
         f"({n_trans:,} transitions; results {'EQUAL' if equal else 'DIFFER'})",
         "",
-        "| implementation | best s | x fastest baseline | x numpy floor | peak MB | load |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| implementation | best s | x fastest baseline | x numpy floor | x helper | peak MB "
+        "| load | checked |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+    helper = best.get("helper")
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['impl']} | {r['error']} | | | | |")
+            lines.append(f"| {r['impl']} | {r['error']} | | | | | | |")
             continue
         b = best[r["impl"]]
-        lines.append(
-            f"| {r['impl']} | {b:.2f} | {b / base:.2f} | {b / floor:.1f} | "
-            f"{r['peak_bytes'] / 2**20:,.0f} | {r['load1']:.1f} |"
-            if base and floor
-            else f"| {r['impl']} | {b:.2f} | | | {r['peak_bytes'] / 2**20:,.0f} | {r['load1']:.1f} |"
-        )
+        cells = [
+            f"{b:.2f}" + (f" (prep {r['prep_s']:.2f})" if "prep_s" in r else ""),
+            f"{b / base:.2f}" if base else "",
+            f"{b / floor:.1f}" if floor else "",
+            f"{b / helper:.1f}" if helper else "",
+            f"{r['peak_bytes'] / 2**20:,.0f}",
+            f"{r['load1']:.1f}",
+            ("equal" if r["equal"] else "DIFFERS")
+            + (" (transitions only)" if r["result"]["paths"] is None else ""),
+        ]
+        lines.append(f"| {r['impl']} | " + " | ".join(cells) + " |")
     return "\n".join(lines), equal
 
 
@@ -255,15 +312,22 @@ def parse_size(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global RETE_PYTHON
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10M,50M", help="event counts, e.g. 200k,10M")
     ap.add_argument("--users-per-event", type=float, default=0.1, help="users = events x this")
     ap.add_argument("--impls", default=",".join(IMPLS))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument(
+        "--rete-python",
+        default=RETE_PYTHON,
+        help="Python of the venv with retentioneering (benchmarks/retentioneering_env.sh)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    RETE_PYTHON = a.rete_python
     if a.worker:
         worker(a.worker, Path(a.data), a.repeat)
         return 0

@@ -12,6 +12,7 @@ See :mod:`crm_helpers.journeys.core` for the journey semantics and the tie rule 
 from crm_helpers.journeys.core import CHURNED, END, START, JourneySpec, Prepared, prepare
 from crm_helpers.journeys.graph import loops_table, node_reach, transitions
 from crm_helpers.journeys.paths import (
+    between,
     conformance,
     conformance_table,
     goal_flags,
@@ -26,6 +27,7 @@ __all__ = [
     "START",
     "JourneySpec",
     "Prepared",
+    "between",
     "conformance",
     "conformance_table",
     "goal_flags",

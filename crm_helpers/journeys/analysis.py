@@ -67,7 +67,7 @@ AARRR: dict[str, list[str]] = {
 
 
 def sankey_data(
-    paths_df: pd.DataFrame, direction: str = "after"
+    paths_df: pd.DataFrame, direction: str = "after", total: int | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Nodes and links of a Sankey diagram from path counts.
 
@@ -78,6 +78,9 @@ def sankey_data(
     direction
         ``"after"``: the anchor is each path's first step (level 0, then 1, 2 ...);
         ``"before"``: its last step (level 0, before it -1, -2 ...).
+    total
+        What shares divide by (default: all journeys of ``paths_df``), e.g. all journeys
+        with the start event when ``paths_df`` holds only those that reach the end.
 
     Returns
     -------
@@ -85,7 +88,8 @@ def sankey_data(
         ``nodes``: ``level, step, journeys, share``; ``links``: ``source_level, source,
         target_level, target, journeys, share``.
     """
-    total = int(paths_df["journeys"].sum()) if len(paths_df) else 0
+    if total is None:
+        total = int(paths_df["journeys"].sum()) if len(paths_df) else 0
     nodes: dict[tuple[int, str], int] = {}
     links: dict[tuple[int, str, int, str], int] = {}
     for path, n in zip(paths_df["path"], paths_df["journeys"], strict=True):
@@ -132,9 +136,8 @@ def paths_between(paths_df: pd.DataFrame, end: str) -> pd.DataFrame:
 
 
 def restrict(prep: Prepared, journeys: ir.Table) -> Prepared:
-    """The prepared journeys whose keys appear in ``journeys`` (a semi join)."""
-    keys = list(prep.keys)
-    return replace(prep, table=prep.table.semi_join(journeys.select(*keys), keys))
+    """The prepared journeys whose keys appear in ``journeys`` (a null-safe semi join)."""
+    return replace(prep, table=prep.semi_join_keys(prep.table, journeys))
 
 
 def converter_groups(prep: Prepared, goal: str, window_days: float | None = None) -> ir.Table:
@@ -241,10 +244,14 @@ def compare_transitions(
         ``source, target, count_a, exits_a, share_a, count_b, exits_b, share_b, diff,
         ci_low, ci_high, p_value, q_value, significant``; by ``|diff|`` descending.
     """
+    # both groups' edges in one query (one LEAD over the journeys of the two groups)
+    both = transitions(
+        prep, timings=False, groups=groups.filter(groups.group.isin([group_a, group_b]))
+    )
     parts = []
     for g, suffix in ((group_a, "a"), (group_b, "b")):
-        t = transitions(restrict(prep, groups.filter(groups.group == g)), timings=False)
-        t[f"exits_{suffix}"] = t.groupby("source")["count"].transform("sum")
+        t = both[both["group"] == str(g)]
+        t = t.assign(**{f"exits_{suffix}": t.groupby("source")["count"].transform("sum")})
         parts.append(
             t[["source", "target", "count", f"exits_{suffix}"]].rename(
                 columns={"count": f"count_{suffix}"}

@@ -245,8 +245,11 @@ class Prepared:
         return pd.Series(vals, index=codes.index, dtype=object)
 
     def window(self, **kw: Any) -> ibis.expr.builders.LegacyWindowBuilder:
-        """The journey window: partition by the keys, order by ``t`` then ``code``."""
-        return ibis.window(group_by=list(self.keys), order_by=["t", "code"], **kw)
+        """The journey window: partition by the keys, order by ``t`` then ``code`` (by
+        ``pos`` when the table has it: the same order, one integer to sort, and the order
+        a recoded table such as the stage journeys keeps)."""
+        order = ["pos"] if "pos" in self.table.columns else ["t", "code"]
+        return ibis.window(group_by=list(self.keys), order_by=order, **kw)
 
     def cache(self) -> Prepared:
         """The same journeys, with positions, computed once and kept in the engine
@@ -255,8 +258,37 @@ class Prepared:
         return Prepared(self.with_pos().cache(), self.vocab, self.keys, self.spec, self.backend)
 
     def with_pos(self) -> ir.Table:
-        """The table with ``pos``: 1-based position within the journey (tie rule order)."""
+        """The table with ``pos``: 1-based position within the journey (tie rule order);
+        the table itself when it has ``pos`` already (e.g. after :meth:`cache`)."""
+        if "pos" in self.table.columns:
+            return self.table
         return self.table.mutate(pos=(ibis.row_number().over(self.window()) + 1).cast("int32"))
+
+    def join_keys(
+        self, left: ir.Table, right: ir.Table, how: str = "inner", also: Sequence[str] = ()
+    ) -> ir.Table:
+        """``left`` joined to ``right`` on the journey keys (and the columns ``also``),
+        null-safe on ``session``: a null session (events outside any session) matches a
+        null session of the same user, as in the ``GROUP BY`` and window partitions that
+        define the journeys. The result has ``left``'s key columns once."""
+        keys = [*self.keys, *also]
+        r = right.rename({f"{k}__r": k for k in keys})
+        preds = [
+            left[k].identical_to(r[f"{k}__r"]) if k == "session" else left[k] == r[f"{k}__r"]
+            for k in keys
+        ]
+        return left.join(r, preds, how=how).drop([f"{k}__r" for k in keys])
+
+    def semi_join_keys(self, left: ir.Table, right: ir.Table) -> ir.Table:
+        """Rows of ``left`` whose journey keys appear in ``right`` (null-safe, as
+        :meth:`join_keys`)."""
+        keys = list(self.keys)
+        r = right.select(*keys).rename({f"{k}__r": k for k in keys})
+        preds = [
+            left[k].identical_to(r[f"{k}__r"]) if k == "session" else left[k] == r[f"{k}__r"]
+            for k in keys
+        ]
+        return left.semi_join(r, preds)
 
 
 def prepare(events_or_data: Any, spec: JourneySpec | None = None) -> Prepared:

@@ -20,6 +20,7 @@ Engine shape: one ``LEAD`` of ``code`` and ``t`` over the journey window, then o
 
 from __future__ import annotations
 
+import ibis.expr.types as ir
 import pandas as pd
 
 from crm_helpers.journeys.core import Prepared
@@ -29,7 +30,9 @@ __all__ = ["loops_table", "node_reach", "transitions"]
 US_PER_SECOND = 1_000_000.0
 
 
-def transitions(prep: Prepared, *, timings: bool = True) -> pd.DataFrame:
+def transitions(
+    prep: Prepared, *, timings: bool = True, groups: ir.Table | None = None
+) -> pd.DataFrame:
     """Directly-follows counts (and times) of all transitions.
 
     Parameters
@@ -38,15 +41,24 @@ def transitions(prep: Prepared, *, timings: bool = True) -> pd.DataFrame:
         Prepared journeys.
     timings
         Also compute ``median_seconds`` and ``p90_seconds`` (one more aggregate per edge).
+    groups
+        Optional journey keys with a ``group`` column (one row per journey; journeys
+        without a row are left out): the edges of every group in the same query.
 
     Returns
     -------
     DataFrame
-        One row per edge (``n_edges`` rows): ``source, target, count, share_of_all,
-        share_of_source`` (and ``median_seconds, p90_seconds``), by count descending then
-        source, target.
+        One row per edge (``n_edges`` rows; per group and edge with ``groups``, a first
+        column ``group``): ``source, target, count, share_of_all, share_of_source`` (and
+        ``median_seconds, p90_seconds``), shares within the group; by (group,) count
+        descending then source, target.
     """
     p = prep.table
+    by = ["code", "nxt"]
+    if groups is not None:
+        keys = list(prep.keys)
+        p = prep.join_keys(p, groups.select(*keys, group=groups.group.cast("string")))
+        by = ["group", *by]
     w = prep.window()
     x = p.mutate(nxt=p.code.lead().over(w), dt=p.t.lead().over(w) - p.t)
     x = x.filter(x.nxt.notnull())
@@ -54,7 +66,7 @@ def transitions(prep: Prepared, *, timings: bool = True) -> pd.DataFrame:
     if timings:
         aggs["median_us"] = x.dt.quantile(0.5)
         aggs["p90_us"] = x.dt.quantile(0.9)
-    df = x.group_by(["code", "nxt"]).aggregate(**aggs).to_pandas()
+    df = x.group_by(by).aggregate(**aggs).to_pandas()
     out = pd.DataFrame(
         {
             "source": prep.decode(df["code"]),
@@ -62,15 +74,20 @@ def transitions(prep: Prepared, *, timings: bool = True) -> pd.DataFrame:
             "count": df["count"].astype("int64"),
         }
     )
-    total = out["count"].sum()
-    out["share_of_all"] = out["count"] / total if total else 0.0
-    out["share_of_source"] = out["count"] / out.groupby("source")["count"].transform("sum")
+    g = ["_all"] if groups is None else ["group"]
+    out.insert(0, g[0], "all" if groups is None else df["group"].astype(str).to_numpy())
+    total = out.groupby(g)["count"].transform("sum")
+    out["share_of_all"] = out["count"] / total if len(out) else 0.0
+    out["share_of_source"] = out["count"] / out.groupby([*g, "source"])["count"].transform("sum")
     if timings:
         out["median_seconds"] = df["median_us"].astype(float) / US_PER_SECOND
         out["p90_seconds"] = df["p90_us"].astype(float) / US_PER_SECOND
-    return out.sort_values(
-        ["count", "source", "target"], ascending=[False, True, True], ignore_index=True
+    out = out.sort_values(
+        [*g, "count", "source", "target"],
+        ascending=[True, False, True, True],
+        ignore_index=True,
     )
+    return out.drop(columns="_all") if groups is None else out
 
 
 def node_reach(prep: Prepared) -> pd.DataFrame:
@@ -83,11 +100,12 @@ def node_reach(prep: Prepared) -> pd.DataFrame:
         / all users with a journey), by users descending then step.
     """
     p = prep.table
-    jid = _journey_id(prep)
-    x = p.mutate(jid=jid)
+    # per (journey, step) first: journeys are counted as groups (a null session is one
+    # journey, as everywhere), not as distinct concatenated key strings
+    per = p.group_by([*prep.keys, "code"]).aggregate(n=p.count())
     df = (
-        x.group_by("code")
-        .aggregate(users=x.user_id.nunique(), journeys=x.jid.nunique(), events=x.count())
+        per.group_by("code")
+        .aggregate(users=per.user_id.nunique(), journeys=per.count(), events=per.n.sum())
         .to_pandas()
     )
     n_users = int(p.user_id.nunique().to_pyarrow().as_py() or 0)
@@ -136,10 +154,3 @@ def loops_table(prep: Prepared) -> pd.DataFrame:
     return out.sort_values(
         ["repeating_journeys", "step"], ascending=[False, True], ignore_index=True
     )
-
-
-def _journey_id(prep: Prepared):
-    p = prep.table
-    if len(prep.keys) == 1:
-        return p.user_id.cast("string")
-    return p.user_id.cast("string") + ":" + p.session.cast("string").fill_null("")

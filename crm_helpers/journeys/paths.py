@@ -9,6 +9,11 @@ Positions ``pos = 1, 2, ...`` number a journey's rows in the tie-rule order of
   steps at positions ``a, a+1, ..., a+N`` where ``a`` is the anchor's FIRST position in
   the journey (shorter when the journey ends earlier). *Paths before*: positions
   ``a-N .. a`` (``a`` again the first anchor position). Counted per journey.
+- *Paths between* ``start`` and ``end`` (depth ``N``): for each journey containing
+  ``start``, ``a`` its first position and ``b`` the first position of ``end`` after ``a``.
+  The journey *reaches* the end when ``b`` exists; its path is the steps at ``a .. b`` when
+  ``b - a <= N`` and otherwise the steps at ``a .. a+N`` followed by ``"…"`` and ``end``
+  (``longer``). Journeys that do not reach the end share one row with path ``(start,)``.
 - *Variants*: a journey's first ``max_steps`` steps (``truncated`` when it has more);
   per variant the number of journeys, of converting journeys (with the goal anywhere in
   the journey) and the median journey duration (last minus first time, seconds,
@@ -35,6 +40,8 @@ import pandas as pd
 from crm_helpers.journeys.core import US_PER_DAY, Prepared
 
 __all__ = [
+    "ELLIPSIS",
+    "between",
     "conformance",
     "conformance_table",
     "goal_flags",
@@ -44,6 +51,8 @@ __all__ = [
 ]
 
 US_PER_SECOND = 1_000_000.0
+#: The step shown for the omitted middle of a path longer than the depth.
+ELLIPSIS = "…"
 
 
 def _check_depth(depth: int, what: str = "depth") -> None:
@@ -73,8 +82,11 @@ def paths(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after")
     ac = prep.code(anchor)
     p = prep.with_pos()
     keys = list(prep.keys)
-    a = p.filter(p.code == ac).group_by(keys).aggregate(a=p.pos.min())
-    j = p.join(a, keys)
+    # the first anchor position as a window aggregate over the journey: no join on the
+    # keys (a join would drop journeys whose session key is null)
+    first = ibis.ifelse(p.code == ac, p.pos, ibis.null("int32")).min()
+    j = p.mutate(a=first.over(ibis.window(group_by=keys)))
+    j = j.filter(j.a.notnull())
     rel = j.pos - j.a
     if direction == "after":
         j = j.filter(rel >= 0, rel <= depth)
@@ -94,6 +106,70 @@ def paths(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after")
     total = out["journeys"].sum()
     out["share"] = out["journeys"] / total if total else 0.0
     return _sort_paths(out)
+
+
+def between(prep: Prepared, start: str, end: str, depth: int = 4) -> pd.DataFrame:
+    """Paths from the first ``start`` of each journey to the next ``end`` (module docstring).
+
+    Parameters
+    ----------
+    prep
+        Prepared journeys.
+    start, end
+        Step names (may be equal: then ``end`` is the next occurrence after the first).
+    depth
+        Steps after ``start`` shown in full; a longer way to ``end`` is cut with ``"…"``.
+
+    Returns
+    -------
+    DataFrame
+        One row per distinct path: ``path`` (tuple of step names), ``reached`` (bool),
+        ``longer`` (bool), ``journeys``, ``share`` (of journeys with ``start``), by reached
+        first, then journeys descending, then path. The non-reaching journeys are one row
+        ``((start,), False, False, n, share)``. Empty when ``start`` never occurs.
+    """
+    _check_depth(depth)
+    sc, ec = prep.code(start), prep.code(end)
+    p = prep.with_pos()
+    keys = list(prep.keys)
+    w = ibis.window(group_by=keys)
+    # window minimums of CASE expressions (portable; no FILTER clause in a window)
+    x = p.mutate(a=ibis.ifelse(p.code == sc, p.pos, ibis.null("int32")).min().over(w))
+    x = x.filter(x.a.notnull())
+    hit = (x.code == ec) & (x.pos > x.a)
+    x = x.mutate(b=ibis.ifelse(hit, x.pos, ibis.null("int32")).min().over(w))
+    rel = x.pos - x.a
+    x = x.filter(rel >= 0, rel <= depth, x.b.isnull() | (x.pos <= x.b))
+    rel = x.pos - x.a
+    cols = [f"s{k}" for k in range(depth + 1)]
+    aggs = {c: x.code.max(where=rel == k) for k, c in enumerate(cols)}
+    piv = x.group_by(keys).aggregate(**aggs, gap=(x.b - x.a).max())
+    piv = piv.mutate(reached=piv.gap.notnull(), longer=(piv.gap > depth).fill_null(False))
+    # non-reaching journeys collapse into one row: their steps are not part of the result
+    piv = piv.mutate(**{c: ibis.ifelse(piv.reached, piv[c], ibis.null("int32")) for c in cols})
+    df = piv.group_by([*cols, "reached", "longer"]).aggregate(journeys=piv.count()).to_pandas()
+    steps = _decode_cols(prep, df, cols)
+    reached = df["reached"].astype(bool).tolist()
+    longer = df["longer"].astype(bool).tolist()
+    path = [
+        (*s, ELLIPSIS, end) if lg else (s if r else (start,))
+        for s, r, lg in zip(steps, reached, longer, strict=True)
+    ]
+    out = pd.DataFrame(
+        {
+            "path": path,
+            "reached": pd.Series(reached, dtype=bool),
+            "longer": pd.Series(longer, dtype=bool),
+            "journeys": df["journeys"].astype("int64"),
+        }
+    )
+    total = out["journeys"].sum()
+    out["share"] = out["journeys"] / total if total else 0.0
+    out = out.assign(_k=out["path"].map(" > ".join))
+    out = out.sort_values(
+        ["reached", "journeys", "_k"], ascending=[False, False, True], ignore_index=True
+    )
+    return out.drop(columns="_k")
 
 
 def _sort_paths(out: pd.DataFrame) -> pd.DataFrame:
@@ -212,7 +288,7 @@ def step_matrix(prep: Prepared, max_steps: int = 8, groups: ir.Table | None = No
     p = prep.with_pos()
     keys = list(prep.keys)
     if groups is not None:
-        p = p.join(groups.select(*keys, "group"), keys)
+        p = prep.join_keys(p, groups.select(*keys, "group"))
     else:
         p = p.mutate(group=ibis.literal("all"))
     sizes = p.filter(p.pos == 1).group_by("group").aggregate(group_journeys=ibis._.count())
@@ -252,11 +328,11 @@ def conformance_table(prep: Prepared, intended: Sequence[str]) -> ir.Table:
     for i, c in enumerate(codes, 1):
         cand = p.filter(p.code == c)
         if f is not None:
-            cand = cand.join(f.select(*keys, prev=f[f"f{i - 1}"]), keys)
+            cand = prep.join_keys(cand, f.select(*keys, prev=f[f"f{i - 1}"]))
             cand = cand.filter(cand.pos > cand.prev)
         fi = cand.group_by(keys).aggregate(**{f"f{i}": cand.pos.min()})
-        f = fi if f is None else f.join(fi, keys)
-        base = base.left_join(fi, keys).drop([f"{k}_right" for k in keys])
+        f = fi if f is None else prep.join_keys(f, fi)
+        base = prep.join_keys(base, fi, how="left")
     m = len(codes)
     matched = ibis.literal(0)
     for i in range(m, 0, -1):
@@ -266,7 +342,7 @@ def conformance_table(prep: Prepared, intended: Sequence[str]) -> ir.Table:
         last = ibis.ifelse(base[f"f{i}"].notnull(), base[f"f{i}"], last)
     j = base.mutate(matched=matched, last=last).select(*keys, "matched", "last")
     nxt = p.select(*keys, last=p.pos - 1, next_code=p.code)
-    j = j.left_join(nxt, [*keys, "last"]).drop([f"{k}_right" for k in [*keys, "last"]])
+    j = prep.join_keys(j, nxt, how="left", also=["last"])
     return j.select(*keys, "matched", "next_code")
 
 
@@ -295,7 +371,7 @@ def conformance(
     m = len(intended)
     keys = list(prep.keys)
     if groups is not None:
-        j = j.join(groups.select(*keys, "group"), keys)
+        j = prep.join_keys(j, groups.select(*keys, "group"))
     else:
         j = j.mutate(group=ibis.literal("all"))
     df = j.group_by(["group", "matched", "next_code"]).aggregate(journeys=j.count()).to_pandas()

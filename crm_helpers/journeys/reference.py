@@ -149,6 +149,27 @@ def reference_paths(journeys: dict, anchor: str, depth: int, direction: str = "a
     return out
 
 
+def reference_between(journeys: dict, start: str, end: str, depth: int) -> Counter:
+    """``Counter({(path, reached, longer): journeys})`` from the first ``start`` to the next
+    ``end`` (see :func:`crm_helpers.journeys.paths.between`)."""
+    out: Counter = Counter()
+    for j in journeys.values():
+        steps = [s for _, s in j]
+        if start not in steps:
+            continue
+        a = steps.index(start)
+        try:
+            b = steps.index(end, a + 1)
+        except ValueError:
+            out[((start,), False, False)] += 1
+            continue
+        if b - a <= depth:
+            out[(tuple(steps[a : b + 1]), True, False)] += 1
+        else:
+            out[((*steps[a : a + depth + 1], "…", end), True, True)] += 1
+    return out
+
+
 def reference_step_matrix(
     journeys: dict, max_steps: int, group_of: dict | None = None
 ) -> dict[tuple[str, int, str], int]:

@@ -31,6 +31,22 @@ def test_all_implementations_equal_the_reference(log):
     paths = R.reference_paths(ref, B.ANCHOR, B.DEPTH)
     assert sum(trans.values()) > 3_000 and sum(paths.values()) > 100
     for name, fn in B.IMPLEMENTATIONS.items():
+        if name == "retentioneering":  # lives in its own venv: test_retentioneering_worker
+            continue
         t, p = fn(log)
         assert t == trans, name
         assert p == paths, name
+
+
+def test_retentioneering_worker(log):
+    """retentioneering's transition counts, run in its own venv as the benchmark runs it."""
+    if not Path(B.RETE_PYTHON).exists():
+        pytest.skip("no retentioneering venv (bash benchmarks/retentioneering_env.sh)")
+    df = pd.read_parquet(F.events_path(log))
+    df["ts"] = df["ts"].dt.tz_convert("UTC").dt.tz_localize(None)
+    trans = {k: len(v) for k, v in R.reference_transitions(R.reference_journeys(df)).items()}
+    res = B.run_worker("retentioneering", log, 1, 300)
+    assert "error" not in res, res.get("error")
+    got = {(a, b): n for a, b, n in res["result"]["transitions"]}
+    assert got == trans
+    assert res["result"]["paths"] is None and res["prep_s"] > 0

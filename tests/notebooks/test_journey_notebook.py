@@ -99,6 +99,14 @@ def _check_against_reference(m: dict, events: pd.DataFrame, spec: JourneySpec) -
     conf = R.reference_conformance(ref, params["intended_journey"])
     n_ok = sum(n for (k, _), n in conf.items() if k == len(params["intended_journey"]))
     assert metrics["conformance_rate"] == pytest.approx(n_ok / sum(conf.values()))
+    # paths between the start and end events (default: the anchor and the goal)
+    pb = metrics["paths_between"]
+    assert (pb["start"], pb["end"]) == (params["anchor_event"], params["goal_event"])
+    way = R.reference_between(ref, pb["start"], pb["end"], params["path_depth"])
+    n_start = sum(way.values())
+    assert pb["journeys_with_start"] == n_start > 0
+    reached = sum(n for (_, r, _), n in way.items() if r)
+    assert pb["share_reaching_end"] == pytest.approx(reached / n_start)
     assert m["summary"] and "derived" in m["provenance"]
 
 
@@ -110,7 +118,13 @@ def test_default_report_on_the_synthetic_world(small_world, tmp_path):
     )
     spec = JourneySpec(session_column="session_id", start_end=True, churn_days=p["churn_days"])
     _check_against_reference(m, events, spec)
-    assert set(m["provenance"]["derived"]) == {"anchor_event", "goal_event", "intended_journey"}
+    assert set(m["provenance"]["derived"]) == {
+        "anchor_event",
+        "goal_event",
+        "intended_journey",
+        "path_start_event",
+        "path_end_event",
+    }
     assert "differential_cells" in m["metrics"] and m["metrics"]["differential_cells"]
 
 
