@@ -60,7 +60,10 @@ def transitions(
         p = prep.join_keys(p, groups.select(*keys, group=groups.group.cast("string")))
         by = ["group", *by]
     w = prep.window()
-    x = p.mutate(nxt=p.code.lead().over(w), dt=p.t.lead().over(w) - p.t)
+    nxt = {"nxt": p.code.lead().over(w)}
+    if timings:  # the time to the next step only when asked (one window column less)
+        nxt["dt"] = p.t.lead().over(w) - p.t
+    x = p.mutate(**nxt)
     x = x.filter(x.nxt.notnull())
     aggs = {"count": x.count()}
     if timings:

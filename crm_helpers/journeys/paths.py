@@ -80,25 +80,24 @@ def paths(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after")
     if direction not in ("after", "before"):
         raise ValueError(f"direction must be 'after' or 'before', got {direction!r}")
     ac = prep.code(anchor)
-    p = prep.with_pos()
-    keys = list(prep.keys)
-    # the first anchor position as a window aggregate over the journey: no join on the
-    # keys (a join would drop journeys whose session key is null)
-    first = ibis.ifelse(p.code == ac, p.pos, ibis.null("int32")).min()
-    j = p.mutate(a=first.over(ibis.window(group_by=keys)))
-    j = j.filter(j.a.notnull())
-    rel = j.pos - j.a
+    p = prep.table
+    w = prep.window()
+    # one window (one sort): the next (or previous) `depth` steps of every row and its
+    # position; then the journey's first anchor among the anchor rows (a small window).
+    # No join on the keys: a null session key stays one journey, as in the window.
     if direction == "after":
-        j = j.filter(rel >= 0, rel <= depth)
-        ks = range(0, depth + 1)
+        near = {f"s{k}": p.code.lead(k).over(w) for k in range(1, depth + 1)}
+        cols = ["s0", *near]
     else:
-        j = j.filter(rel <= 0, rel >= -depth)
-        ks = range(-depth, 1)
-    rel = j.pos - j.a
-    cols = [f"s{i}" for i in range(len(ks))]
-    piv = j.group_by(keys).aggregate(
-        **{c: j.code.max(where=rel == k) for c, k in zip(cols, ks, strict=True)}
+        near = {f"s{k}": p.code.lag(k).over(w) for k in range(1, depth + 1)}
+        cols = [*reversed(list(near)), "s0"]
+    pos = ibis.row_number().over(w) if "pos" not in p.columns else p.pos
+    x = p.mutate(s0=p.code, _pos=pos, **near)
+    x = x.filter(x.s0 == ac)
+    x = x.mutate(
+        _first=ibis.row_number().over(ibis.window(group_by=list(prep.keys), order_by="_pos"))
     )
+    piv = x.filter(x._first == 0)
     df = piv.group_by(cols).aggregate(journeys=piv.count()).to_pandas()
     out = pd.DataFrame(
         {"path": _decode_cols(prep, df, cols), "journeys": df["journeys"].astype("int64")}
