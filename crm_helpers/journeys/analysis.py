@@ -38,9 +38,10 @@ import pandas as pd
 from crm_helpers import stats
 from crm_helpers.journeys.core import CHURNED, END, START, SYNTHETIC, Prepared
 from crm_helpers.journeys.graph import transitions
-from crm_helpers.journeys.paths import goal_flags
+from crm_helpers.journeys.paths import goal_flags, paths
 
 __all__ = [
+    "group_paths",
     "AARRR",
     "compare_transitions",
     "conformance_summary",
@@ -138,6 +139,35 @@ def paths_between(paths_df: pd.DataFrame, end: str) -> pd.DataFrame:
 def restrict(prep: Prepared, journeys: ir.Table) -> Prepared:
     """The prepared journeys whose keys appear in ``journeys`` (a null-safe semi join)."""
     return replace(prep, table=prep.semi_join_keys(prep.table, journeys))
+
+
+def group_paths(
+    prep: Prepared,
+    groups: ir.Table,
+    names: Sequence[str],
+    anchor: str,
+    depth: int = 3,
+    direction: str = "after",
+) -> dict[str, pd.DataFrame]:
+    """:func:`~crm_helpers.journeys.paths` per group: each group's journeys alone.
+
+    Parameters
+    ----------
+    groups
+        Journey keys with a ``group`` column (:func:`converter_groups`, :func:`user_groups`).
+    names
+        The groups to show, in order.
+
+    Returns
+    -------
+    dict
+        Group name -> the ``paths`` table of its journeys (``path, journeys, share``;
+        shares within the group; empty when the anchor never occurs there).
+    """
+    return {
+        g: paths(restrict(prep, groups.filter(groups.group == g)), anchor, depth, direction)
+        for g in names
+    }
 
 
 def converter_groups(prep: Prepared, goal: str, window_days: float | None = None) -> ir.Table:

@@ -246,3 +246,11 @@ def metrics_paths(variants_df: pd.DataFrame, top_n: int) -> list[dict[str, Any]]
          "converted": int(r.converted)}
         for r in variants_df.head(top_n).itertuples(index=False)
     ]  # fmt: skip
+
+
+def metrics_group_paths(paths_df: pd.DataFrame, top_n: int) -> list[dict[str, Any]]:
+    """One group's entry of ``metrics.group_paths``: ``{path, journeys, share}``, top first."""
+    return [
+        {"path": list(r.path), "journeys": int(r.journeys), "share": float(r.share)}
+        for r in paths_df.head(top_n).itertuples(index=False)
+    ]

@@ -97,3 +97,18 @@ def test_group_columns_and_same_groups_give_no_comparison(setup):
     assert X.group_columns(object()) == []
     res = X.explore_tables(prep, None, anchor="a", depth=2, group_a=None, group_b=None)
     assert res.differential is None and len(res.paths)
+
+
+def test_group_paths_equal_the_reference_on_each_group(setup):
+    """Converters' and drop-outs' paths after the anchor, each from its own journeys."""
+    from crm_helpers.journeys import analysis as A
+
+    prep, _users, ref = setup
+    groups = A.converter_groups(prep, "p")
+    got = A.group_paths(prep, groups, ["converters", "drop-outs"], "a", 2)
+    members = {"converters": {1, 2, 3}, "drop-outs": {4, 5, 6}}
+    for g, users in members.items():
+        sub = {k: v for k, v in ref.items() if (k[0] if isinstance(k, tuple) else k) in users}
+        want = R.reference_paths(sub, "a", 2)
+        assert Counter(dict(zip(got[g]["path"], got[g]["journeys"], strict=True))) == want, g
+        assert got[g]["share"].sum() == pytest.approx(1.0)

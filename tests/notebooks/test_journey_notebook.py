@@ -107,6 +107,22 @@ def _check_against_reference(m: dict, events: pd.DataFrame, spec: JourneySpec) -
     assert pb["journeys_with_start"] == n_start > 0
     reached = sum(n for (_, r, _), n in way.items() if r)
     assert pb["share_reaching_end"] == pytest.approx(reached / n_start)
+    # converters' and drop-outs' paths after the anchor, each from its own journeys
+    conv = {
+        k: j
+        for k, j in ref.items()
+        if R.reference_converted(j, params["goal_event"], params["goal_window_days"])
+    }
+    gp = metrics["group_paths"]
+    for g, sub in (
+        ("converters", conv),
+        ("drop-outs", {k: j for k, j in ref.items() if k not in conv}),
+    ):
+        want = R.reference_paths(sub, params["anchor_event"], params["path_depth"])
+        assert gp[g], g
+        for e in gp[g]:
+            assert want[tuple(e["path"])] == e["journeys"], (g, e)
+        assert [e["journeys"] for e in gp[g]] == sorted(want.values(), reverse=True)[: len(gp[g])]
     assert m["summary"] and "derived" in m["provenance"]
 
 
