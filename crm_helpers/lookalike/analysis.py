@@ -250,7 +250,7 @@ def expand(
         m = make_model(model if name == "default" else name, n_centroids, random_state, False)
         m.fit(X, train_mask, names)
         s = _scores(m, X, chunk_rows)
-        order = _audit.rank_order(s, candidates)  # one sort per model serves every number
+        order = _audit.rank_order(s, candidates, held_mask)  # one value sort per model
         audits[name] = _audit.audit_ranking(s, held_mask, candidates, n_audit, order=order)
         gains[name] = (
             _audit.gain_table(s, held_mask, candidates, order=order) if len(held) else None

@@ -76,8 +76,10 @@ class _Standardiser:
             self.log_ = np.zeros(X.shape[1], dtype=bool) if log_columns is None else log_columns
         elif log_columns is not None:
             self.log_ = np.asarray(log_columns, dtype=bool)
-        if self.log_.any():
-            X[:, self.log_] = np.log1p(np.clip(X[:, self.log_], 0, None))
+        for a, b in _runs(self.log_):  # views of column runs: no gather/scatter copies
+            v = X[:, a:b]
+            np.maximum(v, 0, out=v)
+            np.log1p(v, out=v)
         return X
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -106,15 +108,38 @@ def log_count_columns(X: np.ndarray, chunk_rows: int = 1_000_000) -> np.ndarray:
     return (lo >= 0) & (hi > 1)
 
 
-def log1p_columns_inplace(X: np.ndarray, columns: np.ndarray, chunk_rows: int = 262_144) -> None:
-    """``X[:, columns] = log1p(max(X, 0))`` and NaN -> 0, in place, chunk by chunk."""
-    columns = np.asarray(columns, dtype=bool)
-    for s in range(0, len(X), chunk_rows):
+def _runs(columns: np.ndarray) -> list[tuple[int, int]]:
+    """Contiguous runs ``[a, b)`` of True in a bool vector."""
+    edges = np.diff(np.r_[0, columns.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+def log1p_columns_inplace(X: np.ndarray, columns: np.ndarray, chunk_rows: int = 65_536) -> None:
+    """``X[:, columns] = log1p(max(X, 0))`` and NaN -> 0, in place, chunk by chunk.
+
+    Works on views of contiguous column runs (no gather/scatter copies) and on two threads
+    (numpy's ufuncs release the GIL): ~0.5 s for 16 of 32 columns of 10M rows on 2 cores.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    runs = _runs(np.asarray(columns, dtype=bool))
+
+    def one(s: int) -> None:
         c = X[s : s + chunk_rows]
         if np.isnan(c).any():
             np.nan_to_num(c, copy=False)
-        if columns.any():
-            c[:, columns] = np.log1p(np.clip(c[:, columns], 0, None))
+        for a, b in runs:
+            v = c[:, a:b]
+            np.maximum(v, 0, out=v)
+            np.log1p(v, out=v)
+
+    starts = range(0, len(X), chunk_rows)
+    if len(X) <= 4 * chunk_rows:
+        for s in starts:
+            one(s)
+        return
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, starts))
 
 
 def _sample_rows(mask: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -207,13 +232,16 @@ class PUClassifier:
         """Population logit of being a seed, shape (n_rows,), float32."""
         X, _ = _check(X)
         lin = self.linear_parts()
-        if self.log_.any() or np.isnan(X).any():
-            Z = self._std()._log(X)  # float32 copy of the chunk
+        w = lin["weights"].astype(np.float32)
+        if self.log_.any():
+            out = self._std()._log(X) @ w  # float32 copy of the chunk, NaN -> 0
         else:
-            Z = X  # read as it is: no copy
-        return (Z @ lin["weights"].astype(np.float32) + np.float32(lin["intercept"])).astype(
-            np.float32
-        )
+            out = np.asarray(X @ w, dtype=np.float32)  # read as it is: no copy
+            bad = np.isnan(out)  # a NaN feature makes its row's product NaN (even at w 0)
+            if bad.any():
+                out[bad] = np.nan_to_num(np.asarray(X[bad], dtype=np.float32)) @ w
+        out += np.float32(lin["intercept"])
+        return out.astype(np.float32, copy=False)
 
     def predict_proba(self, X) -> np.ndarray:
         """Estimated P(seed | x) in the population, shape (n_rows,)."""
@@ -297,12 +325,22 @@ class CentroidSimilarity:
 
     def score_samples(self, X) -> np.ndarray:
         X, _ = _check(X)
+        if self.log_.any():
+            X = self._std_log(X)  # float32 copy, NaN -> 0
+        Z = np.subtract(X, self.mean_.astype(np.float32), dtype=np.float32)
+        Z /= self.scale_.astype(np.float32)
+        norm = np.sqrt(np.einsum("ij,ij->i", Z, Z))
+        bad = np.isnan(norm)  # NaN counts as 0 before standardising
+        if bad.any():
+            Z[bad] = (np.nan_to_num(np.asarray(X[bad], np.float32)) - self.mean_) / self.scale_
+            norm[bad] = np.linalg.norm(Z[bad], axis=1)
+        sims = (Z @ self.centroids_.T.astype(np.float32)) / np.where(norm > 0, norm, 1.0)[:, None]
+        return sims.max(axis=1).astype(np.float32)
+
+    def _std_log(self, X: np.ndarray) -> np.ndarray:
         s = _Standardiser()
         s.log_, s.mean_, s.scale_ = self.log_, self.mean_, self.scale_
-        Z = s.transform(X)
-        norm = np.linalg.norm(Z, axis=1)
-        sims = (Z @ self.centroids_.T) / np.where(norm > 0, norm, 1.0)[:, None]
-        return sims.max(axis=1).astype(np.float32)
+        return s._log(X)
 
 
 class RandomScorer:

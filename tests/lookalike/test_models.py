@@ -95,6 +95,34 @@ def test_one_seed_nan_columns_and_chunks():
     assert top_n(make_model("centroid").fit(X, one).score_samples(X), 1)[0] == 7
 
 
+@pytest.mark.parametrize("log_counts", [True, False])
+def test_scattered_nan_scores_like_zero(log_counts):
+    """A NaN feature counts as 0 (before log and standardising), whatever the weight."""
+    X, _, seeds = _planted(n=3000)
+    X[:, 5] = np.abs(X[:, 5]) * 3  # a count-like column (log1p when log_counts)
+    rng = np.random.default_rng(1)
+    holes = X.copy()
+    holes[rng.random(X.shape) < 0.02] = np.nan
+    for name in ("pu", "centroid", "centroids"):
+        m = make_model(name, log_counts=log_counts).fit(np.nan_to_num(holes), seeds)
+        want = m.score_samples(np.nan_to_num(holes))
+        np.testing.assert_allclose(m.score_samples(holes), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(score_in_chunks(m, holes, 251), want, rtol=1e-5, atol=1e-6)
+
+
+def test_log1p_in_place_equals_numpy():
+    from crm_helpers.lookalike.models import log1p_columns_inplace
+
+    rng = np.random.default_rng(2)
+    X = (rng.normal(size=(70_000, 7)) * 3).astype(np.float32)
+    X[rng.random(X.shape) < 0.01] = np.nan
+    cols = np.array([True, True, False, True, False, False, True])
+    want = np.nan_to_num(X)
+    want[:, cols] = np.log1p(np.clip(want[:, cols], 0, None))
+    log1p_columns_inplace(X, cols, chunk_rows=4096)  # > 4 chunks: the threaded path
+    np.testing.assert_array_equal(X, want)
+
+
 def test_bad_inputs():
     X, _, seeds = _planted(n=500)
     with pytest.raises(ValueError, match="no seed"):
