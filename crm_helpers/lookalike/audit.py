@@ -113,30 +113,34 @@ def rank_order(scores: np.ndarray, candidates: np.ndarray, held_out: np.ndarray)
     held_out = np.asarray(held_out, dtype=bool)
     if (held_out & ~candidates).any():
         raise ValueError("every held-out seed must be a candidate")
-    cand_scores = scores[candidates]
-    asc = np.sort(cand_scores)
+    cand_rows = np.flatnonzero(candidates)  # ascending: a candidate's index keeps row order
+    cand_scores = scores[cand_rows]
     held_rows = np.flatnonzero(held_out)
+    at = np.searchsorted(cand_rows, held_rows)  # held-out seeds' candidate indices
     v = scores[held_rows]
-    # candidates scored strictly higher, then those tied with a lower row
-    higher = len(asc) - np.searchsorted(asc, v, side="right")
-    tied = np.searchsorted(asc, v, side="right") - np.searchsorted(asc, v, side="left")
-    before = np.zeros(len(held_rows), dtype=np.int64)
-    if (tied > 1).any():
-        multi = tied > 1
-        tv = np.unique(v[multi])
-        at = np.minimum(np.searchsorted(tv, scores), len(tv) - 1)  # tv is sorted
-        rows = np.flatnonzero(candidates & (tv[at] == scores))  # ascending rows
-        order = np.lexsort((rows, scores[rows]))  # by score, then row
-        srows, svals = rows[order], scores[rows][order]
-        lo = np.searchsorted(svals, v[multi], side="left")
-        hi = np.searchsorted(svals, v[multi], side="right")
-        # position of each held-out row inside its tie group (rows ascending there)
-        before[multi] = [
-            np.searchsorted(srows[a:b], r) for a, b, r in zip(lo, hi, held_rows[multi], strict=True)
-        ]
-    rank = higher + before
+    rank = _positions(cand_scores, at)
+    asc = np.sort(cand_scores)
     o = np.argsort(rank, kind="stable")
     return Ranking(sorted_desc=asc[::-1], held_rank=rank[o], held_scores=v[o])
+
+
+def _positions(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """0-based positions of ``values[at]`` under (value descending, index ascending).
+
+    float32 (the models' scores): one sort of 64-bit keys ``(descending score bits << 32) |
+    index`` and a search per asked index (~0.3 s for 10M). Other types: a stable argsort.
+    """
+    m = len(values)
+    if values.dtype == np.float32 and m < 2**32:
+        u = (values + np.float32(0)).view(np.uint32)  # + 0 turns -0.0 into 0.0
+        # order-preserving map float32 -> uint32, then complemented for descending order
+        desc = ~(u ^ np.where(u >> 31, np.uint32(0xFFFFFFFF), np.uint32(0x80000000)))
+        keys = (desc.astype(np.uint64) << np.uint64(32)) | np.arange(m, dtype=np.uint64)
+        return np.searchsorted(np.sort(keys), keys[at]).astype(np.int64)
+    order = np.lexsort((np.arange(m), -np.asarray(values, dtype=np.float64)))
+    pos = np.empty(m, dtype=np.int64)
+    pos[order] = np.arange(m)
+    return pos[at]
 
 
 def _auc(r: Ranking) -> float:

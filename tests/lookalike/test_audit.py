@@ -111,6 +111,7 @@ def _brute(scores, held, cand, n, points, proba_bins, t):
     i = np.arange(1, points + 1)
     ks = np.unique(((i * m + points - 1) // points).clip(1, m))
     groups = np.array_split(ordered, min(proba_bins, m))
+    scores = scores.astype(np.float64)
     calib = [
         (len(g), scores[g].mean(), (scores[g] / (1 - scores[g])).sum() * h / t, held[g].sum())
         for g in groups
@@ -118,15 +119,19 @@ def _brute(scores, held, cand, n, points, proba_bins, t):
     return cap[min(n, m)] / h, cap[ks], calib
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(6))
-def test_fast_ranking_equals_a_full_index_sort(seed):
+def test_fast_ranking_equals_a_full_index_sort(seed, dtype):
     """Positions from one value sort + searches equal the full stable argsort, ties included."""
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(50, 3000))
     levels = int(rng.integers(2, 40)) if seed % 2 else n * 10  # heavy ties or almost none
-    scores = rng.integers(0, levels, size=n) / (levels + 1.0)  # in [0, 1): usable as proba
+    scores = (rng.integers(0, levels, size=n) / (levels + 1.0)).astype(dtype)  # in [0, 1)
+    if seed == 4:
+        scores = scores - dtype(0.5)  # negative scores too (the float32 key's sign bit)
+        scores[:5] = -0.0
     cand = rng.random(n) < 0.9
     held = cand & (rng.random(n) < 0.15)
     held[np.flatnonzero(cand)[0]] = True
@@ -141,3 +146,7 @@ def test_fast_ranking_equals_a_full_index_sort(seed):
     assert c["mean_proba"].to_numpy() == pytest.approx([mp for _, mp, _, _ in calib], rel=1e-12)
     assert c["expected_held_out"].to_numpy() == pytest.approx([e for _, _, e, _ in calib], rel=1e-9)
     assert a.auc == pytest.approx(roc_auc_score(held[cand], scores[cand]), abs=1e-12)
+    p = np.abs(scores) / 2  # a probability for the calibration
+    c = calibration_table(p, held, cand, n_training_seeds=11, bins=10)
+    *_, calib = _brute(p, held, cand, n // 7, 37, 10, 11)
+    assert c["observed_held_out"].tolist() == [o for *_, o in calib]

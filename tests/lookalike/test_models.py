@@ -111,12 +111,17 @@ def test_scattered_nan_scores_like_zero(log_counts):
 
 
 def test_log1p_in_place_equals_numpy():
-    from crm_helpers.lookalike.models import log1p_columns_inplace
+    from crm_helpers.lookalike.models import log1p_columns_inplace, log_count_columns
 
     rng = np.random.default_rng(2)
     X = (rng.normal(size=(70_000, 7)) * 3).astype(np.float32)
     X[rng.random(X.shape) < 0.01] = np.nan
-    cols = np.array([True, True, False, True, False, False, True])
+    X[:, [0, 1, 3, 6]] = np.abs(X[:, [0, 1, 3, 6]])
+    X[:, 3] = np.minimum(X[:, 3], 1)  # non-negative but never above 1: not count-like
+    X[:, 5] = np.nan  # all null: not count-like
+    cols = np.array([True, True, False, False, False, False, True])
+    ref = (np.nanmin(X, axis=0) >= 0) & (np.nanmax(X, axis=0) > 1)
+    assert log_count_columns(X, chunk_rows=5000).tolist() == ref.tolist() == cols.tolist()
     want = np.nan_to_num(X)
     want[:, cols] = np.log1p(np.clip(want[:, cols], 0, None))
     log1p_columns_inplace(X, cols, chunk_rows=4096)  # > 4 chunks: the threaded path
