@@ -113,12 +113,23 @@ def rank_order(scores: np.ndarray, candidates: np.ndarray, held_out: np.ndarray)
     held_out = np.asarray(held_out, dtype=bool)
     if (held_out & ~candidates).any():
         raise ValueError("every held-out seed must be a candidate")
-    cand_rows = np.flatnonzero(candidates)  # ascending: a candidate's index keeps row order
-    cand_scores = scores[cand_rows]
     held_rows = np.flatnonzero(held_out)
-    at = np.searchsorted(cand_rows, held_rows)  # held-out seeds' candidate indices
     v = scores[held_rows]
-    rank, sorted_desc = _positions(cand_scores, at)
+    n_cand = int(candidates.sum())
+    rank = None
+    if scores.dtype == np.float32 and len(scores) - n_cand < 0.05 * len(scores):
+        # few non-candidates (the training seeds): rank every row with theirs at -inf, which
+        # puts them after every candidate and leaves the candidates' positions as they are
+        vals = scores.copy()
+        vals[~candidates] = -np.inf
+        rank, sorted_all = _positions(vals, held_rows)
+        sorted_desc = sorted_all[:n_cand]
+        if n_cand and not sorted_desc[-1] > -np.inf:  # a candidate at -inf: ties with them
+            rank = None
+    if rank is None:
+        cand_rows = np.flatnonzero(candidates)  # ascending: an index keeps the row order
+        at = np.searchsorted(cand_rows, held_rows)  # held-out seeds' candidate indices
+        rank, sorted_desc = _positions(scores[cand_rows], at)
     o = np.argsort(rank, kind="stable")
     return Ranking(sorted_desc=sorted_desc, held_rank=rank[o], held_scores=v[o])
 

@@ -102,9 +102,22 @@ def log_count_columns(X: np.ndarray, chunk_rows: int = 1_000_000) -> np.ndarray:
 
     X = np.asarray(X)
 
+    d, k = X.shape[1], 64
+
     def one(s: int) -> tuple[np.ndarray, np.ndarray]:
-        c = X[s : s + chunk_rows]  # fmin / fmax skip NaN without the copies nanmin makes
-        return np.fmin.reduce(c, axis=0), np.fmax.reduce(c, axis=0)
+        # fmin / fmax skip NaN without the copies nanmin makes. Rows are folded k at a time
+        # into rows of k * d values: a reduction over long rows runs ~3x faster than over
+        # d-wide ones; the k partial results are reduced after.
+        c = X[s : s + chunk_rows]
+        r = (len(c) // k) * k
+        w = c[:r].reshape(r // k, k * d)
+        lo = np.fmin.reduce(np.fmin.reduce(w, axis=0).reshape(k, d), axis=0) if r else None
+        hi = np.fmax.reduce(np.fmax.reduce(w, axis=0).reshape(k, d), axis=0) if r else None
+        if r < len(c):
+            tlo, thi = np.fmin.reduce(c[r:], axis=0), np.fmax.reduce(c[r:], axis=0)
+            lo = tlo if lo is None else np.fmin(lo, tlo)
+            hi = thi if hi is None else np.fmax(hi, thi)
+        return lo, hi
 
     lo = np.full(X.shape[1], np.inf)
     hi = np.full(X.shape[1], -np.inf)

@@ -122,7 +122,8 @@ def test_log1p_in_place_equals_numpy():
     cols = np.array([True, True, False, False, False, False, True])
     with pytest.warns(RuntimeWarning, match="All-NaN"):  # column 5, in the reference only
         ref = (np.nanmin(X, axis=0) >= 0) & (np.nanmax(X, axis=0) > 1)
-    assert log_count_columns(X, chunk_rows=5000).tolist() == ref.tolist() == cols.tolist()
+    for chunk in (5000, 5001, 63, 10**6):  # folded rows and a remainder; all remainder
+        assert log_count_columns(X, chunk_rows=chunk).tolist() == ref.tolist() == cols.tolist()
     want = np.nan_to_num(X)
     want[:, cols] = np.log1p(np.clip(want[:, cols], 0, None))
     log1p_columns_inplace(X, cols, chunk_rows=4096)  # > 4 chunks: the threaded path
