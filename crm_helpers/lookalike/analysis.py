@@ -134,6 +134,14 @@ class Expansion:
         return {"seeds": seeds, "lookalikes": look, "population": np.ones(n, dtype=bool)}
 
 
+def _unique_ids(ids: pd.Series) -> bool:
+    """No id twice (a strictly increasing integer column is checked in one pass, no hashing)."""
+    a = ids.to_numpy()
+    if a.dtype.kind in "iu" and (len(a) < 2 or bool((a[1:] > a[:-1]).all())):
+        return True
+    return not ids.duplicated().any()
+
+
 def _scores(model, X, chunk_rows, progress=False) -> np.ndarray:
     if hasattr(model, "predict_proba"):
         s = score_in_chunks(model, X, chunk_rows, progress)
@@ -206,7 +214,7 @@ def expand(
         X = features[names].to_numpy(dtype=np.float32, na_value=0.0, copy=True)
     if not len(ids):
         raise ValueError("the population is empty: no user to rank")
-    if ids.duplicated().any():
+    if not _unique_ids(ids):
         raise ValueError("features have duplicate user_id rows: one row per user expected")
     # log1p of count-like columns once, in place on the working matrix (models skip it)
     log_columns = log_count_columns(X)
@@ -245,23 +253,39 @@ def expand(
     held_mask[held] = True
     candidates = ~train_mask
     n_audit = resolve_size(size, int(candidates.sum())) if candidates.any() else 0
-    audits, gains, calibration = {}, {}, None
-    for name in ("default", *BASELINES):
+
+    def audit_one(name: str):
         m = make_model(model if name == "default" else name, n_centroids, random_state, False)
         m.fit(X, train_mask, names)
         s = _scores(m, X, chunk_rows)
-        order = _audit.rank_order(s, candidates)  # one sort per model serves every number
-        audits[name] = _audit.audit_ranking(s, held_mask, candidates, n_audit, order=order)
-        gains[name] = (
-            _audit.gain_table(s, held_mask, candidates, order=order) if len(held) else None
-        )
+        order = _audit.rank_order(s, candidates, held_mask)  # one value sort per model
+        a = _audit.audit_ranking(s, held_mask, candidates, n_audit, order=order)
+        g = _audit.gain_table(s, held_mask, candidates, order=order) if len(held) else None
+        c = None
         if name == "default" and len(held) and hasattr(m, "predict_proba"):
-            calibration = _audit.calibration_table(
-                s, held_mask, candidates, len(train), order=order
-            )
+            c = _audit.calibration_table(s, held_mask, candidates, len(train), order=order)
+        return a, g, c
 
-    final = make_model(model, n_centroids, random_state, False).fit(X, seed_mask, names)
-    scores = _scores(final, X, chunk_rows, progress)
+    # the four audits are independent: two at a time on the two cores (numpy and BLAS
+    # release the GIL), each with one BLAS thread (one process-wide limit set here, so the
+    # threads never race to set and restore it)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    def final_fit():
+        m = make_model(model, n_centroids, random_state, False).fit(X, seed_mask, names)
+        return m, _scores(m, X, chunk_rows, progress)
+
+    names_audited = ("default", *BASELINES)
+    with threadpool_limits(1), ThreadPoolExecutor(2) as pool:
+        final_job = pool.submit(final_fit)  # independent of the audits: runs beside them
+        results = list(pool.map(audit_one, names_audited))
+        final, scores = final_job.result()
+    audits = {k: r[0] for k, r in zip(names_audited, results, strict=True)}
+    gains = {k: r[1] for k, r in zip(names_audited, results, strict=True)}
+    calibration = results[0][2]
+
     chosen = top_n(scores, n, eligible)
     return Expansion(
         user_ids=ids,

@@ -32,6 +32,7 @@ import pandas as pd
 
 __all__ = [
     "RankAudit",
+    "Ranking",
     "rank_order",
     "audit_ranking",
     "calibration_table",
@@ -59,32 +60,120 @@ def split_seeds(
     return np.sort(idx[perm[n_held:]]), np.sort(idx[perm[:n_held]])
 
 
-def _order(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Candidate rows best first (score desc, row asc: ``rows`` are ascending, sort stable)."""
-    return rows[np.argsort(-scores[rows], kind="stable")]
+@dataclass(frozen=True)
+class Ranking:
+    """Where the held-out seeds land among the candidates, without sorting the rows.
 
+    One value sort of the candidates' scores (no index sort: a SIMD sort of 10M float32 takes
+    ~0.1 s where a stable argsort takes ~2.5 s) and, for the ``H`` held-out seeds, their exact
+    positions under the order "score descending, row ascending". Every audit number is a
+    function of these two.
 
-def rank_order(scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Candidate row positions, best score first (ties: lower row first), shape (n_cand,).
-
-    Computed once, it can be passed as ``order`` to :func:`audit_ranking`,
-    :func:`gain_table` and :func:`calibration_table` (one sort for all of them).
+    Attributes
+    ----------
+    sorted_desc : ndarray, shape (n_cand,)
+        Candidate scores, highest first.
+    held_rank : ndarray of int, shape (H,)
+        0-based positions of the held-out seeds in that order, ascending.
+    held_scores : ndarray, shape (H,)
+        Their scores, in the same order as ``held_rank``.
     """
-    return _order(np.asarray(scores), np.flatnonzero(candidates))
+
+    sorted_desc: np.ndarray
+    held_rank: np.ndarray
+    held_scores: np.ndarray
+
+    @property
+    def n_candidates(self) -> int:
+        return len(self.sorted_desc)
+
+    @property
+    def n_held_out(self) -> int:
+        return len(self.held_rank)
+
+    def captured(self, ks: np.ndarray) -> np.ndarray:
+        """Held-out seeds among the top ``k`` candidates, for each ``k`` of ``ks``."""
+        return np.searchsorted(self.held_rank, np.asarray(ks), side="left")
 
 
-def _auc_sorted(sorted_scores: np.ndarray, positive: np.ndarray) -> float:
-    """Mann-Whitney AUC from scores sorted descending (ties count one half)."""
-    h = int(positive.sum())
-    m = len(positive)
+def rank_order(scores: np.ndarray, candidates: np.ndarray, held_out: np.ndarray) -> Ranking:
+    """The :class:`Ranking` of ``held_out`` rows among ``candidates`` by ``scores``.
+
+    Computed once per model, it is passed as ``order`` to :func:`audit_ranking`,
+    :func:`gain_table` and :func:`calibration_table`.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n_users,)
+    candidates, held_out : ndarray of bool, shape (n_users,)
+        Every held-out row must be a candidate.
+    """
+    scores = np.asarray(scores)
+    candidates = np.asarray(candidates, dtype=bool)
+    held_out = np.asarray(held_out, dtype=bool)
+    if (held_out & ~candidates).any():
+        raise ValueError("every held-out seed must be a candidate")
+    held_rows = np.flatnonzero(held_out)
+    v = scores[held_rows]
+    n_cand = int(candidates.sum())
+    rank = None
+    if scores.dtype == np.float32 and len(scores) - n_cand < 0.05 * len(scores):
+        # few non-candidates (the training seeds): rank every row with theirs at -inf, which
+        # puts them after every candidate and leaves the candidates' positions as they are
+        vals = scores.copy()
+        vals[~candidates] = -np.inf
+        rank, sorted_all = _positions(vals, held_rows)
+        sorted_desc = sorted_all[:n_cand]
+        if n_cand and not sorted_desc[-1] > -np.inf:  # a candidate at -inf: ties with them
+            rank = None
+    if rank is None:
+        cand_rows = np.flatnonzero(candidates)  # ascending: an index keeps the row order
+        at = np.searchsorted(cand_rows, held_rows)  # held-out seeds' candidate indices
+        rank, sorted_desc = _positions(scores[cand_rows], at)
+    o = np.argsort(rank, kind="stable")
+    return Ranking(sorted_desc=sorted_desc, held_rank=rank[o], held_scores=v[o])
+
+
+def _positions(values: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """0-based positions of ``values[at]`` under (value descending, index ascending), and
+    ``values`` in that order (highest first).
+
+    float32 (the models' scores): one sort of 64-bit keys ``(descending score bits << 32) |
+    index``, a search per asked index, the values decoded from the sorted keys (~0.3 s for
+    10M). Other types: a stable argsort.
+    """
+    m = len(values)
+    if values.dtype == np.float32 and m < 2**32:
+        u = (values + np.float32(0)).view(np.uint32)  # + 0 turns -0.0 into 0.0
+        # order-preserving map float32 -> uint32 (flip all bits of negatives, the sign bit of
+        # the others), complemented for descending order
+        desc = ~(u ^ np.where(u >> 31, np.uint32(0xFFFFFFFF), np.uint32(0x80000000)))
+        keys = (desc.astype(np.uint64) << np.uint64(32)) | np.arange(m, dtype=np.uint64)
+        keys.sort()
+        pos = np.searchsorted(
+            keys, (desc[at].astype(np.uint64) << np.uint64(32)) | at.astype(np.uint64)
+        )
+        mapped = ~(keys >> np.uint64(32)).astype(np.uint32)
+        back = mapped ^ np.where(mapped >> 31, np.uint32(0x80000000), np.uint32(0xFFFFFFFF))
+        return pos.astype(np.int64), back.view(np.float32)
+    order = np.lexsort((np.arange(m), -np.asarray(values, dtype=np.float64)))
+    pos = np.empty(m, dtype=np.int64)
+    pos[order] = np.arange(m)
+    return pos[at], values[order]
+
+
+def _auc(r: Ranking) -> float:
+    """Mann-Whitney AUC of held-out seeds vs the other candidates (ties count one half)."""
+    h, m = r.n_held_out, r.n_candidates
     if h == 0 or h == m:
         return math.nan
-    new = np.r_[True, sorted_scores[1:] != sorted_scores[:-1]]
-    group = np.cumsum(new) - 1
-    pos = np.bincount(group, weights=positive)
-    neg = np.bincount(group, weights=~positive)
-    neg_below = (m - h) - np.cumsum(neg)  # negatives in strictly lower-scored groups
-    return float((pos * (neg_below + 0.5 * neg)).sum() / (h * (m - h)))
+    asc = r.sorted_desc[::-1]
+    v = r.held_scores
+    pos_asc = np.sort(v)
+    lower = np.searchsorted(asc, v, side="left") - np.searchsorted(pos_asc, v, side="left")
+    eq_all = np.searchsorted(asc, v, side="right") - np.searchsorted(asc, v, side="left")
+    eq_pos = np.searchsorted(pos_asc, v, side="right") - np.searchsorted(pos_asc, v, side="left")
+    return float((lower + 0.5 * (eq_all - eq_pos)).sum() / (h * (m - h)))
 
 
 @dataclass(frozen=True)
@@ -104,7 +193,7 @@ def audit_ranking(
     held_out: np.ndarray,
     candidates: np.ndarray,
     n: int,
-    order: np.ndarray | None = None,
+    order: Ranking | None = None,
 ) -> RankAudit:
     """Recall at ``n``, lift at 1/5/10 % and AUC of held-out seeds among candidates.
 
@@ -116,31 +205,23 @@ def audit_ranking(
         Rows ranked (held-out seeds must be among them).
     n : int
         Audience size for the recall.
-    order : ndarray, optional
-        :func:`rank_order` of these scores and candidates, if already computed.
+    order : Ranking, optional
+        :func:`rank_order` of these scores, candidates and held-out rows, if computed.
     """
-    scores = np.asarray(scores)
-    held_out = np.asarray(held_out, dtype=bool)
-    ordered = rank_order(scores, candidates) if order is None else order
-    h = int(held_out[ordered].sum())
-    if h != int(held_out.sum()):
-        raise ValueError("every held-out seed must be a candidate")
-    rows = ordered
-    ordered_pos = held_out[ordered]
-    captured = np.cumsum(ordered_pos)
-    m = len(rows)
+    r = rank_order(scores, candidates, held_out) if order is None else order
+    h, m = r.n_held_out, r.n_candidates
 
     def recall(k: int) -> float:
         if h == 0:
             return math.nan
         k = min(max(int(k), 0), m)
-        return float(captured[k - 1] / h) if k else 0.0
+        return float(r.captured([k])[0] / h)
 
     lift = {}
     for label, q in LIFT_POINTS.items():
         k = max(1, math.ceil(round(q * m, 9))) if m else 0
         lift[label] = recall(k) / (k / m) if (m and h) else math.nan
-    auc = _auc_sorted(scores[ordered], ordered_pos)
+    auc = _auc(r)
     return RankAudit(
         n_candidates=m,
         n_held_out=h,
@@ -156,7 +237,7 @@ def gain_table(
     held_out: np.ndarray,
     candidates: np.ndarray,
     points: int = 100,
-    order: np.ndarray | None = None,
+    order: Ranking | None = None,
 ) -> pd.DataFrame:
     """Lift / gain / precision-recall curve at ``points`` evenly spaced audience shares.
 
@@ -167,13 +248,11 @@ def gain_table(
         ``recall``, ``precision`` (captured / k), ``random_recall`` (= k / n_candidates),
         ``lift`` (recall / random_recall).
     """
-    held_out = np.asarray(held_out, dtype=bool)
-    ordered = rank_order(scores, candidates) if order is None else order
-    m, h = len(ordered), int(held_out[ordered].sum())
-    captured = np.cumsum(held_out[ordered])
+    r = rank_order(scores, candidates, held_out) if order is None else order
+    m, h = r.n_candidates, r.n_held_out
     i = np.arange(1, points + 1)
     ks = np.unique(((i * m + points - 1) // points).clip(1, max(m, 1)))  # ceil(i m / points)
-    cap = captured[ks - 1] if m else np.zeros(0)
+    cap = r.captured(ks) if m else np.zeros(0)
     recall = cap / h if h else np.full(len(ks), np.nan)
     return pd.DataFrame(
         {
@@ -194,7 +273,7 @@ def calibration_table(
     candidates: np.ndarray,
     n_training_seeds: int,
     bins: int = 10,
-    order: np.ndarray | None = None,
+    order: Ranking | None = None,
 ) -> pd.DataFrame:
     """Expected vs observed held-out seeds per score decile of the candidates.
 
@@ -206,22 +285,27 @@ def calibration_table(
     """
     if n_training_seeds < 1:
         raise ValueError("calibration needs at least one training seed")
-    held_out = np.asarray(held_out, dtype=bool)
-    rows = rank_order(proba, candidates) if order is None else order
-    h = int(held_out[rows].sum())
-    groups = np.array_split(rows, min(bins, max(len(rows), 1)))
+    r = rank_order(proba, candidates, held_out) if order is None else order
+    m, h = r.n_candidates, r.n_held_out
+    # the decile groups of np.array_split over the ordered candidates
+    n_groups = min(bins, max(m, 1))
+    sizes = np.full(n_groups, m // n_groups)
+    sizes[: m % n_groups] += 1
+    edges = np.r_[0, np.cumsum(sizes)]
+    p = r.sorted_desc.astype(np.float64)
+    odds = np.r_[0.0, np.cumsum(p / np.clip(1 - p, 1e-12, None))]
+    csum = np.r_[0.0, np.cumsum(p)]
+    observed = np.diff(r.captured(edges))
     out = []
-    for i, g in enumerate(groups, start=1):
-        p = np.asarray(proba, dtype=np.float64)[g]
+    for i in range(n_groups):
+        lo, hi = edges[i], edges[i + 1]
         out.append(
             {
-                "decile": i,
-                "users": len(g),
-                "mean_proba": float(p.mean()) if len(g) else math.nan,
-                "expected_held_out": float(
-                    (p / np.clip(1 - p, 1e-12, None)).sum() * h / n_training_seeds
-                ),
-                "observed_held_out": int(held_out[g].sum()),
+                "decile": i + 1,
+                "users": int(hi - lo),
+                "mean_proba": float((csum[hi] - csum[lo]) / (hi - lo)) if hi > lo else math.nan,
+                "expected_held_out": float((odds[hi] - odds[lo]) * h / n_training_seeds),
+                "observed_held_out": int(observed[i]),
             }
         )
     return pd.DataFrame(out)

@@ -99,3 +99,60 @@ def test_calibration_formula_with_true_probabilities():
     top = c.iloc[0]  # the first tenth of candidates holds the dense region
     assert top["observed_held_out"] == pytest.approx(top["expected_held_out"], rel=0.1)
     assert c["observed_held_out"].sum() == pytest.approx(c["expected_held_out"].sum(), rel=0.1)
+
+
+def _brute(scores, held, cand, n, points, proba_bins, t):
+    """The audit numbers from one full stable index sort (score desc, row asc): the reference."""
+    rows = np.flatnonzero(cand)
+    ordered = rows[np.argsort(-scores[rows], kind="stable")]
+    pos = held[ordered]
+    h, m = int(pos.sum()), len(ordered)
+    cap = np.r_[0, np.cumsum(pos)]
+    i = np.arange(1, points + 1)
+    ks = np.unique(((i * m + points - 1) // points).clip(1, m))
+    groups = np.array_split(ordered, min(proba_bins, m))
+    scores = scores.astype(np.float64)
+    calib = [
+        (len(g), scores[g].mean(), (scores[g] / (1 - scores[g])).sum() * h / t, held[g].sum())
+        for g in groups
+    ]
+    return cap[min(n, m)] / h, cap[ks], calib
+
+
+@pytest.mark.parametrize("cand_share", [0.9, 0.99])  # 0.99: few non-candidates (-inf path)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_ranking_equals_a_full_index_sort(seed, dtype, cand_share):
+    """Positions from one value sort + searches equal the full stable argsort, ties included."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 3000))
+    levels = int(rng.integers(2, 40)) if seed % 2 else n * 10  # heavy ties or almost none
+    scores = (rng.integers(0, levels, size=n) / (levels + 1.0)).astype(dtype)  # in [0, 1)
+    if seed == 4:
+        scores = scores - dtype(0.5)  # negative scores too (the float32 key's sign bit)
+        scores[:5] = -0.0
+    cand = rng.random(n) < cand_share
+    held = cand & (rng.random(n) < 0.15)
+    if seed == 5:
+        scores[rng.random(n) < 0.05] = -np.inf  # candidates at -inf too (the fallback)
+    held[np.flatnonzero(cand)[0]] = True
+    a = audit_ranking(scores, held, cand, n=n // 7)
+    g = gain_table(scores, held, cand, points=37)
+    recall, captured, _ = _brute(np.maximum(scores, -1), held, cand, n // 7, 37, 10, 11)
+    q = np.maximum(scores, 0)  # a calibration needs finite scores
+    c = calibration_table(q, held, cand, n_training_seeds=11, bins=10)
+    *_, calib = _brute(q, held, cand, n // 7, 37, 10, 11)
+    assert a.recall_at_n == pytest.approx(recall, abs=1e-15)
+    assert g["captured"].tolist() == captured.tolist()
+    assert c["users"].tolist() == [u for u, *_ in calib]
+    assert c["observed_held_out"].tolist() == [o for *_, o in calib]
+    assert c["mean_proba"].to_numpy() == pytest.approx([mp for _, mp, _, _ in calib], rel=1e-12)
+    assert c["expected_held_out"].to_numpy() == pytest.approx([e for _, _, e, _ in calib], rel=1e-9)
+    finite = np.nan_to_num(scores[cand], neginf=-10.0)  # same order; sklearn refuses inf
+    assert a.auc == pytest.approx(roc_auc_score(held[cand], finite), abs=1e-12)
+    p = np.abs(np.maximum(scores, -1)) / 2  # a probability for the calibration
+    c = calibration_table(p, held, cand, n_training_seeds=11, bins=10)
+    *_, calib = _brute(p, held, cand, n // 7, 37, 10, 11)
+    assert c["observed_held_out"].tolist() == [o for *_, o in calib]

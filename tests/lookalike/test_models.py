@@ -95,6 +95,41 @@ def test_one_seed_nan_columns_and_chunks():
     assert top_n(make_model("centroid").fit(X, one).score_samples(X), 1)[0] == 7
 
 
+@pytest.mark.parametrize("log_counts", [True, False])
+def test_scattered_nan_scores_like_zero(log_counts):
+    """A NaN feature counts as 0 (before log and standardising), whatever the weight."""
+    X, _, seeds = _planted(n=3000)
+    X[:, 5] = np.abs(X[:, 5]) * 3  # a count-like column (log1p when log_counts)
+    rng = np.random.default_rng(1)
+    holes = X.copy()
+    holes[rng.random(X.shape) < 0.02] = np.nan
+    for name in ("pu", "centroid", "centroids"):
+        m = make_model(name, log_counts=log_counts).fit(np.nan_to_num(holes), seeds)
+        want = m.score_samples(np.nan_to_num(holes))
+        np.testing.assert_allclose(m.score_samples(holes), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(score_in_chunks(m, holes, 251), want, rtol=1e-5, atol=1e-6)
+
+
+def test_log1p_in_place_equals_numpy():
+    from crm_helpers.lookalike.models import log1p_columns_inplace, log_count_columns
+
+    rng = np.random.default_rng(2)
+    X = (rng.normal(size=(70_000, 7)) * 3).astype(np.float32)
+    X[rng.random(X.shape) < 0.01] = np.nan
+    X[:, [0, 1, 3, 6]] = np.abs(X[:, [0, 1, 3, 6]])
+    X[:, 3] = np.minimum(X[:, 3], 1)  # non-negative but never above 1: not count-like
+    X[:, 5] = np.nan  # all null: not count-like
+    cols = np.array([True, True, False, False, False, False, True])
+    with pytest.warns(RuntimeWarning, match="All-NaN"):  # column 5, in the reference only
+        ref = (np.nanmin(X, axis=0) >= 0) & (np.nanmax(X, axis=0) > 1)
+    for chunk in (5000, 5001, 63, 10**6):  # folded rows and a remainder; all remainder
+        assert log_count_columns(X, chunk_rows=chunk).tolist() == ref.tolist() == cols.tolist()
+    want = np.nan_to_num(X)
+    want[:, cols] = np.log1p(np.clip(want[:, cols], 0, None))
+    log1p_columns_inplace(X, cols, chunk_rows=4096)  # > 4 chunks: the threaded path
+    np.testing.assert_array_equal(X, want)
+
+
 def test_bad_inputs():
     X, _, seeds = _planted(n=500)
     with pytest.raises(ValueError, match="no seed"):
@@ -131,3 +166,20 @@ def test_engine_side_score_equals_numpy():
     t = con.create_table("feats", df) if hasattr(con, "create_table") else ibis.memtable(df)
     got = t.mutate(score=linear_score_expr(t, pu, names)).order_by("row").to_pandas()["score"]
     np.testing.assert_allclose(got, pu.score_samples(X), rtol=1e-4, atol=1e-4)
+
+
+def test_centroid_score_equals_the_cosine_in_standardised_space():
+    """The algebraic form equals cos(z, c) computed directly (float64), rows at the mean too."""
+    X, _, seeds = _planted(n=5000)
+    X[:, 2] = X[:, 2] * 50 + 1000  # a large offset: float32 cancellation territory
+    for k in (1, 3):
+        m = CentroidSimilarity(k, log_counts=False).fit(X, seeds)
+        X2 = X.copy()
+        X2[:3] = m.mean_  # exactly the mean: a zero vector in standardised space
+        X2[3, :] = m.mean_ + 1e-3 * m.scale_  # next to it
+        Z = (X2.astype(np.float64) - m.mean_) / m.scale_
+        nz = np.linalg.norm(Z, axis=1)
+        want = (Z @ m.centroids_.T).max(axis=1) / np.where(nz > 0, nz, 1.0)
+        got = m.score_samples(X2)
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+        assert np.isfinite(got).all()
