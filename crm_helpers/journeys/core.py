@@ -251,11 +251,15 @@ class Prepared:
         order = ["pos"] if "pos" in self.table.columns else ["t", "code"]
         return ibis.window(group_by=list(self.keys), order_by=order, **kw)
 
-    def cache(self) -> Prepared:
-        """The same journeys, with positions, computed once and kept in the engine
-        (``Table.cache``): later analyses read the small coded rows instead of re-reading
-        and re-preparing the events, and sort by one integer."""
-        return Prepared(self.with_pos().cache(), self.vocab, self.keys, self.spec, self.backend)
+    def cache(self, positions: bool = True) -> Prepared:
+        """The same journeys computed once and kept in the engine (``Table.cache``): later
+        analyses read the small coded rows instead of re-reading and re-preparing the
+        events. With ``positions`` (the default) the rows carry ``pos``, so that later
+        windows sort by one integer and position arithmetic needs no window; numbering
+        the rows costs one sort, which pays off over many analyses (the notebook) and not
+        over one or two (``positions=False``)."""
+        table = self.with_pos() if positions else self.table
+        return Prepared(table.cache(), self.vocab, self.keys, self.spec, self.backend)
 
     def with_pos(self) -> ir.Table:
         """The table with ``pos``: 1-based position within the journey (tie rule order);

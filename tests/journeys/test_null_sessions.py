@@ -40,10 +40,10 @@ def _frame(jx, rows) -> pd.DataFrame:
     return df.assign(session_id=pd.array([k for *_, k in rows], dtype="Int64"))
 
 
-def _check_all(df: pd.DataFrame, spec: JourneySpec, cached: bool) -> None:
+def _check_all(df: pd.DataFrame, spec: JourneySpec, cached: bool | str) -> None:
     prep = prepare(ibis.memtable(df), spec)
-    if cached:
-        prep = prep.cache()
+    if cached:  # True: cached with positions; "no positions": cached without
+        prep = prep.cache(positions=cached is True)
     ref = R.reference_journeys(df, spec)
     steps = sorted({s for j in ref.values() for _, s in j})
     if not steps:
@@ -107,7 +107,10 @@ def _check_all(df: pd.DataFrame, spec: JourneySpec, cached: bool) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(rows=st.lists(row_st, min_size=1, max_size=14), cached=st.booleans())
+@given(
+    rows=st.lists(row_st, min_size=1, max_size=14),
+    cached=st.sampled_from([False, True, "no positions"]),
+)
 def test_null_session_keys_equal_the_reference(rows, cached, jx):
     df = _frame(jx, rows)
     _check_all(df, JourneySpec(session_column="session_id"), cached)
@@ -118,7 +121,10 @@ def test_null_session_keys_equal_the_reference(rows, cached, jx):
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(rows=st.lists(row_st, min_size=1, max_size=14), cached=st.booleans())
+@given(
+    rows=st.lists(row_st, min_size=1, max_size=14),
+    cached=st.sampled_from([False, True, "no positions"]),
+)
 def test_no_session_column_equals_the_reference(rows, cached, jx):
     df = _frame(jx, rows).drop(columns="session_id")
     _check_all(df, JourneySpec(session_gap_minutes=4 / 60, start_end=True), cached)
