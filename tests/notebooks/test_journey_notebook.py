@@ -119,7 +119,7 @@ def _check_against_reference(m: dict, events: pd.DataFrame, spec: JourneySpec) -
         ("drop-outs", {k: j for k, j in ref.items() if k not in conv}),
     ):
         want = R.reference_paths(sub, params["anchor_event"], params["path_depth"])
-        assert gp[g], g
+        assert bool(gp[g]) == bool(want), g  # empty exactly when no such journey has the anchor
         for e in gp[g]:
             assert want[tuple(e["path"])] == e["journeys"], (g, e)
         assert [e["journeys"] for e in gp[g]] == sorted(want.values(), reverse=True)[: len(gp[g])]
