@@ -238,6 +238,7 @@ def plot_cluster_indices(profiles: pd.DataFrame, title: str | None = None):
         )  # fmt: skip
     ax.set_xlabel("feature")
     ax.set_ylabel("")
+    ax.tick_params(axis="y", rotation=0)  # "cluster k" reads across, not stacked
     ax.set_title(title or "Cluster profiles: feature index vs the average customer (100)")
     fig.tight_layout()
     return fig
