@@ -40,6 +40,7 @@ from crm_helpers.synth.grid import (  # noqa: F401  (re-exported for world.py)
     _trunc_exp,
     make_globals,
 )
+from crm_helpers.synth.journeys import expand_journeys, organic_journeys
 from crm_helpers.synth.tables import (
     Chunk,
     _add_dirt,
@@ -81,14 +82,15 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     churn_h = np.maximum(churn_h, a_h)
     b_h = np.where(churned, churn_h, float(H))
     is_seed = (ctype == C.TYPES.index(cfg.seed_type)) & (rng.random(n) < cfg.seed_fraction)
+    # ordinary customers drop out after an exponential lifetime from signup
+    activity = rng.gamma(cfg.activity_shape, 1.0 / cfg.activity_shape, size=n)
+    life_h = rng.exponential(1.0, size=n) * gl.lifetime_h[ctype]
+    drop_h = np.where(np.isfinite(life_h), signup_h + life_h, np.inf)
+    b_h = np.minimum(b_h, np.maximum(drop_h, a_h))
 
-    # ---- organic sessions: inhomogeneous Poisson on the hourly grid -----------------------
-    Ga, Gb = _G_at(gl, a_h), _G_at(gl, b_h)
-    lam = gl.rate[ctype] * np.maximum(Gb - Ga, 0.0)
-    n_sess = rng.poisson(lam)
-    su = np.repeat(np.arange(n), n_sess)
-    c = Ga[su] + rng.random(len(su)) * (Gb - Ga)[su]
-    x_h = _G_inv(gl, c)
+    # ---- organic sessions: journeys started on an inhomogeneous Poisson process ----------
+    js = organic_journeys(rng, gl, ctype, activity, signup_h, a_h, b_h)
+    su, x_h = js.su, js.x_h
     # at_risk: thin sessions over the last `at_risk_decline_days` down to `at_risk_floor`
     decline_h = (cfg.days - cfg.at_risk_decline_days) * 24.0
     m = 1.0 - (1.0 - cfg.at_risk_floor) * np.clip((x_h - decline_h) / (H - decline_h), 0.0, 1.0)
@@ -105,6 +107,9 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
         _other_platform(rng, device[su]),
         org_ch_codes[_choice_rows(rng, gl.org_ch[ctype[su]])],
         source=0,
+        category=js.category[keep],
+        rank=js.rank[keep],
+        intent=js.intent[keep],
     )
 
     # ---- regular CRM campaigns ----------------------------------------------------------
@@ -152,7 +157,32 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     )
     push_open_idx = np.flatnonzero(opened & (m_ch == MCH["push"]))
 
-    base = Sessions.concat([organic, click_sessions])
+    # nudges: a message starts a journey through another channel, clicked or not
+    sent_h = (m_sent - gl.start_us) / US_H
+    alive = (sent_h >= a_h[m_u]) & (sent_h < b_h[m_u])
+    p_nudge = gl.nudge_p[ctype[m_u]] * np.where(alive, 1.0, cfg.nudge_dormant_mult)
+    nudge = ~gone & (rng.random(nm) < p_nudge)
+    ni = np.flatnonzero(nudge)
+    n_delay = _trunc_exp(rng, cfg.nudge_delay_days * 24.0, cfg.nudge_window_days * 24.0, len(ni))
+    n_stop_h = np.where(churned, churn_h, float(H))[m_u[ni]]
+    nj = expand_journeys(
+        rng, gl, ctype, m_u[ni], _G_at(gl, sent_h[ni] + n_delay), _G_at(gl, n_stop_h)
+    )
+    nudged = Sessions.new(
+        rng,
+        gl,
+        nj.su,
+        gl.start_us + (nj.x_h * US_H).astype(np.int64),
+        ctype,
+        _other_platform(rng, device[nj.su]),
+        org_ch_codes[_choice_rows(rng, gl.org_ch[ctype[nj.su]])],
+        source=SOURCES.index("message_nudge"),
+        category=nj.category,
+        rank=nj.rank,
+        intent=nj.intent * cfg.nudge_intent,
+    )
+
+    base = Sessions.concat([organic, click_sessions, nudged])
     churn_us = gl.start_us + (churn_h * US_H).astype(np.int64)
     f_base = simulate_funnel(rng, gl, base, ctype, np.where(churned, churn_us, gl.end_us))
 
@@ -355,6 +385,15 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
             "churn_at": _ts(churn_at),
             "n_sessions": np.bincount(S.uidx, minlength=n).astype(np.int64),
             "n_orders": np.bincount(orders_cols["uidx"], minlength=n).astype(np.int64),
+            "activity": activity,
+            "dropout_at": _ts(
+                np.where(
+                    np.isfinite(drop_h) & (drop_h < H),
+                    gl.start_us
+                    + (np.where(np.isfinite(drop_h), drop_h, 0.0) * US_H).astype(np.int64),
+                    NAT,
+                )
+            ),
         }
     )
     truth_assign = pd.DataFrame(

@@ -27,7 +27,15 @@ MCH = {name: i for i, name in enumerate(C.MESSAGE_CHANNELS)}
 #: message channel code -> session channel code
 MSG_TO_SESSION_CH = np.array([CH[c] for c in C.MESSAGE_CHANNELS])
 
-SOURCES = ("organic", "message_click", "coupon_recovery", "message_test_response")
+SOURCES = (
+    "organic",
+    "message_click",
+    "coupon_recovery",
+    "message_test_response",
+    "message_nudge",
+)
+#: sources whose orders are not planted experiment conversions
+ORGANIC_SOURCES = (0, 1, 4)
 COUPON_CAMPAIGN_ID = 90
 MSG3_CAMPAIGN_IDS = (91, 92, 93)
 EXPERIMENTS = ("cart_abandoner_coupon", "message_test_3arm", "checkout_redesign")
@@ -59,6 +67,8 @@ class Globals:
     acq_p: np.ndarray
     cat_p: np.ndarray
     funnel: np.ndarray  # (types, 4)
+    lifetime_h: np.ndarray  # mean hours from signup to dropout (inf: no dropout)
+    nudge_p: np.ndarray
     engage: np.ndarray
     qty_extra: np.ndarray
     open_mult: np.ndarray
@@ -137,6 +147,10 @@ def make_globals(cfg: SynthConfig) -> Globals:
         acq_p=np.array([p["acquisition"] for p in prof_t]),
         cat_p=np.array([p["categories"] for p in prof_t]),
         funnel=np.array([p["funnel"] for p in prof_t]),
+        lifetime_h=np.array(
+            [np.inf if p["lifetime_days"] is None else 24.0 * p["lifetime_days"] for p in prof_t]
+        ),
+        nudge_p=arr("nudge_p"),
         engage=arr("engagement_rate"),
         qty_extra=arr("quantity_extra"),
         open_mult=arr("open_mult"),
@@ -164,6 +178,11 @@ def _choice_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     cum /= cum[:, -1:]
     u = rng.random(len(probs))
     return np.minimum((u[:, None] > cum).sum(axis=1), probs.shape[1] - 1)
+
+
+def _power_rank(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Popularity rank of a product within its category (low ranks are popular)."""
+    return np.floor(C.PRODUCTS_PER_CATEGORY * rng.random(n) ** 2.2).astype(np.int64)
 
 
 def _G_at(gl: Globals, hours: np.ndarray) -> np.ndarray:

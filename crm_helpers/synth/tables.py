@@ -12,6 +12,7 @@ from crm_helpers.synth import config as C
 from crm_helpers.synth.grid import (
     EXPERIMENTS,
     NAT,
+    ORGANIC_SOURCES,
     SOURCES,
     US_D,
     VARIANTS,
@@ -206,7 +207,12 @@ def _counters(
 def _window_outcomes(oc: dict, a_u, a_from, a_to):
     """Per assignment: any order in (from, to], any organic/message-click order, revenue."""
     o = pd.DataFrame(
-        {"uidx": oc["uidx"], "ts": oc["ts"], "rev": oc["revenue"], "organic": oc["source"] <= 1}
+        {
+            "uidx": oc["uidx"],
+            "ts": oc["ts"],
+            "rev": oc["revenue"],
+            "organic": np.isin(oc["source"], ORGANIC_SOURCES),
+        }
     )
     a = pd.DataFrame({"uidx": a_u, "lo": a_from, "hi": a_to, "row": np.arange(len(a_u))})
     j = a.merge(o, on="uidx", how="inner")
