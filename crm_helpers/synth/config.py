@@ -320,7 +320,7 @@ class SynthConfig:
     # experiment 3: checkout_redesign (planted sample-ratio mismatch)
     srm_start_day: int = 20
     srm_days: int = 30
-    srm_share: float = 0.40
+    srm_share: float = 1.0
     srm_drop_fraction: float = 0.0769
     # dirt (dirt=True)
     dirt_duplicate_event_rate: float = 0.005

@@ -364,6 +364,19 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
         gl, ctype, is_seed, S, F, events, orders_cols, all_m, m_cid, m_ch, hour, opened, clicked,
         a_exp, a_u, a_var, a_at, a_logged, a_resp, eng_n,
     )  # fmt: skip
+    finite = np.isfinite(drop_h)
+    counters["dropout_users"] = np.bincount(ctype[finite], minlength=len(C.TYPES))
+    counters["dropped_before_start"] = np.bincount(
+        ctype[finite & (drop_h < 0)], minlength=len(C.TYPES)
+    )
+    counters["dropped_in_period"] = np.bincount(
+        ctype[finite & (drop_h >= 0) & (drop_h < H)], minlength=len(C.TYPES)
+    )
+    counters["nudge_messages"] = int(nudge.sum())
+    counters["nudge_messages_without_click"] = int((nudge & ~clicked).sum())
+    counters["journeys_organic"] = int(js.n_journeys)
+    counters["views_total"] = int(len(F.v_sess) + F.return_view.sum())
+    counters["listing_views_total"] = int(F.v_listing.sum())
 
     # ---- tables ----------------------------------------------------------------------------
     ev = events

@@ -37,6 +37,7 @@ class JourneySessions:
     category: np.ndarray
     rank: np.ndarray
     intent: np.ndarray
+    n_journeys: int = 0
 
 
 def expand_journeys(
@@ -76,6 +77,7 @@ def expand_journeys(
         category=cat[js],
         rank=rank[js],
         intent=intent,
+        n_journeys=m,
     )
 
 
@@ -97,10 +99,80 @@ def organic_journeys(
     n_occ = rng.poisson(lam)
     ju = np.repeat(np.arange(n), n_occ)
     c0 = Ga[ju] + rng.random(len(ju)) * span[ju]
-    # new users often browse right at signup
+    # new users often browse right at signup (30 s after it)
     at_signup = np.flatnonzero(
         (signup_h >= 0) & (span > 0) & (rng.random(n) < cfg.signup_journey_p)
     )
     ju = np.concatenate([ju, at_signup])
-    c0 = np.concatenate([c0, Ga[at_signup]])
+    c0 = np.concatenate([c0, _G_at(gl, a_h[at_signup] + 30.0 / 3600.0)])
     return expand_journeys(rng, gl, ctype, ju, c0, Gb[ju])
+
+
+def behaviour_truth(cfg, c: dict, sessions_by_source: dict) -> dict:
+    """``ground_truth["behaviour"]``: browsing, journeys, dropout and nudges (planted + realised).
+
+    ``c`` are the merged chunk counters; ``sessions_by_source`` the realised session counts.
+    """
+    from crm_helpers.synth import config as C
+
+    types = C.TYPES
+
+    def by_type(arr):
+        return {t: int(arr[i]) for i, t in enumerate(types)}
+
+    return {
+        "browsing": {
+            "views_per_session": "round(LogNormal(ln views_median, views_sigma)) in 1..views_max",
+            "views_median": C.VIEWS_MEDIAN,
+            "views_sigma": C.VIEWS_SIGMA,
+            "views_max": C.VIEWS_MAX,
+            "view_gap_seconds": f"{C.VIEW_GAP_S[0]} + Exp({C.VIEW_GAP_S[1]})",
+            "other_category_view_probability": C.OTHER_CATEGORY_VIEW_P,
+            "listing_view_probability": C.LISTING_P,
+            "cart_return_view_probability": C.RETURN_VIEW_P,
+            "product_views": int(c["views_total"]),
+            "listing_views": int(c["listing_views_total"]),
+        },
+        "journeys": {
+            "rule": "occasions ~ Poisson(type session_rate x activity x traffic profile / "
+            "sessions_mean) while active; each is Geometric(sessions_mean) sessions on one "
+            "focus product, LogNormal(ln gap_median_days, gap_sigma) apart in ordinary-weekday "
+            "units of the traffic profile",
+            "sessions_mean": cfg.journey_sessions_mean,
+            "gap_median_days": cfg.journey_gap_median_days,
+            "gap_sigma": cfg.journey_gap_sigma,
+            "first_session_cart_multiplier": cfg.journey_first_intent,
+            "later_session_cart_multiplier": cfg.journey_later_intent,
+            "signup_journey_probability": cfg.signup_journey_p,
+            "organic_journeys": int(c["journeys_organic"]),
+        },
+        "dropout": {
+            "rule": "ordinary customers stop starting sessions at signup + Exp(lifetime_days of "
+            "the type) (no dropout where lifetime_days is null: loyalists; at_risk and churned "
+            "keep their own planted curves); truth/users.dropout_at when it falls before the "
+            "period end; clicks and nudges can still bring a dropped-out user back",
+            "lifetime_days_by_type": {t: C.TYPE_PROFILES[t]["lifetime_days"] for t in types},
+            "activity_gamma_shape": cfg.activity_shape,
+            "users_with_a_lifetime": by_type(c["dropout_users"]),
+            "dropped_before_start": by_type(c["dropped_before_start"]),
+            "dropped_in_period": by_type(c["dropped_in_period"]),
+            "truth_file": "truth/users.parquet (dropout_at, activity)",
+        },
+        "nudges": {
+            "rule": "each regular campaign message starts a journey of its recipient with "
+            "nudge_p of the type (x dormant_multiplier after dropout; never for churned users "
+            "after churn), Exp(delay_days) truncated to window_days after the send, on a "
+            "direct/organic/paid session (not the message channel), whether or not the "
+            "message was opened or clicked; its sessions cart with x intent_multiplier",
+            "nudge_p_by_type": {t: C.TYPE_PROFILES[t]["nudge_p"] for t in types},
+            "dormant_multiplier": cfg.nudge_dormant_mult,
+            "delay_days": cfg.nudge_delay_days,
+            "window_days": cfg.nudge_window_days,
+            "intent_multiplier": cfg.nudge_intent,
+            "nudged_messages": int(c["nudge_messages"]),
+            "nudged_messages_without_click": int(c["nudge_messages_without_click"]),
+            "nudged_sessions": int(sessions_by_source["message_nudge"]),
+        },
+        "realism": "crm_helpers.synth.realism (rates, real reference figures and ranges); "
+        "data/README.md",
+    }

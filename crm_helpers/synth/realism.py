@@ -26,6 +26,9 @@ Definitions (``start``/``end``: the period of the data; "day" = 24 h from ``star
 ``repeat_days_30_60`` / ``repeat_days_90_120``
     New customers (signed up in the period) whose first order is at least 120 days before
     ``end``: share with an order in days [30, 60) / [90, 120) after the first order.
+``activity_decay_ratio``
+    New customers (signed up at least 120 days before ``end``): share with a visit in days
+    [90, 120) after signup over the share with one in days [30, 60).
 ``visit_14d_no_message`` / ``buy_14d_no_message``
     Every regular campaign (``campaign_id`` >= 100) whose day + 14 lies inside the period
     is a randomised test: users signed up before the send day who were not sent it are its
@@ -56,6 +59,7 @@ REAL: dict[str, str] = {
     "monthly_repeat": "CDNOW 23%, Online Retail 37%",
     "repeat_days_30_60": "CDNOW 13%, Online Retail 25%",
     "repeat_days_90_120": "CDNOW 9%, Online Retail 28%",
+    "activity_decay_ratio": "CDNOW repeat 9% / 13% = 0.7 (customers leave)",
     "visit_14d_no_message": "Hillstrom control 10.6%",
     "buy_14d_no_message": "Hillstrom control 0.57%",
     "message_lift_visit": "Hillstrom +57% (Mens e-mail +72%)",
@@ -76,8 +80,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "monthly_repeat": (0.18, 0.40),
     "repeat_days_30_60": (0.10, 0.30),
     "repeat_days_90_120": (0.06, 0.28),
+    "activity_decay_ratio": (0.4, 0.9),
     "visit_14d_no_message": (0.08, 0.30),
-    "buy_14d_no_message": (0.005, 0.035),
+    "buy_14d_no_message": (0.005, 0.04),
     "message_lift_visit": (0.25, 1.20),
     "message_lift_buy": (0.40, 1.80),
 }
@@ -185,10 +190,13 @@ def message_rates(
     end,
     channel: str | None = None,
     window_days: int = 14,
+    without_click: bool = False,
 ) -> dict[str, float]:
     """Baseline and lift of regular campaigns (see the module docstring).
 
-    ``channel`` restricts to campaigns of one channel (e.g. ``"email"``).
+    ``channel`` restricts to campaigns of one channel (e.g. ``"email"``);
+    ``without_click=True`` leaves the recipients who clicked out of the sent arm (what the
+    message did to people who never clicked).
     """
     start_us, end_us = _us_at(start), _us_at(end)
     ids = pd.Index(users["user_id"].to_numpy())
@@ -221,7 +229,11 @@ def message_rates(
         elig = np.flatnonzero(signup < start_us + lo)
         sent = np.zeros(len(ids), dtype=bool)
         sent[m_idx[sel]] = True
-        for arm, us in ((0, elig[~sent[elig]]), (1, elig[sent[elig]])):
+        clicker = np.zeros(len(ids), dtype=bool)
+        if without_click:
+            clicker[m_idx[sel & m["clicked_at"].notna().to_numpy()]] = True
+        treated = elig[sent[elig] & ~clicker[elig]]
+        for arm, us in ((0, elig[~sent[elig]]), (1, treated)):
             us = us.astype(np.int64)
             cnt[arm] += (
                 len(us),
@@ -236,6 +248,28 @@ def message_rates(
         "message_lift_buy": float(p[1, 1] / p[0, 1] - 1) if p[0, 1] else float("nan"),
         "message_test_users": float(cnt[:, 0].sum()),
     }
+
+
+def activity_decay(users: pd.DataFrame, events: pd.DataFrame, start, end) -> dict[str, float]:
+    """Share of new customers with a ``visit`` in days [30, 60) and [90, 120) after signup.
+
+    New customers: signed up in the period at least 120 days before ``end``. Customers who
+    leave make the later share smaller (``activity_decay_ratio`` = later / earlier).
+    """
+    start_us, end_us = _us_at(start), _us_at(end)
+    su = _us(users["signup_at"])
+    new = (su >= start_us) & (su <= end_us - 120 * US_D)
+    signup = pd.Series(su[new], index=users["user_id"].to_numpy()[new])
+    v = events.loc[events["event"] == "visit", ["user_id", "ts"]]
+    v = v[v["user_id"].isin(signup.index)]
+    d = (_us(v["ts"]) - signup.loc[v["user_id"]].to_numpy()) / US_D
+    out = {"activity_cohort_size": float(len(signup))}
+    for lo, hi in ((30, 60), (90, 120)):
+        out[f"active_days_{lo}_{hi}"] = v.loc[(d >= lo) & (d < hi), "user_id"].nunique() / max(
+            len(signup), 1
+        )
+    out["activity_decay_ratio"] = out["active_days_90_120"] / out["active_days_30_60"]
+    return out
 
 
 def realism_rates(tables: dict[str, pd.DataFrame], start, end) -> dict[str, float]:
@@ -256,6 +290,7 @@ def realism_rates(tables: dict[str, pd.DataFrame], start, end) -> dict[str, floa
     """
     out = session_rates(tables["events"])
     out.update(repeat_rates(tables["users"], tables["orders"], start, end))
+    out.update(activity_decay(tables["users"], tables["events"], start, end))
     out.update(
         message_rates(
             tables["users"], tables["events"], tables["orders"], tables["messages"], start, end
