@@ -257,7 +257,7 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
         m3[ri],
         m3_start[ri],
         ctype,
-        _app_platform(rng, device[m3[ri]]),
+        _other_platform(rng, device[m3[ri]]),
         CH["push"],
         source=3,
         forced=True,

@@ -1,9 +1,10 @@
 """Funnel analysis on a generated synthetic world: recover the planted drop-off, and A/A.
 
-The world (``crm_helpers.synth``, 20k users, fixed seed) plants an extra drop-off on the
+The world (``crm_helpers.synth``, 60k users, fixed seed) plants an extra drop-off on the
 checkout -> purchase step for one platform during a known window (``ground_truth["dropoff"]``:
-platform, window_start, window_end, factor = 0.6). At this size the affected platform has
-~700 checkout users in the 14-day window, so a 0.6x drop (~0.84 -> ~0.52) has power ~1.
+platform, window_start, window_end, factor = 0.6). Checkouts are rare at real browsing rates
+(~2 purchases per 100 product views), so the world is 60k users: the affected platform then
+has ~650 checkout users in the 14-day window and a 0.6x drop (~0.8 -> ~0.5) has power ~1.
 
 Platforms also differ a little *by design* outside the window (step multipliers ios 1.0,
 android 0.97, web 0.95), so outside the window "no false flag" means: the planted platform
@@ -21,7 +22,7 @@ from crm_helpers.data import load
 from crm_helpers.funnels import FunnelSpec, user_funnel
 from crm_helpers.funnels import analysis as A
 
-N_USERS = 20_000
+N_USERS = 60_000
 SEED = 11
 
 
