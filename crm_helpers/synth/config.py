@@ -182,7 +182,7 @@ TYPE_PROFILES: dict[str, dict] = {
 PLATFORM_STEP_MULT: dict[str, tuple[float, ...]] = {
     "ios": (1.00, 1.05, 1.00, 1.00),
     "android": (1.00, 1.00, 0.97, 0.97),
-    "web": (0.95, 0.90, 0.95, 0.95),
+    "web": (0.95, 0.90, 0.95, 0.97),
 }
 #: Share of sessions on the user's own device (else one of the other two platforms).
 OWN_DEVICE_SHARE = 0.85

@@ -6,10 +6,11 @@ platform, window_start, window_end, factor = 0.6). Checkouts are rare at real br
 (~2 purchases per 100 product views), so the world is 60k users: the affected platform then
 has ~650 checkout users in the 14-day window and a 0.6x drop (~0.8 -> ~0.5) has power ~1.
 
-Platforms also differ a little *by design* outside the window (step multipliers ios 1.0,
-android 0.97, web 0.95), so outside the window "no false flag" means: the planted platform
-is not flagged and no platform shows a drop anywhere near the planted size; a small, real
-difference of web may be (correctly) significant.
+Platforms also differ a little *by design* outside the window (checkout -> purchase
+multipliers ios 1.0, android 0.97, web 0.97; and planted experiment conversions, which always
+buy, come more often from the ios-heavy loyalists), so outside the window "no false flag"
+means: the planted platform is not flagged and no platform shows a drop anywhere near the
+planted size; a small, real difference of web or ios may be (correctly) significant.
 """
 
 from __future__ import annotations
