@@ -75,13 +75,13 @@ ID_STRIDE = 10_000
 #: click); dropped-out recipients come back with ``SynthConfig.nudge_dormant_mult`` x that.
 TYPE_PROFILES: dict[str, dict] = {
     "loyalists": {
-        "session_rate": 0.10,
+        "session_rate": 0.04,
         "age_band": (0.10, 0.30, 0.30, 0.20, 0.10),
         "gender": (0.55, 0.43, 0.02),
         "device": (0.48, 0.32, 0.20),
         "acquisition": (0.45, 0.10, 0.08, 0.27, 0.10),
         "categories": (0.14, 0.16, 0.20, 0.20, 0.15, 0.10, 0.05),
-        "funnel": (0.90, 0.26, 0.44, 0.86),
+        "funnel": (0.90, 0.18, 0.29, 0.86),
         "lifetime_days": None,
         "nudge_p": 0.20,
         "engagement_rate": 1.0,
@@ -92,13 +92,13 @@ TYPE_PROFILES: dict[str, dict] = {
         "coupon": ("LOYAL5", 0.05, 0.05),
     },
     "sports_fans": {
-        "session_rate": 0.05,
+        "session_rate": 0.02,
         "age_band": (0.36, 0.36, 0.15, 0.09, 0.04),
         "gender": (0.22, 0.76, 0.02),
         "device": (0.40, 0.46, 0.14),
         "acquisition": (0.25, 0.18, 0.37, 0.10, 0.10),
         "categories": (0.70, 0.10, 0.08, 0.04, 0.02, 0.03, 0.03),
-        "funnel": (0.88, 0.20, 0.40, 0.84),
+        "funnel": (0.88, 0.14, 0.26, 0.84),
         "lifetime_days": 240.0,
         "nudge_p": 0.15,
         "engagement_rate": 0.8,
@@ -109,13 +109,13 @@ TYPE_PROFILES: dict[str, dict] = {
         "coupon": ("SAVE10", 0.04, 0.10),
     },
     "bargain_hunters": {
-        "session_rate": 0.055,
+        "session_rate": 0.022,
         "age_band": (0.20, 0.30, 0.25, 0.15, 0.10),
         "gender": (0.58, 0.40, 0.02),
         "device": (0.24, 0.56, 0.20),
         "acquisition": (0.15, 0.17, 0.20, 0.08, 0.40),
         "categories": (0.10, 0.20, 0.20, 0.14, 0.10, 0.21, 0.05),
-        "funnel": (0.90, 0.22, 0.37, 0.80),
+        "funnel": (0.90, 0.15, 0.24, 0.80),
         "lifetime_days": 200.0,
         "nudge_p": 0.18,
         "engagement_rate": 1.5,
@@ -126,13 +126,13 @@ TYPE_PROFILES: dict[str, dict] = {
         "coupon": ("SAVE10", 0.35, 0.10),
     },
     "at_risk": {
-        "session_rate": 0.05,
+        "session_rate": 0.02,
         "age_band": (0.10, 0.24, 0.30, 0.21, 0.15),
         "gender": (0.50, 0.48, 0.02),
         "device": (0.34, 0.40, 0.26),
         "acquisition": (0.30, 0.20, 0.20, 0.15, 0.15),
         "categories": (0.12, 0.16, 0.18, 0.20, 0.14, 0.12, 0.08),
-        "funnel": (0.84, 0.17, 0.38, 0.82),
+        "funnel": (0.84, 0.12, 0.25, 0.82),
         "lifetime_days": None,
         "nudge_p": 0.08,
         "engagement_rate": 0.6,
@@ -143,13 +143,13 @@ TYPE_PROFILES: dict[str, dict] = {
         "coupon": ("SAVE10", 0.06, 0.10),
     },
     "churned": {
-        "session_rate": 0.045,
+        "session_rate": 0.018,
         "age_band": (0.18, 0.26, 0.24, 0.18, 0.14),
         "gender": (0.50, 0.48, 0.02),
         "device": (0.30, 0.40, 0.30),
         "acquisition": (0.20, 0.22, 0.30, 0.06, 0.22),
         "categories": (0.14, 0.16, 0.18, 0.16, 0.14, 0.12, 0.10),
-        "funnel": (0.80, 0.15, 0.37, 0.80),
+        "funnel": (0.80, 0.10, 0.24, 0.80),
         "lifetime_days": None,
         "nudge_p": 0.06,
         "engagement_rate": 0.5,
@@ -160,13 +160,13 @@ TYPE_PROFILES: dict[str, dict] = {
         "coupon": ("SAVE10", 0.06, 0.10),
     },
     "casual": {
-        "session_rate": 0.02,
+        "session_rate": 0.008,
         "age_band": (0.20, 0.25, 0.20, 0.20, 0.15),
         "gender": (0.50, 0.47, 0.03),
         "device": (0.30, 0.34, 0.36),
         "acquisition": (0.35, 0.20, 0.20, 0.10, 0.15),
         "categories": (0.13, 0.15, 0.17, 0.17, 0.13, 0.15, 0.10),
-        "funnel": (0.78, 0.14, 0.37, 0.82),
+        "funnel": (0.78, 0.10, 0.24, 0.82),
         "lifetime_days": 120.0,
         "nudge_p": 0.13,
         "engagement_rate": 0.5,
@@ -261,7 +261,11 @@ class SynthConfig:
     activity_scale: float = 1.0
     #: per-user activity multiplier ~ Gamma(activity_shape, 1 / activity_shape) (mean 1):
     #: heavy and light users within a type (the NBD part of Pareto/NBD)
-    activity_shape: float = 1.2
+    activity_shape: float = 1.0
+    #: per-user buying propensity = activity ** propensity_power / its mean: multiplies the
+    #: add_to_cart probability of every session of the user, so most visitors rarely buy
+    #: and the few heavy visitors buy again and again
+    propensity_power: float = 5.0
     #: shopping journeys: an organic occasion starts a journey of Geometric sessions (mean
     #: journey_sessions_mean) that revisit the same focus product; the gaps between them are
     #: LogNormal(ln journey_gap_median_days, journey_gap_sigma) in "ordinary weekday" units
@@ -279,7 +283,7 @@ class SynthConfig:
     #: truncated to nudge_window_days; its sessions cart with x nudge_intent
     nudge_delay_days: float = 2.5
     nudge_window_days: int = 14
-    nudge_intent: float = 2.5
+    nudge_intent: float = 6.0
     nudge_dormant_mult: float = 0.25
     # seasonality
     weekend_lift: float = 1.3

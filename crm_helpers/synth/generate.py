@@ -9,6 +9,8 @@ microseconds since the epoch until the tables are built.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -84,6 +86,9 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     is_seed = (ctype == C.TYPES.index(cfg.seed_type)) & (rng.random(n) < cfg.seed_fraction)
     # ordinary customers drop out after an exponential lifetime from signup
     activity = rng.gamma(cfg.activity_shape, 1.0 / cfg.activity_shape, size=n)
+    # buying propensity: heavy visitors are also the keen buyers (mean 1 over users)
+    k, q = cfg.activity_shape, cfg.propensity_power
+    propensity = activity**q / np.exp(math.lgamma(k + q) - math.lgamma(k) - q * math.log(k))
     life_h = rng.exponential(1.0, size=n) * gl.lifetime_h[ctype]
     drop_h = np.where(np.isfinite(life_h), signup_h + life_h, np.inf)
     b_h = np.minimum(b_h, np.maximum(drop_h, a_h))
@@ -183,6 +188,7 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     )
 
     base = Sessions.concat([organic, click_sessions, nudged])
+    base.intent = base.intent * propensity[base.uidx]
     churn_us = gl.start_us + (churn_h * US_H).astype(np.int64)
     f_base = simulate_funnel(rng, gl, base, ctype, np.where(churned, churn_us, gl.end_us))
 
@@ -399,6 +405,7 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
             "n_sessions": np.bincount(S.uidx, minlength=n).astype(np.int64),
             "n_orders": np.bincount(orders_cols["uidx"], minlength=n).astype(np.int64),
             "activity": activity,
+            "propensity": propensity,
             "dropout_at": _ts(
                 np.where(
                     np.isfinite(drop_h) & (drop_h < H),

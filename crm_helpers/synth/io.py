@@ -91,6 +91,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("n_sessions", pa.int64()),
             ("n_orders", pa.int64()),
             ("activity", pa.float64()),
+            ("propensity", pa.float64()),
             ("dropout_at", TS),
         ]
     ),
