@@ -323,7 +323,7 @@ class SynthConfig:
     msg3_window_days: int = 7
     # experiment 3: checkout_redesign (planted sample-ratio mismatch)
     srm_start_day: int = 20
-    srm_days: int = 30
+    srm_days: int = 90
     srm_share: float = 1.0
     srm_drop_fraction: float = 0.0769
     # dirt (dirt=True)

@@ -1,10 +1,11 @@
 """Funnel analysis on a generated synthetic world: recover the planted drop-off, and A/A.
 
-The world (``crm_helpers.synth``, 60k users, fixed seed) plants an extra drop-off on the
-checkout -> purchase step for one platform during a known window (``ground_truth["dropoff"]``:
-platform, window_start, window_end, factor = 0.6). Checkouts are rare at real browsing rates
-(~2 purchases per 100 product views), so the world is 60k users: the affected platform then
-has ~650 checkout users in the 14-day window and a 0.6x drop (~0.8 -> ~0.5) has power ~1.
+The world (``crm_helpers.synth``, fixed seed) plants an extra drop-off on the checkout ->
+purchase step for one platform during a known window (``ground_truth["dropoff"]``: platform,
+window_start, window_end, factor = 0.6). At real rates checkouts are rare (most visitors
+never buy), so this world is a dense one: 60k users, 2.5x the session rates and the same
+buying propensity for everyone (``propensity_power=0``). The affected platform then has
+~450 checkout users in the 14-day window and a 0.6x drop (~0.8 -> ~0.5) has power ~1.
 
 Platforms also differ a little *by design* outside the window (checkout -> purchase
 multipliers ios 1.0, android 0.97, web 0.97; and planted experiment conversions, which always
@@ -30,7 +31,8 @@ SEED = 11
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     synth = pytest.importorskip("crm_helpers.synth")
-    w = synth.generate(synth.SynthConfig(n_users=N_USERS, seed=SEED))
+    cfg = synth.SynthConfig(n_users=N_USERS, seed=SEED, activity_scale=2.5, propensity_power=0.0)
+    w = synth.generate(cfg)
     out = tmp_path_factory.mktemp("planted_world")
     synth.write_world(w, out)
     return load(out), w.ground_truth

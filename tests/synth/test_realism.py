@@ -20,7 +20,7 @@ START, END = "2025-01-01", "2025-07-01"
 
 @pytest.fixture(scope="module")
 def world():
-    return generate(SynthConfig(n_users=20_000, seed=5))
+    return generate(SynthConfig(n_users=50_000, seed=5))
 
 
 def _period(w):
