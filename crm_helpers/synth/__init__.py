@@ -31,7 +31,7 @@ Planted truths
 2. **Browsing sessions and the funnel** ``visit -> product_view (x K) -> add_to_cart ->
    checkout -> purchase`` (:mod:`~crm_helpers.synth.browse`): K log-normal views (median 3,
    mean ~5.5) with ``listing_view`` pages, one focus product that may be carted (type x
-   platform x journey intent x the user's buying propensity); 55% of checkouts are cart
+   platform x journey intent x the user's buying propensity); 75% of checkouts are cart
    returns hours to days later in a new session; engagement events (``app_open``,
    ``search``, ``wishlist_add``, ``review``, ``push_open``). Sessions come in shopping
    journeys that revisit the focus product (:mod:`~crm_helpers.synth.journeys`); ordinary

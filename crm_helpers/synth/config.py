@@ -189,7 +189,7 @@ OWN_DEVICE_SHARE = 0.85
 #: Probability that a checkout is a "cart return": it happens hours to days after the
 #: add_to_cart, in a new session (visit -> [product_view] -> checkout -> purchase), with a
 #: log-normal delay (median CART_RETURN_MEDIAN_H, sigma CART_RETURN_SIGMA).
-CART_RETURN_P = 0.55
+CART_RETURN_P = 0.75
 CART_RETURN_MEDIAN_H = 20.0
 CART_RETURN_SIGMA = 1.2
 #: A cart-return session views the product again before the checkout with this probability.
