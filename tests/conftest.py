@@ -53,6 +53,20 @@ def small_world(tmp_path_factory):
     return _write_synthetic_world(tmp_path_factory.mktemp("small_world"), n_users=5_000, seed=7)
 
 
+#: The dense-world knobs of tests/funnels/test_planted.py: 2.5x the session rates and the same
+#: buying propensity for everyone. At the realistic defaults most users visit rarely and few
+#: ever buy, so per-user planted truths (churn, lookalike seeds) drown in sampling noise.
+DENSE_WORLD = {"activity_scale": 2.5, "propensity_power": 0.0}
+
+
+@pytest.fixture(scope="session")
+def dense_world(tmp_path_factory):
+    """Like ``small_world`` (5,000 users, seed 7) with the :data:`DENSE_WORLD` knobs."""
+    return _write_synthetic_world(
+        tmp_path_factory.mktemp("dense_world"), n_users=5_000, seed=7, **DENSE_WORLD
+    )
+
+
 @pytest.fixture(scope="session")
 def dirty_world(tmp_path_factory):
     """Like ``small_world`` but ~2,000 users with planted dirt (counts in ground_truth["dirt"])."""

@@ -23,6 +23,7 @@ import pytest
 from crm_helpers.data import load
 from crm_helpers.funnels import FunnelSpec, user_funnel
 from crm_helpers.funnels import analysis as A
+from tests.conftest import DENSE_WORLD
 
 N_USERS = 60_000
 SEED = 11
@@ -31,7 +32,7 @@ SEED = 11
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     synth = pytest.importorskip("crm_helpers.synth")
-    cfg = synth.SynthConfig(n_users=N_USERS, seed=SEED, activity_scale=2.5, propensity_power=0.0)
+    cfg = synth.SynthConfig(n_users=N_USERS, seed=SEED, **DENSE_WORLD)
     w = synth.generate(cfg)
     out = tmp_path_factory.mktemp("planted_world")
     synth.write_world(w, out)
