@@ -53,6 +53,23 @@ def small_world(tmp_path_factory):
     return _write_synthetic_world(tmp_path_factory.mktemp("small_world"), n_users=5_000, seed=7)
 
 
+#: The dense world of the planted drop-off tests (tests/funnels, tests/journeys): at real
+#: rates checkouts are rare, so 60k users, 2.5x the session rates and the same buying
+#: propensity for everyone give the leak's platform ~450 checkout users in its window.
+DENSE_WORLD_CONFIG = {
+    "n_users": 60_000,
+    "seed": 11,
+    "activity_scale": 2.5,
+    "propensity_power": 0.0,
+}
+
+
+@pytest.fixture(scope="session")
+def dense_world(tmp_path_factory):
+    """The ``DENSE_WORLD_CONFIG`` world written as Parquet; its directory (a Path)."""
+    return _write_synthetic_world(tmp_path_factory.mktemp("dense_world"), **DENSE_WORLD_CONFIG)
+
+
 @pytest.fixture(scope="session")
 def dirty_world(tmp_path_factory):
     """Like ``small_world`` but ~2,000 users with planted dirt (counts in ground_truth["dirt"])."""

@@ -16,6 +16,8 @@ planted size; a small, real difference of web or ios may be (correctly) signific
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,18 +26,11 @@ from crm_helpers.data import load
 from crm_helpers.funnels import FunnelSpec, user_funnel
 from crm_helpers.funnels import analysis as A
 
-N_USERS = 60_000
-SEED = 11
-
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    synth = pytest.importorskip("crm_helpers.synth")
-    cfg = synth.SynthConfig(n_users=N_USERS, seed=SEED, activity_scale=2.5, propensity_power=0.0)
-    w = synth.generate(cfg)
-    out = tmp_path_factory.mktemp("planted_world")
-    synth.write_world(w, out)
-    return load(out), w.ground_truth
+def world(dense_world):
+    # the dense world (tests/conftest.py DENSE_WORLD_CONFIG), shared with tests/journeys
+    return load(dense_world), json.loads((dense_world / "ground_truth.json").read_text())
 
 
 def _naive(ts: str) -> pd.Timestamp:
