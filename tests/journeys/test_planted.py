@@ -98,6 +98,12 @@ def test_planted_leak_found(dense):
     s = A.conformance_summary(conf, 2).set_index("group")
     planted = s.loc[d["platform"]]
     assert planted["significant"] and planted["diff"] < 0
+    # the very sessions the generator counted (one checkout per session)
+    realised = d["realised"]["affected"]
+    assert (planted["journeys"], planted["conforming"]) == (
+        realised["checkouts"],
+        realised["purchases"],
+    )
     assert planted["rate"] / planted["rest_rate"] == pytest.approx(d["factor"], abs=0.2)
     others = s.drop(index=d["platform"])
     assert not (others["significant"] & (others["diff"] < 0)).any()
