@@ -112,10 +112,15 @@ def goal_flags(prep: Prepared, goal: str, window_days: float | None = None) -> i
         raise ValueError(f"goal window must be >= 0 days, got {window_days!r}")
     p = prep.table
     agg = p.group_by(list(prep.keys)).aggregate(first=p.t.min(), hit=p.t.min(where=p.code == gc))
-    conv = agg.hit.notnull()
+    return agg.select(*prep.keys, converted=_converted(agg.first, agg.hit, window_days))
+
+
+def _converted(first: ir.Value, hit: ir.Value, window_days: float | None) -> ir.Value:
+    """The goal's first time ``hit`` is set and within ``window_days`` of ``first``."""
+    conv = hit.notnull()
     if window_days is not None:
-        conv = conv & (agg.hit - agg.first <= round(window_days * US_PER_DAY))
-    return agg.select(*prep.keys, converted=conv.fill_null(False))
+        conv = conv & (hit - first <= round(window_days * US_PER_DAY))
+    return conv.fill_null(False)
 
 
 def variants(
@@ -140,10 +145,17 @@ def variants(
     aggs = {c: p.code.max(where=p.pos == k) for k, c in enumerate(cols, 1)}
     aggs["n"] = p.count()
     aggs["dur"] = p.t.max() - p.t.min()
+    if goal is not None:
+        # flagged in the same aggregation, not joined on the keys: a join would drop journeys
+        # whose session key is null (e.g. push opens outside any session)
+        gc = prep.code(goal)
+        if goal_window_days is not None and goal_window_days < 0:
+            raise ValueError(f"goal window must be >= 0 days, got {goal_window_days!r}")
+        aggs["first"] = p.t.min()
+        aggs["hit"] = p.t.min(where=p.code == gc)
     piv = p.group_by(keys).aggregate(**aggs)
     if goal is not None:
-        piv = piv.join(goal_flags(prep, goal, goal_window_days), keys)
-        conv = piv.converted.cast("int64")
+        conv = _converted(piv["first"], piv.hit, goal_window_days).cast("int64")
     else:
         conv = ibis.literal(0, "int64")
     piv = piv.mutate(truncated=piv.n > max_steps, conv=conv)
