@@ -285,3 +285,18 @@ def test_stage_mapping_and_flow(jx):
     assert _edges(prep) == {("[start]", "acq"): 2, ("acq", "act"): 2, ("act", "[end]"): 2}
     reach = node_reach(prep).set_index("step")["users"]
     assert reach["act"] == 2 and "z" not in reach
+
+
+def test_variants_with_goal_keep_journeys_without_session(jx):
+    # user 2's push open has no session: one journey with a null session key; a goal must not
+    # drop it (it did when the goal was joined on the keys)
+    rows = [(1, "a", 0), (1, "c", 10), (2, "a", 0), (2, "p", 50)]
+    df = jx.events_df(rows).assign(session_id=pd.array([7, 7, 8, None], dtype="Int64"))
+    prep = prepare(ibis.memtable(df), JourneySpec(session_column="session_id"))
+    got = variants(prep, 3, goal="c")
+    assert dict(zip(got["path"], got["journeys"], strict=True)) == {
+        ("a", "c"): 1,
+        ("a",): 1,
+        ("p",): 1,
+    }
+    assert dict(zip(got["path"], got["converted"], strict=True))[("a", "c")] == 1
