@@ -102,7 +102,7 @@ def test_profile_index_by_hand():
     assert top_differences(p, n=1)["feature"].tolist() == ["attr:y=1"]
 
 
-def test_planted_seed_type_ranked_at_the_top(dense_world):
+def test_planted_seed_type_ranked_at_the_top(dense_small_world):
     """Hidden members of the planted type fill the audience; PU beats centroid and random.
 
     On the dense world (the funnel planted tests' knobs): at the realistic defaults most
