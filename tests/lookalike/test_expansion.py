@@ -109,9 +109,9 @@ def test_planted_seed_type_ranked_at_the_top(dense_small_world):
     loyalists rarely visit and the 20 held-out seeds give PU recall 0.40 (seed 7); with
     2.5x session rates and uniform propensity PU recall is 0.50, centroid 0.55, random 0.15.
     """
-    truth = json.loads((dense_world / "ground_truth.json").read_text())["lookalike_seed"]
+    truth = json.loads((dense_small_world / "ground_truth.json").read_text())["lookalike_seed"]
     col = truth["column"].split(".", 1)[1]
-    data = load(dense_world)
+    data = load(dense_small_world)
     spec = feature_spec(data, lookback_days=90, exclude_attributes=[col])
     feats = feature_frame(data, spec)
     seeds = seed_ids(data, f"users.{col}", spec.as_of)
@@ -121,7 +121,7 @@ def test_planted_seed_type_ranked_at_the_top(dense_small_world):
     assert rec["default"] >= 0.5
     assert rec["default"] > 3 * max(rec["random"], 0.05)
     assert rec["default"] >= rec["centroid"] - 0.05  # same split; never clearly worse
-    types = pd.read_parquet(dense_world / "truth" / "users.parquet").set_index("user_id")
+    types = pd.read_parquet(dense_small_world / "truth" / "users.parquet").set_index("user_id")
     kind = types["customer_type"]
     base = (kind == truth["type"]).mean()
     share = {}
