@@ -106,22 +106,26 @@ def overlap_metrics(table: pd.DataFrame) -> dict:
 
 
 def overlap_line(table: pd.DataFrame) -> Safe | None:
-    """ "The lookalikes are over-represented in …": the segment of each segmentation with the
-    highest lookalike index (among segments holding at least 1% of the population); None
-    when there is nothing to say."""
-    from crm_helpers.lookalike.overlap import SEGMENTATIONS
+    """ "Existing segments the lookalikes fall in most: …": per segmentation, the segment with
+    the highest lookalike index above 100 that holds at least 2% of the lookalikes (not the
+    "no purchase" / "no activity" rest); None when no segment qualifies."""
+    from crm_helpers.lookalike.overlap import NO_ACTIVITY, NO_PURCHASE, SEGMENTATIONS
 
     if not len(table) or "lookalikes_index" not in table.columns:
         return None
     parts = []
     for seg, rows in table.groupby("segmentation", sort=False):
-        rows = rows[(rows["population_share"] >= 0.01) & rows["lookalikes_index"].notna()]
+        rows = rows[
+            ~rows["segment"].isin([NO_PURCHASE, NO_ACTIVITY])
+            & (rows["lookalikes_share"] >= 0.02)
+            & (rows["lookalikes_index"] > 100)
+        ]
         if not len(rows):
             continue
         r = rows.loc[rows["lookalikes_index"].idxmax()]
         parts.append(
             md(
-                "{kind} **{s}** ({ls:.0%} of the lookalikes vs {ps:.0%} of everyone, {x})",
+                "{kind} **{s}** ({ls:.0%} of the lookalikes vs {ps:.1%} of everyone, {x})",
                 kind=SEGMENTATIONS.get(seg, seg),
                 s=r["segment"],
                 ls=r["lookalikes_share"],
