@@ -288,11 +288,22 @@ class PUClassifier:
             return out
         std = self._std()
         out = np.empty(len(X), dtype=np.float32)
-        for s in range(0, len(X), _BLOCK):
-            Z = std._log(X[s : s + _BLOCK])  # float32 copy of the block, NaN -> 0
-            if clip:
-                np.clip(Z, lo, hi, out=Z)
-            out[s : s + _BLOCK] = Z @ w
+        if not self.log_.any() and X.dtype == np.float32:
+            # clipping alone: into one reused cache-sized buffer (NaN rows repaired after)
+            buf = np.empty((min(_BLOCK, len(X)), X.shape[1]), dtype=np.float32)
+            for s in range(0, len(X), _BLOCK):
+                c = X[s : s + _BLOCK]
+                z = np.clip(c, lo, hi, out=buf[: len(c)])
+                out[s : s + _BLOCK] = z @ w
+            bad = np.isnan(out)
+            if bad.any():
+                out[bad] = np.clip(np.nan_to_num(X[bad]), lo, hi) @ w
+        else:
+            for s in range(0, len(X), _BLOCK):
+                Z = std._log(X[s : s + _BLOCK])  # float32 copy of the block, NaN -> 0
+                if clip:
+                    np.clip(Z, lo, hi, out=Z)
+                out[s : s + _BLOCK] = Z @ w
         out += np.float32(lin["intercept"])
         return out
 
