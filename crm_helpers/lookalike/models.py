@@ -293,7 +293,9 @@ class PUClassifier:
             buf = np.empty((min(_BLOCK, len(X)), X.shape[1]), dtype=np.float32)
             for s in range(0, len(X), _BLOCK):
                 c = X[s : s + _BLOCK]
-                z = np.clip(c, lo, hi, out=buf[: len(c)])
+                z = buf[: len(c)]
+                np.minimum(c, hi, out=z)  # min + max: twice as fast as np.clip here
+                np.maximum(z, lo, out=z)
                 out[s : s + _BLOCK] = z @ w
             bad = np.isnan(out)
             if bad.any():

@@ -195,3 +195,12 @@ def test_centroid_score_equals_the_cosine_in_standardised_space():
         got = m.score_samples(X2)
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
         assert np.isfinite(got).all()
+
+
+def test_audit_probabilities_equal_predict_proba():
+    """expand's float32 in-place logistic equals predict_proba (float64) to float32 rounding."""
+    from crm_helpers.lookalike.analysis import _scores
+
+    X, _, seeds = _planted(n=4000)
+    m = PUClassifier().fit(X, seeds)
+    np.testing.assert_allclose(_scores(m, X, 1000), m.predict_proba(X), rtol=1e-6, atol=1e-30)
