@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_generate.py            # 100k (in memory + streamed), 1M
     .venv/bin/python benchmarks/bench_generate.py --large    # also 10M users (streamed)
+    .venv/bin/python benchmarks/bench_generate.py --users 20000   # a quick check, both modes
 
 All sizes run in this one process, one after the other, into a temporary directory that is
 removed afterwards. ``in-memory`` is ``generate`` + ``write_world``; ``streamed`` is
@@ -57,6 +58,7 @@ def run(n_users: int, mode: str, root: Path, seed: int = 42) -> dict:
         "cpu_s": cpu,
         "users_per_s": n_users / total,
         "events_per_s": n_events / total,
+        "events_per_cpu_s": n_events / cpu,
         "mb_written": _mb(out),
         "peak_rss_gb": _peak_rss_gb(),
     }
@@ -68,8 +70,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--large", action="store_true", help="also 10M users (streamed)")
     ap.add_argument("--dir", default=None, help="scratch directory (default: a temp dir)")
+    ap.add_argument(
+        "--users", type=int, nargs="+", help="only these sizes (in-memory and streamed)"
+    )
     args = ap.parse_args()
     plan = [(100_000, "in-memory"), (100_000, "streamed"), (1_000_000, "streamed")]
+    if args.users:
+        plan = [(n, mode) for n in args.users for mode in ("in-memory", "streamed")]
     if args.large:
         plan.append((10_000_000, "streamed"))
     root = Path(tempfile.mkdtemp(prefix="bench_generate_", dir=args.dir))
@@ -83,7 +90,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     head = (
         f"{'users':>11} {'mode':<9} {'events':>12} {'gen s':>7} {'total s':>8} {'cpu s':>7} "
-        f"{'users/s':>9} {'events/s':>10} {'MB':>8} {'peak RSS GB':>11}"
+        f"{'users/s':>9} {'events/s':>10} {'ev/cpu s':>10} {'MB':>8} {'peak RSS GB':>11}"
     )
     print(head)
     print("-" * len(head))
@@ -91,6 +98,7 @@ def main() -> None:
         print(
             f"{r['users']:>11,} {r['mode']:<9} {r['events']:>12,} {r['generate_s']:>7.1f} "
             f"{r['total_s']:>8.1f} {r['cpu_s']:>7.1f} {r['users_per_s']:>9,.0f} {r['events_per_s']:>10,.0f} "
+            f"{r['events_per_cpu_s']:>10,.0f} "
             f"{r['mb_written']:>8.1f} {r['peak_rss_gb']:>11.2f}"
         )
 

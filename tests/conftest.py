@@ -59,3 +59,35 @@ def dirty_world(tmp_path_factory):
     return _write_synthetic_world(
         tmp_path_factory.mktemp("dirty_world"), n_users=2_000, seed=7, dirt=True
     )
+
+
+#: The dense world of the planted-effect tests: 60k users (seed 11) at 2.5x the session rates
+#: and the same buying propensity for everyone (``propensity_power=0``). At real rates few
+#: visitors buy, so planted effects on buyers (the checkout drop-off, the coupon lift) need
+#: this much activity to be found with power ~1 (see tests/funnels/test_planted.py and
+#: tests/experiments/test_planted.py for the sizes it gives).
+#: The knobs alone: at the realistic defaults most users visit rarely and few ever buy, so
+#: per-user planted truths (churn, lookalike seeds) drown in sampling noise without them.
+DENSE_KNOBS = {"activity_scale": 2.5, "propensity_power": 0.0}
+DENSE_WORLD = {"n_users": 60_000, "seed": 11, **DENSE_KNOBS}
+
+
+@pytest.fixture(scope="session")
+def dense_world(tmp_path_factory):
+    """The :data:`DENSE_WORLD` synthetic world written as Parquet; its directory (a Path).
+
+    ~10 s to generate and write; generated once per test session (per xdist worker).
+    """
+    return _write_synthetic_world(tmp_path_factory.mktemp("dense_world"), **DENSE_WORLD)
+
+
+@pytest.fixture(scope="session")
+def dense_small_world(tmp_path_factory):
+    """Like ``small_world`` (5,000 users, seed 7) with the :data:`DENSE_KNOBS`.
+
+    For per-user planted truths that need activity but not 60k users (segments' churn states,
+    the lookalike seed type).
+    """
+    return _write_synthetic_world(
+        tmp_path_factory.mktemp("dense_small_world"), n_users=5_000, seed=7, **DENSE_KNOBS
+    )

@@ -6,6 +6,10 @@
   found, held_out}``, ``audience_size``, ``recall_at_n`` ``{default, centroid, random}``,
   ``lift_at`` ``{"1%", "5%", "10%"}`` and ``auc`` (the default model's), and
   ``top_profile_differences`` (``[{feature, label, seeds_index, lookalikes_index}]``).
+- :func:`overlap_metrics`: ``segment_overlap`` in ``metrics.json``: ``{"rfm" | "health":
+  [{segment, population_share, seeds_share, seeds_index, lookalikes_share,
+  lookalikes_index}]}`` (segmentations the data allow; see :mod:`crm_helpers.lookalike.overlap`).
+- :func:`overlap_line`: the summary line on the segments the lookalikes over-represent.
 - :func:`summary_lines`: the summary, expected quality first.
 """
 
@@ -17,7 +21,7 @@ import pandas as pd
 
 from crm_helpers.report.text import Safe, md
 
-__all__ = ["feature_label", "metrics_dict", "summary_lines"]
+__all__ = ["feature_label", "metrics_dict", "overlap_line", "overlap_metrics", "summary_lines"]
 
 _SHARE_WORDS = {
     "category": "share of {v} events",
@@ -82,6 +86,56 @@ def metrics_dict(expansion, top: pd.DataFrame) -> dict:
             for r in top.itertuples()
         ],
     }
+
+
+def overlap_metrics(table: pd.DataFrame) -> dict:
+    """``{segmentation: [row, ...]}`` from :func:`~crm_helpers.lookalike.overlap.overlap_table`."""
+    cols = [
+        c
+        for c in ("population_share", "seeds_share", "seeds_index", "lookalikes_share",
+                  "lookalikes_index")
+        if c in table.columns
+    ]  # fmt: skip
+    return {
+        seg: [
+            {"segment": str(r["segment"]), **{c: _num(r[c]) for c in cols}}
+            for _, r in rows.iterrows()
+        ]
+        for seg, rows in table.groupby("segmentation", sort=False)
+    }
+
+
+def overlap_line(table: pd.DataFrame) -> Safe | None:
+    """ "Existing segments the lookalikes fall in most: …": per segmentation, the segment with
+    the highest lookalike index above 100 that holds at least 2% of the lookalikes (not the
+    "no purchase" / "no activity" rest); None when no segment qualifies."""
+    from crm_helpers.lookalike.overlap import NO_ACTIVITY, NO_PURCHASE, SEGMENTATIONS
+
+    if not len(table) or "lookalikes_index" not in table.columns:
+        return None
+    parts = []
+    for seg, rows in table.groupby("segmentation", sort=False):
+        rows = rows[
+            ~rows["segment"].isin([NO_PURCHASE, NO_ACTIVITY])
+            & (rows["lookalikes_share"] >= 0.02)
+            & (rows["lookalikes_index"] > 100)
+        ]
+        if not len(rows):
+            continue
+        r = rows.loc[rows["lookalikes_index"].idxmax()]
+        parts.append(
+            md(
+                "{kind} **{s}** ({ls:.0%} of the lookalikes vs {ps:.1%} of everyone, {x})",
+                kind=SEGMENTATIONS.get(seg, seg),
+                s=r["segment"],
+                ls=r["lookalikes_share"],
+                ps=r["population_share"],
+                x=_times(r["lookalikes_index"]),
+            )
+        )
+    if not parts:
+        return None
+    return md("Existing segments the lookalikes fall in most: {p}.", p=Safe("; ".join(parts)))
 
 
 def _times(index: float) -> str:

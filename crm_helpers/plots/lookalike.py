@@ -8,6 +8,7 @@ figure                          input frame (producer)
 :func:`plot_score_histogram`    ``profile.score_distribution``
 :func:`plot_profile`            ``profile.profile_table`` rows (e.g. ``top_differences``)
 :func:`plot_feature_importance` ``profile.driver_table``
+:func:`plot_segment_overlap`    ``overlap.overlap_table``
 ==============================  ======================================================
 
 Each trace carries ``meta`` (the model or group it shows) so tests can inspect figures.
@@ -27,6 +28,7 @@ __all__ = [
     "plot_profile",
     "plot_recall_vs_n",
     "plot_score_histogram",
+    "plot_segment_overlap",
 ]
 
 
@@ -172,4 +174,42 @@ def plot_feature_importance(drivers: pd.DataFrame, title: str | None = None) -> 
             meta={"group": "drivers"},
         )
     )
+    return fig
+
+
+def plot_segment_overlap(table: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Index vs the population (100 = same) of seeds and lookalikes per existing segment.
+
+    One bar pair per row of :func:`crm_helpers.lookalike.overlap.overlap_table` (RFM
+    segments, then health states; segments empty in the population are left out).
+    """
+    from crm_helpers.lookalike.overlap import SEGMENTATIONS
+
+    t = table[table["population_users"] > 0].iloc[::-1]
+    pairs = zip(t["segmentation"], t["segment"], strict=True)
+    names = [f"{SEGMENTATIONS.get(g, g)}: {s}" for g, s in pairs]
+    fig = figure(
+        title or "Seeds and lookalikes in the existing segments",
+        xaxis_title="index vs population (100 = same share)",
+        barmode="group",
+        height=max(320, 28 * len(t) + 140),
+    )
+    for col, name, color in (
+        ("seeds_index", "seeds", COLORS[1]),
+        ("lookalikes_index", "lookalikes", COLORS[0]),
+    ):
+        if col in t.columns:
+            fig.add_trace(
+                go.Bar(
+                    y=names,
+                    x=t[col],
+                    orientation="h",
+                    name=name,
+                    marker_color=color,
+                    customdata=t[col.replace("_index", "_share")],
+                    hovertemplate="%{y}: index %{x:.0f}, share %{customdata:.1%}<extra></extra>",
+                    meta={"group": name},
+                )
+            )
+    fig.add_vline(x=100, line={"color": GREY, "dash": "dash"})
     return fig

@@ -48,6 +48,7 @@ EVENTS: tuple[str, ...] = (
     "wishlist_add",
     "review",
     "push_open",
+    "listing_view",
 )
 FUNNEL_STEPS: tuple[str, ...] = ("visit", "product_view", "add_to_cart", "checkout", "purchase")
 ENGAGEMENT_EVENTS: tuple[str, ...] = ("search", "wishlist_add", "review")
@@ -65,16 +66,24 @@ ID_STRIDE = 10_000
 #: categories, funnel step probabilities (product_view | visit, add_to_cart | view,
 #: checkout | cart, purchase | checkout), engagement events per session, extra quantity
 #: (Poisson), CRM open/click multipliers, organic session channels (direct, organic, paid),
-#: and a habitual coupon (code, probability per order, discount).
+#: and a habitual coupon (code, probability per order, discount). ``funnel[1]`` is the
+#: probability that a browsing session (several product views) carts its focus product.
+#: ``lifetime_days``: mean of the exponential time from signup to dropout (ordinary
+#: customers leave, Pareto/NBD-style; None: the type has its own planted activity curve).
+#: ``nudge_p``: probability that a regular CRM message starts a shopping journey of a
+#: recipient who has not dropped out (a visit through another channel, with or without a
+#: click); dropped-out recipients come back with ``SynthConfig.nudge_dormant_mult`` x that.
 TYPE_PROFILES: dict[str, dict] = {
     "loyalists": {
-        "session_rate": 0.16,
+        "session_rate": 0.04,
         "age_band": (0.10, 0.30, 0.30, 0.20, 0.10),
         "gender": (0.55, 0.43, 0.02),
         "device": (0.48, 0.32, 0.20),
         "acquisition": (0.45, 0.10, 0.08, 0.27, 0.10),
         "categories": (0.14, 0.16, 0.20, 0.20, 0.15, 0.10, 0.05),
-        "funnel": (0.88, 0.50, 0.74, 0.88),
+        "funnel": (0.90, 0.18, 0.29, 0.86),
+        "lifetime_days": None,
+        "nudge_p": 0.20,
         "engagement_rate": 1.0,
         "quantity_extra": 0.6,
         "open_mult": 1.6,
@@ -83,13 +92,15 @@ TYPE_PROFILES: dict[str, dict] = {
         "coupon": ("LOYAL5", 0.05, 0.05),
     },
     "sports_fans": {
-        "session_rate": 0.085,
+        "session_rate": 0.02,
         "age_band": (0.36, 0.36, 0.15, 0.09, 0.04),
         "gender": (0.22, 0.76, 0.02),
         "device": (0.40, 0.46, 0.14),
         "acquisition": (0.25, 0.18, 0.37, 0.10, 0.10),
         "categories": (0.70, 0.10, 0.08, 0.04, 0.02, 0.03, 0.03),
-        "funnel": (0.86, 0.40, 0.62, 0.82),
+        "funnel": (0.88, 0.14, 0.26, 0.84),
+        "lifetime_days": 240.0,
+        "nudge_p": 0.15,
         "engagement_rate": 0.8,
         "quantity_extra": 0.4,
         "open_mult": 1.0,
@@ -98,13 +109,15 @@ TYPE_PROFILES: dict[str, dict] = {
         "coupon": ("SAVE10", 0.04, 0.10),
     },
     "bargain_hunters": {
-        "session_rate": 0.09,
+        "session_rate": 0.022,
         "age_band": (0.20, 0.30, 0.25, 0.15, 0.10),
         "gender": (0.58, 0.40, 0.02),
         "device": (0.24, 0.56, 0.20),
         "acquisition": (0.15, 0.17, 0.20, 0.08, 0.40),
         "categories": (0.10, 0.20, 0.20, 0.14, 0.10, 0.21, 0.05),
-        "funnel": (0.90, 0.46, 0.52, 0.72),
+        "funnel": (0.90, 0.15, 0.24, 0.80),
+        "lifetime_days": 200.0,
+        "nudge_p": 0.18,
         "engagement_rate": 1.5,
         "quantity_extra": 0.3,
         "open_mult": 1.2,
@@ -113,13 +126,15 @@ TYPE_PROFILES: dict[str, dict] = {
         "coupon": ("SAVE10", 0.35, 0.10),
     },
     "at_risk": {
-        "session_rate": 0.08,
+        "session_rate": 0.02,
         "age_band": (0.10, 0.24, 0.30, 0.21, 0.15),
         "gender": (0.50, 0.48, 0.02),
         "device": (0.34, 0.40, 0.26),
         "acquisition": (0.30, 0.20, 0.20, 0.15, 0.15),
         "categories": (0.12, 0.16, 0.18, 0.20, 0.14, 0.12, 0.08),
-        "funnel": (0.80, 0.36, 0.60, 0.80),
+        "funnel": (0.84, 0.12, 0.25, 0.82),
+        "lifetime_days": None,
+        "nudge_p": 0.08,
         "engagement_rate": 0.6,
         "quantity_extra": 0.3,
         "open_mult": 0.7,
@@ -128,13 +143,15 @@ TYPE_PROFILES: dict[str, dict] = {
         "coupon": ("SAVE10", 0.06, 0.10),
     },
     "churned": {
-        "session_rate": 0.07,
+        "session_rate": 0.018,
         "age_band": (0.18, 0.26, 0.24, 0.18, 0.14),
         "gender": (0.50, 0.48, 0.02),
         "device": (0.30, 0.40, 0.30),
         "acquisition": (0.20, 0.22, 0.30, 0.06, 0.22),
         "categories": (0.14, 0.16, 0.18, 0.16, 0.14, 0.12, 0.10),
-        "funnel": (0.75, 0.30, 0.56, 0.78),
+        "funnel": (0.80, 0.10, 0.24, 0.80),
+        "lifetime_days": None,
+        "nudge_p": 0.06,
         "engagement_rate": 0.5,
         "quantity_extra": 0.2,
         "open_mult": 0.35,
@@ -143,13 +160,15 @@ TYPE_PROFILES: dict[str, dict] = {
         "coupon": ("SAVE10", 0.06, 0.10),
     },
     "casual": {
-        "session_rate": 0.035,
+        "session_rate": 0.008,
         "age_band": (0.20, 0.25, 0.20, 0.20, 0.15),
         "gender": (0.50, 0.47, 0.03),
         "device": (0.30, 0.34, 0.36),
         "acquisition": (0.35, 0.20, 0.20, 0.10, 0.15),
         "categories": (0.13, 0.15, 0.17, 0.17, 0.13, 0.15, 0.10),
-        "funnel": (0.72, 0.26, 0.56, 0.78),
+        "funnel": (0.78, 0.10, 0.24, 0.82),
+        "lifetime_days": 120.0,
+        "nudge_p": 0.13,
         "engagement_rate": 0.5,
         "quantity_extra": 0.2,
         "open_mult": 0.8,
@@ -163,14 +182,32 @@ TYPE_PROFILES: dict[str, dict] = {
 PLATFORM_STEP_MULT: dict[str, tuple[float, ...]] = {
     "ios": (1.00, 1.05, 1.00, 1.00),
     "android": (1.00, 1.00, 0.97, 0.97),
-    "web": (0.95, 0.90, 0.95, 0.95),
+    "web": (0.95, 0.90, 0.95, 0.97),
 }
 #: Share of sessions on the user's own device (else one of the other two platforms).
 OWN_DEVICE_SHARE = 0.85
 #: Probability that a checkout is a "cart return": it happens hours to days after the
-#: add_to_cart, in a new session (visit -> checkout -> purchase).
-CART_RETURN_P = 0.15
-CART_RETURN_MEDIAN_H = 8.0
+#: add_to_cart, in a new session (visit -> [product_view] -> checkout -> purchase), with a
+#: log-normal delay (median CART_RETURN_MEDIAN_H, sigma CART_RETURN_SIGMA).
+CART_RETURN_P = 0.75
+CART_RETURN_MEDIAN_H = 20.0
+CART_RETURN_SIGMA = 1.2
+#: A cart-return session views the product again before the checkout with this probability.
+RETURN_VIEW_P = 0.35
+
+# --- browsing inside a session ----------------------------------------------------------
+#: Product views per browsing session: round(LogNormal(ln VIEWS_MEDIAN, VIEWS_SIGMA)),
+#: clipped to 1..VIEWS_MAX (Taobao UserBehavior: median 3, mean 5.7).
+VIEWS_MEDIAN = 3.0
+VIEWS_SIGMA = 1.1
+VIEWS_MAX = 150
+#: Seconds between two product views: VIEW_GAP_S[0] + Exp(VIEW_GAP_S[1]).
+VIEW_GAP_S: tuple[float, float] = (3.0, 35.0)
+#: One view of the session is its focus product (the one carted/bought); the others are
+#: products of the same category, or of another one with this probability.
+OTHER_CATEGORY_VIEW_P = 0.2
+#: A listing/search-result page (``listing_view``, 1 s before) precedes a product view.
+LISTING_P = 0.3
 
 #: Hour-of-day profiles of traffic (share of a day's sessions per hour, UTC).
 HOUR_WEEKDAY: tuple[float, ...] = (
@@ -222,6 +259,32 @@ class SynthConfig:
     prior_signup_share: float = 0.6
     #: multiplies every session rate (scale events per user)
     activity_scale: float = 1.0
+    #: per-user activity multiplier ~ Gamma(activity_shape, 1 / activity_shape) (mean 1):
+    #: heavy and light users within a type (the NBD part of Pareto/NBD)
+    activity_shape: float = 1.0
+    #: per-user buying propensity = activity ** propensity_power / its mean: multiplies the
+    #: add_to_cart probability of every session of the user, so most visitors rarely buy
+    #: and the few heavy visitors buy again and again
+    propensity_power: float = 5.0
+    #: shopping journeys: an organic occasion starts a journey of Geometric sessions (mean
+    #: journey_sessions_mean) that revisit the same focus product; the gaps between them are
+    #: LogNormal(ln journey_gap_median_days, journey_gap_sigma) in "ordinary weekday" units
+    #: of the traffic profile (so later sessions keep the hour-of-day and weekly pattern)
+    journey_sessions_mean: float = 2.2
+    journey_gap_median_days: float = 0.3
+    journey_gap_sigma: float = 1.3
+    #: add_to_cart multiplier of the first session of a journey of several sessions and of
+    #: its later sessions (people compare first and buy on a later visit)
+    journey_first_intent: float = 0.6
+    journey_later_intent: float = 1.3
+    #: new users start a journey at signup with this probability
+    signup_journey_p: float = 0.6
+    #: CRM nudge: delay from the send to the nudged journey ~ Exp(nudge_delay_days)
+    #: truncated to nudge_window_days; its sessions cart with x nudge_intent
+    nudge_delay_days: float = 2.5
+    nudge_window_days: int = 14
+    nudge_intent: float = 6.0
+    nudge_dormant_mult: float = 0.25
     # seasonality
     weekend_lift: float = 1.3
     promo_start_day: int = 60
@@ -260,8 +323,8 @@ class SynthConfig:
     msg3_window_days: int = 7
     # experiment 3: checkout_redesign (planted sample-ratio mismatch)
     srm_start_day: int = 20
-    srm_days: int = 30
-    srm_share: float = 0.40
+    srm_days: int = 90
+    srm_share: float = 1.0
     srm_drop_fraction: float = 0.0769
     # dirt (dirt=True)
     dirt_duplicate_event_rate: float = 0.005

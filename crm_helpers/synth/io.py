@@ -90,6 +90,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("churn_at", TS),
             ("n_sessions", pa.int64()),
             ("n_orders", pa.int64()),
+            ("activity", pa.float64()),
+            ("propensity", pa.float64()),
+            ("dropout_at", TS),
         ]
     ),
     "truth_assignments": pa.schema(

@@ -22,6 +22,7 @@ from crm_helpers.synth.generate import (
     generate_chunk,
     make_globals,
 )
+from crm_helpers.synth.journeys import behaviour_truth
 
 TABLE_NAMES: tuple[str, ...] = ("users", "events", "orders", "messages", "assignments")
 GROUND_TRUTH_VERSION = 1
@@ -186,19 +187,25 @@ def build_ground_truth(gl: Globals, c: dict) -> dict:
     funnel = {
         "steps": list(C.FUNNEL_STEPS),
         "step_probability_rule": "p(step) = profiles[type].funnel[step] x platform_step_multiplier"
-        "[platform][step] (x promo_cart_lift on add_to_cart in the promo window, x dropoff factor "
-        "on purchase|checkout in the drop-off window), capped at 0.99",
+        "[platform][step] (x promo_cart_lift in the promo window and x the session's journey/"
+        "nudge intent on add_to_cart, x dropoff factor on purchase|checkout in the drop-off "
+        "window), capped at 0.99; add_to_cart|product_view is per browsing session (several "
+        "views, one of them the focus product that is carted), see behaviour.browsing",
         "platform_step_multiplier": {p: list(v) for p, v in C.PLATFORM_STEP_MULT.items()},
         "own_device_share": C.OWN_DEVICE_SHARE,
         "cart_return_probability": C.CART_RETURN_P,
         "cart_return_median_hours": C.CART_RETURN_MEDIAN_H,
-        "cart_return_rule": "a returning checkout happens hours/days after add_to_cart in a new "
-        "session (app_open, visit, checkout, purchase; channel direct)",
+        "cart_return_rule": "a returning checkout happens 1 h + LogNormal(ln median, "
+        f"{C.CART_RETURN_SIGMA}) hours after add_to_cart in a new session (app_open, visit, "
+        "product_view again with cart_return_view_probability, checkout, purchase; channel "
+        "direct)",
         "timing_seconds": {
             "app_open->visit": "U(1, 3)",
             "visit->product_view": "2 + Exp(20)",
-            "product_view->add_to_cart": "5 + Exp(60)",
-            "add_to_cart->checkout": "10 + Exp(90) (or a cart return)",
+            "product_view->product_view": "3 + Exp(35)",
+            "product_view->add_to_cart": "5 + Exp(30) after the focus product's view",
+            "add_to_cart->checkout": "10 + Exp(60) after the last view or the cart (or a cart "
+            "return)",
             "checkout->purchase": "5 + Exp(40)",
         },
         "sessions_reaching_step": {
@@ -370,6 +377,7 @@ def build_ground_truth(gl: Globals, c: dict) -> dict:
         "messages": messages,
         "lookalike_seed": seed,
         "experiments": experiments,
+        "behaviour": behaviour_truth(cfg, c, counts["sessions_by_source"]),
         "dirt": dirt,
         "truth_files": {
             "users": "truth/users.parquet",
@@ -459,6 +467,32 @@ def _experiments_truth(cfg: SynthConfig, c: dict, day) -> dict:
             "the responder's order revenue is multiplied by the arm's revenue multiplier",
         }
     )
+    # message_test_3arm: expected any-order conversion per arm (organic orders on top)
+    q3 = _rate(sum(m3["converted_in_window_organic"].values()), sum(m3["realised_counts"].values()))
+    q3 = q3 or 0.0
+    p3 = dict(zip(VARIANTS["message_test_3arm"], cfg.msg3_p, strict=True))
+    m3["organic_conversion_rate"] = q3
+    m3["expected_conversion"] = {v: 1 - (1 - q3) * (1 - p) for v, p in p3.items()}
+    m3["true_lifts"] = {
+        "baseline_variant": "control",
+        "response_probability": {v: p - p3["control"] for v, p in p3.items() if v != "control"},
+        "conversion_in_window": {
+            v: (1 - q3) * (p - p3["control"]) for v, p in p3.items() if v != "control"
+        },
+        "responder_revenue_multiplier": {
+            v: r / cfg.msg3_revenue_mult[0]
+            for v, r in zip(VARIANTS["message_test_3arm"], cfg.msg3_revenue_mult, strict=True)
+            if v != "control"
+        },
+        "rule": "absolute differences to control; conversion_in_window = (1 - organic "
+        "conversion rate) x response difference",
+    }
+    cp["true_lifts"] = {
+        "baseline_variant": "holdout",
+        "recovery_probability": {"treatment": cfg.coupon_p_treatment - cfg.coupon_p_holdout},
+        "conversion_in_window": {"treatment": cp["expected_lift"]},
+        "rule": "absolute differences to holdout",
+    }
     srm = out["checkout_redesign"]
     intended = srm["intended_counts"]
     srm.update(
@@ -470,6 +504,11 @@ def _experiments_truth(cfg: SynthConfig, c: dict, day) -> dict:
             "dropped_count": int(intended["treatment"] - srm["realised_counts"]["treatment"]),
             "expected_realised_share_control": 1 / (2 - cfg.srm_drop_fraction),
             "true_effect": 0.0,
+            "true_lifts": {
+                "baseline_variant": "control",
+                "conversion_in_window": {"treatment": 0.0},
+                "rule": "no true effect on any metric",
+            },
             "window_start": day(cfg.srm_start_day),
             "window_end": day(cfg.srm_start_day + cfg.srm_days),
             "rule": f"random {cfg.srm_share:.0%} of users with a session in the window, assigned "

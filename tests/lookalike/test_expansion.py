@@ -102,29 +102,67 @@ def test_profile_index_by_hand():
     assert top_differences(p, n=1)["feature"].tolist() == ["attr:y=1"]
 
 
-def test_planted_seed_type_ranked_at_the_top(small_world):
-    """Hidden members of the planted type fill the audience; PU beats centroid and random."""
-    truth = json.loads((small_world / "ground_truth.json").read_text())["lookalike_seed"]
+def _planted_run(world, splits=(0,)):
+    """Per model: held-out recall at n (mean over ``splits``) and planted-type share of the
+    audience (n = the hidden rest of the planted type); and the type's population share."""
+    truth = json.loads((world / "ground_truth.json").read_text())["lookalike_seed"]
     col = truth["column"].split(".", 1)[1]
-    data = load(small_world)
+    data = load(world)
     spec = feature_spec(data, lookback_days=90, exclude_attributes=[col])
     feats = feature_frame(data, spec)
     seeds = seed_ids(data, f"users.{col}", spec.as_of)
     assert len(seeds) == truth["seed_count"]
-    ex = expand(feats, seeds, size=truth["hidden_rest_count"], holdout_share=0.3)
-    rec = ex.recall_at_n()
-    assert rec["default"] >= 0.5
-    assert rec["default"] > 3 * max(rec["random"], 0.05)
-    assert rec["default"] >= rec["centroid"] - 0.05  # same split; never clearly worse
-    types = pd.read_parquet(small_world / "truth" / "users.parquet").set_index("user_id")
-    kind = types["customer_type"]
-    base = (kind == truth["type"]).mean()
+    n = truth["hidden_rest_count"]
+    kind = pd.read_parquet(world / "truth" / "users.parquet").set_index("user_id")
+    planted = kind["customer_type"] == truth["type"]
+    recall = {"default": [], "centroid": [], "random": []}
+    for rs in splits:
+        ex = expand(feats, seeds, size=n, holdout_share=0.3, random_state=rs)
+        for k, v in ex.recall_at_n().items():
+            recall[k].append(v)
     share = {}
     for name in ("pu", "centroid", "random"):
-        e = expand(feats, seeds, size=truth["hidden_rest_count"], model=name, holdout_share=0.3)
-        share[name] = (kind.loc[e.audience.user_id] == truth["type"]).mean()
+        e = expand(feats, seeds, size=n, model=name, holdout_share=0.3)
+        share[name] = planted.loc[e.audience.user_id].mean()
+    return {k: float(np.mean(v)) for k, v in recall.items()}, share, planted.mean()
+
+
+def test_planted_seed_type_ranked_at_the_top(dense_small_world):
+    """Hidden members of the planted type fill the audience; PU beats centroid and random.
+
+    dense_small_world (5k users, 66 seeds: 46 train, 20 held out, n = 545), mean over three
+    splits: held-out recall default 0.55, centroid 0.50, random 0.15; planted-type share
+    of the audience PU 0.571, centroid 0.503, random 0.108 (population 0.122). On
+    small_world (realistic rates): recall 0.57 vs 0.58, share 0.494 vs 0.448. Twenty
+    held-out seeds put a standard error of ~0.11 on a recall (one seed = 0.05), so recall
+    is only asserted "not clearly worse" here; the type share (545 users) and the 60k
+    world below separate the models. (Before the L2 penalty and winsorising of
+    models.PUClassifier: PU recall 0.46 vs centroid 0.58 on small_world.)
+    """
+    rec, share, base = _planted_run(dense_small_world, splits=(0, 1, 2))
+    assert rec["default"] >= 0.45
+    assert rec["default"] > 3 * max(rec["random"], 0.05)
+    assert rec["default"] >= rec["centroid"] - 0.05
     assert share["pu"] > 4 * base and share["pu"] >= 0.5
-    assert share["pu"] > share["centroid"] and share["pu"] > 2 * share["random"]
+    assert share["pu"] >= share["centroid"] + 0.03
+    assert share["pu"] > 4 * share["random"]
+
+
+def test_planted_seed_type_at_scale(dense_world):
+    """On the 60k dense world (684 seeds: 479 train, 205 held out; n = 6,412 = the hidden
+    rest of the planted type) the default model is clearly above the centroid baseline.
+
+    Measured (split 0): held-out recall default 0.62, centroid 0.50, random 0.15
+    (two splits: 0.637 vs 0.527); planted-type share of the audience PU 0.665, centroid
+    0.526, random 0.100 (population 0.118). Standard error of a recall here ~0.034 (and the
+    two models' recalls are positively correlated on one split), so a 0.05 margin is honest.
+    On the default 100k world (``make data``): recall 0.615 vs 0.473, share 0.608 vs 0.496.
+    """
+    rec, share, base = _planted_run(dense_world)
+    assert rec["default"] >= rec["centroid"] + 0.05
+    assert rec["default"] > 3 * rec["random"]
+    assert share["pu"] >= share["centroid"] + 0.05
+    assert share["pu"] > 4 * base and share["pu"] > 4 * share["random"]
 
 
 def test_matrix_input_equals_frame_input():

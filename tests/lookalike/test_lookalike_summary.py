@@ -42,3 +42,47 @@ def test_metrics_names_and_escaped_summary():
     text = "\n".join(summary_lines(run, prof))
     assert "<script>" not in text and "&lt;script&gt;" in text
     assert "<b>" not in text
+
+
+def _overlap():
+    from crm_helpers.lookalike.overlap import NO_PURCHASE, overlap_table
+
+    rows = [
+        ("population", "rfm", "Champions", 10),
+        ("population", "rfm", "Loyal", 40),
+        ("population", "rfm", NO_PURCHASE, 950),
+        ("lookalikes", "rfm", "Champions", 1),  # 1% of the lookalikes: too few to name
+        ("lookalikes", "rfm", "Loyal", 20),
+        ("lookalikes", "rfm", NO_PURCHASE, 79),
+        ("population", "health", "active", 1000),
+        ("lookalikes", "health", "active", 100),
+    ]
+    counts = pd.DataFrame(rows, columns=["group", "segmentation", "segment", "users"])
+    return overlap_table(counts)
+
+
+def test_overlap_metrics_and_line():
+    from crm_helpers.lookalike.narrative import overlap_line, overlap_metrics
+
+    t = _overlap()
+    m = overlap_metrics(t)
+    assert set(m) == {"rfm", "health"}
+    loyal = next(r for r in m["rfm"] if r["segment"] == "Loyal")
+    assert loyal["lookalikes_share"] == 0.2 and loyal["population_share"] == 0.04
+    assert loyal["lookalikes_index"] == 500.0
+    line = str(overlap_line(t))
+    # Loyal (index 500, 20% of the lookalikes), not Champions (index 100, 1%); the health
+    # states say nothing (index 100)
+    assert "**Loyal** (20% of the lookalikes vs 4.0% of everyone, 5.0×)" in line
+    assert "health" not in line and "Champions" not in line
+    assert overlap_line(t[t.segmentation == "health"]) is None
+    assert overlap_line(t.iloc[:0]) is None
+
+
+def test_overlap_figure():
+    from crm_helpers.plots.lookalike import plot_segment_overlap
+
+    fig = plot_segment_overlap(_overlap())
+    assert [t.meta["group"] for t in fig.data] == ["lookalikes"]  # no seeds group here
+    assert list(fig.data[0].y)[0] == "health state: active"  # last row on top
+    assert list(fig.data[0].x)[-1] == 100.0  # Champions (first row) at the bottom

@@ -70,11 +70,22 @@ def test_linear_parts_reproduce_the_score():
     pu = PUClassifier(min_unlabeled=500).fit(X, seeds)
     lin = pu.linear_parts()
     assert lin["log"][2] and not lin["log"][0]
+    X[0, 0] = 1e4  # an outlier: its standardised value is clipped at 3 standard deviations
     Z = X.astype(np.float64).copy()
     Z[:, lin["log"]] = np.log1p(Z[:, lin["log"]])
+    assert Z[0, 0] > lin["upper"][0]
+    np.testing.assert_allclose(lin["upper"], pu.mean_ + 3 * pu.scale_)
+    np.testing.assert_allclose(lin["lower"], pu.mean_ - 3 * pu.scale_)
+    Z = np.clip(Z, lin["lower"], lin["upper"])
     np.testing.assert_allclose(
         pu.score_samples(X), Z @ lin["weights"] + lin["intercept"], rtol=1e-4, atol=1e-4
     )
+    # without clipping the outlier's score follows its raw value
+    raw = PUClassifier(min_unlabeled=500, clip=None).fit(X, seeds)
+    assert np.isinf(raw.linear_parts()["upper"]).all()
+    assert abs(raw.score_samples(X[:1])[0]) > 100 * abs(pu.score_samples(X[:1])[0])
+    with pytest.raises(ValueError, match="clip"):
+        PUClassifier(clip=0)
 
 
 def test_one_seed_nan_columns_and_chunks():
@@ -161,6 +172,7 @@ def test_engine_side_score_equals_numpy():
     X[:, 2] = np.abs(X[:, 2]) * 10  # count-like: log1p in both paths
     names = [f"f:{i}" for i in range(X.shape[1])]
     pu = PUClassifier(min_unlabeled=500).fit(X, seeds)
+    X[:5, 0] = [-50.0, 50.0, 1e3, -1e3, 0.0]  # beyond the clipping bounds both ways
     df = pd.DataFrame(X.astype(np.float64), columns=names).assign(row=np.arange(len(X)))
     con = connect("duckdb")
     t = con.create_table("feats", df) if hasattr(con, "create_table") else ibis.memtable(df)

@@ -4,7 +4,19 @@ Measured on the 5,000-user small world (seed 7) when written: the rule state ``c
 95% precise for planted churners, ``churned`` or ``dormant-risk`` recalls 94% of them; the
 behavioural clusters reach an adjusted Rand index of ~0.22 against the six planted types
 (which overlap by design: casual, at-risk and churned users behave alike for months).
-The asserted floors leave room for the generator getting more realistic.
+
+The realistic world (issue #14) changed two things. Ordinary customers now drop out too
+(``truth/users.parquet`` ``dropout_at``), so "really gone" is planted churners OR users whose
+dropout falls before the as-of date. And most users visit rarely, so a user who never left
+can be quiet for 90 days by chance; the tests run on the ``dense_small_world`` (the funnel planted
+tests' knobs: 2.5x session rates, uniform propensity). There, seed 7: churned precision
+0.851 against that truth (the rest are at-risk users at their planted low floor and light
+loyalists, never dropped out), recall of planted churners 0.93.
+
+The cluster test is left FAILING on purpose: on the realistic world the behavioural clusters
+no longer recover the planted types (ARI 0.004 on the small world, 0.031 on the dense one,
+0.08 even with activity_shape=5), because per-user Gamma activity and dropout within a type
+swamp the differences between types. Its floor is not lowered; see issue #14.
 """
 
 from __future__ import annotations
@@ -22,10 +34,10 @@ from crm_helpers.segments import states as st
 
 
 @pytest.fixture(scope="module")
-def world(small_world):
-    truth = json.loads((small_world / "ground_truth.json").read_text())
-    users = pd.read_parquet(small_world / truth["truth_files"]["users"])
-    data = load(small_world)
+def world(dense_small_world):
+    truth = json.loads((dense_small_world / "ground_truth.json").read_text())
+    users = pd.read_parquet(dense_small_world / truth["truth_files"]["users"])
+    data = load(dense_small_world)
     return data, truth, users, core.last_order_date(data.orders)
 
 
@@ -36,9 +48,12 @@ def test_planted_churners_land_in_churned_or_dormant(world):
     act = st.activity_days(data.orders, data.events)
     s = st.rule_states(act, as_of).to_pandas().merge(users, on="user_id")
     planted = s["customer_type"] == churn_type
+    # really gone: a planted churner, or an ordinary customer whose lifetime ended before as_of
+    dropped = s["dropout_at"].notna() & (s["dropout_at"] < pd.Timestamp(as_of, tz="UTC"))
+    gone = planted | dropped
     churned = s["state"] == "churned"
     slipping = s["state"].isin(["churned", "dormant-risk"])
-    precision = (churned & planted).sum() / churned.sum()
+    precision = (churned & gone).sum() / churned.sum()
     recall = (slipping & planted).sum() / planted.sum()
     print(f"churned precision {precision:.3f}, churned+dormant recall {recall:.3f}")
     assert precision >= 0.85
