@@ -5,10 +5,12 @@ Semantics
 *Features* (:func:`feature_table`), per user with at least one event or order on or before
 ``as_of`` (later rows ignored), from the tables present:
 
-- events: ``events`` (count), ``active_days`` (distinct days);
+- events: ``events`` (count), ``active_days`` (distinct days); with a ``category`` column,
+  ``browse_<category>`` (share of the user's events with a category that name it, the 8 most
+  frequent categories of events);
 - orders: ``orders`` (purchases, ``revenue >= 0``), ``revenue`` (net), ``coupon_share`` (share
-  of purchases with a coupon), ``cat_<category>`` (share of purchases per category, the 8
-  most frequent categories);
+  of purchases with a coupon); without ``browse_`` features, ``cat_<category>`` (share of
+  purchases per category, the 8 most frequent categories);
 - messages: ``open_rate``, ``click_rate`` (of messages sent; 0 without messages);
 - ``recency_days``: ``as_of`` - last active day (event or purchase).
 
@@ -17,13 +19,21 @@ Missing parts are 0 (a user without orders has 0 orders and 0 category shares).
 *Scaling*: counts and money (``events, active_days, orders, revenue, recency_days``) are
 ``log1p`` (revenue floored at 0 first), then every feature is standardised (z-scores).
 
+*Who is clustered*: users with at least ``min_active_days`` active days (``active_days``;
+without events, ``orders``); the others are set aside as *low activity*, label ``-1``, and
+are not clustered: a user seen on one or two days shows too little to be placed by
+behaviour (on the realistic synthetic world half the users have at most four visits in
+180 days). ``min_active_days=0`` clusters everyone. Scaling, profiles and the projection
+are over the clustered users.
+
 *k*: given, or (``"auto"``) the k in ``k_range`` with the best mean silhouette on a seeded
 sample of at most ``sample_size`` users. *Model*: ``KMeans(n_clusters=k, n_init=2,
 random_state=seed)`` fitted on a seeded sample of at most ``fit_size`` users, then every user
-is assigned to the nearest centre; clusters are renumbered by size (0 = largest).
+is assigned to the nearest centre; clusters are renumbered by size (0 = largest); the
+low-activity group keeps ``-1``.
 
 *Profiles* (:func:`cluster_profiles`): per cluster and feature, the cluster mean, the
-population mean, the index ``100 * cluster mean / population mean`` (NaN when the population
+population mean (of the clustered users), the index ``100 * cluster mean / population mean`` (NaN when the population
 mean is 0) and the effect size, Cohen's d of the cluster against the rest on the scaled
 feature (pooled standard deviation). *Stability*: the adjusted Rand index between the labels
 of two fits with different seeds (1 = the same partition).
@@ -73,6 +83,7 @@ def feature_table(
     end = day_number(as_of)
     parts: list[ir.Table] = []
     last_days: list[ir.Table] = []
+    browse = events is not None and "category" in events.columns
     if events is not None:
         e = events.mutate(day=_day(events)).filter(lambda t: t.day <= end)
         # platform/channel shares and time of day were tried and left out: on the synthetic
@@ -81,6 +92,12 @@ def feature_table(
             "events": e.user_id.count().cast("float64"),
             "active_days": e.day.nunique().cast("float64"),
         }
+        if browse:
+            # browsing affinity: most users rarely buy, but their events name what they look at
+            n_cat = e.category.notnull().ifelse(1.0, 0.0).sum()
+            for v in _top_values(e, "category", 8):
+                hit = (e.category == v).ifelse(1.0, 0.0).sum()
+                aggs[f"browse_{_safe(v)}"] = hit / n_cat.nullif(0.0)
         parts.append(e.group_by("user_id").agg(**aggs))
         last_days.append(e.group_by("user_id").agg(last=e.day.max()))
     if orders is not None:
@@ -95,7 +112,7 @@ def feature_table(
             aggs["coupon_share"] = has.ifelse(1.0, 0.0).sum() / buy.ifelse(1.0, 0.0).sum().nullif(
                 0.0
             )
-        if "category" in o.columns:
+        if "category" in o.columns and not browse:
             for v in _top_values(o.filter(o.revenue >= 0), "category", 8):
                 hit = buy & (o.category == v)
                 aggs[f"cat_{_safe(v)}"] = hit.ifelse(1.0, 0.0).sum() / buy.ifelse(
@@ -152,16 +169,19 @@ def scale_features(features: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
 class ClusterResult:
     """A k-means clustering of users with its diagnostics."""
 
-    labels: pd.DataFrame  # user_id, cluster
+    labels: pd.DataFrame  # user_id, cluster (-1: low activity, not clustered)
     k: int
     silhouette: dict[int, float]  # k -> mean silhouette on the sample
     stability_ari: float
-    scaled: np.ndarray
+    scaled: np.ndarray  # (clustered users, features), rows in the order of ``clustered``
     feature_names: list[str]
+    clustered: np.ndarray  # bool per row of ``labels``: clustered (not low activity)
+    min_active_days: int = 0
 
     def sizes(self) -> pd.DataFrame:
-        """``cluster, users, share``."""
+        """``cluster, users, share`` (share of all users; ``-1``, low activity, last if any)."""
         s = self.labels["cluster"].value_counts().sort_index()
+        s = pd.concat([s[s.index >= 0], s[s.index < 0]])
         return pd.DataFrame(
             {"cluster": s.index, "users": s.to_numpy(), "share": (s / s.sum()).to_numpy()}
         )
@@ -181,14 +201,34 @@ def fit_clusters(
     k_range: tuple[int, int] = (2, 8),
     seed: int = 0,
     sample_size: int = 2000,
+    min_active_days: int = 3,
 ) -> ClusterResult:
-    """k-means on the scaled features (see the module docstring)."""
+    """k-means on the scaled features of active users (see the module docstring).
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        :func:`feature_table`'s output, one row per user.
+    min_active_days : int
+        Users with fewer active days (orders without events) are labelled ``-1``.
+    """
     from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-    n = len(features)
+    if isinstance(min_active_days, bool) or not isinstance(min_active_days, (int, np.integer)):
+        raise ValueError(f"min_active_days must be a whole number, got {min_active_days!r}")
+    if min_active_days < 0:
+        raise ValueError(f"min_active_days must be >= 0, got {min_active_days}")
+    activity = next((c for c in ("active_days", "orders") if c in features.columns), None)
+    keep = np.ones(len(features), dtype=bool)
+    if activity is not None and min_active_days > 0:
+        keep = features[activity].to_numpy(dtype=float) >= min_active_days
+    n = int(keep.sum())
     if n < 3:
-        raise ValueError(f"clustering needs at least 3 users, got {n}")
-    x, names = scale_features(features)
+        raise ValueError(
+            f"clustering needs at least 3 users with {min_active_days}+ active days, got {n} "
+            f"(of {len(features)}); lower min_active_days"
+        )
+    x, names = scale_features(features[keep])
     if not names:
         raise ValueError("every feature is constant: nothing to cluster on")
     rng = np.random.default_rng(seed)
@@ -214,22 +254,25 @@ def fit_clusters(
     )
     remap = {old: new for new, old in enumerate(order.index)}
     labels = np.array([remap[v] for v in labels])
+    all_labels = np.full(len(features), -1)
+    all_labels[keep] = labels
     if k not in sil:
         sil[k] = (
             float(silhouette_score(x[idx], labels[idx]))
             if len(set(labels[idx])) > 1
             else float("nan")
         )
-    out = pd.DataFrame({"user_id": features["user_id"].to_numpy(), "cluster": labels})
-    return ClusterResult(out, int(k), sil, ari, x, names)
+    out = pd.DataFrame({"user_id": features["user_id"].to_numpy(), "cluster": all_labels})
+    return ClusterResult(out, int(k), sil, ari, x, names, keep, int(min_active_days))
 
 
 def cluster_profiles(features: pd.DataFrame, result: ClusterResult) -> pd.DataFrame:
     """Per cluster and feature: ``cluster, feature, mean, population_mean, index, effect_size``."""
-    lab = result.labels["cluster"].to_numpy()
+    keep = result.clustered
+    lab = result.labels["cluster"].to_numpy()[keep]
     rows = []
     for j, f in enumerate(result.feature_names):
-        raw = features[f].to_numpy(dtype=float)
+        raw = features[f].to_numpy(dtype=float)[keep]
         z = result.scaled[:, j]
         pop = raw.mean()
         for c in range(result.k):
@@ -260,9 +303,8 @@ def projection_2d(result: ClusterResult, max_points: int = 2000, seed: int = 0) 
     """PCA of the scaled features to 2-D on a seeded sample: ``x, y, cluster``."""
     from sklearn.decomposition import PCA
 
-    n = len(result.labels)
+    n = len(result.scaled)
     idx = np.random.default_rng(seed).choice(n, size=min(n, max_points), replace=False)
     xy = PCA(n_components=2, random_state=seed).fit(result.scaled).transform(result.scaled[idx])
-    return pd.DataFrame(
-        {"x": xy[:, 0], "y": xy[:, 1], "cluster": result.labels["cluster"].to_numpy()[idx]}
-    )
+    lab = result.labels["cluster"].to_numpy()[result.clustered]
+    return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "cluster": lab[idx]})

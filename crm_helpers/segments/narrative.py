@@ -90,11 +90,15 @@ def rfm_migration_metrics(
 
 
 def cluster_metrics(result, planted_ari: float | None = None) -> dict[str, Any]:
-    """``metrics.clusters``: ``k``, ``sizes``, ``stability_ari`` (and the silhouette per k)."""
+    """``metrics.clusters``: ``k``, ``sizes`` (clusters 0..k-1), ``low_activity_users`` (not
+    clustered), ``min_active_days``, ``stability_ari`` (and the silhouette per k)."""
     sizes = result.sizes()
+    clustered = sizes[sizes["cluster"] >= 0]
     return {
         "k": result.k,
-        "sizes": [int(v) for v in sizes["users"]],
+        "sizes": [int(v) for v in clustered["users"]],
+        "low_activity_users": int(sizes.loc[sizes["cluster"] < 0, "users"].sum()),
+        "min_active_days": int(getattr(result, "min_active_days", 0)),
         "stability_ari": result.stability_ari,
         "silhouette": {str(k): v for k, v in result.silhouette.items()},
     }

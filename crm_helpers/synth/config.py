@@ -68,6 +68,10 @@ ID_STRIDE = 10_000
 #: (Poisson), CRM open/click multipliers, organic session channels (direct, organic, paid),
 #: and a habitual coupon (code, probability per order, discount). ``funnel[1]`` is the
 #: probability that a browsing session (several product views) carts its focus product.
+#: Category tastes differ by type, as real customer groups' do (loyalists: home; sports fans:
+#: sports; bargain hunters: fashion and grocery; at-risk: electronics; churned: electronics
+#: and toys; casual: spread), so that behavioural clusters can find the types from what users
+#: browse even when they rarely buy (``tests/segments/test_segments_planted.py``).
 #: ``lifetime_days``: mean of the exponential time from signup to dropout (ordinary
 #: customers leave, Pareto/NBD-style; None: the type has its own planted activity curve).
 #: ``nudge_p``: probability that a regular CRM message starts a shopping journey of a
@@ -80,7 +84,7 @@ TYPE_PROFILES: dict[str, dict] = {
         "gender": (0.55, 0.43, 0.02),
         "device": (0.48, 0.32, 0.20),
         "acquisition": (0.45, 0.10, 0.08, 0.27, 0.10),
-        "categories": (0.14, 0.16, 0.20, 0.20, 0.15, 0.10, 0.05),
+        "categories": (0.04, 0.08, 0.10, 0.52, 0.16, 0.05, 0.05),
         "funnel": (0.90, 0.18, 0.29, 0.86),
         "lifetime_days": None,
         "nudge_p": 0.20,
@@ -114,7 +118,7 @@ TYPE_PROFILES: dict[str, dict] = {
         "gender": (0.58, 0.40, 0.02),
         "device": (0.24, 0.56, 0.20),
         "acquisition": (0.15, 0.17, 0.20, 0.08, 0.40),
-        "categories": (0.10, 0.20, 0.20, 0.14, 0.10, 0.21, 0.05),
+        "categories": (0.04, 0.08, 0.30, 0.06, 0.06, 0.36, 0.10),
         "funnel": (0.90, 0.15, 0.24, 0.80),
         "lifetime_days": 200.0,
         "nudge_p": 0.18,
@@ -131,7 +135,7 @@ TYPE_PROFILES: dict[str, dict] = {
         "gender": (0.50, 0.48, 0.02),
         "device": (0.34, 0.40, 0.26),
         "acquisition": (0.30, 0.20, 0.20, 0.15, 0.15),
-        "categories": (0.12, 0.16, 0.18, 0.20, 0.14, 0.12, 0.08),
+        "categories": (0.06, 0.40, 0.14, 0.12, 0.08, 0.08, 0.12),
         "funnel": (0.84, 0.12, 0.25, 0.82),
         "lifetime_days": None,
         "nudge_p": 0.08,
@@ -148,7 +152,7 @@ TYPE_PROFILES: dict[str, dict] = {
         "gender": (0.50, 0.48, 0.02),
         "device": (0.30, 0.40, 0.30),
         "acquisition": (0.20, 0.22, 0.30, 0.06, 0.22),
-        "categories": (0.14, 0.16, 0.18, 0.16, 0.14, 0.12, 0.10),
+        "categories": (0.08, 0.30, 0.10, 0.10, 0.08, 0.06, 0.28),
         "funnel": (0.80, 0.10, 0.24, 0.80),
         "lifetime_days": None,
         "nudge_p": 0.06,
