@@ -183,15 +183,42 @@ def segment_findings(
         )
     if tops is not None and cluster_sizes is not None and len(tops):
         parts = []
-        shares = cluster_sizes.set_index("cluster")["share"]
+        users = cluster_sizes.set_index("cluster")["users"]
+        clustered, low = int(users[users.index >= 0].sum()), int(users[users.index < 0].sum())
         for c, g in tops.groupby("cluster", sort=True):
             desc = ", ".join(
-                md("{dir} {f}", dir="high" if d > 0 else "low", f=f)
+                md("{dir} {f}", dir="more" if d > 0 else "less", f=cluster_feature_label(f))
                 for f, d in zip(g["feature"], g["effect_size"], strict=True)
             )
-            parts.append(md("cluster {c} ({s}): ", c=int(c), s=_pct(float(shares[c]))) + desc)
-        lines.append(md("Behavioural clusters: ") + "; ".join(parts) + ".")
+            share = _pct(float(users[c]) / clustered) if clustered else "n/a"
+            parts.append(md("cluster {c} ({s}): ", c=int(c), s=share) + desc)
+        head = md("Behavioural clusters of {n:,} users", n=clustered)
+        if low:
+            head += md(" ({m:,} users seen on too few days are not clustered)", m=low)
+        lines.append(head + ": " + "; ".join(parts) + ".")
     return lines
+
+
+_CLUSTER_WORDS = {
+    "events": "events",
+    "active_days": "active days",
+    "orders": "orders",
+    "revenue": "revenue",
+    "coupon_share": "coupon use",
+    "open_rate": "message opens",
+    "click_rate": "message clicks",
+    "recency_days": "days since last activity",
+}
+
+
+def cluster_feature_label(name: str) -> str:
+    """Words for a cluster feature (plain text): ``browse_home`` -> "browsing home"."""
+    if name in _CLUSTER_WORDS:
+        return _CLUSTER_WORDS[name]
+    for prefix, word in (("browse_", "browsing"), ("cat_", "buying")):
+        if name.startswith(prefix):
+            return f"{word} {name.removeprefix(prefix).replace('_', ' ')}"
+    return name
 
 
 def clusters_param(value: Any) -> int | str:

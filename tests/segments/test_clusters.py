@@ -97,3 +97,25 @@ def test_min_active_days_zero_clusters_everyone_and_bad_values():
             cl.fit_clusters(f, 2, min_active_days=bad)
     with pytest.raises(ValueError, match="lower min_active_days"):
         cl.fit_clusters(f, 2, min_active_days=100)
+
+
+def test_summary_line_names_clusters_in_words():
+    from crm_helpers.segments import narrative
+
+    summary = pd.DataFrame(
+        {"segment": ["Champions"], "customers": [4], "revenue": [100.0], "revenue_share": [1.0]}
+    )
+    states = pd.DataFrame({"state": ["active"], "users": [4]})
+    tops = pd.DataFrame(
+        {"cluster": [0, 0, 1], "feature": ["browse_home", "coupon_share", "active_days"],
+         "effect_size": [1.2, -0.5, 2.0]}
+    )  # fmt: skip
+    sizes = pd.DataFrame({"cluster": [0, 1, -1], "users": [30, 10, 60], "share": [0.3, 0.1, 0.6]})
+    lines = narrative.segment_findings(
+        summary, states, "2025-01-05", tops=tops, cluster_sizes=sizes
+    )
+    line = next(x for x in lines if x.startswith("Behavioural clusters"))
+    assert "of 40 users (60 users seen on too few days are not clustered)" in line
+    assert "cluster 0 (75%): more browsing home, less coupon use" in line
+    assert "cluster 1 (25%): more active days" in line
+    assert narrative.cluster_feature_label("cat_home_garden") == "buying home garden"
