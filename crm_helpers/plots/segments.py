@@ -190,10 +190,14 @@ def plot_retention(ret: pd.DataFrame, title: str = "Retention by cohort month") 
 def plot_cluster_profiles(
     profiles: pd.DataFrame, title: str = "What distinguishes each cluster"
 ) -> go.Figure:
-    """Heatmap of effect sizes (Cohen's d vs the rest) per cluster and feature."""
+    """Heatmap of effect sizes (Cohen's d vs the rest) per cluster and feature.
+
+    The colour saturates at |d| = 3 (cells show the exact value), so that one very distinct
+    small cluster does not wash out the large effects (0.8 and more) of the others.
+    """
     piv = profiles.pivot_table(index="cluster", columns="feature", values="effect_size")
     z = piv.to_numpy()
-    lim = float(max(1.0, abs(pd.DataFrame(z).stack()).max()))
+    lim = float(min(3.0, max(1.0, abs(pd.DataFrame(z).stack()).max())))
     fig = figure(title, xaxis_title="feature", yaxis_title="cluster")
     fig.add_trace(go.Heatmap(z=z, x=list(piv.columns), y=[f"cluster {c}" for c in piv.index],
                              colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, texttemplate="%{z:.1f}",

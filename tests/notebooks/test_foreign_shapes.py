@@ -258,7 +258,9 @@ REGISTRY: dict[str, dict[str, Case | Fails]] = {
         "order_lines": Fails("assignments"),
     },
     "lookalike_expansion": {
-        "events_only": Case(skips=("an orders table for the RFM segments",), check=_lookalike_check),
+        "events_only": Case(
+            skips=("an orders table for the RFM segments",), check=_lookalike_check
+        ),
         "orders_only": Fails("events"),
         "users_assignments": Fails("events"),
         "order_lines": Fails("events"),

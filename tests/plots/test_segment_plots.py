@@ -35,6 +35,10 @@ def test_matrix_retention_cluster_model_figures():
     prof = pd.DataFrame({"cluster": [0, 0, 1, 1], "feature": ["a", "b", "a", "b"],
                          "effect_size": [1.0, -0.5, -1.0, 0.5]})  # fmt: skip
     assert np.array(plots.plot_cluster_profiles(prof).data[0].z).shape == (2, 2)
+    assert plots.plot_cluster_profiles(prof).data[0].zmax == 1.0
+    big = prof.assign(effect_size=[20.0, -0.5, -1.0, 0.5])  # one outlier: colour saturates at 3
+    h = plots.plot_cluster_profiles(big).data[0]
+    assert (h.zmin, h.zmax) == (-3.0, 3.0) and np.array(h.z)[0, 0] == 20.0
     pts = pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0], "cluster": [0, 1]})
     assert len(plots.plot_cluster_map(pts).data) == 2
     hist = pd.DataFrame({"clv_low": [0.0, 10.0], "clv_high": [10.0, 20.0], "customers": [5.0, 2.0]})
