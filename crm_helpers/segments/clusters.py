@@ -132,10 +132,13 @@ def feature_query(
         e = e.filter(e.day <= end)
         # platform/channel shares and time of day were tried and left out: on the synthetic
         # world they lowered the recovery of the planted types (ARI 0.23 -> 0.13)
-        ev = e.group_by("user_id").agg(
-            events=e.count().cast("float64"),
-            active_days=e.day.nunique().cast("float64"),
-            _last_e=e.day.max(),
+        # per (user, day) first, then per user: the active days are the day groups, which is
+        # faster than COUNT(DISTINCT day) per user (a second hash table per group)
+        d = e.group_by(["user_id", "day"]).agg(n=e.count())
+        ev = d.group_by("user_id").agg(
+            events=d.n.sum().cast("float64"),
+            active_days=d.count().cast("float64"),
+            _last_e=d.day.max(),
         )
         parts.append((ev, ["events", "active_days"], "_last_e"))
     if orders is not None:
