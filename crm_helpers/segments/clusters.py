@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -66,6 +67,42 @@ def top_categories(orders: ir.Table, as_of: Any, k: int = 8) -> list[str]:
     o = o.filter((o.day <= end) & (o.revenue >= 0) & o.category.notnull())
     got = o.group_by("category").agg(n=o.count()).order_by([ibis.desc("n"), "category"]).limit(k)
     return [str(v) for v in got.to_pandas()["category"]]
+
+
+@ibis.udf.scalar.builtin(name="bit_count")
+def _bit_count(x: dt.int64) -> dt.int64:  # type: ignore[empty-body]
+    """DuckDB and Spark ``bit_count(BIGINT)``: the number of bits set."""
+
+
+#: Days per bitmap word in :func:`_event_counts` (63: ``1 << 63`` overflows a signed BIGINT).
+_WORD_DAYS = 63
+
+
+def _event_counts(e: ir.Table, end: int, backend: str | None) -> ir.Table:
+    """``user_id, events, active_days, _last_e`` from events ``user_id, day`` (day <= end).
+
+    ``active_days`` is a distinct count. ``COUNT(DISTINCT day)`` per user (a second hash
+    table per group), or grouping by ``(user, day)`` first (one group per active day: 11M
+    groups for 49M events at 1M users), both cost more than this: on DuckDB and Spark the
+    days are grouped per user and 63-day word (``(end - day) // 63``), each group keeping
+    a bitmap of its days (``bit_or(1 << (end - day) % 63)``), and the active days are the
+    bits set, summed over a user's words. Other engines group by ``(user, day)`` first.
+    """
+    if backend in ("duckdb", "pyspark"):
+        off = end - e.day
+        w = e.mutate(_word=off // _WORD_DAYS, _bit=ibis.literal(1, "int64") << (off % _WORD_DAYS))
+        g = w.group_by(["user_id", "_word"]).agg(
+            n=w.count(), last=w.day.max(), bits=w._bit.bit_or()
+        )
+        days = _bit_count(g.bits).sum()
+    else:
+        g = e.group_by(["user_id", "day"]).agg(n=e.count(), last=e.day.max())
+        days = g.count()
+    return g.group_by("user_id").agg(
+        events=g.n.sum().cast("float64"),
+        active_days=days.cast("float64"),
+        _last_e=g["last"].max(),
+    )
 
 
 def _safe(v: str) -> str:
@@ -132,14 +169,7 @@ def feature_query(
         e = e.filter(e.day <= end)
         # platform/channel shares and time of day were tried and left out: on the synthetic
         # world they lowered the recovery of the planted types (ARI 0.23 -> 0.13)
-        # per (user, day) first, then per user: the active days are the day groups, which is
-        # faster than COUNT(DISTINCT day) per user (a second hash table per group)
-        d = e.group_by(["user_id", "day"]).agg(n=e.count())
-        ev = d.group_by("user_id").agg(
-            events=d.n.sum().cast("float64"),
-            active_days=d.count().cast("float64"),
-            _last_e=d.day.max(),
-        )
+        ev = _event_counts(e, end, _backend(events))
         parts.append((ev, ["events", "active_days"], "_last_e"))
     if orders is not None:
         cols = [c for c in ("coupon", "category") if c in orders.columns]

@@ -28,6 +28,8 @@ def tiny() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         (2, 10), (2, 40),  # 2: events only; one after as_of (ignored)
         (6, 35),  # 6: only after as_of -> absent
         (7, 30, 23),  # 7: an event late on as_of and an order earlier
+        # 9: days 0, 62, 63, 125, 126 (twice) and 300 before as_of: across 63-day words
+        (9, 30), (9, -32), (9, -33), (9, -95), (9, -96), (9, -96, 20), (9, -270),
     ]  # fmt: skip
     events = pd.DataFrame([(u, _ts(d, *h)) for u, d, *h in ev], columns=["user_id", "ts"]).astype(
         {"user_id": "int64", "ts": "datetime64[us]"}
@@ -83,7 +85,7 @@ def test_features_tiny_by_hand():
 
     e, o, m = _tables(connect("duckdb"), tiny())
     f = cl.feature_table(as_of=AS_OF, events=e, orders=o, messages=m).set_index("user_id")
-    assert f.index.tolist() == [1, 2, 3, 4, 7]
+    assert f.index.tolist() == [1, 2, 3, 4, 7, 9]
     top8 = ["home___garden", "b", "c", "d", "e", "f", "alpha", "g"]  # by count, ties by name
     assert [c[4:] for c in f.columns if c.startswith("cat_")] == top8
     one = f.loc[1]
@@ -100,6 +102,23 @@ def test_features_tiny_by_hand():
     assert f.loc[4, "open_rate"] == 0.0 and f.loc[4, "coupon_share"] == 8 / 18
     # the later of the event day (30) and the purchase day (1)
     assert (f.loc[7, "recency_days"], f.loc[7, "orders"], f.loc[7, "events"]) == (0, 1, 1)
+    assert (f.loc[9, "events"], f.loc[9, "active_days"], f.loc[9, "recency_days"]) == (7, 6, 0)
+
+
+def test_event_counts_bitmap_equals_day_groups():
+    """The per-word bitmaps (DuckDB, Spark) and the (user, day) groups (other engines) agree."""
+    from crm_helpers.engine import connect
+
+    ev = connect("duckdb").create_table("feat_ev", tiny()[0], overwrite=True)
+    e = ev.select("user_id", day=cl._day(ev))
+    end = 30 + (D0 - pd.Timestamp("1970-01-01")).days
+    e = e.filter(e.day <= end)
+    fast, plain = (
+        cl._event_counts(e, end, b).to_pandas().sort_values("user_id").reset_index(drop=True)
+        for b in ("duckdb", None)
+    )
+    pd.testing.assert_frame_equal(fast, plain)
+    assert fast["active_days"].tolist() == [2, 1, 1, 6]
 
 
 @pytest.mark.parametrize("parts", ["all", "events", "orders", "no_messages", "string_ids"])
@@ -132,7 +151,7 @@ def test_features_before_any_data_are_empty():
     from crm_helpers.engine import connect
 
     e, o, m = _tables(connect("duckdb"), tiny())
-    f = cl.feature_table(as_of="2023-12-01", events=e, orders=o, messages=m)
+    f = cl.feature_table(as_of="2023-01-01", events=e, orders=o, messages=m)
     assert f.empty and "recency_days" in f.columns
 
 
