@@ -74,6 +74,11 @@ def _bit_count(x: dt.int64) -> dt.int64:  # type: ignore[empty-body]
     """DuckDB and Spark ``bit_count(BIGINT)``: the number of bits set."""
 
 
+@ibis.udf.agg.builtin(name="bit_or")
+def _bit_or(x: dt.int64) -> dt.int64:  # type: ignore[empty-body]
+    """DuckDB and Spark ``bit_or`` aggregate (Ibis' ``bit_or`` does not compile on Spark)."""
+
+
 #: Days per bitmap word in :func:`_event_counts` (63: ``1 << 63`` overflows a signed BIGINT).
 _WORD_DAYS = 63
 
@@ -92,7 +97,7 @@ def _event_counts(e: ir.Table, end: int, backend: str | None) -> ir.Table:
         off = end - e.day
         w = e.mutate(_word=off // _WORD_DAYS, _bit=ibis.literal(1, "int64") << (off % _WORD_DAYS))
         g = w.group_by(["user_id", "_word"]).agg(
-            n=w.count(), last=w.day.max(), bits=w._bit.bit_or()
+            n=w.count(), last=w.day.max(), bits=_bit_or(w._bit)
         )
         days = _bit_count(g.bits).sum()
     else:
