@@ -8,11 +8,12 @@ Semantics
 - events: ``events`` (count), ``active_days`` (distinct days);
 - orders: ``orders`` (purchases, ``revenue >= 0``), ``revenue`` (net), ``coupon_share`` (share
   of purchases with a coupon), ``cat_<category>`` (share of purchases per category, the 8
-  most frequent categories);
+  most frequent categories among purchases on or before ``as_of``, ties by category name);
 - messages: ``open_rate``, ``click_rate`` (of messages sent; 0 without messages);
 - ``recency_days``: ``as_of`` - last active day (event or purchase).
 
-Missing parts are 0 (a user without orders has 0 orders and 0 category shares).
+Missing parts are 0 (a user without orders has 0 orders and 0 category shares; a user with
+no active day, e.g. refunds only, has ``recency_days`` 0). The table has no missing values.
 
 *Scaling*: counts and money (``events, active_days, orders, revenue, recency_days``) are
 ``log1p`` (revenue floored at 0 first), then every feature is standardised (z-scores).
