@@ -1,4 +1,5 @@
-"""Plain-pandas references of :mod:`crm_helpers.segments.core` (and the rule states), for tests.
+"""Plain-pandas references of :mod:`crm_helpers.segments.core`, the rule states and the cluster
+feature table (:func:`crm_helpers.segments.clusters.feature_table`), for tests.
 
 Written independently and as directly as the definitions read (loops where they are
 clearer), on small frames. The tests require the engine results to equal these exactly.
@@ -13,7 +14,12 @@ import pandas as pd
 
 from crm_helpers.segments.core import OTHER, as_day, parse_rules
 
-__all__ = ["reference_btyd_summary", "reference_rfm", "reference_score"]
+__all__ = [
+    "reference_btyd_summary",
+    "reference_features",
+    "reference_rfm",
+    "reference_score",
+]
 
 
 def _days(ts: pd.Series) -> pd.Series:
@@ -155,3 +161,100 @@ def reference_rule_states(
             state = "active"
         rows.append({"user_id": uid, "days_since": since, "active_days": recent, "state": state})
     return pd.DataFrame(rows, columns=["user_id", "days_since", "active_days", "state"])
+
+
+def _safe_name(v: str) -> str:
+    return "cat_" + "".join(ch if ch.isalnum() else "_" for ch in str(v).lower())
+
+
+def _browse_name(v: str) -> str:
+    return "browse_" + _safe_name(v).removeprefix("cat_")
+
+
+def reference_features(
+    as_of: Any,
+    events: pd.DataFrame | None = None,
+    orders: pd.DataFrame | None = None,
+    messages: pd.DataFrame | None = None,
+    n_categories: int = 8,
+) -> pd.DataFrame:
+    """The cluster feature table with pandas, user by user (columns and order as the engine's).
+
+    Parameters
+    ----------
+    as_of
+        The date; rows on later days are ignored.
+    events, orders, messages
+        Contract frames (``user_id, ts``; orders with ``revenue`` and optionally ``coupon``,
+        ``category``; messages with ``sent_at, opened_at, clicked_at``) or ``None``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Shape (n_users, 1 + n_features), sorted by ``user_id``, no missing values.
+    """
+    end = (pd.Timestamp(as_day(as_of)) - pd.Timestamp("1970-01-01")).days
+    if events is None and orders is None:
+        raise ValueError("features need events or orders")
+    rows: dict[Any, dict[str, float]] = {}
+    last: dict[Any, int] = {}
+    cats: list[str] = []
+    browse: list[str] = []
+    browsing = events is not None and "category" in events.columns
+    if events is not None:
+        e = events.assign(day=_days(events["ts"]))
+        e = e[e["day"] <= end]
+        if browsing:
+            n = e[e["category"].notna()].groupby("category").size().reset_index(name="n")
+            n = n.sort_values(["n", "category"], ascending=[False, True])
+            browse = [str(c) for c in n["category"].head(n_categories)]
+        for uid, g in e.groupby("user_id", sort=True):
+            rows.setdefault(uid, {})
+            rows[uid]["events"] = float(len(g))
+            rows[uid]["active_days"] = float(g["day"].nunique())
+            last[uid] = int(g["day"].max())
+            with_cat = g["category"].notna().sum() if browsing else 0
+            for c in browse:
+                hit = (g["category"] == c).sum()
+                rows[uid][_browse_name(c)] = hit / with_cat if with_cat else 0.0
+    if orders is not None:
+        o = orders.assign(day=_days(orders["ts"]))
+        o = o[o["day"] <= end]
+        if "category" in o.columns and not browsing:
+            bought = o[(o["revenue"] >= 0) & o["category"].notna()]
+            n = bought.groupby("category").size().reset_index(name="n")
+            n = n.sort_values(["n", "category"], ascending=[False, True])
+            cats = [str(c) for c in n["category"].head(n_categories)]
+        for uid, g in o.groupby("user_id", sort=True):
+            buys = g[g["revenue"] >= 0]
+            r = rows.setdefault(uid, {})
+            r["orders"] = float(len(buys))
+            r["revenue"] = float(g["revenue"].sum())
+            if "coupon" in o.columns:
+                has = buys["coupon"].notna() & (buys["coupon"] != "")
+                r["coupon_share"] = float(has.sum()) / len(buys) if len(buys) else 0.0
+            for c in cats:
+                hit = (buys["category"] == c).sum()
+                r[_safe_name(c)] = float(hit) / len(buys) if len(buys) else 0.0
+            if len(buys):
+                last[uid] = max(last.get(uid, -(10**9)), int(buys["day"].max()))
+    cols = []
+    if events is not None:
+        cols += ["events", "active_days", *(_browse_name(c) for c in browse)]
+    if orders is not None:
+        cols += ["orders", "revenue"]
+        cols += ["coupon_share"] if "coupon" in orders.columns else []
+        cols += [_safe_name(c) for c in cats]
+    if messages is not None:
+        m = messages[_days(messages["sent_at"]) <= end]
+        for uid, g in m.groupby("user_id", sort=True):
+            if uid in rows:
+                rows[uid]["open_rate"] = float(g["opened_at"].notna().mean())
+                rows[uid]["click_rate"] = float(g["clicked_at"].notna().mean())
+        cols += ["open_rate", "click_rate"]
+    out = []
+    for uid in sorted(rows):
+        rec = {"user_id": uid, **{c: rows[uid].get(c, 0.0) for c in cols}}
+        rec["recency_days"] = float(end - last[uid]) if uid in last else 0.0
+        out.append(rec)
+    return pd.DataFrame(out, columns=["user_id", *cols, "recency_days"])
