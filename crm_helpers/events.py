@@ -21,6 +21,7 @@ compare times (:func:`crm_helpers.engine.epoch_us`). :func:`ts_bounds` keeps row
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "in_range_us",
     "known_events",
     "match",
+    "match_row",
     "norm_where",
     "to_timestamp",
     "ts_bounds",
@@ -91,6 +93,25 @@ def match(t: ir.Table, event: str, where: Mapping[str, object] | None) -> ir.Boo
             c = t[col] == val
         cond = cond & c.fill_null(False)
     return cond
+
+
+def match_row(row: Mapping[str, Any], event: str, where: Mapping[str, object] | None) -> bool:
+    """Plain-Python :func:`match` for one row (a mapping): the same semantics, for the
+    brute-force references of funnels and journeys."""
+    if row["event"] != event:
+        return False
+    for col, want in (where or {}).items():
+        got = row.get(col)
+        missing = got is None or (isinstance(got, float) and math.isnan(got)) or got is pd.NA
+        if isinstance(want, tuple):
+            if missing or got not in want:
+                return False
+        elif want is None:
+            if not missing:
+                return False
+        elif missing or got != want:
+            return False
+    return True
 
 
 def to_timestamp(x: datetime | str | None, what: str) -> pd.Timestamp | None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_helpers.events import match_row
 from crm_helpers.funnels.core import FunnelSpec
 
 __all__ = ["reference_funnel_counts", "reference_funnel_table", "reference_user_funnel"]
@@ -36,20 +37,7 @@ def _from_us(us: int | None) -> pd.Timestamp | None:
 
 
 def _matches(row: Mapping[str, Any], event: str, where: Mapping[str, object] | None) -> bool:
-    if row["event"] != event:
-        return False
-    for col, want in (where or {}).items():
-        got = row.get(col)
-        missing = got is None or (isinstance(got, float) and np.isnan(got)) or got is pd.NA
-        if isinstance(want, tuple):
-            if missing or got not in want:
-                return False
-        elif want is None:
-            if not missing:
-                return False
-        elif missing or got != want:
-            return False
-    return True
+    return match_row(row, event, where)
 
 
 class _Group:

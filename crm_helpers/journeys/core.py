@@ -5,7 +5,11 @@ Semantics
 Input: ``events`` with ``user_id, event, ts`` (naive UTC); optional session column.
 Times are integer epoch microseconds ``t`` (:func:`crm_helpers.engine.epoch_us`).
 
-*Steps.* Each raw event name is mapped to a step name: by ``mapping`` (exact name), else by
+*Steps.* An event row matched by a *step rule* (``rules``: ``{"step", "event", "where"}``,
+the event name and property filters of :func:`crm_helpers.events.match`, as funnel steps
+use them; the first matching rule wins) takes the rule's step, e.g. ``{"step": "sports
+view", "event": "product_view", "where": {"category": "sports"}}``. Any other row is mapped
+by its raw event name: by ``mapping`` (exact name), else by
 the first regular expression of ``patterns`` that matches it (``re.search``), else it is
 *unmapped*: kept under its own name (``unmapped="keep"``, the default), dropped
 (``"drop"``) or renamed ``"other"`` (``"other"``). Without mapping and patterns the steps are
@@ -80,6 +84,9 @@ class JourneySpec:
 
     Parameters
     ----------
+    rules
+        Step rules ``[{"step": name, "event": raw name, "where": {column: value(s)}}, ...]``
+        (``where`` optional); checked before ``mapping`` and ``patterns``, first match wins.
     mapping
         ``{raw event name: step name}``.
     patterns
@@ -102,6 +109,7 @@ class JourneySpec:
         End of observation for ``churn_days`` (default: the last event time used).
     """
 
+    rules: Sequence[Mapping[str, Any]] | None = None
     mapping: Mapping[str, str] | None = None
     patterns: Sequence[tuple[str, str]] | Mapping[str, str] | None = None
     unmapped: Literal["keep", "drop", "other"] = "keep"
@@ -116,6 +124,21 @@ class JourneySpec:
     _regex: tuple = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
+        rules = []
+        for r in self.rules or ():
+            if isinstance(r, tuple) and len(r) == 3:  # normalised already (dataclasses.replace)
+                r = {"step": r[0], "event": r[1], "where": r[2]}
+            if not isinstance(r, Mapping) or not {"step", "event"} <= set(r):
+                raise ValueError(f"a step rule is {{'step', 'event', 'where'}}, got {r!r}")
+            extra = set(r) - {"step", "event", "where"}
+            if extra:
+                raise ValueError(f"step rule {r!r} has unknown keys {sorted(extra)}")
+            if not isinstance(r["event"], str) or not r["event"]:
+                raise ValueError(f"step rule {r!r}: event must be a non-empty string")
+            rules.append(
+                (_step_name(r["step"], r["event"]), r["event"], ev.norm_where(r.get("where")))
+            )
+        object.__setattr__(self, "rules", tuple(rules) or None)
         if self.mapping is not None:
             if not isinstance(self.mapping, Mapping):
                 raise TypeError(f"mapping must be a dict raw event -> step, got {self.mapping!r}")
@@ -323,21 +346,35 @@ def prepare(events_or_data: Any, spec: JourneySpec | None = None) -> Prepared:
     clash = [n for n in raw if n in SYNTHETIC]
     if clash:
         raise ValueError(f"event names {clash} clash with the synthetic journey nodes")
+    rules = spec.rules or ()
+    matchers = [(f"step rule {step!r}", event, where) for step, event, where in rules]
+    ev.check_columns(events, matchers)
+    ev.check_events_exist(events, matchers)
     step_of = {r: spec.step_of(r) for r in raw}
-    names = sorted({s for s in step_of.values() if s is not None})
+    names = sorted({s for s in step_of.values() if s is not None} | {r[0] for r in rules})
     vocab = (START, *names, END, CHURNED)
     code_of = {s: i for i, s in enumerate(vocab)}
     raw_code = {r: code_of[s] for r, s in step_of.items() if s is not None}
 
     t = events
     conds = [t.user_id.notnull(), t.ts.notnull(), *ev.ts_bounds(t, spec.start, spec.end)]
+    hits = [ev.match(t, event, where) for _, event, where in rules]
     if len(raw_code) < len(raw):
-        conds.append(t.event.isin(sorted(raw_code)))
+        keep = t.event.isin(sorted(raw_code)) if raw_code else ibis.literal(False)
+        for h in hits:
+            keep = keep | h
+        conds.append(keep)
     t = t.filter(*conds)
+    hits = [ev.match(t, event, where) for _, event, where in rules]
     if raw_code:
         code = t.event.substitute(raw_code, else_=ibis.null("int32")).cast("int32")
     else:
         code = ibis.null("int32")
+    if rules:
+        code = ibis.cases(
+            *[(h, ibis.literal(code_of[r[0]], "int32")) for h, r in zip(hits, rules, strict=True)],
+            else_=code,
+        ).cast("int32")
     cols: dict[str, Any] = {"user_id": t.user_id}
     if spec.session_column:
         cols["session"] = t[spec.session_column]

@@ -36,6 +36,7 @@ __all__ = [
 
 def spec_from_params(
     *,
+    step_rules: Sequence[Mapping[str, Any]] | None = None,
     step_mapping: Mapping[str, str] | None = None,
     step_patterns: Mapping[str, str] | None = None,
     unmapped: str = "keep",
@@ -55,6 +56,7 @@ def spec_from_params(
     """
     sessions = bool(session_gap_minutes)
     return JourneySpec(
+        rules=list(step_rules) if step_rules else None,
         mapping=dict(step_mapping) if step_mapping else None,
         patterns=dict(step_patterns) if step_patterns else None,
         unmapped=unmapped,

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from crm_helpers.events import match_row as _matches
 from crm_helpers.journeys.core import CHURNED, END, START, JourneySpec
 
 __all__ = [
@@ -62,7 +63,8 @@ def reference_journeys(events: pd.DataFrame, spec: JourneySpec | None = None) ->
         t = _us(row["ts"])
         if (lo is not None and t < lo) or (hi is not None and t >= hi):
             continue
-        step = spec.step_of(str(row["event"]))
+        rule = next((r for r in spec.rules or () if _matches(row, r[1], r[2])), None)
+        step = rule[0] if rule is not None else spec.step_of(str(row["event"]))
         if step is None:
             continue
         sess = row.get(spec.session_column) if spec.session_column else 0
@@ -94,7 +96,7 @@ def reference_journeys(events: pd.DataFrame, spec: JourneySpec | None = None) ->
             until = (
                 _us(spec.observed_until)
                 if spec.observed_until is not None
-                else max(j[-1][0] for j in journeys.values())
+                else max((j[-1][0] for j in journeys.values()), default=0)
             )
         for ks in by_u.values():
             ks.sort(key=lambda k: journeys[k][0][0])

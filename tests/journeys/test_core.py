@@ -199,9 +199,42 @@ def test_defaults_and_leak():
     assert leak["step"] == "view" and leak["share"] == pytest.approx(0.6)
 
 
+def test_step_rules_by_event_and_properties(jx):
+    """Rules split one raw event by a property (first rule wins) before mapping/patterns;
+    a rule keeps rows of an event that ``unmapped="drop"`` would drop."""
+    rows = [(1, "view", 0), (1, "view", 1), (1, "buy", 2), (2, "view", 0), (2, "ping", 1)]
+    df = jx.events_df(rows).assign(category=["sports", None, "sports", "home", None])
+    rules = [
+        {"step": "sports view", "event": "view", "where": {"category": "sports"}},
+        {"step": "catalogue view", "event": "view", "where": {"category": ["home", "toys"]}},
+        {"step": "never", "event": "view", "where": {"category": "sports"}},  # shadowed
+    ]
+    spec = JourneySpec(rules=rules, mapping={"buy": "purchase"}, unmapped="drop")
+    prep = prepare(ibis.memtable(df), spec)
+    assert _edges(prep) == {("sports view", "purchase"): 1}  # user 1's uncategorised view dropped
+    assert set(prep.steps) == {"sports view", "catalogue view", "never", "purchase"}
+    keep = prepare(ibis.memtable(df), JourneySpec(rules=rules[:1]))
+    assert _edges(keep) == {("sports view", "view"): 1, ("view", "buy"): 1, ("view", "ping"): 1}
+    ref = R.reference_transitions(R.reference_journeys(df, spec))
+    assert _edges(prep) == {k: len(v) for k, v in ref.items()}
+    # a filter column the events lack, a rule event that never occurs: clear errors
+    with pytest.raises(ValueError, match="filters on column 'colour'"):
+        prepare(ibis.memtable(df), JourneySpec(rules=[{"step": "x", "event": "view",
+                                                        "where": {"colour": "red"}}]))  # fmt: skip
+    with pytest.raises(ValueError, match="event 'vew' does not occur"):
+        prepare(ibis.memtable(df), JourneySpec(rules=[{"step": "x", "event": "vew"}]))
+    # dataclasses.replace re-validates the normalised rules
+    from dataclasses import replace
+
+    assert replace(spec, collapse_repeats=True).rules == spec.rules
+
+
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
+        ({"rules": [{"step": "x"}]}, "a step rule is"),
+        ({"rules": [{"step": "x", "event": "a", "when": {}}]}, "unknown keys"),
+        ({"rules": [{"step": "[start]", "event": "a"}]}, "reserved"),
         ({"unmapped": "keep-all"}, "unmapped must be one of"),
         ({"session_gap_minutes": 0}, "positive"),
         ({"session_gap_minutes": 5, "session_column": "session_id"}, "not both"),
@@ -300,3 +333,22 @@ def test_variants_with_goal_keep_journeys_without_session(jx):
         ("p",): 1,
     }
     assert dict(zip(got["path"], got["converted"], strict=True))[("a", "c")] == 1
+
+
+@pytest.mark.spark
+def test_step_rules_on_spark(spark_con, jx):
+    rows = [(1, "view", 0), (1, "view", 1), (1, "buy", 2), (2, "view", 0), (2, "ping", 1)]
+    df = jx.events_df(rows).assign(category=["sports", None, "sports", "home", None])
+    spec = JourneySpec(
+        rules=[{"step": "sports view", "event": "view", "where": {"category": ["sports"]}}],
+        mapping={"buy": "purchase"},
+        unmapped="other",
+    )
+    duck = prepare(ibis.memtable(df), spec)
+    spark = prepare(spark_con.create_table("journey_rules", df, overwrite=True), spec)
+    pd.testing.assert_frame_equal(transitions(duck), transitions(spark), check_dtype=False)
+    assert _edges(spark) == {
+        ("sports view", "other"): 1,
+        ("other", "purchase"): 1,
+        ("other", "other"): 1,
+    }

@@ -34,10 +34,12 @@ def _defaults() -> dict:
     return parameters_cell(nbformat.read(str(NOTEBOOK), as_version=4))[1]
 
 
-def _run(data_dir: Path, out: Path) -> dict:
+def _run(data_dir: Path, out: Path, **params) -> dict:
     from crm_helpers.report.run import run_notebook
 
-    res = run_notebook("journey_mapping", data_dir=data_dir, out_dir=out, update_index=False)
+    res = run_notebook(
+        "journey_mapping", data_dir=data_dir, out_dir=out, parameters=params, update_index=False
+    )
     assert res.ok, res.error
     return json.loads(Path(res.metrics).read_text())
 
@@ -152,3 +154,20 @@ def test_default_report_on_events_only(foreign_dir, tmp_path):
         session_gap_minutes=p["session_gap_minutes"], start_end=True, churn_days=p["churn_days"]
     )
     _check_against_reference(m, events, spec)
+
+
+def test_report_with_step_rules(small_world, tmp_path):
+    """Steps by event + property: sports product views become their own step everywhere."""
+    rules = [{"step": "sports view", "event": "product_view", "where": {"category": "sports"}}]
+    m = _run(small_world, tmp_path, step_rules=rules, anchor_event="sports view")
+    p = _defaults()
+    events = pd.read_parquet(
+        small_world / "events.parquet",
+        columns=["user_id", "event", "ts", "session_id", "category"],
+    )
+    spec = JourneySpec(
+        rules=rules, session_column="session_id", start_end=True, churn_days=p["churn_days"]
+    )
+    _check_against_reference(m, events, spec)
+    nodes = {n["step"] for n in m["metrics"]["nodes"]}
+    assert {"sports view", "product_view"} <= nodes
