@@ -28,6 +28,9 @@ Planted truths
    preferred categories, session rate, funnel step probabilities, coupon use, order size
    and CRM responsiveness. Loyalists are frequent; at_risk users slow down over the last
    6 weeks; churned users stop after a churn date; sports fans are young, male, ``sports``.
+   Each type browses its own categories (loyalists home, bargain hunters fashion and
+   grocery, at-risk electronics, churned electronics and toys), so behavioural clusters
+   can recover the types from what users look at.
 2. **Browsing sessions and the funnel** ``visit -> product_view (x K) -> add_to_cart ->
    checkout -> purchase`` (:mod:`~crm_helpers.synth.browse`): K log-normal views (median 3,
    mean ~5.5) with ``listing_view`` pages, one focus product that may be carted (type x

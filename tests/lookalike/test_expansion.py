@@ -140,6 +140,7 @@ def test_planted_seed_type_ranked_at_the_top(dense_small_world):
     models.PUClassifier: PU recall 0.46 vs centroid 0.58 on small_world.)
     """
     rec, share, base = _planted_run(dense_small_world, splits=(0, 1, 2))
+    print(f"recall {rec}, type share {share}, population {base:.3f}")
     assert rec["default"] >= 0.45
     assert rec["default"] > 3 * max(rec["random"], 0.05)
     assert rec["default"] >= rec["centroid"] - 0.05
@@ -159,6 +160,7 @@ def test_planted_seed_type_at_scale(dense_world):
     On the default 100k world (``make data``): recall 0.615 vs 0.473, share 0.608 vs 0.496.
     """
     rec, share, base = _planted_run(dense_world)
+    print(f"recall {rec}, type share {share}, population {base:.3f}")
     assert rec["default"] >= rec["centroid"] + 0.05
     assert rec["default"] > 3 * rec["random"]
     assert share["pu"] >= share["centroid"] + 0.05
