@@ -68,7 +68,10 @@ AARRR: dict[str, list[str]] = {
 
 
 def sankey_data(
-    paths_df: pd.DataFrame, direction: str = "after", total: int | None = None
+    paths_df: pd.DataFrame,
+    direction: str = "after",
+    total: int | None = None,
+    users: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Nodes and links of a Sankey diagram from path counts.
 
@@ -82,12 +85,15 @@ def sankey_data(
     total
         What shares divide by (default: all journeys of ``paths_df``), e.g. all journeys
         with the start event when ``paths_df`` holds only those that reach the end.
+    users
+        :func:`~crm_helpers.journeys.paths.node_users` of the same paths: adds ``users``
+        (distinct users at the node) and ``user_share`` (of the users at level 0) to nodes.
 
     Returns
     -------
     (nodes, links)
-        ``nodes``: ``level, step, journeys, share``; ``links``: ``source_level, source,
-        target_level, target, journeys, share``.
+        ``nodes``: ``level, step, journeys, share`` (and ``users, user_share``); ``links``:
+        ``source_level, source, target_level, target, journeys, share``.
     """
     if total is None:
         total = int(paths_df["journeys"].sum()) if len(paths_df) else 0
@@ -111,6 +117,11 @@ def sankey_data(
         df["share"] = df["journeys"] / total if total else 0.0
     nd = nd.sort_values(["level", "journeys", "step"], ascending=[True, False, True])
     lk = lk.sort_values(["source_level", "journeys"], ascending=[True, False])
+    if users is not None:
+        nd = nd.merge(users[["level", "step", "users"]], on=["level", "step"], how="left")
+        nd["users"] = nd["users"].fillna(0).astype("int64")
+        base = int(users.loc[users["level"] == 0, "users"].sum())
+        nd["user_share"] = nd["users"] / base if base else 0.0
     return nd.reset_index(drop=True), lk.reset_index(drop=True)
 
 

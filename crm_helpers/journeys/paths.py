@@ -43,6 +43,7 @@ __all__ = [
     "ELLIPSIS",
     "between",
     "conformance",
+    "node_users",
     "conformance_table",
     "goal_flags",
     "paths",
@@ -105,6 +106,57 @@ def paths(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after")
     total = out["journeys"].sum()
     out["share"] = out["journeys"] / total if total else 0.0
     return _sort_paths(out)
+
+
+def node_users(
+    prep: Prepared, anchor: str, depth: int = 3, direction: str = "after"
+) -> pd.DataFrame:
+    """Distinct users at each node of the :func:`paths` Sankey (a user with several journeys
+    through a node counts once).
+
+    Returns
+    -------
+    DataFrame
+        ``level, step, users``: level 0 is the anchor, then 1, 2 ... after it (-1, -2 ...
+        before it), as in :func:`~crm_helpers.journeys.analysis.sankey_data`; by level,
+        users descending, step. Empty when the anchor never occurs.
+    """
+    _check_depth(depth)
+    if direction not in ("after", "before"):
+        raise ValueError(f"direction must be 'after' or 'before', got {direction!r}")
+    ac = prep.code(anchor)
+    p = prep.table
+    w = prep.window()
+    sign = 1 if direction == "after" else -1
+    near = {
+        f"s{k}": (p.code.lead(k) if sign > 0 else p.code.lag(k)).over(w)
+        for k in range(1, depth + 1)
+    }
+    pos = ibis.row_number().over(w) if "pos" not in p.columns else p.pos
+    x = p.mutate(s0=p.code, _pos=pos, **near)
+    x = x.filter(x.s0 == ac)
+    x = x.mutate(
+        _first=ibis.row_number().over(ibis.window(group_by=list(prep.keys), order_by="_pos"))
+    )
+    piv = x.filter(x._first == 0)
+    parts = [
+        piv.select(level=ibis.literal(sign * k, "int32"), code=piv[f"s{k}"], user_id=piv.user_id)
+        for k in range(depth + 1)
+    ]
+    u = parts[0]
+    for q in parts[1:]:
+        u = u.union(q, distinct=False)
+    u = u.filter(u.code.notnull())
+    df = u.group_by(["level", "code"]).aggregate(users=u.user_id.nunique()).to_pandas()
+    out = pd.DataFrame(
+        {
+            "level": df["level"].astype("int64"),
+            "step": prep.decode(df["code"]),
+            "users": df["users"].astype("int64"),
+        }
+    )
+    out = out.sort_values(["level", "users", "step"], ascending=[True, False, True])
+    return out.reset_index(drop=True)
 
 
 def between(prep: Prepared, start: str, end: str, depth: int = 4) -> pd.DataFrame:

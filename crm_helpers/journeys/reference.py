@@ -151,6 +151,23 @@ def reference_paths(journeys: dict, anchor: str, depth: int, direction: str = "a
     return out
 
 
+def reference_node_users(
+    journeys: dict, anchor: str, depth: int, direction: str = "after"
+) -> dict[tuple[int, str], int]:
+    """``{(level, step): distinct users}`` at each node of the paths from/to the anchor."""
+    seen: dict[tuple[int, str], set] = defaultdict(set)
+    for (user, _), j in journeys.items():
+        steps = [s for _, s in j]
+        if anchor not in steps:
+            continue
+        a = steps.index(anchor)
+        for k in range(depth + 1):
+            i = a + k if direction == "after" else a - k
+            if 0 <= i < len(steps):
+                seen[(k if direction == "after" else -k, steps[i])].add(user)
+    return {k: len(v) for k, v in seen.items()}
+
+
 def reference_between(journeys: dict, start: str, end: str, depth: int) -> Counter:
     """``Counter({(path, reached, longer): journeys})`` from the first ``start`` to the next
     ``end`` (see :func:`crm_helpers.journeys.paths.between`)."""

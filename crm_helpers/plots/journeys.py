@@ -45,6 +45,20 @@ def _require(df: pd.DataFrame, cols: list[str], producer: str) -> None:
         raise KeyError(f"missing columns {missing}: expected the output of {producer}")
 
 
+def _node_hover(nodes: pd.DataFrame) -> dict:
+    """Sankey node hover: journeys, and distinct users when ``nodes`` has them."""
+    if "users" in nodes.columns:
+        return {
+            "customdata": nodes[["journeys", "users"]].to_numpy(),
+            "hovertemplate": "%{label}<br>%{customdata[0]:,} journeys, "
+            "%{customdata[1]:,} users<extra></extra>",
+        }
+    return {
+        "customdata": nodes["journeys"].to_numpy(),
+        "hovertemplate": "%{label}<br>%{customdata:,} journeys<extra></extra>",
+    }
+
+
 def plot_sankey(
     nodes: pd.DataFrame, links: pd.DataFrame, *, title: str | None = "Paths"
 ) -> go.Figure:
@@ -69,8 +83,7 @@ def plot_sankey(
                 "color": [color[s] for s in nodes["step"]],
                 "x": x,
                 "pad": 12,
-                "customdata": nodes["journeys"].to_numpy(),
-                "hovertemplate": "%{label}<br>%{customdata:,} journeys<extra></extra>",
+                **_node_hover(nodes),
             },
             link={
                 "source": [idx[(int(a), s)] for a, s in zip(links.source_level, links.source, strict=True)],

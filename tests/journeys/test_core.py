@@ -13,6 +13,7 @@ from crm_helpers.journeys import (
     conformance,
     loops_table,
     node_reach,
+    node_users,
     paths,
     prepare,
     step_matrix,
@@ -352,3 +353,23 @@ def test_step_rules_on_spark(spark_con, jx):
         ("other", "purchase"): 1,
         ("other", "other"): 1,
     }
+
+
+def test_sankey_users_count_each_user_once(jx):
+    """User 1 has two sessions through a -> b, user 2 one: the nodes show 3 journeys, 2 users."""
+    rows = [(1, "a", 0), (1, "b", 1), (1, "a", 500), (1, "b", 501), (2, "a", 0), (2, "c", 1)]
+    prep = _prep(jx, rows, session_gap_minutes=1)
+    nu = node_users(prep, "a", 1)
+    assert {(r.level, r.step): r.users for r in nu.itertuples()} == {
+        (0, "a"): 2, (1, "b"): 1, (1, "c"): 1
+    }  # fmt: skip
+    nodes, _ = A.sankey_data(paths(prep, "a", 1), "after", users=nu)
+    got = nodes.set_index(["level", "step"])
+    assert got.loc[(0, "a"), "journeys"] == 3 and got.loc[(0, "a"), "users"] == 2
+    assert got.loc[(1, "b"), "journeys"] == 2 and got.loc[(1, "b"), "user_share"] == 0.5
+    from crm_helpers.plots import journeys as plots
+
+    fig = plots.plot_sankey(nodes, _)
+    assert "users" in fig.data[0].node.hovertemplate
+    with pytest.raises(ValueError, match="not a journey step"):
+        node_users(prep, "z", 2)

@@ -21,6 +21,7 @@ from crm_helpers.journeys import (
     JourneySpec,
     conformance,
     node_reach,
+    node_users,
     paths,
     prepare,
     step_matrix,
@@ -127,6 +128,13 @@ def test_engine_equals_reference(rows, spec, depth, k, jx):
     assert dict(zip(st_reach["step"], st_reach["users"], strict=True)) == R.reference_reach(
         ref_staged
     )
+
+    # distinct users at each Sankey node after / before the anchor
+    for direction in ("after", "before"):
+        for anchor in prep.steps[:2]:
+            nu = node_users(prep, anchor, depth, direction)
+            got = {(int(r.level), r.step): int(r.users) for r in nu.itertuples()}
+            assert got == R.reference_node_users(ref, anchor, depth, direction)
 
     # node reach
     reach = node_reach(prep)
