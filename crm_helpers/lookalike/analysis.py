@@ -277,14 +277,14 @@ def expand(
     # threads never race to set and restore it)
     from concurrent.futures import ThreadPoolExecutor
 
-    from threadpoolctl import threadpool_limits
+    from crm_helpers.lookalike.models import one_blas_thread
 
     def final_fit():
         m = make_model(model, n_centroids, random_state, False).fit(X, seed_mask, names)
         return m, _scores(m, X, chunk_rows, progress)
 
     names_audited = ("default", *BASELINES)
-    with threadpool_limits(1), ThreadPoolExecutor(2) as pool:
+    with one_blas_thread(), ThreadPoolExecutor(2) as pool:
         final_job = pool.submit(final_fit)  # independent of the audits: runs beside them
         results = list(pool.map(audit_one, names_audited))
         final, scores = final_job.result()
