@@ -66,6 +66,32 @@ def _decode_cols(prep: Prepared, df: pd.DataFrame, cols: list[str]) -> list[tupl
     return [tuple(s for s in row if s is not None) for row in zip(*dec.values(), strict=True)]
 
 
+def _first_anchor(prep: Prepared, anchor: str, depth: int, direction: str) -> ir.Table:
+    """One row per journey with the anchor: its keys, ``s0`` (the anchor's code) and
+    ``s1..s{depth}``, the codes of the next (``"after"``) or previous (``"before"``) steps
+    of the journey's FIRST anchor (null past the journey's end).
+
+    One window (one sort) gives every row its neighbours and position; then the journey's
+    first anchor among the anchor rows (a small window). No join on the keys: a null
+    session key stays one journey, as in the window.
+    """
+    _check_depth(depth)
+    if direction not in ("after", "before"):
+        raise ValueError(f"direction must be 'after' or 'before', got {direction!r}")
+    ac = prep.code(anchor)
+    p = prep.table
+    w = prep.window()
+    shift = (lambda k: p.code.lead(k)) if direction == "after" else (lambda k: p.code.lag(k))
+    near = {f"s{k}": shift(k).over(w) for k in range(1, depth + 1)}
+    pos = ibis.row_number().over(w) if "pos" not in p.columns else p.pos
+    x = p.mutate(s0=p.code, _pos=pos, **near)
+    x = x.filter(x.s0 == ac)
+    x = x.mutate(
+        _first=ibis.row_number().over(ibis.window(group_by=list(prep.keys), order_by="_pos"))
+    )
+    return x.filter(x._first == 0)
+
+
 def paths(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after") -> pd.DataFrame:
     """Path counts from (``"after"``) or to (``"before"``) the first anchor of each journey.
 
@@ -77,28 +103,9 @@ def paths(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after")
         journeys with the anchor), by journeys descending then path. Empty when the
         anchor never occurs.
     """
-    _check_depth(depth)
-    if direction not in ("after", "before"):
-        raise ValueError(f"direction must be 'after' or 'before', got {direction!r}")
-    ac = prep.code(anchor)
-    p = prep.table
-    w = prep.window()
-    # one window (one sort): the next (or previous) `depth` steps of every row and its
-    # position; then the journey's first anchor among the anchor rows (a small window).
-    # No join on the keys: a null session key stays one journey, as in the window.
-    if direction == "after":
-        near = {f"s{k}": p.code.lead(k).over(w) for k in range(1, depth + 1)}
-        cols = ["s0", *near]
-    else:
-        near = {f"s{k}": p.code.lag(k).over(w) for k in range(1, depth + 1)}
-        cols = [*reversed(list(near)), "s0"]
-    pos = ibis.row_number().over(w) if "pos" not in p.columns else p.pos
-    x = p.mutate(s0=p.code, _pos=pos, **near)
-    x = x.filter(x.s0 == ac)
-    x = x.mutate(
-        _first=ibis.row_number().over(ibis.window(group_by=list(prep.keys), order_by="_pos"))
-    )
-    piv = x.filter(x._first == 0)
+    piv = _first_anchor(prep, anchor, depth, direction)
+    near = [f"s{k}" for k in range(1, depth + 1)]
+    cols = ["s0", *near] if direction == "after" else [*reversed(near), "s0"]
     df = piv.group_by(cols).aggregate(journeys=piv.count()).to_pandas()
     out = pd.DataFrame(
         {"path": _decode_cols(prep, df, cols), "journeys": df["journeys"].astype("int64")}
@@ -121,24 +128,8 @@ def node_users(
         before it), as in :func:`~crm_helpers.journeys.analysis.sankey_data`; by level,
         users descending, step. Empty when the anchor never occurs.
     """
-    _check_depth(depth)
-    if direction not in ("after", "before"):
-        raise ValueError(f"direction must be 'after' or 'before', got {direction!r}")
-    ac = prep.code(anchor)
-    p = prep.table
-    w = prep.window()
     sign = 1 if direction == "after" else -1
-    near = {
-        f"s{k}": (p.code.lead(k) if sign > 0 else p.code.lag(k)).over(w)
-        for k in range(1, depth + 1)
-    }
-    pos = ibis.row_number().over(w) if "pos" not in p.columns else p.pos
-    x = p.mutate(s0=p.code, _pos=pos, **near)
-    x = x.filter(x.s0 == ac)
-    x = x.mutate(
-        _first=ibis.row_number().over(ibis.window(group_by=list(prep.keys), order_by="_pos"))
-    )
-    piv = x.filter(x._first == 0)
+    piv = _first_anchor(prep, anchor, depth, direction)
     parts = [
         piv.select(level=ibis.literal(sign * k, "int32"), code=piv[f"s{k}"], user_id=piv.user_id)
         for k in range(depth + 1)
