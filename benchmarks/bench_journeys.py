@@ -11,9 +11,13 @@ events are ordered by ``(ts, event name)`` within a user (the tie rule of
 ``{(anchor, s1, ..., s5): n}`` (shorter at the journey's end); all must be equal (a mismatch
 is flagged and the exit status is 1).
 
-Implementations: ``helper`` (:func:`crm_helpers.journeys.transitions` and
-:func:`~crm_helpers.journeys.paths` on DuckDB), ``duckdb_sql`` (hand-written ``LEAD`` over
-dictionary-encoded small-integer event codes, decoded after the count), ``polars``
+Implementations: ``helper`` (:func:`crm_helpers.journeys.flow` on DuckDB: both counts from
+one window and one ``GROUP BY``), ``helper_separate`` (:func:`crm_helpers.journeys.transitions`
+then :func:`~crm_helpers.journeys.paths`: two queries, each a sort of the events),
+``duckdb_sql`` (hand-written ``LEAD`` over dictionary-encoded small-integer event codes,
+decoded after the count, two queries), ``duckdb_sql_one_pass`` (the same SQL in ``flow``'s
+shape: one window and one ``GROUP BY``; "fastest baseline" is the fastest of the two SQLs,
+polars and pandas), ``polars
 (``shift().over``), ``pandas`` (``groupby().shift``), ``numpy`` (one lexsort and array
 shifts: the practical floor) and ``retentioneering`` (its ``Eventstream`` and
 ``transition_graph_data(edge_weight="count")``, run with the Python of a throwaway venv made
@@ -45,7 +49,16 @@ from procmem import run_polled  # noqa: E402
 
 ANCHOR = "product_view"
 DEPTH = 5
-IMPLS = ("helper", "duckdb_sql", "polars", "pandas", "numpy", "retentioneering")
+IMPLS = (
+    "helper",
+    "helper_separate",
+    "duckdb_sql",
+    "duckdb_sql_one_pass",
+    "polars",
+    "pandas",
+    "numpy",
+    "retentioneering",
+)
 RETE_PYTHON = os.environ.get("CRM_RETE_PYTHON", "/tmp/crm_rete_venv/bin/python")
 RESULT_TAG = "JOURNEY_RESULT "
 
@@ -60,6 +73,24 @@ def _bytes(size: str) -> float:
 
 
 def journeys_helper(data: Path):
+    """:func:`crm_helpers.journeys.flow`: both counts from one window and one aggregate."""
+    from crm_helpers.data import aware_to_naive_utc
+    from crm_helpers.engine import connect
+    from crm_helpers.journeys import flow, prepare
+
+    # the raw Parquet file and the loader's UTC conversion, as in journeys_helper_separate;
+    # not cached: one query reads the prepared rows once
+    ev = connect("duckdb").read_parquet(F.events_path(data))
+    f = flow(prepare(ev.mutate(ts=aware_to_naive_utc(ev.ts, "duckdb"))), ANCHOR, DEPTH)
+    t, p = f.transitions, f.paths
+    return (
+        {(a, b): int(n) for a, b, n in zip(t["source"], t["target"], t["count"], strict=True)},
+        Counter({tuple(k): int(n) for k, n in zip(p["path"], p["journeys"], strict=True)}),
+    )
+
+
+def journeys_helper_separate(data: Path):
+    """:func:`~crm_helpers.journeys.transitions` then :func:`~crm_helpers.journeys.paths`."""
     from crm_helpers.data import aware_to_naive_utc
     from crm_helpers.engine import DUCKDB_MEMORY_LIMIT, connect
     from crm_helpers.journeys import paths, prepare, transitions
@@ -117,6 +148,42 @@ def journeys_duckdb_sql(data: Path):
     for r in rows:
         paths[(ANCHOR, *(names[c] for c in r[:-1] if c is not None))] += int(r[-1])
     return trans, paths
+
+
+def journeys_duckdb_sql_one_pass(data: Path):
+    """The hand-written SQL in the shape of ``flow``: one window, one ``GROUP BY``."""
+    import duckdb
+
+    path = str(F.events_path(data))
+    con = duckdb.connect()
+    names = [r[0] for r in con.sql(f"SELECT DISTINCT event FROM '{path}' ORDER BY 1").fetchall()]
+    case = " ".join(f"WHEN {F._sql_str(n)} THEN {i}" for i, n in enumerate(names))
+    con.sql(
+        f"CREATE TEMP TABLE coded AS SELECT user_id, ts, CASE event {case} END::SMALLINT AS c "
+        f"FROM '{path}'"
+    )
+    anchor = names.index(ANCHOR)
+    order = "PARTITION BY user_id ORDER BY ts, c"
+    leads = ", ".join(f"LEAD(c, {k}) OVER ({order}) AS s{k}" for k in range(1, DEPTH + 1))
+    # the user's first anchor: an anchor row whose running count of anchors is 1
+    first = (
+        f"c = {anchor} AND sum((c = {anchor})::INTEGER) OVER ({order} ROWS BETWEEN "
+        "UNBOUNDED PRECEDING AND CURRENT ROW) = 1 AS f"
+    )
+    rest = ", ".join(f"CASE WHEN f THEN s{k} END AS p{k}" for k in range(2, DEPTH + 1))
+    cols = ", ".join(f"p{k}" for k in range(2, DEPTH + 1))
+    rows = con.sql(
+        f"SELECT c, s1, f, {cols}, count(*) FROM (SELECT c, s1, f, {rest} FROM "
+        f"(SELECT c, {leads}, {first} FROM coded)) WHERE s1 IS NOT NULL OR f GROUP BY ALL"
+    ).fetchall()
+    trans, paths = Counter(), Counter()
+    for c, s1, f, *rest, n in rows:
+        if s1 is not None:
+            trans[(names[c], names[s1])] += int(n)
+        if f:
+            steps = [s for s in (s1, *rest) if s is not None]
+            paths[(ANCHOR, *(names[s] for s in steps))] += int(n)
+    return dict(trans), paths
 
 
 def journeys_polars(data: Path):
@@ -228,7 +295,9 @@ def journeys_retentioneering(data: Path):
 
 IMPLEMENTATIONS = {
     "helper": journeys_helper,
+    "helper_separate": journeys_helper_separate,
     "duckdb_sql": journeys_duckdb_sql,
+    "duckdb_sql_one_pass": journeys_duckdb_sql_one_pass,
     "polars": journeys_polars,
     "pandas": journeys_pandas,
     "numpy": journeys_numpy,
@@ -293,7 +362,8 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
         )
     equal = all(r["equal"] for r in ok)
     best = {r["impl"]: min(r["times"]) for r in ok}
-    base = min((best[i] for i in ("duckdb_sql", "polars", "pandas") if i in best), default=None)
+    baselines = ("duckdb_sql", "duckdb_sql_one_pass", "polars", "pandas")
+    base = min((best[i] for i in baselines if i in best), default=None)
     floor = best.get("numpy")
     n_trans = sum(t[2] for t in ref["transitions"]) if ref else 0
     lines = [

@@ -4,13 +4,14 @@
 >>> prep = prepare(data, JourneySpec(collapse_repeats=True, session_gap_minutes=30))
 >>> transitions(prep)                       # one row per edge (pandas)
 >>> paths(prep, "product_view", depth=3)    # path counts after the first product_view
+>>> flow(prep, "product_view", depth=5)     # both counts in one pass (large logs)
 
 See :mod:`crm_helpers.journeys.core` for the journey semantics and the tie rule and
 :mod:`crm_helpers.journeys.reference` for the brute-force reference used by the tests.
 """
 
 from crm_helpers.journeys.core import CHURNED, END, START, JourneySpec, Prepared, prepare
-from crm_helpers.journeys.graph import loops_table, node_reach, transitions
+from crm_helpers.journeys.graph import Flow, flow, loops_table, node_reach, transitions
 from crm_helpers.journeys.paths import (
     between,
     conformance,
@@ -25,12 +26,14 @@ from crm_helpers.journeys.paths import (
 __all__ = [
     "CHURNED",
     "END",
+    "Flow",
     "START",
     "JourneySpec",
     "Prepared",
     "between",
     "conformance",
     "conformance_table",
+    "flow",
     "goal_flags",
     "loops_table",
     "node_reach",

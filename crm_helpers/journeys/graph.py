@@ -20,12 +20,16 @@ Engine shape: one ``LEAD`` of ``code`` and ``t`` over the journey window, then o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
 from crm_helpers.journeys.core import Prepared
+from crm_helpers.journeys.paths import _is_first, _near, _path_cols, _paths_frame
 
-__all__ = ["loops_table", "node_reach", "transitions"]
+__all__ = ["Flow", "flow", "loops_table", "node_reach", "transitions"]
 
 US_PER_SECOND = 1_000_000.0
 
@@ -70,6 +74,14 @@ def transitions(
         aggs["median_us"] = x.dt.quantile(0.5)
         aggs["p90_us"] = x.dt.quantile(0.9)
     df = x.group_by(by).aggregate(**aggs).to_pandas()
+    return _edges_frame(prep, df, grouped=groups is not None, timings=timings)
+
+
+def _edges_frame(
+    prep: Prepared, df: pd.DataFrame, *, grouped: bool = False, timings: bool = False
+) -> pd.DataFrame:
+    """Counted code pairs (``(group,) code, nxt, count`` and, with ``timings``,
+    ``median_us, p90_us``) -> the :func:`transitions` frame."""
     out = pd.DataFrame(
         {
             "source": prep.decode(df["code"]),
@@ -77,8 +89,8 @@ def transitions(
             "count": df["count"].astype("int64"),
         }
     )
-    g = ["_all"] if groups is None else ["group"]
-    out.insert(0, g[0], "all" if groups is None else df["group"].astype(str).to_numpy())
+    g = ["group"] if grouped else ["_all"]
+    out.insert(0, g[0], df["group"].astype(str).to_numpy() if grouped else "all")
     total = out.groupby(g)["count"].transform("sum")
     out["share_of_all"] = out["count"] / total if len(out) else 0.0
     out["share_of_source"] = out["count"] / out.groupby([*g, "source"])["count"].transform("sum")
@@ -90,7 +102,73 @@ def transitions(
         ascending=[True, False, True, True],
         ignore_index=True,
     )
-    return out.drop(columns="_all") if groups is None else out
+    return out if grouped else out.drop(columns="_all")
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The transition graph and the paths around an anchor, from one pass (:func:`flow`).
+
+    Attributes
+    ----------
+    transitions
+        As :func:`transitions` with ``timings=False``.
+    paths
+        As :func:`~crm_helpers.journeys.paths.paths` for the same anchor, depth and
+        direction.
+    """
+
+    transitions: pd.DataFrame
+    paths: pd.DataFrame
+
+
+def flow(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after") -> Flow:
+    """Directly-follows counts and the paths from (or to) the first anchor, in ONE query.
+
+    The same results as ``transitions(prep, timings=False)`` and ``paths(prep, anchor,
+    depth, direction)`` (tested equal), for large uncached logs where each of those is a
+    full sort of the events: here one window gives every row its next step, its
+    ``depth`` neighbours and whether it is the journey's first anchor, and one
+    ``GROUP BY`` counts both. The grouping key is ``(code, next, first, p1..p{depth})``
+    with ``p_k`` the k-th neighbour on first-anchor rows and null elsewhere, so the rows
+    that are not a first anchor fall into the few ``(code, next)`` groups; transitions sum
+    the groups by ``(code, next)`` and paths read the first-anchor groups (a few thousand
+    rows in pandas). Transition times need their own aggregate: use :func:`transitions`.
+
+    Parameters
+    ----------
+    prep
+        Prepared journeys (cached or not).
+    anchor, depth, direction
+        As :func:`~crm_helpers.journeys.paths.paths`.
+
+    Returns
+    -------
+    Flow
+        ``transitions`` (one row per edge) and ``paths`` (one row per distinct path).
+    """
+    ac = prep.code(anchor)
+    near = _near(prep, depth, direction)
+    p = prep.table
+    if direction == "after":  # the next step is the first path step: one LEAD, not two
+        nxt = near.pop("s1")
+    else:
+        nxt = p.code.lead().over(prep.window())
+    x = p.mutate(nxt=nxt, first=_is_first(prep, ac), **near)
+    none = ibis.null("int32")
+    cols = _path_cols(depth, direction)  # s0 is the anchor's own code
+    keep = [c for c in cols if c != "s0" and not (direction == "after" and c == "s1")]
+    x = x.filter(x.nxt.notnull() | x.first)
+    x = x.select("code", "nxt", "first", **{c: ibis.ifelse(x.first, x[c], none) for c in keep})
+    df = x.group_by(["code", "nxt", "first", *keep]).aggregate(count=x.count()).to_pandas()
+    df["first"] = df["first"].astype(bool)
+    pairs = df[df["nxt"].notna()]
+    pairs = pairs.groupby(["code", "nxt"], as_index=False, sort=False)["count"].sum()
+    firsts = df[df["first"]].rename(columns={"code": "s0", "count": "journeys"})
+    if direction == "after":
+        firsts = firsts.rename(columns={"nxt": "s1"})
+    firsts = firsts.groupby(cols, as_index=False, sort=False, dropna=False)["journeys"].sum()
+    return Flow(_edges_frame(prep, pairs), _paths_frame(prep, firsts, cols))
 
 
 def node_reach(prep: Prepared) -> pd.DataFrame:

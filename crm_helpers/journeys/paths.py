@@ -66,30 +66,43 @@ def _decode_cols(prep: Prepared, df: pd.DataFrame, cols: list[str]) -> list[tupl
     return [tuple(s for s in row if s is not None) for row in zip(*dec.values(), strict=True)]
 
 
+def _near(prep: Prepared, depth: int, direction: str) -> dict[str, ir.Value]:
+    """``s1..s{depth}``: the codes of the next (``"after"``) or previous (``"before"``) rows
+    of the journey (window expressions over :meth:`Prepared.window`; null past its end)."""
+    _check_depth(depth)
+    if direction not in ("after", "before"):
+        raise ValueError(f"direction must be 'after' or 'before', got {direction!r}")
+    p, w = prep.table, prep.window()
+    shift = (lambda k: p.code.lead(k)) if direction == "after" else (lambda k: p.code.lag(k))
+    return {f"s{k}": shift(k).over(w) for k in range(1, depth + 1)}
+
+
+def _is_first(prep: Prepared, code: int) -> ir.BooleanValue:
+    """True on the journey's FIRST row with this code (tie-rule order): the row with the
+    code whose running count of rows with the code, up to and including itself, is 1.
+
+    The running count is a window in the same order as :meth:`Prepared.window` (so the
+    engine computes it in the same sort as the journey's LEAD / LAG columns).
+    """
+    p = prep.table
+    hits = (p.code == code).cast("int32").sum().over(prep.window(rows=(None, 0)))
+    return (p.code == code) & (hits == 1)
+
+
 def _first_anchor(prep: Prepared, anchor: str, depth: int, direction: str) -> ir.Table:
     """One row per journey with the anchor: its keys, ``s0`` (the anchor's code) and
     ``s1..s{depth}``, the codes of the next (``"after"``) or previous (``"before"``) steps
     of the journey's FIRST anchor (null past the journey's end).
 
-    One window (one sort) gives every row its neighbours and position; then the journey's
-    first anchor among the anchor rows (a small window). No join on the keys: a null
-    session key stays one journey, as in the window.
+    One window (one sort) gives every row its neighbours and whether it is the journey's
+    first anchor (:func:`_is_first`). No join on the keys: a null session key stays one
+    journey, as in the window.
     """
-    _check_depth(depth)
-    if direction not in ("after", "before"):
-        raise ValueError(f"direction must be 'after' or 'before', got {direction!r}")
-    ac = prep.code(anchor)
+    near = _near(prep, depth, direction)
     p = prep.table
-    w = prep.window()
-    shift = (lambda k: p.code.lead(k)) if direction == "after" else (lambda k: p.code.lag(k))
-    near = {f"s{k}": shift(k).over(w) for k in range(1, depth + 1)}
-    pos = ibis.row_number().over(w) if "pos" not in p.columns else p.pos
-    x = p.mutate(s0=p.code, _pos=pos, **near)
-    x = x.filter(x.s0 == ac)
-    x = x.mutate(
-        _first=ibis.row_number().over(ibis.window(group_by=list(prep.keys), order_by="_pos"))
-    )
-    return x.filter(x._first == 0)
+    # the window as a column first: a window inside a filter does not compile on Spark
+    x = p.mutate(s0=p.code, _first=_is_first(prep, prep.code(anchor)), **near)
+    return x.filter(x._first)
 
 
 def paths(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after") -> pd.DataFrame:
@@ -104,9 +117,19 @@ def paths(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after")
         anchor never occurs.
     """
     piv = _first_anchor(prep, anchor, depth, direction)
-    near = [f"s{k}" for k in range(1, depth + 1)]
-    cols = ["s0", *near] if direction == "after" else [*reversed(near), "s0"]
+    cols = _path_cols(depth, direction)
     df = piv.group_by(cols).aggregate(journeys=piv.count()).to_pandas()
+    return _paths_frame(prep, df, cols)
+
+
+def _path_cols(depth: int, direction: str) -> list[str]:
+    """The columns of a path in time order: ``s0`` (the anchor) and ``s1..s{depth}``."""
+    near = [f"s{k}" for k in range(1, depth + 1)]
+    return ["s0", *near] if direction == "after" else [*reversed(near), "s0"]
+
+
+def _paths_frame(prep: Prepared, df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """Counted code paths (``cols`` in time order, ``journeys``) -> the :func:`paths` frame."""
     out = pd.DataFrame(
         {"path": _decode_cols(prep, df, cols), "journeys": df["journeys"].astype("int64")}
     )

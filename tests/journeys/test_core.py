@@ -11,6 +11,7 @@ import pytest
 from crm_helpers.journeys import (
     JourneySpec,
     conformance,
+    flow,
     loops_table,
     node_reach,
     node_users,
@@ -119,6 +120,42 @@ def test_paths_before_after_and_anchor_that_never_occurs(jx):
     # a name that is no step at all: a clear error with the closest names
     with pytest.raises(ValueError, match="not a journey step.*closest"):
         paths(prep, "bb", 2)
+
+
+def test_flow_is_transitions_and_paths_in_one_query(jx):
+    prep = _prep(jx)
+    f = flow(prep, "a", 2)
+    # a -> b, b -> b, b -> c, a -> c; the first a of each journey: a b b and a c
+    t = f.transitions
+    assert {(r.source, r.target): r.count for r in t.itertuples()} == {
+        ("a", "b"): 1,
+        ("b", "b"): 1,
+        ("b", "c"): 1,
+        ("a", "c"): 1,
+    }
+    assert dict(zip(f.paths["path"], f.paths["journeys"], strict=True)) == {
+        ("a", "b", "b"): 1,
+        ("a", "c"): 1,
+    }
+    pd.testing.assert_frame_equal(f.transitions, transitions(prep, timings=False))
+    # a repeated anchor: only the journey's first b starts a path (the second b is a step)
+    b = flow(prep, "b", 3, "after").paths
+    assert dict(zip(b["path"], b["journeys"], strict=True)) == {("b", "b", "c"): 1}
+    before = flow(prep, "c", 1, "before")
+    assert dict(zip(before.paths["path"], before.paths["journeys"], strict=True)) == {
+        ("b", "c"): 1,
+        ("a", "c"): 1,
+    }
+    pd.testing.assert_frame_equal(before.transitions, f.transitions)
+    # an anchor outside the date range: the edges, and no paths
+    early = prepare(ibis.memtable(jx.events_df(ROWS)), JourneySpec(end="2024-03-01 00:00:06"))
+    got = flow(early, "c", 2)
+    assert got.paths.empty and list(got.paths.columns) == ["path", "journeys", "share"]
+    assert {(r.source, r.target) for r in got.transitions.itertuples()} == {("a", "b"), ("b", "b")}
+    with pytest.raises(ValueError, match="not a journey step"):
+        flow(prep, "bb", 2)
+    with pytest.raises(ValueError, match="direction"):
+        flow(prep, "a", 2, "sideways")
 
 
 def test_sankey_data_and_paths_between(jx):
@@ -298,6 +335,9 @@ def test_spark_equals_duckdb(spark_con, jx):
     for f in (
         lambda p: transitions(p),
         lambda p: paths(p, "decide", 3),
+        lambda p: flow(p, "decide", 3).transitions,
+        lambda p: flow(p, "decide", 3).paths,
+        lambda p: flow(p, "check ticket", 2, "before").paths,
         lambda p: step_matrix(p, 5),
         lambda p: conformance(p, ["register request", "decide", "pay compensation"]),
     ):

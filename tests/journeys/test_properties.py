@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from crm_helpers.journeys import (
     JourneySpec,
     conformance,
+    flow,
     node_reach,
     node_users,
     paths,
@@ -145,10 +146,16 @@ def test_engine_equals_reference(rows, spec, depth, k, jx):
     if steps:
         anchor = steps[k % len(steps)]
         for direction in ("after", "before"):
+            want = R.reference_paths(ref, anchor, depth, direction)
             got = paths(prep, anchor, depth, direction)
-            assert Counter(dict(zip(got["path"], got["journeys"], strict=True))) == (
-                R.reference_paths(ref, anchor, depth, direction)
-            )
+            assert Counter(dict(zip(got["path"], got["journeys"], strict=True))) == want
+            # the same paths and the edge counts from the one-query flow
+            fl = flow(prep, anchor, depth, direction)
+            assert Counter(dict(zip(fl.paths["path"], fl.paths["journeys"], strict=True))) == (want)
+            edges = zip(fl.transitions["source"], fl.transitions["target"], strict=True)
+            assert dict(zip(edges, fl.transitions["count"], strict=True)) == {
+                e: len(v) for e, v in rt.items()
+            }
 
     # step matrix, variants with a goal, conformance
     sm = step_matrix(prep, max_steps=k + 1)
