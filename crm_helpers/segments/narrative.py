@@ -98,7 +98,7 @@ def cluster_metrics(result, planted_ari: float | None = None) -> dict[str, Any]:
         "k": result.k,
         "sizes": [int(v) for v in clustered["users"]],
         "low_activity_users": int(sizes.loc[sizes["cluster"] < 0, "users"].sum()),
-        "min_active_days": int(getattr(result, "min_active_days", 0)),
+        "min_active_days": int(result.min_active_days),
         "stability_ari": result.stability_ari,
         "silhouette": {str(k): v for k, v in result.silhouette.items()},
     }
