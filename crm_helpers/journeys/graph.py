@@ -15,7 +15,9 @@ rule of :mod:`crm_helpers.journeys.core`):
 - *loops*: a step is *repeated* in a journey when it has more than one row there.
 
 Engine shape: one ``LEAD`` of ``code`` and ``t`` over the journey window, then one
-``GROUP BY (code, next)``; names are decoded from the small result.
+``GROUP BY (code, next)``; names are decoded from the small result. :func:`flow` counts the
+transitions and the paths around an anchor (as :func:`~crm_helpers.journeys.paths.paths`)
+from one window and one ``GROUP BY``: one sort of the events instead of two.
 """
 
 from __future__ import annotations
