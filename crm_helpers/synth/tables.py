@@ -149,7 +149,8 @@ def _counters(
     out["type_counts"] = np.bincount(ctype, minlength=nT)
     out["seed_count"] = int(is_seed.sum())
     out["events_by_platform_event"] = np.bincount(
-        ev["platform"] * len(C.EVENTS) + ev["event"], minlength=nP * len(C.EVENTS)
+        ev["platform"].astype(np.int64) * len(C.EVENTS) + ev["event"],
+        minlength=nP * len(C.EVENTS),
     ).reshape(nP, len(C.EVENTS))
     out["sessions_by_channel"] = np.bincount(S.channel, minlength=len(C.SESSION_CHANNELS))
     out["sessions_by_source"] = np.bincount(S.source, minlength=len(SOURCES))
