@@ -41,12 +41,15 @@ _STR = pd.StringDtype("pyarrow", na_value=np.nan)
 
 
 def _strings(codes: np.ndarray, vocab: tuple[str, ...]) -> pd.Series:
-    """Codes -> pandas string Series (``str`` dtype); negative code -> missing."""
+    """Codes -> pandas string Series (``str`` dtype); negative code -> missing.
+
+    One Arrow ``take`` from the vocabulary, straight into the ``large_string`` that backs
+    pandas' ``str`` dtype (no dictionary cast, no second cast in pandas).
+    """
     codes = np.asarray(codes)
-    arr = pa.DictionaryArray.from_arrays(
-        pa.array(codes.astype(np.int32), mask=codes < 0), pa.array(list(vocab), pa.string())
-    ).cast(pa.string())
-    return pd.Series(arr.to_pandas(types_mapper={pa.string(): _STR}.get), dtype="str")
+    idx = pa.array(codes, mask=codes < 0) if codes.dtype.kind == "i" else pa.array(codes)
+    arr = pa.array(list(vocab), pa.large_string()).take(idx)
+    return pd.Series(arr.to_pandas(types_mapper={pa.large_string(): _STR}.get), dtype="str")
 
 
 def _variant_strings(a_exp: np.ndarray, a_var: np.ndarray) -> pd.Series:
