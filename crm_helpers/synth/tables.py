@@ -67,10 +67,29 @@ def _nullable_int(values: np.ndarray, missing: np.ndarray) -> pd.Series:
     return pd.Series(pd.arrays.IntegerArray(values.astype(np.int64), missing.copy()))
 
 
+def _events_table(user_id: np.ndarray, ev: dict, ev_sid: np.ndarray) -> pd.DataFrame:
+    """The events table of a chunk from its sorted event columns (no random draws, so it can
+    be built on another thread while the chunk's other tables are)."""
+    return pd.DataFrame(
+        {
+            "user_id": user_id[ev["uidx"]],
+            "event": _strings(ev["event"], C.EVENTS),
+            "ts": _ts(ev["ts"]),
+            "session_id": _nullable_int(ev_sid, ev_sid < 0),
+            "category": _strings(ev["category"], C.CATEGORIES),
+            "product_id": _nullable_int(ev["product"], ev["product"] < 0),
+            "platform": _strings(ev["platform"], C.PLATFORMS),
+            "channel": _strings(ev["channel"], C.SESSION_CHANNELS),
+        },
+        copy=False,
+    )
+
+
 def _build_tables(
-    gl, user_id, signup_us, country, gender, age, acq, device, is_seed, ev, ev_sid,
+    gl, user_id, signup_us, country, gender, age, acq, device, is_seed,
     oc, am, a_exp, a_u, a_var, a_at, a_logged,
 ) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """The users, orders, messages and assignments tables of a chunk."""
     users = pd.DataFrame(
         {
             "user_id": user_id,
@@ -81,18 +100,6 @@ def _build_tables(
             "acquisition_channel": _strings(acq, C.ACQUISITION),
             "device": _strings(device, C.PLATFORMS),
             "lookalike_seed": is_seed,
-        }
-    )
-    events = pd.DataFrame(
-        {
-            "user_id": user_id[ev["uidx"]],
-            "event": _strings(ev["event"], C.EVENTS),
-            "ts": _ts(ev["ts"]),
-            "session_id": _nullable_int(ev_sid, ev_sid < 0),
-            "category": _strings(ev["category"], C.CATEGORIES),
-            "product_id": _nullable_int(ev["product"], ev["product"] < 0),
-            "platform": _strings(ev["platform"], C.PLATFORMS),
-            "channel": _strings(ev["channel"], C.SESSION_CHANNELS),
         }
     )
     o_user = user_id[oc["uidx"]]
@@ -131,7 +138,6 @@ def _build_tables(
     )
     return {
         "users": users,
-        "events": events,
         "orders": orders,
         "messages": messages,
         "assignments": assignments,
