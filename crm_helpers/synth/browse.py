@@ -291,7 +291,8 @@ def _materialise_events(rng, gl, S: Sessions, F: Funnel, ctype, po_u, po_t, po_p
     sess_user = np.concatenate([S.uidx, S.uidx[ret]])
     idx = np.arange(n)
     key_late = np.where(F.cart_return, ret_key, idx)  # session of checkout/purchase
-    dt = _event_dtypes(int(S.uidx.max(initial=0)) + 1, len(sess_start))
+    n_rows = max(int(S.uidx.max(initial=0)), int(np.max(po_u, initial=0))) + 1
+    dt = _event_dtypes(n_rows, len(sess_start))
     # session-level columns narrowed once, so the row gathers below copy narrow values
     s_uidx = S.uidx.astype(dt["uidx"])
     s_cat = S.category.astype(np.int8)
