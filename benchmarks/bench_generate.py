@@ -9,8 +9,9 @@ Usage::
 All sizes run in this one process, one after the other, into a temporary directory that is
 removed afterwards. ``in-memory`` is ``generate`` + ``write_world``; ``streamed`` is
 ``generate_to`` (chunk by chunk into Parquet row groups). Peak RSS is the process maximum
-so far (it only grows). ``cpu s`` is this process's CPU time: on a shared machine wall
-time can be far above it.
+so far (it only grows). ``cpu s`` is this process's CPU time (all threads): on a shared
+machine wall time can be far above it; on a free one below it, as the generator writes
+Parquet and builds the events table on background threads.
 """
 
 from __future__ import annotations

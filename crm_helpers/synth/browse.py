@@ -253,8 +253,33 @@ def simulate_funnel(
     )
 
 
+#: dtype of each event column: small codes stay narrow through the sort and the one gather
+#: (``uidx`` and ``key`` are int32 while they fit, see :func:`_event_dtypes`).
+EVENT_DTYPES = {
+    "uidx": np.int32,
+    "key": np.int32,
+    "event": np.int8,
+    "ts": np.int64,
+    "category": np.int8,
+    "product": np.int32,
+    "platform": np.int8,
+    "channel": np.int8,
+}
+
+
+def _event_dtypes(n_users: int, n_sessions: int) -> dict[str, type]:
+    """:data:`EVENT_DTYPES`, widened to int64 for row indices that do not fit int32."""
+    big = max(n_users, n_sessions) >= np.iinfo(np.int32).max
+    return {k: np.int64 if big and k in ("uidx", "key") else v for k, v in EVENT_DTYPES.items()}
+
+
 def _materialise_events(rng, gl, S: Sessions, F: Funnel, ctype, po_u, po_t, po_plat):
-    """Event rows of all sessions (plus out-of-session push_open) as column arrays."""
+    """Event rows of all sessions (plus out-of-session push_open) as column arrays.
+
+    Returns the columns sorted by (user row, ts) -- ties in the order the rows were built
+    -- with the dtypes of :func:`_event_dtypes` (``event``, ``category``, ``platform``,
+    ``channel`` int8 codes, -1 = missing; ``product`` int32; ``ts`` int64 microseconds).
+    """
     n = len(S)
     app = S.platform != PL["web"]
     ret = np.flatnonzero(F.cart_return)
@@ -266,20 +291,28 @@ def _materialise_events(rng, gl, S: Sessions, F: Funnel, ctype, po_u, po_t, po_p
     sess_user = np.concatenate([S.uidx, S.uidx[ret]])
     idx = np.arange(n)
     key_late = np.where(F.cart_return, ret_key, idx)  # session of checkout/purchase
+    n_rows = max(int(S.uidx.max(initial=0)), int(np.max(po_u, initial=0))) + 1
+    dt = _event_dtypes(n_rows, len(sess_start))
+    # session-level columns narrowed once, so the row gathers below copy narrow values
+    s_uidx = S.uidx.astype(dt["uidx"])
+    s_cat = S.category.astype(np.int8)
+    s_prod = ((S.category + 1) * 1000 + S.rank).astype(np.int32)
+    s_plat = S.platform.astype(np.int8)
+    s_chan = S.channel.astype(np.int8)
 
     parts = []
 
     def add(rows, key, event, ts, with_cat, with_prod, channel=None):
         parts.append(
             {
-                "uidx": S.uidx[rows],
+                "uidx": s_uidx[rows],
                 "key": key,
-                "event": np.full(len(rows), EV[event]),
+                "event": np.full(len(rows), EV[event], dtype=np.int8),
                 "ts": ts,
-                "category": S.category[rows] if with_cat else np.full(len(rows), -1),
-                "product": (S.category[rows] + 1) * 1000 + S.rank[rows] if with_prod else np.full(len(rows), -1),
-                "platform": S.platform[rows],
-                "channel": S.channel[rows] if channel is None else np.full(len(rows), channel),
+                "category": s_cat[rows] if with_cat else np.full(len(rows), -1, dtype=np.int8),
+                "product": s_prod[rows] if with_prod else np.full(len(rows), -1, dtype=np.int32),
+                "platform": s_plat[rows],
+                "channel": s_chan[rows] if channel is None else np.full(len(rows), channel, dtype=np.int8),
             }
         )  # fmt: skip
 
@@ -289,23 +322,24 @@ def _materialise_events(rng, gl, S: Sessions, F: Funnel, ctype, po_u, po_t, po_p
     add(v, v, "visit", F.t_visit[v], False, False)
     # product views (flat) and the listing pages before some of them
     vs = F.v_sess
-    for name, sel, dt in (
-        ("product_view", np.ones(len(vs), dtype=bool), 0),
+    for name, sel, dt_s in (
+        ("product_view", None, 0),
         ("listing_view", F.v_listing, US_S),
     ):
-        r = vs[sel]
+        r = vs if sel is None else vs[sel]
+        v_cat = F.v_cat if sel is None else F.v_cat[sel]
         parts.append(
             {
-                "uidx": S.uidx[r],
+                "uidx": s_uidx[r],
                 "key": r,
-                "event": np.full(len(r), EV[name]),
-                "ts": F.v_ts[sel] - dt,
-                "category": F.v_cat[sel],
-                "product": (F.v_cat[sel] + 1) * 1000 + F.v_rank[sel]
+                "event": np.full(len(r), EV[name], dtype=np.int8),
+                "ts": (F.v_ts if sel is None else F.v_ts[sel]) - dt_s,
+                "category": v_cat.astype(np.int8),
+                "product": ((v_cat + 1) * 1000 + F.v_rank).astype(np.int32)
                 if name == "product_view"
-                else np.full(len(r), -1),
-                "platform": S.platform[r],
-                "channel": S.channel[r],
+                else np.full(len(r), -1, dtype=np.int32),
+                "platform": s_plat[r],
+                "channel": s_chan[r],
             }
         )
     r = np.flatnonzero(F.t_cart != NAT)
@@ -317,7 +351,7 @@ def _materialise_events(rng, gl, S: Sessions, F: Funnel, ctype, po_u, po_t, po_p
     add(rv, ret_key[rv], "product_view", F.t_checkout[rv] - 15 * US_S, True, True, CH["direct"])
     for name, t in (("checkout", F.t_checkout), ("purchase", F.t_purchase)):
         r = np.flatnonzero(t != NAT)
-        ch = np.where(F.cart_return[r], CH["direct"], S.channel[r])
+        ch = np.where(F.cart_return[r], np.int8(CH["direct"]), s_chan[r])
         add(r, key_late[r], name, t[r], True, True)
         parts[-1]["channel"] = ch
     purchases = np.flatnonzero(F.t_purchase != NAT)
@@ -345,16 +379,20 @@ def _materialise_events(rng, gl, S: Sessions, F: Funnel, ctype, po_u, po_t, po_p
     parts.append(
         {
             "uidx": po_u,
-            "key": np.full(len(po_u), -1),
-            "event": np.full(len(po_u), EV["push_open"]),
+            "key": np.full(len(po_u), -1, dtype=np.int8),
+            "event": np.full(len(po_u), EV["push_open"], dtype=np.int8),
             "ts": po_t,
-            "category": np.full(len(po_u), -1),
-            "product": np.full(len(po_u), -1),
+            "category": np.full(len(po_u), -1, dtype=np.int8),
+            "product": np.full(len(po_u), -1, dtype=np.int32),
             "platform": po_plat,
-            "channel": np.full(len(po_u), CH["push"]),
+            "channel": np.full(len(po_u), CH["push"], dtype=np.int8),
         }
     )
-    ev = {k: np.concatenate([p[k] for p in parts]).astype(np.int64) for k in parts[0]}
-    o = _order_user_time(gl, ev["uidx"], ev["ts"])
-    ev = {k: v[o] for k, v in ev.items()}
-    return ev, sess_start, sess_user, purchases, eng_n
+    uidx = np.concatenate([p["uidx"] for p in parts], dtype=dt["uidx"], casting="unsafe")
+    ts = np.concatenate([p["ts"] for p in parts], dtype=np.int64)
+    o = _order_user_time(gl, uidx, ts)
+    ev = {"uidx": uidx[o], "ts": ts[o]}
+    del uidx, ts
+    for k in ("key", "event", "category", "product", "platform", "channel"):
+        ev[k] = np.concatenate([p[k] for p in parts], dtype=dt[k], casting="unsafe")[o]
+    return {k: ev[k] for k in EVENT_DTYPES}, sess_start, sess_user, purchases, eng_n

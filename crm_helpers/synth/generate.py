@@ -10,6 +10,9 @@ microseconds since the epoch until the tables are built.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -48,10 +51,25 @@ from crm_helpers.synth.tables import (
     _add_dirt,
     _build_tables,
     _counters,
+    _events_table,
     _strings,
     _ts,
     _variant_strings,
 )
+
+T = TypeVar("T")
+
+
+def _in_background(fn: Callable[..., T], *args) -> Future[T]:
+    """Run ``fn(*args)`` on a thread of its own; its result (or error) comes by ``result()``.
+
+    For work without random draws that numpy/pyarrow do mostly outside the GIL.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=fn.__name__)
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends when fn returns
 
 
 def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
@@ -307,6 +325,10 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     sid[order] = user_id[sess_user[order]] * C.ID_STRIDE + _rank_within(sess_user[order])
     if len(order) and _rank_within(sess_user[order]).max() >= C.ID_STRIDE:
         raise OverflowError("a user has more sessions than the id stride allows")
+    ev = events
+    ev_sid = np.where(ev["key"] >= 0, sid[np.maximum(ev["key"], 0)], -1)
+    # the events table needs no more random draws: build it on a second thread meanwhile
+    events_table = _in_background(_events_table, user_id, ev, ev_sid)
 
     # ---- orders ---------------------------------------------------------------------------
     pi = purchases
@@ -385,10 +407,8 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     counters["listing_views_total"] = int(F.v_listing.sum())
 
     # ---- tables ----------------------------------------------------------------------------
-    ev = events
-    ev_sid = np.where(ev["key"] >= 0, sid[np.maximum(ev["key"], 0)], -1)
     tables = _build_tables(
-        gl, user_id, signup_us, country, gender, age, acq, device, is_seed, ev, ev_sid,
+        gl, user_id, signup_us, country, gender, age, acq, device, is_seed,
         orders_cols, all_m, a_exp, a_u, a_var, a_at, a_logged,
     )  # fmt: skip
     last_event = np.full(n, NAT)
@@ -427,7 +447,11 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
         }
     )
     chunk_out = Chunk(
-        **tables, truth_users=truth_users, truth_assignments=truth_assign, counters=counters
+        **tables,
+        events=events_table.result(),
+        truth_users=truth_users,
+        truth_assignments=truth_assign,
+        counters=counters,
     )
     if cfg.dirt:
         _add_dirt(rng, gl, chunk_out)

@@ -2,12 +2,19 @@
 
 Parquet is written through pyarrow with fixed schemas, so the
 same config gives byte-identical files. :func:`generate_to` streams chunk by chunk
-(one Parquet row group per chunk) and never holds more than one chunk in memory.
+(one Parquet row group per chunk): chunk i is written by a background thread while chunk
+i + 1 is generated, so at most one finished chunk waits in memory besides the one being
+generated. Tables are written two at a time (pyarrow encodes and compresses without the
+GIL): ``events`` on one thread, the smaller tables on another. Each file is still written
+by one thread at a time, in chunk order, with the same writer settings, so the bytes do
+not depend on the threads.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -149,6 +156,32 @@ def _write_csv(df: pd.DataFrame, path: Path, header: bool = True) -> None:
     df.to_csv(path, index=False, header=header, mode="w" if header else "a")
 
 
+def _write_parallel(
+    pool: ThreadPoolExecutor, names: list[str], write_one: Callable[[str], None]
+) -> list[Future]:
+    """Submit ``write_one(name)`` for ``events`` alone and for the other tables in turn.
+
+    Two tasks, so on a pool of two workers the large ``events`` table is encoded while the
+    small tables are, one after another.
+    """
+    big = [n for n in names if n == "events"]
+    rest = [n for n in names if n != "events"]
+
+    def run(group: list[str]) -> None:
+        for name in group:
+            write_one(name)
+
+    return [pool.submit(run, g) for g in (big, rest) if g]
+
+
+def _wait(futures: list[Future]) -> None:
+    """Wait for every future (so no write is still running), then re-raise the first error."""
+    errors = [f.exception() for f in futures]
+    for e in errors:
+        if e is not None:
+            raise e
+
+
 def _write_json(gt: dict, path: Path) -> None:
     path.write_text(json.dumps(gt, indent=2, sort_keys=True) + "\n")
 
@@ -171,11 +204,16 @@ def write_world(
     paths = _paths(out, fmt)
     frames = {**world.tables(), "truth_users": world.truth["users"],
               "truth_assignments": world.truth["assignments"]}  # fmt: skip
-    for name, df in frames.items():
+
+    def write_one(name: str) -> None:
+        df = frames[name]
         if fmt == "csv" and not name.startswith("truth_"):
             _write_csv(df[SCHEMAS[name].names], paths[name])
         else:
             pq.write_table(to_arrow(df, name), paths[name], compression="zstd")
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="write_world") as pool:
+        _wait(_write_parallel(pool, list(frames), write_one))
     _write_json(world.ground_truth, out / "ground_truth.json")
     return out
 
@@ -187,7 +225,8 @@ def generate_to(
 
     Each chunk of ``cfg.chunk_size`` users becomes one Parquet row group (or appended CSV
     rows); the rows are identical to :func:`~crm_helpers.synth.generate` of the same
-    config. Use it for 10M users.
+    config. Use it for 10M users. Chunk i is written by background threads while chunk
+    i + 1 is generated (at most one finished chunk waits to be written).
 
     Returns
     -------
@@ -199,23 +238,39 @@ def generate_to(
     gl = make_globals(cfg)
     writers: dict[str, pq.ParquetWriter] = {}
     counters = []
+
+    def write_chunk(i: int, frames: dict[str, pd.DataFrame]) -> Callable[[str], None]:
+        def write_one(name: str) -> None:
+            df = frames[name]
+            if fmt == "csv" and not name.startswith("truth_"):
+                _write_csv(df[SCHEMAS[name].names], paths[name], header=i == 0)
+                return
+            table = to_arrow(df, name)
+            if name not in writers:  # each name is written by one task at a time
+                writers[name] = pq.ParquetWriter(paths[name], table.schema, compression="zstd")
+            writers[name].write_table(
+                table.replace_schema_metadata(writers[name].schema.metadata),
+                row_group_size=max(len(df), 1),
+            )
+
+        return write_one
+
+    pending: list[Future] = []
     try:
-        for i, chunk in enumerate(iter_chunks(cfg, gl)):
-            frames = {name: getattr(chunk, name) for name in (*TABLE_NAMES, "truth_users",
-                                                               "truth_assignments")}  # fmt: skip
-            for name, df in frames.items():
-                if fmt == "csv" and not name.startswith("truth_"):
-                    _write_csv(df[SCHEMAS[name].names], paths[name], header=i == 0)
-                    continue
-                table = to_arrow(df, name)
-                if name not in writers:
-                    writers[name] = pq.ParquetWriter(paths[name], table.schema, compression="zstd")
-                writers[name].write_table(
-                    table.replace_schema_metadata(writers[name].schema.metadata),
-                    row_group_size=max(len(df), 1),
-                )
-            counters.append(chunk.counters)
-            del chunk, frames
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="generate_to") as pool:
+            try:
+                for i, chunk in enumerate(iter_chunks(cfg, gl)):
+                    names = (*TABLE_NAMES, "truth_users", "truth_assignments")
+                    frames = {name: getattr(chunk, name) for name in names}
+                    counters.append(chunk.counters)
+                    del chunk
+                    _wait(pending)  # chunk i - 1 is written before chunk i is submitted
+                    pending = _write_parallel(pool, list(frames), write_chunk(i, frames))
+                    del frames
+                _wait(pending)
+            finally:
+                for f in pending:  # an error while generating: let the writes finish
+                    f.exception()
     finally:
         for w in writers.values():
             w.close()

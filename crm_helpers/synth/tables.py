@@ -41,12 +41,15 @@ _STR = pd.StringDtype("pyarrow", na_value=np.nan)
 
 
 def _strings(codes: np.ndarray, vocab: tuple[str, ...]) -> pd.Series:
-    """Codes -> pandas string Series (``str`` dtype); negative code -> missing."""
+    """Codes -> pandas string Series (``str`` dtype); negative code -> missing.
+
+    One Arrow ``take`` from the vocabulary, straight into the ``large_string`` that backs
+    pandas' ``str`` dtype (no dictionary cast, no second cast in pandas).
+    """
     codes = np.asarray(codes)
-    arr = pa.DictionaryArray.from_arrays(
-        pa.array(codes.astype(np.int32), mask=codes < 0), pa.array(list(vocab), pa.string())
-    ).cast(pa.string())
-    return pd.Series(arr.to_pandas(types_mapper={pa.string(): _STR}.get), dtype="str")
+    idx = pa.array(codes, mask=codes < 0) if codes.dtype.kind == "i" else pa.array(codes)
+    arr = pa.array(list(vocab), pa.large_string()).take(idx)
+    return pd.Series(arr.to_pandas(types_mapper={pa.large_string(): _STR}.get), dtype="str")
 
 
 def _variant_strings(a_exp: np.ndarray, a_var: np.ndarray) -> pd.Series:
@@ -64,10 +67,29 @@ def _nullable_int(values: np.ndarray, missing: np.ndarray) -> pd.Series:
     return pd.Series(pd.arrays.IntegerArray(values.astype(np.int64), missing.copy()))
 
 
+def _events_table(user_id: np.ndarray, ev: dict, ev_sid: np.ndarray) -> pd.DataFrame:
+    """The events table of a chunk from its sorted event columns (no random draws, so it can
+    be built on another thread while the chunk's other tables are)."""
+    return pd.DataFrame(
+        {
+            "user_id": user_id[ev["uidx"]],
+            "event": _strings(ev["event"], C.EVENTS),
+            "ts": _ts(ev["ts"]),
+            "session_id": _nullable_int(ev_sid, ev_sid < 0),
+            "category": _strings(ev["category"], C.CATEGORIES),
+            "product_id": _nullable_int(ev["product"], ev["product"] < 0),
+            "platform": _strings(ev["platform"], C.PLATFORMS),
+            "channel": _strings(ev["channel"], C.SESSION_CHANNELS),
+        },
+        copy=False,
+    )
+
+
 def _build_tables(
-    gl, user_id, signup_us, country, gender, age, acq, device, is_seed, ev, ev_sid,
+    gl, user_id, signup_us, country, gender, age, acq, device, is_seed,
     oc, am, a_exp, a_u, a_var, a_at, a_logged,
 ) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """The users, orders, messages and assignments tables of a chunk."""
     users = pd.DataFrame(
         {
             "user_id": user_id,
@@ -78,18 +100,6 @@ def _build_tables(
             "acquisition_channel": _strings(acq, C.ACQUISITION),
             "device": _strings(device, C.PLATFORMS),
             "lookalike_seed": is_seed,
-        }
-    )
-    events = pd.DataFrame(
-        {
-            "user_id": user_id[ev["uidx"]],
-            "event": _strings(ev["event"], C.EVENTS),
-            "ts": _ts(ev["ts"]),
-            "session_id": _nullable_int(ev_sid, ev_sid < 0),
-            "category": _strings(ev["category"], C.CATEGORIES),
-            "product_id": _nullable_int(ev["product"], ev["product"] < 0),
-            "platform": _strings(ev["platform"], C.PLATFORMS),
-            "channel": _strings(ev["channel"], C.SESSION_CHANNELS),
         }
     )
     o_user = user_id[oc["uidx"]]
@@ -128,7 +138,6 @@ def _build_tables(
     )
     return {
         "users": users,
-        "events": events,
         "orders": orders,
         "messages": messages,
         "assignments": assignments,
@@ -149,7 +158,8 @@ def _counters(
     out["type_counts"] = np.bincount(ctype, minlength=nT)
     out["seed_count"] = int(is_seed.sum())
     out["events_by_platform_event"] = np.bincount(
-        ev["platform"] * len(C.EVENTS) + ev["event"], minlength=nP * len(C.EVENTS)
+        ev["platform"].astype(np.int64) * len(C.EVENTS) + ev["event"],
+        minlength=nP * len(C.EVENTS),
     ).reshape(nP, len(C.EVENTS))
     out["sessions_by_channel"] = np.bincount(S.channel, minlength=len(C.SESSION_CHANNELS))
     out["sessions_by_source"] = np.bincount(S.source, minlength=len(SOURCES))
