@@ -11,13 +11,13 @@ engine's algorithm (only the :class:`~crm_helpers.funnels.core.FunnelSpec` objec
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from crm_helpers.events import match_row
+from crm_helpers.events import match_row as _matches
 from crm_helpers.funnels.core import FunnelSpec
 
 __all__ = ["reference_funnel_counts", "reference_funnel_table", "reference_user_funnel"]
@@ -34,10 +34,6 @@ def _us(ts: Any) -> int:
 
 def _from_us(us: int | None) -> pd.Timestamp | None:
     return None if us is None else pd.Timestamp(0) + pd.Timedelta(microseconds=int(us))
-
-
-def _matches(row: Mapping[str, Any], event: str, where: Mapping[str, object] | None) -> bool:
-    return match_row(row, event, where)
 
 
 class _Group:
