@@ -16,6 +16,15 @@ ISO string or ``None``) into a naive-UTC ``pandas.Timestamp`` (aware values are 
 to UTC). :func:`ts_us` gives its integer epoch microseconds, the clock on which the engines
 compare times (:func:`crm_helpers.engine.epoch_us`). :func:`ts_bounds` keeps rows with
 ``start <= ts <= end + slack`` (``end`` exclusive when ``slack`` is 0).
+
+*Vocabulary.* :data:`EVENT_STAGES` names the stages of a shopping journey (visit, product
+view, add to cart, checkout, purchase) and the event names each accepts, in order of
+preference; it is the one alias table of every report (funnel steps, the experiment's
+conversion, the lookalike's seed rule, the journey's goal). :func:`stage_event` finds a
+stage's event among the names the data have (exact name first, then ignoring case, in
+the stage's order); :func:`resolve_event` maps a name a user gave (``purchase``) to the name
+the data use (``buy``): the name itself when present, else the same name ignoring case,
+else the first present alias of a stage the name belongs to.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 __all__ = [
+    "EVENT_STAGES",
     "backend_name",
     "check_columns",
     "check_events_exist",
@@ -40,11 +50,83 @@ __all__ = [
     "match",
     "match_row",
     "norm_where",
+    "resolve_event",
+    "stage_event",
+    "stage_of",
     "to_timestamp",
     "ts_bounds",
     "ts_us",
     "where_text",
 ]
+
+
+#: Stages of a shopping journey and the event names each accepts (first found wins).
+EVENT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("visit", ("visit", "session_start", "app_open", "page_view", "pageview")),
+    ("view", ("product_view", "view_item", "view", "pv", "product_viewed", "detail")),
+    ("cart", ("add_to_cart", "cart", "addtocart", "add_to_basket", "basket")),
+    ("checkout", ("checkout", "begin_checkout", "checkout_start")),
+    (
+        "purchase",
+        ("purchase", "buy", "order", "transaction", "order_completed", "orders", "conversion"),
+    ),
+)
+
+
+def _present(name: str, names: Iterable[str]) -> str | None:
+    """``name`` itself when in ``names``, else the one name equal to it ignoring case."""
+    names = list(names)
+    if name in names:
+        return name
+    low = [n for n in names if isinstance(n, str) and n.lower() == name.lower()]
+    return sorted(low)[0] if low else None
+
+
+def stage_of(name: str) -> str | None:
+    """The stage ``name`` is (``"purchase"``) or is an alias of (``"buy"`` -> ``"purchase"``),
+    ignoring case; None for a name outside :data:`EVENT_STAGES`."""
+    low = name.lower()
+    for stage, accepted in EVENT_STAGES:
+        if low == stage or low in accepted:
+            return stage
+    return None
+
+
+def stage_event(stage: str, names: Iterable[str]) -> str | None:
+    """The event of ``stage`` (a key of :data:`EVENT_STAGES`) among ``names``: the first
+    accepted name present exactly, else the first present ignoring case; None if absent.
+
+    >>> stage_event("purchase", ["pv", "cart", "BUY"])
+    'BUY'
+    """
+    accepted = dict(EVENT_STAGES)[stage]
+    names = [n for n in names if isinstance(n, str)]
+    hit = next((a for a in accepted if a in names), None)
+    if hit is None:
+        hit = next((p for a in accepted if (p := _present(a, names)) is not None), None)
+    return hit
+
+
+def resolve_event(name: str, names: Iterable[str]) -> tuple[str | None, str]:
+    """The data's event for a user-given ``name`` and how it was found (module docstring).
+
+    Returns ``(event, how)``: ``how`` is ``""`` when ``name`` is present as given, a phrase
+    such as ``"'purchase' is named 'buy' in the data"`` when found through case or an
+    alias, and ``(None, "")`` when nothing matches.
+
+    >>> resolve_event("purchase", ["pv", "buy"])
+    ('buy', "'purchase' is named 'buy' in the data")
+    """
+    names = [n for n in names if isinstance(n, str)]
+    if name in names:
+        return name, ""
+    hit = _present(name, names)
+    if hit is None:
+        stage = stage_of(name)
+        hit = stage_event(stage, names) if stage is not None else None
+    if hit is None:
+        return None, ""
+    return hit, f"{name!r} is named {hit!r} in the data"
 
 
 def norm_where(where: Mapping[str, object] | None) -> dict[str, object] | None:

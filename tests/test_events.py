@@ -63,3 +63,24 @@ def test_checks_name_the_problem():
         ev.check_events_exist(t, [("step 1", "buyy", None)])
     with pytest.raises(TypeError, match="CRMData"):
         ev.events_of(42)
+
+
+# --- the shared event vocabulary (EVENT_STAGES, stage_event, resolve_event) ---------------
+def test_resolve_event_exact_case_and_alias():
+    names = ["pv", "cart", "buy", "Signup"]
+    assert ev.resolve_event("buy", names) == ("buy", "")
+    assert ev.resolve_event("signup", names) == ("Signup", "'signup' is named 'Signup' in the data")
+    assert ev.resolve_event("purchase", names) == ("buy", "'purchase' is named 'buy' in the data")
+    # an alias resolves through its stage to the stage's preferred name present
+    assert ev.resolve_event("transaction", names)[0] == "buy"
+    assert ev.resolve_event("add_to_cart", names)[0] == "cart"
+    assert ev.resolve_event("refund", names) == (None, "")
+
+
+def test_stage_event_prefers_the_stage_order_then_ignores_case():
+    assert ev.stage_event("purchase", ["order", "purchase"]) == "purchase"
+    assert ev.stage_event("purchase", ["Transaction", "view"]) == "Transaction"
+    assert ev.stage_event("purchase", ["view", "cart"]) is None
+    assert ev.stage_of("BUY") == "purchase"
+    assert ev.stage_of("purchase") == "purchase"
+    assert ev.stage_of("refund") is None

@@ -8,7 +8,7 @@ the sample-ratio check. Everything after it works on small pandas frames.
 :func:`metrics_for_data` adapts the metric parameters' *default values* to data without an
 orders table (assignments + events): ``conversion`` becomes the share of users with a
 purchase event in the window (``event:<purchase>``, the first purchase-like name of
-:data:`crm_helpers.funnels.defaults.SHOPPING_STAGES` in the events, else the event with the
+:data:`crm_helpers.events.EVENT_STAGES` in the events, else the event with the
 most users), and ``revenue`` among the secondary metrics is left out (the report says so).
 Any other metric that needs orders (``orders``, ``ratio:revenue/...``, an order metric as a
 guardrail) is asked for explicitly and stays an error.
@@ -88,7 +88,7 @@ def metrics_for_data(data, primary_metric: str, secondary_metrics: list[str]) ->
     secondary = [m for m in secondary if m not in left_out]
     if primary_metric != "conversion":
         return MetricChoice(primary_metric, secondary, "", left_out)
-    from crm_helpers.funnels.defaults import SHOPPING_STAGES
+    from crm_helpers.events import stage_event
 
     ev = data.events
     users = ev.group_by("event").aggregate(users=ev.user_id.nunique()).to_pandas()
@@ -97,7 +97,7 @@ def metrics_for_data(data, primary_metric: str, secondary_metrics: list[str]) ->
     if users.empty:
         return MetricChoice(primary_metric, secondary, "", left_out)
     names = set(users["event"])
-    purchase = next((n for n in dict(SHOPPING_STAGES)["purchase"] if n in names), None)
+    purchase = stage_event("purchase", names)
     if purchase is not None:
         how = (
             f"the data have no orders table: conversion is the share of users with a "

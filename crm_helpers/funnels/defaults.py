@@ -41,6 +41,8 @@ from typing import Any
 import ibis
 import pandas as pd
 
+from crm_helpers.events import EVENT_STAGES
+
 __all__ = [
     "SHOPPING_STAGES",
     "Breakdown",
@@ -51,14 +53,9 @@ __all__ = [
     "choose_steps",
 ]
 
-#: Stages of a shopping funnel and the event names each accepts (first found wins).
-SHOPPING_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("visit", ("visit", "session_start", "app_open", "page_view", "pageview")),
-    ("view", ("product_view", "view_item", "view", "pv", "product_viewed", "detail")),
-    ("cart", ("add_to_cart", "cart", "addtocart", "add_to_basket", "basket")),
-    ("checkout", ("checkout", "begin_checkout", "checkout_start")),
-    ("purchase", ("purchase", "buy", "order", "transaction", "order_completed")),
-)
+#: Stages of a shopping funnel and the event names each accepts (first found wins): the
+#: shared vocabulary of every report, :data:`crm_helpers.events.EVENT_STAGES`.
+SHOPPING_STAGES = EVENT_STAGES
 
 #: Columns of ``events`` that are never breakdown properties.
 _EVENT_KEYS = frozenset({"user_id", "event", "ts", "session_id"})
