@@ -276,6 +276,12 @@ def expand(
     copies = pd.DataFrame(columns=["feature", "column", "auc"])
     if near_copy_auc is not None and seeds.found < n_users:
         copies = near_copies(X, names, seed_mask, near_copy_auc, random_state=random_state)
+        if len(copies) == len(names):
+            raise ValueError(
+                f"every feature is nearly a copy of the seed label (univariate AUC above "
+                f"{near_copy_auc:g}) with {seeds.found:,} seed(s): nothing is left to find "
+                "lookalikes by (too few seeds, or the features encode the seed)"
+            )
         if len(copies):
             keep = np.ones(len(names), dtype=bool)
             keep[copies["column"].to_numpy()] = False
