@@ -216,10 +216,10 @@ def test_negative_control_at_100k_users(tmp_path):
     """100,000 users, 5,000 random seeds (1,000 held out); 33 s on the shared 2-core VM
     (world generation ~8 s of it). Measured: AUC 0.507 (standard error 0.009), recall at the
     audience size (n = 9,500) 0.113 against the 0.099 a random audience of that size expects
-    (lift 1.14). The same world without the exclusion (the event seen by ``events``,
-    ``recency_days``, ``active_days``): AUC 0.967 and recall 0.884 (the issue: 0.978, 93%);
-    the univariate near-copy guard does not catch that leak (no single feature is above
-    0.95), which is why rule seeds exclude their events."""
+    (lift 1.14). This world with another draw of the 5% and the event kept in the features
+    (seen by ``events``, ``recency_days``, ``active_days``): AUC 0.967 and recall 0.884 (the
+    issue: 0.978, 93%); the univariate near-copy guard does not catch that leak (no single
+    feature is above 0.95), which is why rule seeds exclude their events."""
     _negative_control(tmp_path, 100_000)
 
 
