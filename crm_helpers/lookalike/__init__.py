@@ -5,7 +5,9 @@
 >>> res.expansion.audience            # user_id, score, rank, decile
 
 Modules: :mod:`~.features` (engine-side features, Ibis) and :mod:`~.reference` (pandas),
-:mod:`~.seeds` (rules, files, exclusions), :mod:`~.models` (PU classifier, centroid and
+:mod:`~.seeds` (rules, files, exclusions), :mod:`~.leakage` (no feature sees what defines
+the seed: a rule's events are excluded from every feature; near copies of the label are
+left out), :mod:`~.models` (PU classifier, centroid and
 random baselines), :mod:`~.audit` (held-out recall, lift, AUC, calibration),
 :mod:`~.analysis` (the expansion and export), :mod:`~.profile` (profiles, drivers),
 :mod:`~.pipeline` (from notebook parameters), :mod:`~.narrative` (summary, metrics).

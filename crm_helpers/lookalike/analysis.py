@@ -4,11 +4,15 @@
 :func:`crm_helpers.lookalike.features.feature_frame`) and the seed ids, and
 
 1. matches the seeds to the population (missing ones counted);
-2. holds out ``holdout_share`` of the found seeds; fits the chosen model and the baselines
+2. leaves out every feature that is nearly a copy of the seed label (univariate AUC above
+   ``near_copy_auc``, :func:`crm_helpers.lookalike.leakage.near_copies`), with a warning
+   and a note naming it;
+3. holds out ``holdout_share`` of the found seeds; fits the chosen model and the baselines
    (``centroid``: cosine to the seed centroid, ``centroids``: to ``n_centroids``
    sub-centroids, ``random``) on the training seeds; audits each on the same split
-   (:mod:`crm_helpers.lookalike.audit`) with ``n`` = the audience size;
-3. refits the chosen model on *all* found seeds, scores everyone in chunks and takes the
+   (:mod:`crm_helpers.lookalike.audit`) with ``n`` = the audience size actually built
+   (capped at the candidates), so the audit's recall and lift are those of this audience;
+4. refits the chosen model on *all* found seeds, scores everyone in chunks and takes the
    ``n`` best *eligible* users: not excluded, and not seeds when ``exclude_seeds``.
 
 The audience size is absolute (``size >= 1``, a whole number) or a share of the eligible
@@ -23,6 +27,7 @@ n)`` (1 = best tenth of the audience).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers.lookalike import audit as _audit
+from crm_helpers.lookalike.leakage import NEAR_COPY_AUC, near_copies
 from crm_helpers.lookalike.models import (
     log1p_columns_inplace,
     log_count_columns,
@@ -94,10 +100,33 @@ class Expansion:
     #: Columns the models saw as ``log1p(x)`` (count-like); the fitted models' own ``log_``
     #: is all False because the working matrix was transformed once up front.
     log_columns: np.ndarray | None = None
+    #: Features left out as near copies of the seed label: ``feature, column, auc``.
+    near_copies: pd.DataFrame | None = None
 
     @property
     def audience_size(self) -> int:
         return len(self.audience_index)
+
+    def audit_at_audience(self) -> dict[str, float]:
+        """The default model's audit at the audience size, in a manager's terms.
+
+        ``n`` (the audience size the audit used), ``recall`` (share of the held-out seeds
+        among the ``n`` best candidates), ``random_recall`` (what a random audience of ``n``
+        expects: ``n / candidates``), ``lift`` (``recall / random_recall``: "the audience
+        holds lift times as many hidden seeds as a random audience of the same size") and
+        ``random_measured`` (the random baseline's recall on this split). NaN when no seed
+        was held out.
+        """
+        a = self.audits["default"]
+        expected = a.n / a.n_candidates if a.n_candidates else float("nan")
+        lift = a.recall_at_n / expected if expected else float("nan")
+        return {
+            "n": float(a.n),
+            "recall": a.recall_at_n,
+            "random_recall": expected,
+            "lift": lift,
+            "random_measured": self.audits["random"].recall_at_n,
+        }
 
     def recall_at_n(self) -> dict[str, float]:
         """``{"default": …, "centroid": …, "random": …}`` (the metrics' interface)."""
@@ -171,6 +200,7 @@ def expand(
     matrix: np.ndarray | None = None,
     feature_names: list[str] | None = None,
     overwrite_matrix: bool = False,
+    near_copy_auc: float | None = NEAR_COPY_AUC,
 ) -> Expansion:
     """Audit and build a lookalike audience (see the module docstring).
 
@@ -198,6 +228,10 @@ def expand(
     overwrite_matrix : bool, default False
         Transform ``matrix`` in place (``log1p`` of count-like columns) instead of working
         on a copy: memory then holds the matrix once.
+    near_copy_auc : float or None, default 0.95
+        Features whose univariate AUC for the seed label is above this (or below one minus
+        it) are left out with a warning (:mod:`crm_helpers.lookalike.leakage`); None: no
+        guard.
 
     Returns
     -------
@@ -239,6 +273,30 @@ def expand(
     n_users = len(ids)
     seed_mask = np.zeros(n_users, dtype=bool)
     seed_mask[seeds.index] = True
+    copies = pd.DataFrame(columns=["feature", "column", "auc"])
+    if near_copy_auc is not None and seeds.found < n_users:
+        copies = near_copies(X, names, seed_mask, near_copy_auc, random_state=random_state)
+        if len(copies) == len(names):
+            raise ValueError(
+                f"every feature is nearly a copy of the seed label (univariate AUC above "
+                f"{near_copy_auc:g}) with {seeds.found:,} seed(s): nothing is left to find "
+                "lookalikes by (too few seeds, or the features encode the seed)"
+            )
+        if len(copies):
+            keep = np.ones(len(names), dtype=bool)
+            keep[copies["column"].to_numpy()] = False
+            X = X[:, keep]  # a copy, only when a near copy was found
+            names = [n for n, k in zip(names, keep, strict=True) if k]
+            log_columns = np.asarray(log_columns)[keep]
+            listed = ", ".join(
+                f"{f} (AUC {a:.3f})" for f, a in zip(copies.feature, copies.auc, strict=True)
+            )
+            msg = (
+                f"left out as nearly a copy of the seed label (univariate AUC above "
+                f"{near_copy_auc:g}): {listed}"
+            )
+            warnings.warn(f"lookalike: {msg}", UserWarning, stacklevel=2)
+            notes.append(msg)
     excluded = np.zeros(n_users, dtype=bool)
     if exclude_ids is not None and len(exclude_ids):
         excluded[match_seeds(pd.Series(exclude_ids), ids).index] = True
@@ -258,7 +316,7 @@ def expand(
     held_mask = np.zeros(n_users, dtype=bool)
     held_mask[held] = True
     candidates = ~train_mask
-    n_audit = resolve_size(size, int(candidates.sum())) if candidates.any() else 0
+    n_audit = min(n, int(candidates.sum()))  # the audience actually built
 
     def audit_one(name: str):
         m = make_model(model if name == "default" else name, n_centroids, random_state, False)
@@ -311,6 +369,7 @@ def expand(
         n_eligible=n_eligible,
         notes=notes,
         log_columns=log_columns,
+        near_copies=copies,
     )
 
 

@@ -5,6 +5,14 @@ One row per user of the *population* (the ``users`` table when there is one, els
 ``[as_of - lookback_days, as_of)`` (timestamps are naive UTC). The same
 :class:`FeatureSpec` serves training and scoring, so a model always sees the same columns.
 
+Leakage rule: no feature may see the events that define the seed. The event names in
+``FeatureSpec.excluded_events`` are removed from the events before any feature is computed
+(one condition in the window filter of the same query): they count in no total, count,
+recency, active day, share or time-of-day ratio, and get no ``count:`` column. With
+``exclude_orders`` the RFM features of ``orders`` are not built at all. (The alternative,
+cutting every user's features at the moment his seed qualified, was not chosen: rules count
+over a window, so the moment is ill-defined for non-seeds.)
+
 Features (only those the data allow; names are the column names):
 
 - ``events``: events in the window; ``active_days``: distinct UTC dates with an event;
@@ -83,6 +91,7 @@ class FeatureSpec:
     messages: bool = False
     message_rates: tuple[str, ...] = ()
     tenure: bool = False
+    excluded_events: tuple[str, ...] = ()
 
     @property
     def start(self) -> pd.Timestamp:
@@ -123,12 +132,22 @@ def _window(t: ibis.Table, ts: str, spec: FeatureSpec) -> ibis.Table:
     return t.filter((t[ts] >= spec.start.to_pydatetime()) & (t[ts] < spec.as_of.to_pydatetime()))
 
 
+def _event_window(events: ibis.Table, spec: FeatureSpec) -> ibis.Table:
+    """The events of the window without the seed-defining ones (one filter, same query)."""
+    ev = _window(events, "ts", spec)
+    if spec.excluded_events:
+        ev = ev.filter(~ev.event.isin(list(spec.excluded_events)))
+    return ev
+
+
 def feature_spec(
     data,
     lookback_days: int = 90,
     as_of: str | pd.Timestamp | None = None,
     max_levels: int = 10,
     exclude_attributes: Iterable[str] = (),
+    exclude_events: Iterable[str] = (),
+    exclude_orders: bool = False,
 ) -> FeatureSpec:
     """Read the window and the vocabularies from the data (a few small queries).
 
@@ -145,6 +164,10 @@ def feature_spec(
         platforms, channels, attributes), >= 1.
     exclude_attributes : iterable of str
         ``users`` columns never used as features (e.g. the seed column).
+    exclude_events : iterable of str
+        Event names whose rows no feature sees (the events that define a rule seed).
+    exclude_orders : bool, default False
+        Build no ``orders`` features (a purchase seed counted on ``orders``).
 
     Returns
     -------
@@ -163,8 +186,11 @@ def feature_spec(
     as_of = pd.Timestamp(as_of)
     if as_of.tzinfo is not None:
         as_of = as_of.tz_convert("UTC").tz_localize(None)
-    probe = FeatureSpec(as_of=as_of, lookback_days=int(lookback_days))
-    ev = _window(events, "ts", probe)
+    dropped_events = tuple(dict.fromkeys(str(e) for e in exclude_events))
+    probe = FeatureSpec(
+        as_of=as_of, lookback_days=int(lookback_days), excluded_events=dropped_events
+    )
+    ev = _event_window(events, probe)
     shares = {c: _top_values(ev, c, max_levels) for c in _SHARE_COLUMNS if c in events.columns}
     excluded = set(exclude_attributes)
     attributes: dict[str, tuple[str, ...]] = {}
@@ -187,10 +213,11 @@ def feature_spec(
         event_types=_top_values(ev, "event", max_levels),
         shares={c: v for c, v in shares.items() if v},
         attributes={c: v for c, v in attributes.items() if v},
-        orders=data.has("orders"),
+        orders=data.has("orders") and not exclude_orders,
         messages=data.has("messages"),
         message_rates=rates,
         tenure=tenure,
+        excluded_events=dropped_events,
     )
 
 
@@ -237,7 +264,7 @@ def feature_table(data, spec: FeatureSpec) -> ibis.Table:
         Lazy; columns ``user_id, *spec.names``. Users without activity get zeros
         (recency columns: ``lookback_days``).
     """
-    ev = _window(data.events, "ts", spec)
+    ev = _event_window(data.events, spec)
     hour = ev.ts.hour()
     aggs: dict[str, ibis.Value] = {
         "events": ev.count(),

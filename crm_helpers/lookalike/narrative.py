@@ -5,7 +5,11 @@
 - :func:`metrics_dict`: the report's interface in ``metrics.json`` — ``seeds`` ``{given,
   found, held_out}``, ``audience_size``, ``recall_at_n`` ``{default, centroid, random}``,
   ``lift_at`` ``{"1%", "5%", "10%"}`` and ``auc`` (the default model's), and
-  ``top_profile_differences`` (``[{feature, label, seeds_index, lookalikes_index}]``).
+  ``top_profile_differences`` (``[{feature, label, seeds_index, lookalikes_index}]``);
+  added: ``audit_at_audience_size`` ``{n, recall, random_recall, lift, random_measured}``
+  (:meth:`~crm_helpers.lookalike.analysis.Expansion.audit_at_audience`; ``recall_at_n``
+  uses the same ``n``). The notebook also records ``leakage_guard``
+  (:meth:`~crm_helpers.lookalike.pipeline.LookalikeRun.leakage_guard`).
 - :func:`overlap_metrics`: ``segment_overlap`` in ``metrics.json``: ``{"rfm" | "health":
   [{segment, population_share, seeds_share, seeds_index, lookalikes_share,
   lookalikes_index}]}`` (segmentations the data allow; see :mod:`crm_helpers.lookalike.overlap`).
@@ -21,7 +25,14 @@ import pandas as pd
 
 from crm_helpers.report.text import Safe, md
 
-__all__ = ["feature_label", "metrics_dict", "overlap_line", "overlap_metrics", "summary_lines"]
+__all__ = [
+    "feature_label",
+    "leakage_line",
+    "metrics_dict",
+    "overlap_line",
+    "overlap_metrics",
+    "summary_lines",
+]
 
 _SHARE_WORDS = {
     "category": "share of {v} events",
@@ -76,6 +87,7 @@ def metrics_dict(expansion, top: pd.DataFrame) -> dict:
         "recall_at_n": {k: _num(v) for k, v in expansion.recall_at_n().items()},
         "lift_at": {k: _num(v) for k, v in d.lift_at.items()},
         "auc": _num(d.auc),
+        "audit_at_audience_size": {k: _num(v) for k, v in expansion.audit_at_audience().items()},
         "top_profile_differences": [
             {
                 "feature": r.feature,
@@ -183,18 +195,20 @@ def summary_lines(run, profile: pd.DataFrame) -> list[Safe]:
             )
         )
     else:
-        a = ex.audits["default"]
-        ratio = rec["default"] / (a.n / a.n_candidates) if a.n else math.inf
+        q = ex.audit_at_audience()
+        lift = q["lift"]
         lines.append(
             md(
-                "The top **{n:,}** users capture **{r:.0%}** of the held-out seeds, "
-                "**{x}** random (a random pick of that size caught {rr:.0%}); the centroid baseline "
-                "captures {c:.0%}.",
-                n=n,
-                r=rec["default"],
+                "The audience of **{n:,}** users holds **{r:.0%}** of the held-out seeds: "
+                "**{x}** as many hidden seeds as a random audience of the same size (which "
+                "would hold {e:.0%}; the random baseline caught {rr:.0%}); the centroid "
+                "baseline holds {c:.0%}.",
+                n=int(q["n"]),
+                r=q["recall"],
+                e=q["random_recall"],
                 rr=rec["random"],
                 c=rec["centroid"],
-                x=f"{ratio:.1f}×" if math.isfinite(ratio) else "far above",
+                x=f"{lift:.1f} times" if math.isfinite(lift) else "far more",
             )
         )
     lines.append(
@@ -212,7 +226,26 @@ def summary_lines(run, profile: pd.DataFrame) -> list[Safe]:
             model=ex.model_name,
         )
     )
+    if run.excluded_events or run.dropped_features:
+        lines.append(leakage_line(run))
     lines.append(md("Who the seeds are: {t}.", t=_traits(profile, "seeds")))
     lines.append(md("Who the lookalikes are: {t}.", t=_traits(profile, "lookalikes")))
     lines += [md("Note: {n}.", n=note) for note in ex.notes]
     return lines
+
+
+def leakage_line(run) -> Safe:
+    """What no feature saw because it defines the seed (the leakage rule, plain words)."""
+    parts = []
+    if run.excluded_events:
+        parts.append(md("the {e} events", e=", ".join(repr(e) for e in run.excluded_events)))
+    if "orders" in run.dropped_features:
+        parts.append(Safe("the orders (order count, revenue, order value, last order)"))
+    return md(
+        "No feature sees what defines the seed ({rule}): {p} are left out of every feature "
+        "(totals, counts, recency, active days, shares){how}, so the held-out seeds are "
+        "found by what else they do.",
+        rule=run.seed_rule,
+        p=Safe(" and ".join(parts)),
+        how=md("; {h}", h=run.seed_event_how) if run.seed_event_how else Safe(""),
+    )

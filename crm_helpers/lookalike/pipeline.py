@@ -9,11 +9,17 @@ Population filter: empty (everyone), or a rule in the seed grammar
 days"`` (people active in the app) or ``"users.country == DE"``. Seeds outside the filtered
 population count as missing from it.
 
-A count rule's own features are dropped before modelling (``count:<event>``; for
-purchases also ``orders``, ``revenue``, ``avg_order_value``, ``order_recency_days``):
-otherwise the model would only relearn the rule, the audit would be trivially perfect
-(held-out seeds meet the rule by definition) and the audience would be "users who almost
-meet the rule". The lookalikes are then found by everything else the seeds do and are.
+Leakage rule (:mod:`crm_helpers.lookalike.leakage`): no feature sees the events that define
+the seed. For a count rule the rule's event (resolved with the shared vocabulary:
+``purchase`` finds ``buy``, ``order``, …) is **excluded from every feature** — totals,
+per-event counts, recency, active days, shares and ratios are computed without its rows —
+and a purchase rule counted on ``orders`` also removes the order features (``orders``,
+``revenue``, ``avg_order_value``, ``order_recency_days``) and the purchase events. Otherwise
+the model would only relearn the rule, the audit would be trivially perfect (held-out seeds
+meet the rule by definition) and the audience would be "users who almost meet the rule".
+For every seed kind, :func:`~crm_helpers.lookalike.analysis.expand` then leaves out any
+feature that is nearly a copy of the seed label (univariate AUC above 0.95), with a note.
+The lookalikes are found by everything else the seeds do and are.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from crm_helpers.lookalike.analysis import Expansion, expand
 from crm_helpers.lookalike.features import FeatureSpec, feature_frame, feature_spec
 
 __all__ = ["LookalikeRun", "default_seed", "rule_features", "run"]
+
+_ORDER_FEATURES = ("orders", "revenue", "avg_order_value", "order_recency_days")
 
 #: The seed rule used when the data carry no seed list: frequent buyers.
 FALLBACK_SEED = "purchase >= 3 in 90 days"
@@ -73,6 +81,29 @@ class LookalikeRun:
     excluded: int
     expansion: Expansion
     dropped_features: tuple[str, ...] = ()
+    #: Event names no feature saw (they define the seed), and how the rule's event was found.
+    excluded_events: tuple[str, ...] = ()
+    seed_event_how: str = ""
+
+    def leakage_guard(self) -> dict:
+        """``metrics.json``'s ``leakage_guard``: what was kept from the features and why.
+
+        ``rule`` (``"exclude seed-defining events from every feature"``), ``excluded_events``,
+        ``excluded_orders`` (order features not built), ``near_copy_auc`` (the threshold) and
+        ``near_copies`` (``[{feature, auc}]`` left out as copies of the seed label).
+        """
+        from crm_helpers.lookalike.leakage import NEAR_COPY_AUC
+
+        nc = self.expansion.near_copies
+        return {
+            "rule": "exclude seed-defining events from every feature",
+            "excluded_events": list(self.excluded_events),
+            "excluded_orders": "orders" in self.dropped_features,
+            "near_copy_auc": NEAR_COPY_AUC,
+            "near_copies": []
+            if nc is None
+            else [{"feature": f, "auc": float(a)} for f, a in zip(nc.feature, nc.auc, strict=True)],
+        }
 
 
 def run(
@@ -97,10 +128,17 @@ def run(
     exclude = {rule.column} if rule.kind == "column" else set()
     if opted_out_column:
         exclude.add(opted_out_column)
-    spec = feature_spec(data, lookback_days, as_of or None, exclude_attributes=exclude)
+    source = _seeds.defining_events(data, rule)
+    spec = feature_spec(
+        data,
+        lookback_days,
+        as_of or None,
+        exclude_attributes=exclude,
+        exclude_events=source.events,
+        exclude_orders=source.orders,
+    )
     feats = feature_frame(data, spec)
-    dropped = rule_features(rule, list(feats.columns))
-    feats = feats.drop(columns=list(dropped))
+    dropped = rule_features(rule, source)
     n_all = len(feats)
     if population_filter:
         frule = _seeds.parse_seed(population_filter)
@@ -116,9 +154,20 @@ def run(
         opted_out_column=opted_out_column,
         recent_purchase_days=recent_purchase_days,
     )
+    ids = _seeds.seed_ids(data, rule, spec.as_of)
+    if rule.kind == "count" and not len(ids):
+        from crm_helpers.events import known_events
+
+        what = "orders" if source.orders else repr(source.events[0])
+        raise ValueError(
+            f"seed {rule.text!r} matches no user: nobody has {rule.min_count}+ {what} in the "
+            f"{rule.days} days before {spec.as_of.date()}"
+            + (f" ({source.how})" if source.how else "")
+            + f"; the events the data have: {sorted(known_events(data.events))}"
+        )
     ex = expand(
         feats,
-        _seeds.seed_ids(data, rule, spec.as_of),
+        ids,
         size=expansion_size,
         model=model,
         holdout_share=holdout_share,
@@ -137,16 +186,15 @@ def run(
         excluded=len(excluded),
         expansion=ex,
         dropped_features=dropped,
+        excluded_events=source.events,
+        seed_event_how=source.how,
     )
 
 
-def rule_features(rule: _seeds.SeedRule, columns: list[str]) -> tuple[str, ...]:
-    """Feature columns that encode a count seed rule (see the module docstring)."""
+def rule_features(rule: _seeds.SeedRule, source: _seeds.SeedSource) -> tuple[str, ...]:
+    """Feature names a count rule keeps out (they would see its events): ``count:<event>``
+    of each excluded event and, for a purchase rule on ``orders``, the order features."""
     if rule.kind != "count":
         return ()
-    words = {"purchase", "purchases", "order", "orders"}
-    event = "purchase" if rule.event.lower() in words else rule.event
-    names = {f"count:{event}"}
-    if rule.event.lower() in words:
-        names |= {"orders", "revenue", "avg_order_value", "order_recency_days"}
-    return tuple(c for c in columns if c in names)
+    names = tuple(f"count:{e}" for e in source.events)
+    return names + (_ORDER_FEATURES if source.orders else ())

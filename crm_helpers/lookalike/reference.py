@@ -37,6 +37,7 @@ def reference_features(tables: dict[str, pd.DataFrame], spec: FeatureSpec) -> pd
         pop = pd.unique(events["user_id"])
     pop = np.sort(pop)
     ev = _in_window(events, "ts", spec)
+    ev = ev[~ev["event"].isin(set(spec.excluded_events))]  # the seed-defining events
     by_user = {u: g for u, g in ev.groupby("user_id")}
     orders = _in_window(tables["orders"], "ts", spec) if spec.orders else None
     o_by = {u: g for u, g in orders.groupby("user_id")} if orders is not None else {}

@@ -3,13 +3,21 @@
 A seed is given as text (a notebook parameter), parsed by :func:`parse_seed`:
 
 - ``"<event> >= N in D days"``: users with at least ``N`` such events in the last ``D`` days
-  before ``as_of``. ``purchase`` / ``purchases`` / ``orders`` count rows of ``orders`` when
-  the data have that table, else ``purchase`` events. (A small seed rule that segments can
-  serve later.)
+  before ``as_of``. The event name is resolved with the shared vocabulary
+  (:func:`crm_helpers.events.resolve_event`, as the funnel and experiment reports do):
+  ``purchase`` finds ``buy``, ``order``, ``transaction``, … and a name differing only in
+  case; a plural (``purchases``) is read as its singular. A name of the purchase stage counts
+  rows of ``orders`` when the data have that table, else the data's purchase event. An
+  event the data do not have is an error that lists the events they do have, closest first.
+  (A small seed rule that segments can serve later.)
 - ``"users.<column>"``: users whose boolean ``column`` is true; ``"users.<column> == value"``:
   users whose ``column`` equals ``value`` (compared as text).
 - a path ending in ``.parquet`` or ``.csv``: a list of ids in its ``user_id`` column (or its
   only column).
+
+:func:`defining_events` names what defines a count rule's seeds (the event and, for
+purchases, the ``orders`` table): :mod:`crm_helpers.lookalike.pipeline` keeps those rows
+out of every feature (the leakage rule, see :mod:`crm_helpers.lookalike.leakage`).
 
 Seeds are then matched to the population (:func:`match_seeds`): ids not in it are counted
 and kept in :attr:`SeedSet.missing`, never silently dropped. Ids from a file are compared
@@ -25,11 +33,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["SeedRule", "SeedSet", "exclusion_ids", "match_seeds", "parse_seed", "seed_ids"]
+from crm_helpers.events import closest_first, known_events, resolve_event, stage_of
+
+__all__ = [
+    "SeedRule",
+    "SeedSet",
+    "SeedSource",
+    "defining_events",
+    "exclusion_ids",
+    "match_seeds",
+    "parse_seed",
+    "seed_ids",
+]
 
 _COUNT = re.compile(r"^\s*([^\s>=]+)\s*>=\s*(\d+)\s+in\s+(\d+)\s+days?\s*$", re.IGNORECASE)
 _COLUMN = re.compile(r"^\s*users\.(\w+)\s*(?:==\s*(.+?))?\s*$")
-_PURCHASE_WORDS = {"purchase", "purchases", "order", "orders"}
 
 
 @dataclass(frozen=True)
@@ -124,18 +142,80 @@ def seed_ids(data, seed: str | SeedRule, as_of: pd.Timestamp) -> pd.Series:
             cond = col.cast("string") == rule.value
         ids = u.filter(cond).select("user_id").distinct().to_pandas()["user_id"]
         return ids.reset_index(drop=True)
+    src = defining_events(data, rule)
     start = (as_of - pd.Timedelta(days=rule.days)).to_pydatetime()
     end = as_of.to_pydatetime()
-    if rule.event.lower() in _PURCHASE_WORDS and data.has("orders"):
+    if src.orders:
         t = data.orders
         t = t.filter((t.ts >= start) & (t.ts < end))
     else:
-        name = "purchase" if rule.event.lower() in _PURCHASE_WORDS else rule.event
         t = data.events
-        t = t.filter((t.event == name) & (t.ts >= start) & (t.ts < end))
+        t = t.filter((t.event == src.events[0]) & (t.ts >= start) & (t.ts < end))
     counts = t.group_by("user_id").aggregate(n=t.count())
     ids = counts.filter(counts.n >= rule.min_count).select("user_id").to_pandas()["user_id"]
     return ids.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class SeedSource:
+    """What defines a count rule's seeds: rows of ``orders`` and/or of these ``events``.
+
+    Attributes
+    ----------
+    events : tuple of str
+        Event names of the data whose rows define the seed (the rule's event as resolved;
+        for a purchase rule counted on ``orders``, also the data's purchase event when the
+        events have one: the same purchases seen twice). Empty for other seed kinds.
+    orders : bool
+        The rule counts rows of ``orders``.
+    how : str
+        How the rule's event was found (``"'purchase' is named 'buy' in the data"``; "" when
+        as given).
+    """
+
+    events: tuple[str, ...] = ()
+    orders: bool = False
+    how: str = ""
+
+
+def _stage(name: str) -> str | None:
+    stage = stage_of(name)
+    if stage is None and name.lower().endswith("s") and len(name) > 1:
+        stage = stage_of(name[:-1])
+    return stage
+
+
+def defining_events(data, seed: str | SeedRule) -> SeedSource:
+    """The rows that define a seed (see :class:`SeedSource`); empty unless a count rule.
+
+    Raises
+    ------
+    ValueError
+        The rule's event is not in the data: the message lists the events the data have,
+        closest first.
+    """
+    rule = parse_seed(seed) if isinstance(seed, str) else seed
+    if rule.kind != "count":
+        return SeedSource()
+    names = known_events(data.events) if data.has("events") else frozenset()
+    purchase = _stage(rule.event) == "purchase"
+    if purchase and data.has("orders"):
+        ev, _ = resolve_event("purchase", names)
+        return SeedSource(events=(ev,) if ev else (), orders=True, how="")
+    ev, how = resolve_event(rule.event, names)
+    if ev is None and rule.event.lower().endswith("s"):
+        ev, how = resolve_event(rule.event[:-1], names)
+        how = how or f"{rule.event!r} read as {ev!r}"
+    if ev is None:
+        ranked = closest_first(rule.event, names, limit=15)
+        more = len(names) - len(ranked)
+        raise ValueError(
+            f"seed {rule.text!r}: no event {rule.event!r} in the data"
+            + (" (nor an orders table)" if purchase else "")
+            + f"; the events the data have, closest first: {ranked}"
+            + (f" and {more} more" if more else "")
+        )
+    return SeedSource(events=(ev,), orders=False, how=how)
 
 
 @dataclass(frozen=True)
@@ -236,7 +316,10 @@ def exclusion_ids(
         raise ValueError(f"recent_purchase_days must be >= 0, got {recent_purchase_days}")
     if recent_purchase_days:
         rule = SeedRule("count", "", event="purchase", min_count=1, days=int(recent_purchase_days))
-        parts.append(seed_ids(data, rule, as_of))
+        try:
+            parts.append(seed_ids(data, rule, as_of))
+        except ValueError:  # no purchase in the data: nobody bought recently
+            pass
     if not parts:
         return pd.Series([], dtype=object, name="user_id")
     return pd.Series(pd.unique(pd.concat(parts, ignore_index=True)), name="user_id")

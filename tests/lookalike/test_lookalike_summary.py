@@ -34,7 +34,13 @@ def test_metrics_names_and_escaped_summary():
         "lift_at",
         "auc",
         "top_profile_differences",
+        "audit_at_audience_size",  # added by the leakage issue; the others are unchanged
     }
+    q, a = m["audit_at_audience_size"], ex.audits["default"]
+    assert q["n"] == a.n == ex.audience_size == 30  # the audit at the audience built
+    assert q["recall"] == m["recall_at_n"]["default"]
+    assert q["random_recall"] == 30 / a.n_candidates
+    assert q["lift"] == q["recall"] / (30 / a.n_candidates)
     assert set(m["seeds"]) == {"given", "found", "held_out"}
     assert set(m["recall_at_n"]) == {"default", "centroid", "random"}
     assert set(m["lift_at"]) == {"1%", "5%", "10%"}
@@ -42,6 +48,7 @@ def test_metrics_names_and_escaped_summary():
     text = "\n".join(summary_lines(run, prof))
     assert "<script>" not in text and "&lt;script&gt;" in text
     assert "<b>" not in text
+    assert f"**{q['lift']:.1f} times** as many hidden seeds as a random audience" in text
 
 
 def _overlap():

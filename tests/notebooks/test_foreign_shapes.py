@@ -168,6 +168,8 @@ def _lookalike_check(m: dict, frames: dict[str, pd.DataFrame]) -> None:
     assert m["provenance"]["parameters"]["seed"] == "buy >= 1 in 90 days"
     assert "seed" in m["provenance"]["derived"]
     assert m["metrics"]["seeds"]["found"] == seeds > 0
+    assert m["metrics"]["leakage_guard"]["excluded_events"] == ["buy"]  # no feature sees it
+    assert m["metrics"]["audit_at_audience_size"]["n"] == m["metrics"]["audience_size"]
 
 
 # --- the registry -----------------------------------------------------------------------------

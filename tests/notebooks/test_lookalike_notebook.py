@@ -118,6 +118,16 @@ def test_events_only_data(small_world, tmp_path):
     assert metrics["audience_size"] == direct.audience_size
     assert metrics["recall_at_n"]["default"] == pytest.approx(direct.recall_at_n()["default"])
     assert metrics["recall_at_n"]["default"] > metrics["recall_at_n"]["random"]
+    # the leakage rule: the purchase rule's events and orders are in no feature
+    guard = metrics["leakage_guard"]
+    assert guard["excluded_events"] == ["purchase"] and guard["rule"].startswith("exclude")
+    q = metrics["audit_at_audience_size"]
+    assert q["n"] == metrics["audience_size"] == direct.audits["default"].n
+    assert q["recall"] == pytest.approx(metrics["recall_at_n"]["default"])
+    assert q["lift"] == pytest.approx(q["recall"] / q["random_recall"])
+    summary = " ".join(m["summary"])
+    assert "as many hidden seeds as a random audience of the same size" in summary
+    assert "No feature sees what defines the seed" in summary
 
 
 def test_events_and_users_with_string_ids(small_world, tmp_path):
