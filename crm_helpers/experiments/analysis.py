@@ -609,10 +609,13 @@ def economics_table(
     gross_margin: float = 1.0,
     eligible_audience: int = 0,
     alpha: float = 0.05,
+    revenue_is_gross: bool = False,
 ) -> list[dict]:
     """Campaign economics (:func:`decision.economics`) of each non-control arm of a
     :class:`~crm_helpers.experiments.readout.Prepared` readout (needs ``conversion`` and
-    ``revenue`` among its statistics)."""
+    ``revenue`` among its statistics). ``revenue_is_gross``: subtract the coupon cost (the
+    revenue is before the discount); default: revenue as customers paid it, the coupon cost
+    a memo."""
     from crm_helpers.experiments.decision import economics
     from crm_helpers.experiments.readout import coupon_redemptions
 
@@ -634,6 +637,7 @@ def economics_table(
             v, n, parts["conversion"], parts["revenue"], gross_margin=gross_margin,
             coupon_redemptions=redeemed.get(v, 0), coupon_value=coupon_value,
             send_cost_per_user=send_cost_per_user, eligible_audience=eligible_audience,
+            revenue_is_gross=revenue_is_gross,
         )  # fmt: skip
         out.append(e.as_dict())
     return out
