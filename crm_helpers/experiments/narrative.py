@@ -75,6 +75,9 @@ _SPLIT_HINT = (
 )
 
 
+_PLAN_EXAMPLE = ' (e.g. `-p planned_split \'{"treatment": 0.8, "holdout": 0.2}\'`).'
+
+
 def _pct(x) -> str:
     return "n/a" if x is None or pd.isna(x) else f"{x:+.1%}"
 
@@ -124,15 +127,16 @@ def memo(
             )
         )
     if split is not None and not split.checked:
-        shares = ", ".join(f"{esc_name(k)} {v:,}" for k, v in srm.observed.items())
+        arms_order = sorted(srm.observed, key=lambda k: (-srm.observed[k], k))
         lines.append(
             md(
-                "Sample ratio not checked: the arms are split {obs} ({shares} users) and no "
+                "Sample ratio not checked: the arms are split {obs}, {sizes} users, and no "
                 "planned_split was given, so no plan is assumed and the verdict does not rest "
-                "on one. To check the split, pass the plan, e.g. "
-                '`-p planned_split \'{{"treatment": 0.8, "holdout": 0.2}}\'`.',
+                "on one. To check the split, pass the plan the test ran with, a share per arm"
+                "{ex}",
                 obs=split.observed,
-                shares=Safe(shares),
+                sizes="/".join(f"{srm.observed[k]:,}" for k in arms_order),
+                ex=Safe(_PLAN_EXAMPLE),
             )
         )
     lines.append(verdict_line(verdict))

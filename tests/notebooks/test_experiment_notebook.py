@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -224,4 +223,7 @@ def test_foreign_shape_runs_with_defaults(foreign_run, foreign):
     ] * 2  # revenue is also shown winsorized at the 99th percentile (default)
     html = Path(res.html).read_text()
     assert "Skipped: this section needs a users column" in html  # no users table: no segments
-    assert np.isfinite(mm["srm"]["p_value"])
+    # 80/20 without planned_split: the split is reported, not checked against an assumed 50/50
+    assert mm["srm"]["checked"] is False and mm["srm"]["p_value"] is None
+    assert "80/20 (treatment/holdout)" in derived["planned_split"]
+    assert "traffic split differs" not in mm["verdict"]["reason"]
