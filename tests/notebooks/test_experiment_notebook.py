@@ -186,7 +186,12 @@ def test_coupon_run_metrics_equal_the_reference(coupon_run, small_world):
     }
     counts = pu.groupby("variant").size().to_dict()
     assert mm["srm"]["observed"] == counts
-    assert set(mm["srm"]) == {"p_value", "observed", "expected"}
+    assert set(mm["srm"]) == {"p_value", "observed", "expected"} | {
+        "checked",
+        "plan_source",
+        "observed_split",
+    }  # the keys of issue #9, and (issue #21) whether and against which plan it was checked
+    assert mm["srm"]["checked"] and mm["srm"]["plan_source"] == "given"
     assert mm["srm"]["expected"]["holdout"] == pytest.approx(0.2 * sum(counts.values()))
     assert set(mm["cuped"]) >= {"conversion", "revenue"}
     assert all(0 <= v < 1 for v in mm["cuped"].values())
@@ -194,7 +199,7 @@ def test_coupon_run_metrics_equal_the_reference(coupon_run, small_world):
     assert econ["variant"] == "treatment" and econ["treated_users"] == counts["treatment"]
     redeemed = o.merge(pu[pu["variant"] == "treatment"][["user_id", "assigned_at"]], on="user_id")
     redeemed = redeemed[
-        (redeemed["coupon"] == "CART20") & (redeemed["ts"] > redeemed["assigned_at"])
+        (redeemed["coupon"] == "CART20") & (redeemed["ts"] >= redeemed["assigned_at"])
         & (redeemed["ts"] <= redeemed["assigned_at"] + pd.Timedelta(days=14))
     ]  # fmt: skip
     assert econ["coupon_redemptions"] == len(redeemed)
