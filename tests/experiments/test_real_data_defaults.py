@@ -297,3 +297,34 @@ def test_core_longest_complete_window_rounds_down_to_hours():
     assert core.longest_complete_window(end, pd.Timestamp("2025-03-03")) == 1.0
     assert core.days_text(1.0) == "1 day" and core.days_text(14) == "14 days"
     assert np.isclose(core.longest_complete_window(end, end - pd.Timedelta(days=3)), 3.0)
+
+
+@pytest.mark.spark
+def test_spark_equals_duckdb_on_the_real_data_defaults(write, spark_con):
+    """The derived window, the impression summary and the exposure check on both engines."""
+    a, o = _mail_test()
+    imp = pd.concat([a, a.assign(assigned_at=a["assigned_at"] + pd.Timedelta(hours=1))])
+    ev = pd.DataFrame({"user_id": a["user_id"], "event": "email_sent", "ts": a["assigned_at"]})
+    ev = pd.concat([ev, pd.DataFrame({"user_id": ["u1"], "event": ["open"], "ts": [day(1)]})])
+    us = {"assigned_at": "datetime64[us]", "ts": "datetime64[us]"}  # Spark reads no ns
+
+    def _us(df):
+        return df.astype({k: v for k, v in us.items() if k in df})
+
+    a, imp, o, ev = _us(a), _us(imp), _us(o), _us(ev)
+    d = write("mail_spark", assignments=imp, orders=o, events=ev)
+    out = []
+    for engine in ("duckdb", spark_con):
+        data = load(d, engine=engine, validate=False)
+        chosen = readout.metrics_for_data(data, "conversion", ["revenue"])
+        prep = readout.prepare(data, analysis_window_days=14, secondary_metrics=["revenue"])
+        out.append((prep.analysis_window_days, prep.assignments.rows, prep.stats, chosen))
+    assert out[0][:2] == out[1][:2] == (1.5, 20)
+    pd.testing.assert_frame_equal(out[0][2], out[1][2], check_dtype=False)
+    events_only = []
+    for engine in ("duckdb", spark_con):
+        e = write(f"ev_{len(events_only)}", assignments=a, events=ev)
+        events_only.append(readout.metrics_for_data(load(e, engine=engine, validate=False),
+                                                    "conversion", []))  # fmt: skip
+    assert events_only[0] == events_only[1]
+    assert events_only[0].primary == "event:open" and events_only[0].exposure == ["email_sent"]
