@@ -204,8 +204,8 @@ def resolve_split(
     ratio = max(sizes) / min(sizes) if min(sizes) > 0 else np.inf
     if srm.p_value >= srm_threshold or ratio <= EQUAL_SPLIT_MAX_RATIO:
         return SplitPlan(
-            equal, "equal", f"equal shares of the arms (the observed split {observed} is "
-            "consistent with them)", observed,
+            equal, "equal", f"equal shares of the arms: the observed split, {observed}, is "
+            "consistent with them", observed,
         )  # fmt: skip
     return SplitPlan(
         {}, "none",

@@ -4,9 +4,13 @@ Every line is safe Markdown built with :func:`crm_helpers.report.text.md`: varia
 and experiment names come from the data and are escaped.
 
 ``metrics.json`` keys (an interface, see issue #9): ``srm`` ``{p_value, observed,
-expected}``; ``arms``: one record per arm and metric with exactly :data:`ARM_KEYS`;
-``cuped``: ``{metric: variance reduction}`` (mean over the non-control arms);
-``economics``: one record per non-control arm; ``verdict`` ``{decision, reason, variant}``.
+expected}`` (issue #21 adds ``checked``, ``plan_source``, ``observed_split``; ``p_value`` is
+None when there is no plan to check against); ``arms``: one record per arm and metric with
+exactly :data:`ARM_KEYS`; ``cuped``: ``{metric: variance reduction}`` (mean over the
+non-control arms); ``economics``: one record per non-control arm (with ``revenue_is_gross``
+and ``coupon_cost_deducted``); ``verdict`` ``{decision, reason, variant}``. The notebook
+also records ``window_days`` and ``data_end`` (the analysis window and cut-off used) and
+``assignment_rows`` ``{rows, users}``.
 """
 
 from __future__ import annotations
