@@ -24,7 +24,9 @@ conversion, the lookalike's seed rule, the journey's goal). :func:`stage_event` 
 stage's event among the names the data have (exact name first, then ignoring case, in
 the stage's order); :func:`resolve_event` maps a name a user gave (``purchase``) to the name
 the data use (``buy``): the name itself when present, else the same name ignoring case,
-else the first present alias of a stage the name belongs to.
+else the first present alias of a stage the name belongs to. :data:`EXPOSURE_EVENTS` names
+the events that record an exposure or assignment itself (an impression, a send); never an
+outcome (:func:`is_exposure`).
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ import pandas as pd
 
 __all__ = [
     "EVENT_STAGES",
+    "EXPOSURE_EVENTS",
     "backend_name",
     "check_columns",
     "check_events_exist",
     "events_of",
     "in_range_us",
+    "is_exposure",
     "known_events",
     "match",
     "match_row",
@@ -71,6 +75,23 @@ EVENT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("purchase", "buy", "order", "transaction", "order_completed", "orders", "conversion"),
     ),
 )
+
+
+#: Events that record an exposure or an assignment itself (compared ignoring case).
+EXPOSURE_EVENTS: tuple[str, ...] = (
+    "exposure", "impression", "assignment", "assigned", "experiment_viewed",
+    "experiment_exposure", "variant_assigned", "sent", "send", "delivered", "email_sent",
+    "push_sent", "sms_sent", "message_sent", "email_delivered", "push_delivered", "ad_impression",
+)  # fmt: skip
+
+
+def is_exposure(name: str) -> bool:
+    """Whether ``name`` records an exposure or assignment (:data:`EXPOSURE_EVENTS`).
+
+    >>> is_exposure("Email_Sent"), is_exposure("purchase")
+    (True, False)
+    """
+    return isinstance(name, str) and name.lower() in EXPOSURE_EVENTS
 
 
 def _present(name: str, names: Iterable[str]) -> str | None:

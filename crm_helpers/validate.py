@@ -568,18 +568,23 @@ def _check_table(
                 table=name,
                 column=", ".join(key_cols),
                 check="duplicate_key",
-                severity="error",
+                # a warning: an impression-level log has many rows per user by design, and
+                # the experiment readout summarizes them (crm_helpers.experiments.core)
+                severity="warning",
                 count=_n(extra.get("dup_rows")),
-                message=f"({', '.join(key_cols)}) must be unique, but "
+                message=f"({', '.join(key_cols)}) is not unique: "
                 f"{_n(extra['dup_keys']):,} user(s) are assigned more than once"
                 + (
                     f", {conflicting:,} of them to different variants of one experiment"
                     if conflicting
                     else ""
-                ),
-                fix="each user must be in exactly one variant per experiment: keep the first "
-                "assignment of each user (earliest assigned_at) and exclude users exposed to "
-                "several variants from the analysis.",
+                )
+                + " (e.g. an impression-level log, one row per impression); the experiment "
+                "readout counts each user once, from their earliest assigned_at, and excludes "
+                "users in several variants",
+                fix="nothing, if the rows are impressions or repeated exports; each user must "
+                "be in exactly one variant per experiment, so users exposed to several variants "
+                "are left out of the analysis.",
                 examples=_examples(per_key.filter(per_key.rows > 1)),
             )
         )

@@ -11,6 +11,7 @@ sufficient statistics), :mod:`~crm_helpers.experiments.statistics` (tests, inter
 Bayesian, sequential, SRM, corrections), :mod:`~crm_helpers.experiments.analysis` (readout
 tables), :mod:`~crm_helpers.experiments.decision` (power, economics, decision rule),
 :mod:`~crm_helpers.experiments.narrative` (memo, ``metrics.json`` records),
+:mod:`~crm_helpers.experiments.split` (the planned split and the sample-ratio check),
 :mod:`~crm_helpers.experiments.readout` (parameters to statistics in one call) and
 :mod:`~crm_helpers.experiments.reference` (the pandas brute force used by the tests).
 """

@@ -7,7 +7,11 @@ Semantics
 ---------
 * Defaults derived from the data: the experiment is the only one in ``assignments`` or the
   latest (by last assignment); the control is the variant named ``control``, else
-  ``holdout``, else the largest arm; the planned split is equal.
+  ``holdout``, else the largest arm. The planned split (:func:`resolve_split`) is the
+  ``planned_split`` given, else the plan recorded in the assignments (a ``planned_share``
+  column), else equal arms *only* when the observed split is consistent with them; an
+  observed split far from equal (e.g. 80/20) is reported as it is and the sample-ratio check
+  is not run (never against an assumed plan the data contradict).
 * :func:`arms_table`: one row per arm and metric. Control rows carry ``n`` and ``mean``;
   every other row compares the arm with the control (:func:`~crm_helpers.experiments.
   statistics.compare`, Bayesian chance to beat control and expected loss). ``p_adjusted``
@@ -30,15 +34,28 @@ import pandas as pd
 from crm_helpers.experiments import core
 from crm_helpers.experiments import statistics as S
 from crm_helpers.experiments.metrics import ExperimentError, MetricSpec, parse_metric
+from crm_helpers.experiments.split import (
+    EQUAL_SPLIT_MAX_RATIO,
+    SplitPlan,
+    planned_weights,
+    resolve_split,
+    split_srm,
+    split_text,
+)
 
 __all__ = [
+    "EQUAL_SPLIT_MAX_RATIO",
+    "SplitPlan",
     "arms_table",
     "choose_control",
     "choose_experiment",
     "cuped_table",
     "planned_weights",
+    "resolve_split",
     "segment_table",
     "sequential_path",
+    "split_srm",
+    "split_text",
     "stats_of",
 ]
 
@@ -86,27 +103,6 @@ def choose_control(counts: dict[str, int], control_variant: str = "") -> tuple[s
             return name, f"the variant named {name!r}"
     largest = max(variants, key=lambda v: (counts[v], v))
     return largest, "the largest arm (no variant is named 'control' or 'holdout')"
-
-
-def planned_weights(variants: list[str], planned_split: dict | None) -> dict[str, float]:
-    """The planned share of each arm (normalised); equal when ``planned_split`` is empty.
-
-    Arms in the plan that have no users are kept (weight > 0, observed 0); observed arms the
-    plan lacks are an error.
-    """
-    if not planned_split:
-        return {v: 1.0 / len(variants) for v in variants}
-    plan = {str(k): float(v) for k, v in planned_split.items()}
-    missing = [v for v in variants if v not in plan]
-    if missing:
-        raise ExperimentError(
-            f"planned_split lacks variant(s) {', '.join(map(repr, missing))}; "
-            f"give a share for each of {', '.join(map(repr, variants))}"
-        )
-    if any(w < 0 for w in plan.values()) or sum(plan.values()) <= 0:
-        raise ExperimentError(f"planned_split shares must be >= 0 and not all 0: {plan}")
-    total = sum(plan.values())
-    return {k: w / total for k, w in plan.items()}
 
 
 def stats_of(row: pd.Series, spec: MetricSpec, cuped: bool = False):
@@ -400,15 +396,16 @@ def segment_table(
 
 
 def srm_table(srm: S.SrmResult, weights: dict[str, float]) -> pd.DataFrame:
-    """Planned share, observed and expected users per arm, with the SRM p-value."""
+    """Planned share, observed and expected users per arm, with the SRM p-value (NaN
+    planned shares and p-value when there is no plan: not checked)."""
     rows = [
         {
             "variant": v,
-            "planned_share": weights[v],
+            "planned_share": weights.get(v, np.nan),
             "users": srm.observed.get(v, 0),
             "expected_users": srm.expected.get(v, np.nan),
         }
-        for v in weights
+        for v in (weights or srm.observed)
     ]
     out = pd.DataFrame(rows)
     out["observed_share"] = out["users"] / max(out["users"].sum(), 1)
@@ -494,10 +491,13 @@ def economics_table(
     gross_margin: float = 1.0,
     eligible_audience: int = 0,
     alpha: float = 0.05,
+    revenue_is_gross: bool = False,
 ) -> list[dict]:
     """Campaign economics (:func:`decision.economics`) of each non-control arm of a
     :class:`~crm_helpers.experiments.readout.Prepared` readout (needs ``conversion`` and
-    ``revenue`` among its statistics)."""
+    ``revenue`` among its statistics). ``revenue_is_gross``: subtract the coupon cost (the
+    revenue is before the discount); default: revenue as customers paid it, the coupon cost
+    a memo."""
     from crm_helpers.experiments.decision import economics
     from crm_helpers.experiments.readout import coupon_redemptions
 
@@ -519,6 +519,7 @@ def economics_table(
             v, n, parts["conversion"], parts["revenue"], gross_margin=gross_margin,
             coupon_redemptions=redeemed.get(v, 0), coupon_value=coupon_value,
             send_cost_per_user=send_cost_per_user, eligible_audience=eligible_audience,
+            revenue_is_gross=revenue_is_gross,
         )  # fmt: skip
         out.append(e.as_dict())
     return out

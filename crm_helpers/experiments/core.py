@@ -5,16 +5,25 @@ per-arm sufficient statistics (a few rows) come back as pandas.
 
 Semantics
 ---------
-* **Assignments** of one experiment (``experiment_id`` compared as text). A user with
-  several rows in *one* variant keeps the earliest ``assigned_at``; a user assigned to
-  *two or more* variants is excluded (counted as ``multi_variant``). A user whose analysis
-  window ``(assigned_at, assigned_at + analysis_window_days]`` ends after the data's end
-  (the latest order/event time) is excluded (counted as ``incomplete_window``): their
-  outcome is not yet observed. ``data_end`` can be given to fix the cut-off.
+* **Assignments** of one experiment (``experiment_id`` compared as text), summarized to
+  one row per user: a user with several rows in *one* variant (a repeated export, or an
+  impression-level log with one row per impression) counts once, assigned at their
+  *earliest* row (the first impression); a user with rows in *two or more* variants is
+  excluded from every arm (counted as ``multi_variant``). A user whose analysis window
+  ``[assigned_at, assigned_at + analysis_window_days]`` ends after the data's end (the
+  latest order/event time, or the ``end`` given) is excluded (counted as
+  ``incomplete_window``): their outcome is not yet observed.
+* **Derived window** (``derive_window=True``): when fewer than half of the users (those in
+  one variant) complete ``analysis_window_days``, the window becomes the longest one every
+  such user completes: the data end minus the last assignment, rounded down to whole hours,
+  at least one day (:func:`longest_complete_window`). The readout is then exactly the one
+  of that window given by hand; no user left even then is an error.
 * **Per-user values** (see :mod:`crm_helpers.experiments.metrics`): orders and events of
-  the user in the window, and the same in the pre-period
-  ``[assigned_at - pre_period_days, assigned_at]`` (the CUPED covariate; 0 when
-  ``pre_period_days`` is 0). Users without orders/events have 0.
+  the user in the window -- from the assignment time itself (an outcome at exactly
+  ``assigned_at`` counts) to ``assigned_at + analysis_window_days`` -- and the same in the
+  pre-period ``[assigned_at - pre_period_days, assigned_at)`` (the CUPED covariate, strictly
+  before the assignment; 0 when ``pre_period_days`` is 0). Users without orders/events
+  have 0.
 * **Sufficient statistics** per group (variant, or variant and a breakdown key) and metric:
   ``n``, ``sum``, ``sum_sq`` of the value; ``pre_sum``, ``pre_sum_sq``, ``cross_sum``
   (value x pre-period value); for ratio metrics ``sum``/``sum_sq`` are the numerator's and
@@ -23,7 +32,7 @@ Semantics
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import ibis
 import ibis.expr.types as ir
@@ -33,11 +42,15 @@ from crm_helpers.engine import epoch_us
 from crm_helpers.experiments.metrics import ExperimentError, MetricSpec, parse_metric
 
 __all__ = [
+    "PLAN_COLUMNS",
     "STAT_COLUMNS",
     "Assignments",
+    "assignment_plan",
     "assigned_users",
     "data_end",
+    "days_text",
     "list_experiments",
+    "longest_complete_window",
     "per_user_metrics",
     "sufficient_stats",
     "winsor_caps",
@@ -112,6 +125,13 @@ class Assignments:
         The cut-off used for complete windows.
     notes
         Plain-text messages about what was excluded (for the report).
+    window_days
+        The analysis window the users were kept for (days).
+    window_how
+        How the window was derived (empty: as given).
+    rows, users
+        Assignment rows of the experiment and distinct users in them (``rows > users``: the
+        rows were summarized per user, see the module docstring).
     """
 
     table: ir.Table
@@ -121,10 +141,32 @@ class Assignments:
     excluded: dict[str, int]
     data_end: pd.Timestamp | None
     notes: list[str] = field(default_factory=list)
+    window_days: float | None = None
+    window_how: str = ""
+    rows: int = 0
+    users: int = 0
 
     @property
     def variants(self) -> list[str]:
         return list(self.counts)
+
+
+def longest_complete_window(end: pd.Timestamp, last_assigned: pd.Timestamp) -> float:
+    """Days of the longest window every user completes: ``end - last_assigned`` rounded
+    down to whole hours, at least one day.
+
+    >>> longest_complete_window(pd.Timestamp("2025-03-03 18:30"), pd.Timestamp("2025-03-02"))
+    1.75
+    """
+    hours = int((pd.Timestamp(end) - pd.Timestamp(last_assigned)) // pd.Timedelta(hours=1))
+    return max(hours, 24) / 24.0
+
+
+def days_text(days: float) -> str:
+    """``"1 day"``, ``"14 days"`` or ``"1.75 days (42 hours)"``."""
+    if float(days).is_integer():
+        return f"{days:g} day" + ("" if days == 1 else "s")
+    return f"{days:.3g} days ({days * 24:g} hours)"
 
 
 def assigned_users(
@@ -134,6 +176,7 @@ def assigned_users(
     *,
     end: pd.Timestamp | None = None,
     tables: set[str] | None = None,
+    derive_window: bool = False,
 ) -> Assignments:
     """Clean the assignments of ``experiment_id`` (see the module docstring).
 
@@ -149,6 +192,8 @@ def assigned_users(
         Data cut-off; default :func:`data_end` of the tables in ``tables``.
     tables : set of str, optional
         The tables the metrics read (for the default ``end``).
+    derive_window : bool
+        Shorten the window when fewer than half of the users complete it (module docstring).
 
     Returns
     -------
@@ -170,7 +215,7 @@ def assigned_users(
         variant=a.variant.min(),
         assigned_at=a.assigned_at.min(),
     )
-    end = end if end is not None else data_end(data, tables)
+    end = pd.Timestamp(end) if end is not None else data_end(data, tables)
     win_us = int(round(analysis_window_days * US_PER_DAY))
     t0 = epoch_us(per_user.assigned_at, backend)
     if end is not None:
@@ -179,13 +224,16 @@ def assigned_users(
     else:
         complete = ibis.literal(True)
     flagged = per_user.mutate(complete=complete)
+    single = flagged.n_variants == 1
     summary = (
         flagged.group_by("variant")
         .aggregate(
             users=flagged.count(),
-            dup_rows=(flagged.n_variants == 1).ifelse(flagged.rows - 1, 0).sum(),
-            multi=(flagged.n_variants > 1).cast("int64").sum(),
-            incomplete=((flagged.n_variants == 1) & ~flagged.complete).cast("int64").sum(),
+            rows=flagged.rows.sum(),
+            dup_rows=single.ifelse(flagged.rows - 1, 0).sum(),
+            multi=(~single).cast("int64").sum(),
+            incomplete=(single & ~flagged.complete).cast("int64").sum(),
+            last=single.ifelse(t0, ibis.null("int64")).max(),
         )
         .to_pandas()
     )
@@ -197,9 +245,36 @@ def assigned_users(
         )
     summary["variant"] = summary["variant"].astype(str)
     summary = summary.sort_values("variant")
+    eligible = int(summary["users"].sum() - summary["multi"].sum())
+    n_complete = eligible - int(summary["incomplete"].sum())
+    if derive_window and end is not None and eligible and 2 * n_complete < eligible:
+        last = pd.Timestamp("1970-01-01") + pd.Timedelta(
+            microseconds=int(summary["last"].dropna().max())
+        )
+        window = longest_complete_window(end, last)
+        how = (
+            f"only {n_complete:,} of {eligible:,} users complete {days_text(analysis_window_days)}"
+            f" by the data end ({end:%Y-%m-%d %H:%M}): the longest window every assigned user "
+            f"completes, the data end minus the last assignment ({last:%Y-%m-%d %H:%M}), in "
+            "whole hours, at least 1 day"
+        )
+        try:
+            out = assigned_users(data, experiment_id, window, end=end, tables=tables)
+        except ExperimentError as e:
+            raise ExperimentError(
+                f"{e} Even the shortest window the readout derives ({days_text(window)}, the "
+                "data end minus the last assignment, at least 1 day) leaves no user."
+            ) from None
+        note = (
+            f"Outcomes are counted within {days_text(window)} of each user's assignment, not "
+            f"{days_text(analysis_window_days)}: the data end {days_text(window)} after the "
+            "last assignment, so a longer window would leave most users out. An effect that "
+            "takes longer to show is not seen here."
+        )
+        return replace(out, window_how=how, notes=[note, *out.notes])
     # multi-variant users are grouped under their alphabetically first variant here
     raw = _raw_counts(a)
-    keep = flagged.filter((flagged.n_variants == 1) & flagged.complete)
+    keep = flagged.filter(single & flagged.complete)
     keep = keep.select("user_id", variant=keep.variant.cast("string"), assigned_at="assigned_at")
     keep = keep.mutate(t0=epoch_us(keep.assigned_at, backend))
     counts = {
@@ -213,11 +288,14 @@ def assigned_users(
         "multi_variant": int(summary["multi"].sum()),
         "incomplete_window": int(summary["incomplete"].sum()),
     }
+    n_rows, n_users = int(summary["rows"].sum()), int(summary["users"].sum())
     notes = []
-    if excluded["duplicate_rows"]:
+    if n_rows > n_users:
         notes.append(
-            f"{excluded['duplicate_rows']:,} repeated assignment row(s) of users in one variant: "
-            "the earliest assignment of each user is used."
+            f"The assignments have {n_rows:,} rows for {n_users:,} users (several rows per "
+            "user, e.g. one per impression or a repeated export): each user counts once, "
+            "assigned at their first row (first impression), and outcomes count from that "
+            "time; a user with rows in more than one variant is excluded from every arm."
         )
     if excluded["multi_variant"]:
         notes.append(
@@ -227,8 +305,8 @@ def assigned_users(
     if excluded["incomplete_window"]:
         notes.append(
             f"{excluded['incomplete_window']:,} user(s) assigned less than "
-            f"{analysis_window_days:g} days before the data end ({end}) are excluded: their "
-            "analysis window is not complete yet."
+            f"{days_text(analysis_window_days)} before the data end ({end}) are excluded: "
+            "their analysis window is not complete yet."
         )
     if sum(counts.values()) == 0:
         raise ExperimentError(
@@ -236,7 +314,48 @@ def assigned_users(
             + ", ".join(f"{k}: {v:,}" for k, v in excluded.items())
             + "); shorten analysis_window_days or use newer data."
         )
-    return Assignments(keep, str(experiment_id), counts, raw, excluded, end, notes)
+    return Assignments(
+        keep, str(experiment_id), counts, raw, excluded, end, notes,
+        window_days=float(analysis_window_days), rows=n_rows, users=n_users,
+    )  # fmt: skip
+
+
+#: Columns of ``assignments`` that may record each arm's planned share (first present wins).
+PLAN_COLUMNS = ("planned_share", "planned_weight", "weight")
+
+
+def assignment_plan(data, experiment_id: str) -> tuple[dict[str, float] | None, str, str]:
+    """The planned split recorded in the assignments: ``(plan, column, note)``.
+
+    ``plan`` is ``variant -> share`` from the first of :data:`PLAN_COLUMNS` present, when
+    every variant of the experiment has exactly one non-null value there; else None, with
+    ``note`` saying why (e.g. shares that change within an arm, as a bandit's weights do).
+    """
+    a = data.assignments
+    col = next((c for c in PLAN_COLUMNS if c in a.columns), "")
+    if not col:
+        return None, "", ""
+    a = a.filter(a.experiment_id.cast("string") == str(experiment_id))
+    df = (
+        a.group_by("variant")
+        .aggregate(
+            values=a[col].cast("float64").nunique(),
+            share=a[col].cast("float64").max(),
+        )
+        .to_pandas()
+    )
+    if df.empty:
+        return None, col, ""
+    if (df["values"] != 1).any():
+        return (
+            None,
+            col,
+            (
+                f"The assignments' {col} column is not one value per arm (it changes within an "
+                "arm, or is empty), so it is not used as the planned split."
+            ),
+        )
+    return {str(v): float(w) for v, w in zip(df["variant"], df["share"], strict=True)}, col, ""
 
 
 def _raw_counts(a: ir.Table) -> dict[str, int]:
@@ -245,9 +364,10 @@ def _raw_counts(a: ir.Table) -> dict[str, int]:
 
 
 def _window_flags(t: ir.IntegerValue, t0: ir.IntegerValue, win_us: int, pre_us: int):
-    in_win = (t > t0) & (t <= t0 + win_us)
+    # an outcome at exactly the assignment time counts; the pre-period ends just before it
+    in_win = (t >= t0) & (t <= t0 + win_us)
     # no pre-period: an always-false column (a literal would not be a column of the join)
-    in_pre = (t >= t0 - pre_us) & (t <= t0) if pre_us > 0 else t0 < t0
+    in_pre = (t >= t0 - pre_us) & (t < t0) if pre_us > 0 else t0 < t0
     return in_win, in_pre
 
 

@@ -8,11 +8,15 @@ Semantics
   arms), and the users per arm needed to detect a chosen relative effect.
 * **Economics** of the treated arm vs the control: incremental conversions and revenue are
   the per-user differences times the treated users (with their intervals); the incremental
-  gross profit is ``gross_margin x`` incremental revenue; costs are the coupons redeemed in
-  the treated arm (``redemptions x coupon_value``) and the sends (``treated users x
-  send_cost_per_user``); net profit = gross profit - costs (its interval from the revenue
-  interval; costs are taken as known); ROI = net profit / costs; the extrapolation scales
-  the net profit per treated user to ``eligible_audience`` users.
+  gross profit is ``gross_margin x`` incremental revenue. The coupons redeemed in the
+  treated arm cost ``redemptions x coupon_value`` (``coupon_cost``). *Revenue is taken as
+  customers paid it* (``revenue_is_gross=False``, the default): net of the discount, so the
+  coupon's cost is already in it and is shown as a memo line, not subtracted again; only
+  when ``revenue_is_gross`` (list prices before the discount) is it subtracted
+  (``coupon_cost_deducted``). Costs are the deducted coupon cost and the sends (``treated
+  users x send_cost_per_user``); net profit = gross profit - costs (its interval from the
+  revenue interval; costs are taken as known); ROI = net profit / costs; the extrapolation
+  scales the net profit per treated user to ``eligible_audience`` users.
 * **Decision rule**, stated before the numbers: ship when the SRM check passes, the primary
   metric's adjusted p-value is below ``alpha``, the lower end of its relative-lift interval
   is at least ``min_relative_lift``, every guardrail is non-inferior and (when costs are
@@ -100,6 +104,8 @@ class Economics:
     roi: float
     eligible_audience: int
     extrapolated_net_profit: float
+    revenue_is_gross: bool = False
+    coupon_cost_deducted: float = 0.0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -116,25 +122,28 @@ def economics(
     coupon_value: float = 0.0,
     send_cost_per_user: float = 0.0,
     eligible_audience: int = 0,
+    revenue_is_gross: bool = False,
 ) -> Economics:
     """Campaign economics from per-user differences ``(estimate, low, high)``.
 
     ``conversion_diff`` may be NaNs (no conversion metric); ``eligible_audience`` 0 means
-    the treated users themselves.
+    the treated users themselves; ``revenue_is_gross``: the revenue is before the coupon's
+    discount, so the coupon cost is subtracted (default: net of it, a memo only).
     """
     n = float(treated_users)
     conv = [x * n for x in conversion_diff]
     rev = [x * n for x in revenue_diff]
     coupon_cost = coupon_redemptions * coupon_value
+    deducted = coupon_cost if revenue_is_gross else 0.0
     send_cost = n * send_cost_per_user
-    costs = coupon_cost + send_cost
+    costs = deducted + send_cost
     net = [gross_margin * r - costs for r in rev]
     roi = net[0] / costs if costs > 0 else np.nan
     audience = int(eligible_audience) if eligible_audience else int(treated_users)
     extra = net[0] / n * audience if n > 0 else np.nan
     return Economics(
         variant, int(treated_users), *conv, *rev, gross_margin, int(coupon_redemptions),
-        coupon_cost, send_cost, *net, roi, audience, extra,
+        coupon_cost, send_cost, *net, roi, audience, extra, bool(revenue_is_gross), deducted,
     )  # fmt: skip
 
 
@@ -152,20 +161,33 @@ class Verdict:
 
 
 def rule_text(
-    primary: str, min_relative_lift: float, guardrails: list[str], margin: float, alpha: float
+    primary: str,
+    min_relative_lift: float,
+    guardrails: list[str],
+    margin: float,
+    alpha: float,
+    srm_checked: bool = True,
 ) -> str:
-    """The decision rule in words (trusted text; metric names are escaped by the caller)."""
+    """The decision rule in words (trusted text; metric names are escaped by the caller).
+
+    ``srm_checked`` False: there is no planned split, so the rule says the split is not
+    part of it."""
     g = (
         f"; no guardrail ({len(guardrails)}) worse than {margin:.1%} (non-inferiority)"
         if guardrails
         else ""
     )
+    split = (
+        "the traffic split is as planned (SRM p >= 0.001), "
+        if srm_checked
+        else "(no planned split is known, so the traffic split is not checked) "
+    )
     return (
-        f"Ship an arm if the traffic split is as planned (SRM p >= 0.001), its primary metric "
+        f"Ship an arm if {split}its primary metric "
         f"lifts significantly (adjusted p < {alpha:g}) with the lower end of the relative-lift "
         f"interval at least {min_relative_lift:.1%}{g}, and the net profit is positive when "
-        "costs are given. Do not ship if the split is broken, every interval excludes a lift of "
-        f"{min_relative_lift:.1%}, a guardrail is significantly worse, or the lift loses money. "
+        f"costs are given. Do not ship if {'the split is broken, ' if srm_checked else ''}"
+        f"every interval excludes a lift of {min_relative_lift:.1%}, a guardrail is significantly worse, or the lift loses money. "
         "Otherwise keep running."
     )
 
@@ -183,6 +205,7 @@ def decide(
     """Apply the decision rule (module docstring) to :func:`analysis.arms_table`.
 
     ``profits``: ``variant -> (net profit, low, high)`` when costs are given.
+    ``srm_p_value`` NaN: the split was not checked (no plan), so it is not part of the rule.
     """
     if srm_p_value < srm_threshold:
         return Verdict(

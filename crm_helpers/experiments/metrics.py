@@ -13,8 +13,9 @@ Grammar (the names are parameters of the notebook, so they are an interface):
 * ``winsorized:<metric>`` — a non-ratio metric with each user's value capped at a pooled
   percentile of all users' values (heavy tails), reported beside the raw metric.
 
-The analysis window of a user is ``(assigned_at, assigned_at + analysis_window_days]``; the
-pre-period (CUPED covariate) is ``[assigned_at - pre_period_days, assigned_at]``.
+The analysis window of a user is ``[assigned_at, assigned_at + analysis_window_days]``: an
+outcome at exactly the assignment time counts (at or after the assignment). The pre-period
+(CUPED covariate) is ``[assigned_at - pre_period_days, assigned_at)``, strictly before it.
 """
 
 from __future__ import annotations

@@ -4,9 +4,13 @@ Every line is safe Markdown built with :func:`crm_helpers.report.text.md`: varia
 and experiment names come from the data and are escaped.
 
 ``metrics.json`` keys (an interface, see issue #9): ``srm`` ``{p_value, observed,
-expected}``; ``arms``: one record per arm and metric with exactly :data:`ARM_KEYS`;
-``cuped``: ``{metric: variance reduction}`` (mean over the non-control arms);
-``economics``: one record per non-control arm; ``verdict`` ``{decision, reason, variant}``.
+expected}`` (issue #21 adds ``checked``, ``plan_source``, ``observed_split``; ``p_value`` is
+None when there is no plan to check against); ``arms``: one record per arm and metric with
+exactly :data:`ARM_KEYS`; ``cuped``: ``{metric: variance reduction}`` (mean over the
+non-control arms); ``economics``: one record per non-control arm (with ``revenue_is_gross``
+and ``coupon_cost_deducted``); ``verdict`` ``{decision, reason, variant}``. The notebook
+also records ``window_days`` and ``data_end`` (the analysis window and cut-off used) and
+``assignment_rows`` ``{rows, users}``.
 """
 
 from __future__ import annotations
@@ -50,9 +54,14 @@ def arm_records(arms: pd.DataFrame) -> list[dict]:
     return out
 
 
-def srm_record(srm) -> dict:
-    """``{p_value, observed, expected}`` of an :class:`~crm_helpers.experiments.statistics.SrmResult`."""
-    return {"p_value": srm.p_value, "observed": srm.observed, "expected": srm.expected}
+def srm_record(srm, split=None) -> dict:
+    """``{p_value, observed, expected}`` of an :class:`~crm_helpers.experiments.statistics.SrmResult`,
+    with ``checked`` (False: no plan, p-value None), ``plan_source`` and ``observed_split``
+    when the :class:`~crm_helpers.experiments.analysis.SplitPlan` is given."""
+    out = {"p_value": _f(srm.p_value), "observed": srm.observed, "expected": srm.expected}
+    if split is not None:
+        out.update(checked=split.checked, plan_source=split.source, observed_split=split.observed)
+    return out
 
 
 def cuped_record(cuped: pd.DataFrame) -> dict:
@@ -68,6 +77,9 @@ _SPLIT_HINT = (
     " No planned split was given, so equal shares were assumed: if the plan was unequal, pass "
     'it, e.g. `-p planned_split \'{"treatment": 0.8, "holdout": 0.2}\'`.'
 )
+
+
+_PLAN_EXAMPLE = ' (e.g. `-p planned_split \'{"treatment": 0.8, "holdout": 0.2}\'`).'
 
 
 def _pct(x) -> str:
@@ -88,6 +100,7 @@ def memo(
     segments_significant: int = 0,
     segments_small: int = 0,
     split_assumed: bool = False,
+    split=None,
 ) -> list[str]:
     """The decision memo: verdict, the effect in plain words, the money, the caveats.
 
@@ -95,6 +108,9 @@ def memo(
     control / that are too small to be tested (each a caveat when > 0).
     ``split_assumed``: the planned split was not given (equal shares assumed); a failing
     sample-ratio check then says how to give the real plan (e.g. an 80/20 holdout).
+    ``split``: the :class:`~crm_helpers.experiments.analysis.SplitPlan`; when it has no plan
+    (the check was not run) a line says the observed split and that SRM needs
+    ``planned_split``.
 
     Returns
     -------
@@ -112,6 +128,19 @@ def memo(
                 shares=Safe(shares),
                 p=srm.p_value,
                 hint=Safe(_SPLIT_HINT if split_assumed else ""),
+            )
+        )
+    if split is not None and not split.checked:
+        arms_order = sorted(srm.observed, key=lambda k: (-srm.observed[k], k))
+        lines.append(
+            md(
+                "Sample ratio not checked: the arms are split {obs}, {sizes} users, and no "
+                "planned_split was given, so no plan is assumed and the verdict does not rest "
+                "on one. To check the split, pass the plan the test ran with, a share per arm"
+                "{ex}",
+                obs=split.observed,
+                sizes="/".join(f"{srm.observed[k]:,}" for k in arms_order),
+                ex=Safe(_PLAN_EXAMPLE),
             )
         )
     lines.append(verdict_line(verdict))
@@ -139,18 +168,25 @@ def memo(
             )
         )
     for e in economics or []:
+        gross = bool(e.get("revenue_is_gross", True))
         lines.append(
             md(
                 "Money ({v}): {conv:,.0f} extra conversions and {rev:,.0f} extra revenue from "
-                "{n:,} treated users; after coupons ({cc:,.0f}) and sends ({sc:,.0f}) the net "
-                "profit is {net:,.0f} (95% interval {lo:,.0f} to {hi:,.0f}); on {aud:,} eligible "
-                "users about {ext:,.0f}.",
+                "{n:,} treated users; after {costs} the net profit is {net:,.0f} (95% interval "
+                "{lo:,.0f} to {hi:,.0f}); on {aud:,} eligible users about {ext:,.0f}.",
                 v=code(e["variant"]),
                 conv=e["incremental_conversions"],
                 rev=e["incremental_revenue"],
                 n=e["treated_users"],
-                cc=e["coupon_cost"],
-                sc=e["send_cost"],
+                costs=Safe(
+                    md(
+                        "coupons ({cc:,.0f}) and sends ({sc:,.0f})",
+                        cc=e["coupon_cost"],
+                        sc=e["send_cost"],
+                    )
+                    if gross
+                    else md("sends ({sc:,.0f})", sc=e["send_cost"])
+                ),  # fmt: skip
                 net=e["net_profit"],
                 lo=e["net_profit_low"],
                 hi=e["net_profit_high"],
@@ -158,6 +194,18 @@ def memo(
                 ext=e["extrapolated_net_profit"],
             )
         )
+        if e.get("coupon_redemptions") and not gross:
+            lines.append(
+                md(
+                    "Memo ({v}): {k:,} coupon redemptions worth {cc:,.0f} in discounts are "
+                    "already in the revenue, which is what customers paid (net of the "
+                    "discount), so they are not subtracted again; pass "
+                    "`-p revenue_is_gross true` if revenue is before discounts.",
+                    v=code(e["variant"]),
+                    k=e["coupon_redemptions"],
+                    cc=e["coupon_cost"],
+                )
+            )
     caveats = [esc(n) for n in notes]
     if peeking_note:
         caveats.append(

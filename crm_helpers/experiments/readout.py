@@ -1,15 +1,22 @@
 """One call from the notebook's parameters to the sufficient statistics of a readout.
 
-:func:`prepare` resolves the defaults (experiment, control, planned split), cleans the
-assignments, builds the per-user metrics once (cached in the engine: a few columns per
-assigned user), computes winsorizing caps and the per-arm sufficient statistics, and runs
-the sample-ratio check. Everything after it works on small pandas frames.
+:func:`prepare` resolves the defaults (experiment, control, planned split, data end, and the
+analysis window when the data end before most users complete it), cleans the assignments
+(summarized to one row per user: :mod:`crm_helpers.experiments.core`), builds the per-user
+metrics once (cached in the engine: a few columns per assigned user), computes winsorizing
+caps and the per-arm sufficient statistics, and runs the sample-ratio check against the
+planned split (:func:`crm_helpers.experiments.analysis.resolve_split`; not run when there
+is no plan and the observed split contradicts equal arms). Everything after it works on
+small pandas frames.
 
 :func:`metrics_for_data` adapts the metric parameters' *default values* to data without an
 orders table (assignments + events): ``conversion`` becomes the share of users with a
 purchase event in the window (``event:<purchase>``, the first purchase-like name of
 :data:`crm_helpers.events.EVENT_STAGES` in the events, else the event with the
 most users), and ``revenue`` among the secondary metrics is left out (the report says so).
+The outcome is never an exposure or assignment event itself: names of
+:data:`crm_helpers.events.EXPOSURE_EVENTS`, and events that half or more of their users
+have at exactly their assignment time (the assignment's own log), are not chosen.
 Any other metric that needs orders (``orders``, ``ratio:revenue/...``, an order metric as a
 guardrail) is asked for explicitly and stays an error.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import ibis
 import pandas as pd
 
 from crm_helpers.experiments import analysis, core
@@ -48,6 +56,20 @@ class Prepared:
     stats: pd.DataFrame
     srm: S.SrmResult
     notes: list[str] = field(default_factory=list)
+    split: analysis.SplitPlan | None = None
+
+    @property
+    def analysis_window_days(self) -> float | None:
+        """The window the readout used (derived when ``window_how`` is not empty)."""
+        return self.assignments.window_days
+
+    @property
+    def window_how(self) -> str:
+        return self.assignments.window_how
+
+    @property
+    def data_end(self) -> pd.Timestamp | None:
+        return self.assignments.data_end
 
     @property
     def metrics(self) -> list[str]:
@@ -63,6 +85,7 @@ class MetricChoice:
     secondary: list[str]
     primary_how: str = ""
     left_out: dict[str, str] = field(default_factory=dict)
+    exposure: list[str] = field(default_factory=list)
 
 
 def metrics_for_data(data, primary_metric: str, secondary_metrics: list[str]) -> MetricChoice:
@@ -88,29 +111,64 @@ def metrics_for_data(data, primary_metric: str, secondary_metrics: list[str]) ->
     secondary = [m for m in secondary if m not in left_out]
     if primary_metric != "conversion":
         return MetricChoice(primary_metric, secondary, "", left_out)
-    from crm_helpers.events import stage_event
+    from crm_helpers.events import is_exposure, stage_event
 
-    ev = data.events
-    users = ev.group_by("event").aggregate(users=ev.user_id.nunique()).to_pandas()
-    users["event"] = users["event"].astype(str)
-    users = users.sort_values(["users", "event"], ascending=[False, True], kind="mergesort")
+    users = _event_users(data)
     if users.empty:
         return MetricChoice(primary_metric, secondary, "", left_out)
-    names = set(users["event"])
+    exposure = [
+        e
+        for e, n, at in zip(users["event"], users["users"], users["at_assignment"], strict=True)
+        if is_exposure(e) or 2 * at >= n
+    ]
+    outcomes = users[~users["event"].isin(exposure)]
+    names = set(outcomes["event"])
     purchase = stage_event("purchase", names)
     if purchase is not None:
         how = (
             f"the data have no orders table: conversion is the share of users with a "
             f"{purchase!r} event in the analysis window"
         )
-    else:
-        purchase = str(users["event"].iloc[0])
+    elif not outcomes.empty:
+        purchase = str(outcomes["event"].iloc[0])
         how = (
             "the data have no orders table and no purchase event: the event with the most "
             f"users, {purchase!r}, is the outcome (share of users with it in the window)"
         )
+    else:
+        raise ExperimentError(
+            "the events hold only the exposure/assignment event(s) "
+            + ", ".join(map(repr, exposure))
+            + ", which cannot be an outcome: give primary_metric (e.g. 'event:<name>') "
+            "or add an orders table"
+        )
+    if exposure:
+        how += (
+            "; not "
+            + ", ".join(map(repr, exposure))
+            + ": the exposure/assignment itself, never an outcome"
+        )
     primary = f"event:{purchase}"
-    return MetricChoice(primary, [m for m in secondary if m != primary], how, left_out)
+    return MetricChoice(primary, [m for m in secondary if m != primary], how, left_out, exposure)
+
+
+def _event_users(data) -> pd.DataFrame:
+    """Per event name: ``users`` with it and ``at_assignment``, users with one at exactly
+    an assignment time of theirs (any experiment); most users first."""
+    ev = data.events
+    users = ev.group_by("event").aggregate(users=ev.user_id.nunique())
+    if data.has("assignments", "assigned_at"):
+        a = data.assignments
+        a = a.select(a_user=a.user_id, a_ts=a.assigned_at).distinct()
+        j = ev.inner_join(a, (ev.user_id == a.a_user) & (ev.ts == a.a_ts))
+        at = j.group_by("event").aggregate(at_assignment=j.user_id.nunique())
+        users = users.left_join(at, "event").drop("event_right")
+        users = users.mutate(at_assignment=users.at_assignment.fill_null(0))
+    else:
+        users = users.mutate(at_assignment=ibis.literal(0))
+    df = users.to_pandas()
+    df["event"] = df["event"].astype(str)
+    return df.sort_values(["users", "event"], ascending=[False, True], kind="mergesort")
 
 
 def _unique(xs) -> list[str]:
@@ -135,6 +193,8 @@ def prepare(
     winsorize_percentile: float = 0.0,
     coupon_code: str = "",
     economics_metrics: bool = True,
+    data_end: str | pd.Timestamp | None = None,
+    derive_window: bool = True,
 ) -> Prepared:
     """Resolve defaults and compute the readout's sufficient statistics.
 
@@ -144,11 +204,11 @@ def prepare(
         Needs ``assignments`` and the tables of the metrics.
     experiment_id, control_variant, planned_split
         Empty: derived (:func:`analysis.choose_experiment`, :func:`analysis.choose_control`,
-        equal split); ``*_how`` say how.
+        :func:`analysis.resolve_split`); ``*_how`` and ``split.how`` say how.
     primary_metric, secondary_metrics, guardrail_metrics
         Metric names (:mod:`crm_helpers.experiments.metrics`).
     analysis_window_days, pre_period_days
-        Per-user windows.
+        Per-user windows (:mod:`crm_helpers.experiments.core`).
     winsorize_percentile
         In (0, 100): each non-binary, non-ratio primary/secondary metric is also reported
         winsorized (``winsorized:<metric>``); 0: none.
@@ -182,13 +242,25 @@ def prepare(
         extra = [m for m in ("conversion", "revenue") if m not in shown]
     computed = _unique([*shown, *winsorized, *extra])
     tables = set().union(*(parse_metric(m).tables for m in computed))
-    asg = core.assigned_users(data, experiment_id, analysis_window_days, tables=tables)
+    end = pd.Timestamp(data_end) if data_end not in (None, "") else None
+    asg = core.assigned_users(
+        data, experiment_id, analysis_window_days, end=end, tables=tables,
+        derive_window=derive_window,
+    )  # fmt: skip
+    analysis_window_days = asg.window_days
     control, ctrl_how = analysis.choose_control(
         {v: n for v, n in asg.raw_counts.items()}, control_variant
     )
-    weights = analysis.planned_weights(sorted(asg.raw_counts), planned_split or None)
-    variants = sorted(set(asg.counts) | set(weights))
     notes = list(asg.notes)
+    plan_in_data, plan_col, plan_note = (None, "", "")
+    if not planned_split:
+        plan_in_data, plan_col, plan_note = core.assignment_plan(data, experiment_id)
+    if plan_note:
+        notes.append(plan_note)
+    counts = {v: asg.counts.get(v, 0) for v in sorted(asg.raw_counts)}
+    split = analysis.resolve_split(counts, planned_split or None, plan_in_data, plan_col)
+    weights = split.weights
+    variants = sorted(set(asg.counts) | set(weights))
     empty = [v for v in variants if asg.counts.get(v, 0) == 0]
     if control in empty:
         raise ExperimentError(
@@ -212,7 +284,7 @@ def prepare(
     all_events = core.event_names(specs)
     caps = core.winsor_caps(per_user, winsorized, winsorize_percentile) if winsorized else {}
     stats = core.sufficient_stats(per_user, specs, caps=caps, all_events=all_events)
-    srm = S.srm_test({v: asg.counts.get(v, 0) for v in variants}, weights)
+    srm = analysis.split_srm({v: asg.counts.get(v, 0) for v in variants}, split)
     return Prepared(
         experiment_id=experiment_id,
         experiment_how=exp_how,
@@ -235,6 +307,7 @@ def prepare(
         stats=stats,
         srm=srm,
         notes=notes,
+        split=split,
     )
 
 

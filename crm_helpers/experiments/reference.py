@@ -49,8 +49,8 @@ def reference_per_user(
     def windows(df: pd.DataFrame) -> pd.DataFrame:
         m = df.merge(users[["user_id", "assigned_at"]], on="user_id")
         t, t0 = m["ts"], m["assigned_at"]
-        m["w"] = (t > t0) & (t <= t0 + win)
-        m["p"] = (t >= t0 - pre) & (t <= t0) & (pre_period_days > 0)
+        m["w"] = (t >= t0) & (t <= t0 + win)  # at or after the assignment
+        m["p"] = (t >= t0 - pre) & (t < t0) & (pre_period_days > 0)
         return m
 
     if orders is not None:

@@ -403,7 +403,10 @@ def holdout_assignments(
 
     ``round(holdout_share * n)`` audience members, drawn uniformly, get ``variant =
     "holdout"``, the rest ``"treatment"``; every row has ``experiment_id`` and
-    ``assigned_at``. Returns columns ``experiment_id, user_id, variant, assigned_at``.
+    ``assigned_at``, and ``planned_share``, the share planned for its arm (``holdout_share``
+    or ``1 - holdout_share``), so that a readout of the experiment checks the split against
+    this plan without being told it. Returns columns ``experiment_id, user_id, variant,
+    assigned_at, planned_share``.
     """
     if not 0 <= holdout_share < 1:
         raise ValueError(f"audience holdout share must be in [0, 1), got {holdout_share!r}")
@@ -419,6 +422,7 @@ def holdout_assignments(
             "user_id": audience["user_id"].to_numpy(),
             "variant": variant,
             "assigned_at": pd.Timestamp(assigned_at),
+            "planned_share": np.where(variant == "holdout", holdout_share, 1.0 - holdout_share),
         }
     )
 

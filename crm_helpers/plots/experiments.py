@@ -187,8 +187,13 @@ def plot_segments(seg: pd.DataFrame, metric: str = "") -> go.Figure:
 
 
 def plot_waterfall(econ: dict, currency: str = "") -> go.Figure:
-    """From incremental gross profit through coupon and send costs to net profit."""
+    """From incremental gross profit through coupon and send costs to net profit.
+
+    The coupon bar is the cost subtracted (``coupon_cost_deducted``: 0 when the revenue is
+    net of the discount, the default; older records without it: ``coupon_cost``).
+    """
     gross = econ["gross_margin"] * econ["incremental_revenue"]
+    coupon = econ.get("coupon_cost_deducted", econ["coupon_cost"])
     fig = figure(
         f"Campaign economics: {econ['variant']} vs control",
         yaxis_title=f"money{(' (' + currency + ')') if currency else ''}",
@@ -196,7 +201,7 @@ def plot_waterfall(econ: dict, currency: str = "") -> go.Figure:
     fig.add_trace(
         go.Waterfall(
             x=["incremental gross profit", "coupon cost", "send cost", "net profit"],
-            y=[gross, -econ["coupon_cost"], -econ["send_cost"], econ["net_profit"]],
+            y=[gross, -coupon, -econ["send_cost"], econ["net_profit"]],
             measure=["relative", "relative", "relative", "total"],
             increasing={"marker": {"color": POSITIVE}},
             decreasing={"marker": {"color": NEGATIVE}},

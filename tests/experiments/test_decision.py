@@ -75,6 +75,7 @@ def test_economics_arithmetic():
     e = decision.economics(
         "b", 1000, (0.02, 0.01, 0.03), (1.5, 0.5, 2.5), gross_margin=0.4,
         coupon_redemptions=50, coupon_value=2.0, send_cost_per_user=0.01, eligible_audience=10_000,
+        revenue_is_gross=True,  # list-price revenue: the coupon cost is subtracted
     )  # fmt: skip
     assert e.incremental_conversions == pytest.approx(20)
     assert e.incremental_revenue == pytest.approx(1500)

@@ -77,8 +77,13 @@ def test_holdout_assignments_and_export(tmp_path):
     f = _features()
     ex = expand(f, pd.Series([1000, 1001, 1002]), size=100)
     a = holdout_assignments(ex.audience, 0.1, "lookalike_2025", pd.Timestamp("2025-07-01"))
-    assert list(a.columns) == ["experiment_id", "user_id", "variant", "assigned_at"]
+    assert list(a.columns) == [
+        "experiment_id", "user_id", "variant", "assigned_at", "planned_share"
+    ]  # fmt: skip
     assert (a.variant == "holdout").sum() == 10 and (a.variant == "treatment").sum() == 90
+    assert a.groupby("variant")["planned_share"].unique().map(list).to_dict() == {
+        "holdout": [0.1], "treatment": [0.9]
+    }  # fmt: skip
     assert a.user_id.tolist() == ex.audience.user_id.tolist()
     with pytest.raises(ValueError, match="experiment id"):
         holdout_assignments(ex.audience, 0.1, " ", pd.Timestamp("2025-07-01"))

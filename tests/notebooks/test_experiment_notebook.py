@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -187,7 +186,12 @@ def test_coupon_run_metrics_equal_the_reference(coupon_run, small_world):
     }
     counts = pu.groupby("variant").size().to_dict()
     assert mm["srm"]["observed"] == counts
-    assert set(mm["srm"]) == {"p_value", "observed", "expected"}
+    assert set(mm["srm"]) == {"p_value", "observed", "expected"} | {
+        "checked",
+        "plan_source",
+        "observed_split",
+    }  # the keys of issue #9, and (issue #21) whether and against which plan it was checked
+    assert mm["srm"]["checked"] and mm["srm"]["plan_source"] == "given"
     assert mm["srm"]["expected"]["holdout"] == pytest.approx(0.2 * sum(counts.values()))
     assert set(mm["cuped"]) >= {"conversion", "revenue"}
     assert all(0 <= v < 1 for v in mm["cuped"].values())
@@ -195,7 +199,7 @@ def test_coupon_run_metrics_equal_the_reference(coupon_run, small_world):
     assert econ["variant"] == "treatment" and econ["treated_users"] == counts["treatment"]
     redeemed = o.merge(pu[pu["variant"] == "treatment"][["user_id", "assigned_at"]], on="user_id")
     redeemed = redeemed[
-        (redeemed["coupon"] == "CART20") & (redeemed["ts"] > redeemed["assigned_at"])
+        (redeemed["coupon"] == "CART20") & (redeemed["ts"] >= redeemed["assigned_at"])
         & (redeemed["ts"] <= redeemed["assigned_at"] + pd.Timedelta(days=14))
     ]  # fmt: skip
     assert econ["coupon_redemptions"] == len(redeemed)
@@ -224,4 +228,7 @@ def test_foreign_shape_runs_with_defaults(foreign_run, foreign):
     ] * 2  # revenue is also shown winsorized at the 99th percentile (default)
     html = Path(res.html).read_text()
     assert "Skipped: this section needs a users column" in html  # no users table: no segments
-    assert np.isfinite(mm["srm"]["p_value"])
+    # 80/20 without planned_split: the split is reported, not checked against an assumed 50/50
+    assert mm["srm"]["checked"] is False and mm["srm"]["p_value"] is None
+    assert "80/20 (treatment/holdout)" in derived["planned_split"]
+    assert "traffic split differs" not in mm["verdict"]["reason"]

@@ -98,8 +98,14 @@ def test_synthetic_world_metrics(world_report, dense_small_world):
     base = (kinds["customer_type"] == truth["type"]).mean()
     assert share > 3 * base
     a = pd.read_parquet(export / "lookalike_audience_assignments.parquet")
-    assert list(a.columns) == ["experiment_id", "user_id", "variant", "assigned_at"]
+    assert list(a.columns) == [
+        "experiment_id", "user_id", "variant", "assigned_at", "planned_share"
+    ]  # fmt: skip
     assert set(a.variant) == {"treatment", "holdout"}
+    h = p["audience_holdout_share"]  # the plan, recorded for the experiment readout
+    assert a.groupby("variant")["planned_share"].max().to_dict() == pytest.approx(
+        {"holdout": h, "treatment": 1 - h}
+    )
     assert (a.variant == "holdout").sum() == round(p["audience_holdout_share"] * len(aud))
     assert m["summary"] and "held-out seeds" in m["summary"][0]
 
