@@ -336,7 +336,10 @@ def overview_summary(
     by_name = tables.set_index("table")
     lines = []
     parts = [md("{n:,} {t}", n=int(by_name.loc[t, "rows"]), t=t) for t in by_name.index]
-    lines.append(md("The data set holds {parts}.", parts=join(parts)))
+    if parts:
+        lines.append(md("The data set holds {parts}.", parts=join(parts)))
+    else:
+        lines.append(md("The data set holds no table of the data contract (data/README.md)."))
     if "events" in by_name.index and pd.notna(by_name.loc["events", "min_ts"]):
         lo, hi = by_name.loc["events", "min_ts"], by_name.loc["events", "max_ts"]
         days = (hi.normalize() - lo.normalize()).days + 1

@@ -180,3 +180,11 @@ def test_small_synthetic_world(small_world):
     users = len(pd.read_parquet(small_world / "users.parquet", columns=["user_id"]))
     assert got["customers"] < users  # customers are buyers, a subset of the users
     assert re.search(rf"\b{users:,} users\b", text)  # the table count says users
+
+
+def test_no_table_of_the_contract_is_said_not_left_blank():
+    """A directory whose files the contract does not name (the export's own file name)."""
+    tables = pd.DataFrame(columns=["table", "rows", "columns", "min_ts", "max_ts"])
+    quality = pd.DataFrame(columns=["table", "column", "check", "severity", "count", "message"])
+    lines = overview.overview_summary(tables, None, quality)
+    assert lines[0] == "The data set holds no table of the data contract (data/README.md)."

@@ -151,7 +151,7 @@ def segment_findings(
         )
         + names
         + md(
-            " ({c:,} customers, {p} of them) carry {r} of net revenue.",
+            " ({c:,} customers, {p} of them) carry {r} of the customers' net revenue.",
             c=int(top["customers"].sum()),
             p=_pct(top["customers"].sum() / n),
             r=_pct(share),
@@ -218,7 +218,7 @@ def segment_findings(
         clustered, low = int(users[users.index >= 0].sum()), int(users[users.index < 0].sum())
         for c, g in tops.groupby("cluster", sort=True):
             desc = ", ".join(
-                md("{dir} {f}", dir="more" if d > 0 else "less", f=cluster_feature_label(f))
+                md("{dir} {f}", dir=_more_or_less(f, d), f=cluster_feature_label(f))
                 for f, d in zip(g["feature"], g["effect_size"], strict=True)
             )
             share = _pct(float(users[c]) / clustered) if clustered else "n/a"
@@ -240,6 +240,16 @@ _CLUSTER_WORDS = {
     "click_rate": "message clicks",
     "recency_days": "days since last activity",
 }
+
+
+#: Cluster features counted in whole units: "fewer", not "less".
+_COUNTED = frozenset({"events", "active_days", "orders"})
+
+
+def _more_or_less(feature: str, effect: float) -> str:
+    if effect > 0:
+        return "more"
+    return "fewer" if feature in _COUNTED else "less"
 
 
 def cluster_feature_label(name: str) -> str:

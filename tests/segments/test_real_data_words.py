@@ -146,3 +146,19 @@ def test_holdout_line_names_its_customers():
         "against 9 observed, for the 3 customers who had bought by the calibration end "
         "(mean absolute error 0.25 per customer)."
     )
+
+
+def test_cluster_counts_are_fewer_not_less():
+    summary = pd.DataFrame(
+        {"segment": ["Champions"], "customers": [4], "revenue": [100.0], "revenue_share": [1.0]}
+    )
+    states = pd.DataFrame({"state": ["active"], "users": [4]})
+    tops = pd.DataFrame(
+        {"cluster": [0, 0, 0], "feature": ["revenue", "orders", "active_days"],
+         "effect_size": [-1.0, -0.9, 0.5]}
+    )  # fmt: skip
+    sizes = pd.DataFrame({"cluster": [0], "users": [4], "share": [1.0]})
+    lines = narrative.segment_findings(
+        summary, states, "2025-01-05", tops=tops, cluster_sizes=sizes
+    )
+    assert lines[-1].endswith("cluster 0 (100%): less revenue, fewer orders, more active days.")
