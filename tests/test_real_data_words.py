@@ -188,3 +188,13 @@ def test_no_table_of_the_contract_is_said_not_left_blank():
     quality = pd.DataFrame(columns=["table", "column", "check", "severity", "count", "message"])
     lines = overview.overview_summary(tables, None, quality)
     assert lines[0] == "The data set holds no table of the data contract (data/README.md)."
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def test_order_figures_on_each_engine(engine, request):
+    """The buyer count (a conditional distinct count) is the same query on DuckDB and Spark."""
+    con = request.getfixturevalue("spark_con") if engine == "spark" else engine
+    got = overview.order_summary(load(SAMPLE, engine=con)).iloc[0]
+    want = _reference(_line_orders(pd.read_parquet(SAMPLE / "online_retail_ii.parquet")))
+    for k, v in want.items():
+        assert got[k] == pytest.approx(v, rel=1e-12, abs=1e-9), k
