@@ -3,6 +3,13 @@
 Every function takes a :class:`~crm_helpers.data.CRMData`, runs one or a few aggregate
 queries through Ibis (DuckDB or Spark, same code) and returns a small pandas frame; the
 figures in :mod:`crm_helpers.plots.overview` only draw these frames.
+
+Words (the same in every report): *users* are the rows of the users table (or, without it,
+the ids seen in events); a *purchase* is an order with ``revenue >= 0``, a refund or
+cancellation one with negative revenue; *customers* are the users with at least one
+purchase. Revenue is *gross* (purchases) or *net* (all orders), and every average in
+:func:`overview_summary` names what it divides (per order with positive revenue, or per
+customer).
 """
 
 from __future__ import annotations
