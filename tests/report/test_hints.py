@@ -130,3 +130,18 @@ def test_no_command_hint_holds_a_placeholder():
         for m in PLACEHOLDER.finditer(text)
     ]
     assert not found, found
+
+
+def test_the_suggested_commands_fit_the_notebooks_parameters():
+    """What ``crm run`` would do with each suggested ``-p name value``: the typed value."""
+    from crm_helpers.report.notebook import coerce_value
+
+    for name, value, default in (
+        ("stages", {"activation": ["seite"]}, {}),
+        ("planned_split", {"b": 0.8, "a": 0.2}, {}),
+        ("segment_column", "plan", ""),
+        ("breakdown_property", "platform", ""),
+    ):
+        _, got_name, raw = shlex.split(_unescape(hints.pass_param(name, value)))
+        assert got_name == name
+        assert coerce_value(raw, default, name=name) == value
