@@ -3,6 +3,13 @@
 Every function takes a :class:`~crm_helpers.data.CRMData`, runs one or a few aggregate
 queries through Ibis (DuckDB or Spark, same code) and returns a small pandas frame; the
 figures in :mod:`crm_helpers.plots.overview` only draw these frames.
+
+Words (the same in every report): *users* are the rows of the users table (or, without it,
+the ids seen in events); a *purchase* is an order with ``revenue >= 0``, a refund or
+cancellation one with negative revenue; *customers* are the users with at least one
+purchase. Revenue is *gross* (purchases) or *net* (all orders), and every average in
+:func:`overview_summary` names what it divides (per order with positive revenue, or per
+customer).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 from typing import Literal
 
 import ibis
+import numpy as np
 import pandas as pd
 
 from crm_helpers.data import CRMData
@@ -203,22 +211,29 @@ def events_over_time(
 
 
 def order_summary(data: CRMData) -> pd.DataFrame:
-    """Orders, customers and revenue of the ``orders`` table (one aggregate query).
+    """Orders, purchases, customers and revenue of the ``orders`` table (one aggregate query).
 
-    Refunds and cancellations are the orders with negative revenue (see the order-lines
-    rule in ``data/README.md``); revenue sums are net of them.
+    The words follow :mod:`crm_helpers.segments.core`: a *purchase* is an order with
+    ``revenue >= 0``; refunds and cancellations are the orders with negative revenue (see the
+    order-lines rule in ``data/README.md``); a *customer* is a user with at least one
+    purchase (a user whose only orders are refunds or cancellations is not a customer).
+    *Net* revenue is the sum over all orders, *gross* revenue the sum over purchases.
 
     Returns
     -------
     pandas.DataFrame
-        One row: ``orders`` (int), ``customers`` (int, distinct ``user_id``),
-        ``revenue`` (float, net sum), ``average_order_value`` (float, mean revenue of the
-        orders with positive revenue; NaN without any), ``orders_per_customer`` (float),
-        ``refunds`` (int, orders with negative revenue), ``refund_revenue`` (float, their
-        sum, <= 0).
+        One row: ``orders`` (int, all order rows, refunds included), ``purchases`` (int,
+        orders with ``revenue >= 0``), ``customers`` (int, distinct ``user_id`` with a
+        purchase), ``users_with_orders`` (int, distinct ``user_id`` with any order),
+        ``revenue`` (float, net sum), ``gross_revenue`` (float, sum over purchases),
+        ``average_order_value`` (float, mean revenue of the orders with positive revenue,
+        gross; NaN without any), ``revenue_per_customer`` (float, net revenue / customers),
+        ``orders_per_customer`` (float, purchases / customers), ``refunds`` (int, orders with
+        negative revenue), ``refund_revenue`` (float, their sum, <= 0).
     """
     o = data.orders
     pos = o.revenue > 0
+    buy = o.revenue >= 0
     neg = o.revenue < 0
     # A float sum depends on the order the engine adds in (threads, Spark partitions): sum
     # exact decimals, so reruns and engines give the same figures to the last digit.
@@ -226,7 +241,9 @@ def order_summary(data: CRMData) -> pd.DataFrame:
     r = (
         o.aggregate(
             orders=o.count(),
-            customers=o.user_id.nunique(),
+            purchases=buy.ifelse(1, 0).sum(),
+            customers=o.user_id.nunique(where=buy),
+            users_with_orders=o.user_id.nunique(),
             revenue=exact.sum(),
             positive_revenue=exact.sum(where=pos),
             positive_orders=pos.ifelse(1, 0).sum(),
@@ -237,18 +254,23 @@ def order_summary(data: CRMData) -> pd.DataFrame:
         .iloc[0]
     )
     n, customers = int(r["orders"]), int(r["customers"] or 0)
-    n_pos = int(r["positive_orders"] or 0)
+    n_pos, n_buy = int(r["positive_orders"] or 0), int(r["purchases"] or 0)
 
     def num(v: object) -> float:
         return float("nan") if v is None or pd.isna(v) else float(v)
 
+    net = num(r["revenue"]) if n else 0.0
     return pd.DataFrame(
         {
             "orders": [n],
+            "purchases": [n_buy],
             "customers": [customers],
-            "revenue": [num(r["revenue"]) if n else 0.0],
+            "users_with_orders": [int(r["users_with_orders"] or 0)],
+            "revenue": [net],
+            "gross_revenue": [num(r["positive_revenue"]) if n_pos else 0.0],
             "average_order_value": [num(r["positive_revenue"]) / n_pos if n_pos else float("nan")],
-            "orders_per_customer": [n / customers if customers else float("nan")],
+            "revenue_per_customer": [net / customers if customers else float("nan")],
+            "orders_per_customer": [n_buy / customers if customers else float("nan")],
             "refunds": [int(r["refunds"] or 0)],
             "refund_revenue": [num(r["refund_revenue"]) if int(r["refunds"] or 0) else 0.0],
         }
@@ -321,7 +343,10 @@ def overview_summary(
     by_name = tables.set_index("table")
     lines = []
     parts = [md("{n:,} {t}", n=int(by_name.loc[t, "rows"]), t=t) for t in by_name.index]
-    lines.append(md("The data set holds {parts}.", parts=join(parts)))
+    if parts:
+        lines.append(md("The data set holds {parts}.", parts=join(parts)))
+    else:
+        lines.append(md("The data set holds no table of the data contract (data/README.md)."))
     if "events" in by_name.index and pd.notna(by_name.loc["events", "min_ts"]):
         lo, hi = by_name.loc["events", "min_ts"], by_name.loc["events", "max_ts"]
         days = (hi.normalize() - lo.normalize()).days + 1
@@ -335,32 +360,21 @@ def overview_summary(
         )
     if "users" in by_name.index and "events" in by_name.index and by_name.loc["users", "rows"]:
         per_user = by_name.loc["events", "rows"] / by_name.loc["users", "rows"]
-        lines.append(md("That is {x:,.1f} events per user on average.", x=per_user))
+        lines.append(
+            md("That is {x:,.1f} events per user of the users table on average.", x=per_user)
+        )
     if events is not None and len(events):
         top = events.head(top_n_events)
         parts = [md("{e} ({s:.0%})", e=r.event, s=r.share) for r in top.itertuples()]
         lines.append(
             md(
-                "The most frequent of {n:,} event types: {parts}.",
+                "The most frequent of {n:,} event types (share of all events): {parts}.",
                 n=len(events),
                 parts=join(parts),
             )
         )
     if orders is not None and len(orders) and int(orders["orders"].iloc[0]):
-        o = orders.iloc[0]
-        refunds = int(o["refunds"])
-        lines.append(
-            md(
-                "{n:,} orders by {c:,} customers bring {rev:,.2f} in revenue"
-                + (" (net of {k:,} refunds/cancellations)" if refunds else "")
-                + "; an order is worth {aov:,.2f} on average.",
-                n=int(o["orders"]),
-                c=int(o["customers"]),
-                rev=float(o["revenue"]),
-                k=refunds,
-                aov=float(o["average_order_value"]),
-            )
-        )
+        lines += _order_lines(orders.iloc[0])
     if len(quality):
         n_err = int((quality["severity"] == "error").sum())
         n_warn = int((quality["severity"] == "warning").sum())
@@ -380,4 +394,57 @@ def overview_summary(
         )
     else:
         lines.append(md("Data-quality checks found no problems."))
+    return lines
+
+
+def _order_lines(o: pd.Series) -> list[str]:
+    """The orders sentences of :func:`overview_summary` (one :func:`order_summary` row).
+
+    Each figure names its definition: purchases are the orders with ``revenue >= 0``,
+    customers the users with a purchase, revenue is gross (purchases) and net (after refunds
+    and cancellations), the average order is the mean over orders with positive revenue and
+    the per-customer figures divide by the customers.
+    """
+    refunds = int(o["refunds"])
+    n, customers = int(o["orders"]), int(o["customers"])
+    if refunds:
+        first = md(
+            "{n:,} orders: {p:,} purchases by {c:,} customers (users with at least one "
+            "purchase) bring {gross:,.2f} gross; {k:,} refunds/cancellations (orders with "
+            "negative revenue) take back {ref:,.2f}, leaving {net:,.2f} in net revenue",
+            n=n,
+            p=int(o["purchases"]),
+            c=customers,
+            gross=float(o["gross_revenue"]),
+            k=refunds,
+            ref=-float(o["refund_revenue"]),
+            net=float(o["revenue"]),
+        )
+        only = int(o["users_with_orders"]) - customers
+        if only:
+            first += md(
+                " ({u:,} users with only refunds/cancellations are not counted as customers)",
+                u=only,
+            )
+        first += "."
+    else:
+        first = md(
+            "{n:,} orders by {c:,} customers bring {net:,.2f} in revenue (no refunds or "
+            "cancellations).",
+            n=n,
+            c=customers,
+            net=float(o["revenue"]),
+        )
+    lines = [first]
+    if np.isfinite(o["average_order_value"]) and customers:
+        lines.append(
+            md(
+                "An order with positive revenue is worth {aov:,.2f} on average (gross, before "
+                "refunds); per customer, net revenue ÷ customers = {rpc:,.2f} and purchases ÷ "
+                "customers = {ppc:,.2f}.",
+                aov=float(o["average_order_value"]),
+                rpc=float(o["revenue_per_customer"]),
+                ppc=float(o["orders_per_customer"]),
+            )
+        )
     return lines

@@ -37,12 +37,15 @@ def test_order_summary_on_an_orders_only_directory(tmp_path):
     assert got["orders"] == 5 and got["customers"] == 3
     assert got["revenue"] == ORDERS.revenue.sum() == 80.0
     assert got["average_order_value"] == ORDERS.revenue[ORDERS.revenue > 0].mean() == 27.5
-    assert got["orders_per_customer"] == 5 / 3
+    assert got["orders_per_customer"] == 4 / 3  # purchases (revenue >= 0) per customer
     assert got["refunds"] == 1 and got["refund_revenue"] == -30.0
     lines = overview.overview_summary(
         overview.table_summary(data), None, overview.quality_table(data), orders=overview.order_summary(data)
     )  # fmt: skip
-    assert any("5 orders by 3 customers" in line and "1 refunds" in line for line in lines)
+    assert any(
+        "5 orders: 4 purchases by 3 customers" in line and "1 refunds/cancellations" in line
+        for line in lines
+    )
 
 
 def test_assignment_summary(tmp_path):

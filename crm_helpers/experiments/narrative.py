@@ -73,10 +73,17 @@ def cuped_record(cuped: pd.DataFrame) -> dict:
     }
 
 
-_SPLIT_HINT = (
-    " No planned split was given, so equal shares were assumed: if the plan was unequal, pass "
-    'it, e.g. `-p planned_split \'{"treatment": 0.8, "holdout": 0.2}\'`.'
-)
+def _split_hint(variants: list[str]) -> str:
+    """The note of an assumed equal split, its example command naming the real ``variants``
+    (the largest arm first, at 0.8; the others share 0.2)."""
+    from crm_helpers.report.hints import pass_param
+
+    example = {v: round(0.2 / (len(variants) - 1), 3) for v in variants[1:]} if variants else {}
+    plan = {variants[0]: 0.8, **example} if len(variants) > 1 else {}
+    return (
+        " No planned split was given, so equal shares were assumed: if the plan was unequal, "
+        "pass it" + pass_param("planned_split", plan, prefix=", e.g. ") + "."
+    )
 
 
 _PLAN_EXAMPLE = ' (e.g. `-p planned_split \'{"treatment": 0.8, "holdout": 0.2}\'`).'
@@ -127,7 +134,11 @@ def memo(
                 "assignment is fixed.{hint}",
                 shares=Safe(shares),
                 p=srm.p_value,
-                hint=Safe(_SPLIT_HINT if split_assumed else ""),
+                hint=Safe(
+                    _split_hint(sorted(srm.observed, key=lambda v: -srm.observed[v]))
+                    if split_assumed
+                    else ""
+                ),
             )
         )
     if split is not None and not split.checked:

@@ -35,6 +35,7 @@ Rules
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,9 +127,11 @@ def choose_steps(
     frequent = counts[counts["users"] >= max(1, min_share * total)].head(max_steps)
     cand = list(frequent["event"])
     if len(cand) < 2:
+        example = list(counts["event"].head(2))  # real names, most users first
         raise ValueError(
             "no funnel can be chosen from the data: fewer than two event names are done by "
-            f'{min_share:.0%} of users; pass steps, e.g. -p steps \'["view", "purchase"]\'.'
+            f"{min_share:.0%} of users; pass steps"
+            + (f", e.g. -p steps '{json.dumps(example)}'." if len(example) == 2 else ".")
         )
     # each user's first time of each candidate event, then "a before b" counted per pair
     e = events.filter(events.event.isin(cand))

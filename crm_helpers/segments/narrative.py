@@ -118,8 +118,21 @@ def segment_findings(
     holdout: dict[str, Any] | None = None,
     tops: pd.DataFrame | None = None,
     cluster_sizes: pd.DataFrame | None = None,
+    population: str = "users",
 ) -> list[str]:
-    """The report's summary lines (safe Markdown), most important first."""
+    """The report's summary lines (safe Markdown), most important first.
+
+    Each line names its population. *Customers* are the users with at least one purchase
+    (``revenue >= 0``) on or before ``as_of`` (the RFM table's rows, ``summary``'s
+    ``customers``). The health states and their flows (``states``, ``flows``) are of the
+    users active on or before ``as_of``: with ``population="users"`` activity is purchases
+    and events, so they are every user seen in orders or events by then (the customers among
+    them); with ``population="customers"`` activity is purchases only, so they are the
+    customers. The model's holdout is of the customers who bought by the calibration end;
+    the clusters of the users seen in events.
+    """
+    if population not in ("users", "customers"):
+        raise ValueError(f"population must be 'users' or 'customers', got {population!r}")
     lines = []
     n = int(summary["customers"].sum())
     s = summary[summary["customers"] > 0].sort_values("revenue", ascending=False)
@@ -131,19 +144,34 @@ def segment_findings(
     )
     names = " and ".join(f"**{md('{x}', x=x)}**" for x in top["segment"])
     lines.append(
-        md("{n:,} customers as of {d}: ", n=n, d=str(as_of))
+        md(
+            "{n:,} customers as of {d} (users with at least one purchase by then): ",
+            n=n,
+            d=str(as_of),
+        )
         + names
         + md(
-            " ({c:,} customers, {p} of them) carry {r} of net revenue.",
+            " ({c:,} customers, {p} of them) carry {r} of the customers' net revenue.",
             c=int(top["customers"].sum()),
             p=_pct(top["customers"].sum() / n),
             r=_pct(share),
         )  # fmt: skip
     )
     st = states.set_index("state")[states.columns[1]]
+    if population == "users":
+        head = md(
+            "Health of the {u:,} users seen by {d} (a purchase or any event; {n:,} of them "
+            "customers): ",
+            u=int(st.sum()),
+            d=str(as_of),
+            n=n,
+        )
+    else:
+        head = md("Health of the {u:,} customers by their purchases: ", u=int(st.sum()))
     lines.append(
-        md(
-            "Health now: {sa:,} super-active, {a:,} active, {dr:,} dormant-risk, {c:,} churned.",
+        head
+        + md(
+            "{sa:,} super-active, {a:,} active, {dr:,} dormant-risk, {c:,} churned.",
             sa=int(st.get("super-active", 0)),
             a=int(st.get("active", 0)),
             dr=int(st.get("dormant-risk", 0)),
@@ -154,8 +182,9 @@ def segment_findings(
         last = flows.iloc[-1]
         lines.append(
             md(
-                "In the month to {d}, **{dr:,}** customers slipped into dormant-risk and {c:,} into churned.",
+                "In the month to {d}, **{dr:,}** {pop} slipped into dormant-risk and {c:,} into churned.",
                 d=pd.Timestamp(last["period_end"]).date().isoformat(),
+                pop=population,
                 dr=int(last["into_dormant_risk"]),
                 c=int(last["into_churned"]),
             )  # fmt: skip
@@ -175,7 +204,9 @@ def segment_findings(
         lines.append(
             md(
                 "The purchase model (BG/NBD) predicted {p:,.0f} repeat purchases in the holdout "
-                "period against {a:,.0f} observed (mean absolute error {m:.2f} per customer).",
+                "period against {a:,.0f} observed, for the {h:,} customers who had bought by the "
+                "calibration end (mean absolute error {m:.2f} per customer).",
+                h=int(holdout["customers"]),
                 p=holdout["predicted_total"],
                 a=holdout["actual_total"],
                 m=holdout["mae"],
@@ -187,7 +218,7 @@ def segment_findings(
         clustered, low = int(users[users.index >= 0].sum()), int(users[users.index < 0].sum())
         for c, g in tops.groupby("cluster", sort=True):
             desc = ", ".join(
-                md("{dir} {f}", dir="more" if d > 0 else "less", f=cluster_feature_label(f))
+                md("{dir} {f}", dir=_more_or_less(f, d), f=cluster_feature_label(f))
                 for f, d in zip(g["feature"], g["effect_size"], strict=True)
             )
             share = _pct(float(users[c]) / clustered) if clustered else "n/a"
@@ -209,6 +240,16 @@ _CLUSTER_WORDS = {
     "click_rate": "message clicks",
     "recency_days": "days since last activity",
 }
+
+
+#: Cluster features counted in whole units: "fewer", not "less".
+_COUNTED = frozenset({"events", "active_days", "orders"})
+
+
+def _more_or_less(feature: str, effect: float) -> str:
+    if effect > 0:
+        return "more"
+    return "fewer" if feature in _COUNTED else "less"
 
 
 def cluster_feature_label(name: str) -> str:

@@ -35,6 +35,7 @@ import pytest
 from crm_helpers import config
 from crm_helpers.funnels.narrative import spec_from_params
 from crm_helpers.funnels.reference import reference_funnel_counts
+from tests.notebooks.words_checks import no_placeholder, overview_words, segments_words
 
 SKIP_MARK = "Skipped: this section needs "
 
@@ -104,8 +105,9 @@ def _order_lines(d: Path) -> dict[str, pd.DataFrame]:
     lines = pd.read_parquet(d / "online_retail_ii.parquet")
     lines = lines[lines["Customer ID"].notna()]
     amount = lines["Quantity"] * lines["Price"]
-    orders = amount.groupby(lines["Invoice"]).sum().rename("revenue").reset_index()
-    return {"orders": orders}
+    g = lines.assign(revenue=amount).groupby("Invoice")
+    orders = pd.DataFrame({"user_id": g["Customer ID"].first(), "revenue": g["revenue"].sum()})
+    return {"orders": orders.reset_index()}
 
 
 SHAPES: dict[str, Callable[[Path], dict[str, pd.DataFrame]]] = {
@@ -141,6 +143,7 @@ def _overview_check(m: dict, frames: dict[str, pd.DataFrame]) -> None:
         assert got["orders.refunds"] == int((o.revenue < 0).sum())
     if "assignments" in frames:
         assert got["n_experiments"] == frames["assignments"]["experiment_id"].nunique()
+    overview_words(m, frames)
 
 
 def _journey_check(m: dict, frames: dict[str, pd.DataFrame]) -> None:
@@ -158,8 +161,10 @@ def _segments_check(m: dict, frames: dict[str, pd.DataFrame]) -> None:
     orders = frames["orders"]
     rows = m["metrics"]["rfm_segments"]
     assert sum(r["revenue_share"] for r in rows) == pytest.approx(1.0)
-    if "user_id" in orders.columns:  # ids kept in the frame: customers counted exactly
-        assert sum(r["customers"] for r in rows) == orders["user_id"].nunique()
+    if "user_id" in orders.columns:  # ids kept in the frame: customers (buyers) counted exactly
+        buyers = orders.loc[orders["revenue"] >= 0, "user_id"].nunique()
+        assert sum(r["customers"] for r in rows) == buyers
+    segments_words(m, frames)
 
 
 def _lookalike_check(m: dict, frames: dict[str, pd.DataFrame]) -> None:
@@ -336,6 +341,7 @@ def test_notebook_on_foreign_shape(notebook, shape, shapes, tmp_path):
     for want, got in zip(case.skips, notes, strict=True):
         assert got.startswith(want), (want, got)
         assert ". " in got, f"the note must say how to add it: {got!r}"
+        no_placeholder(got)
     m = json.loads(Path(res.metrics).read_text())
     if case.check is not None:
         case.check(m, frames)
