@@ -13,6 +13,12 @@ further apart than a session lasts (a sales pipeline whose steps are days apart)
 at 30 minutes would make most journeys single events, so the journeys are whole user
 journeys (gap ``0``). The label says which case applied and the median it read.
 
+*Goal window* (:func:`choose_goal_window`). A journey converts when it reaches the goal
+within the window from its start. Sessions (a session column, or a gap above 0) keep the
+7-day default, longer than a session lasts. One journey per user (gap 0) spans the
+user's whole history, where 7 days would count a deal won after a month as a drop-out:
+there the window is None, the goal anywhere in the journey.
+
 *Goal* (:func:`choose_goal`). The conversion when the data have one: the purchase stage's
 event of the shared vocabulary (:func:`crm_helpers.events.stage_event`, the aliases the
 funnel uses: ``purchase``, ``buy``, ``order``, ... ``won``) among the journey steps. Without
@@ -43,6 +49,7 @@ __all__ = [
     "ORDER_STEP",
     "aarrr_mapping",
     "choose_goal",
+    "choose_goal_window",
     "choose_session_gap",
     "duration_text",
     "median_gap_minutes",
@@ -115,6 +122,24 @@ def choose_session_gap(
         f"0, one journey per user: the median time between a user's consecutive events is "
         f"{duration_text(med)}, above the default {default:g} minutes, which would cut most "
         "journeys into single events"
+    )
+
+
+#: The goal window of sessions, in days.
+DEFAULT_GOAL_WINDOW_DAYS = 7.0
+
+
+def choose_goal_window(session_gap_minutes: float | None) -> tuple[float | None, str]:
+    """The goal window in days (None: anywhere in the journey) and how it was chosen
+    (module docstring), from the session gap the report uses (``0``: one journey per user;
+    with a session column any gap above 0 means its sessions)."""
+    if session_gap_minutes:
+        return DEFAULT_GOAL_WINDOW_DAYS, (
+            f"{DEFAULT_GOAL_WINDOW_DAYS:g} days from the journey's start, the default for sessions"
+        )
+    return None, (
+        "none, the goal anywhere in the journey: a journey is a user's whole history "
+        "(session gap 0)"
     )
 
 

@@ -148,9 +148,8 @@ def _journey_check(m: dict, frames: dict[str, pd.DataFrame]) -> None:
     from tests.notebooks.test_journey_notebook import _check_against_reference, _defaults
 
     p = _defaults()
-    spec = JourneySpec(
-        session_gap_minutes=p["session_gap_minutes"], start_end=True, churn_days=p["churn_days"]
-    )
+    gap = m["provenance"]["parameters"]["session_gap_minutes"]  # derived from the data
+    spec = JourneySpec(session_gap_minutes=gap or None, start_end=True, churn_days=p["churn_days"])
     _check_against_reference(m, frames["events"], spec)
 
 
