@@ -178,16 +178,18 @@ def choose_goal(reach: pd.DataFrame, *, orders_added: bool = False) -> tuple[str
     )
 
 
-def with_orders(data: Any) -> tuple[ir.Table, bool]:
+def with_orders(data: Any, session_column: str | None = None) -> tuple[ir.Table, bool]:
     """The events, with the orders table's orders as events named :data:`ORDER_STEP` when
     the events have no purchase event and the data have orders (``user_id``, ``ts``); and
     whether orders were added. Added rows keep the events' columns, empty except
-    ``user_id``, ``event`` and ``ts``.
+    ``user_id``, ``event`` and ``ts``. Not with a ``session_column``: an order has no
+    session, so it would be a journey of its own instead of the end of one.
     """
     events = ev.events_of(data)
-    names = ev.known_events(events)
     has = getattr(data, "has", None)
-    if ev.stage_event("purchase", names) is not None or has is None:
+    if session_column or has is None:
+        return events, False
+    if ev.stage_event("purchase", ev.known_events(events)) is not None:
         return events, False
     if not (has("orders", "user_id") and has("orders", "ts")):
         return events, False
