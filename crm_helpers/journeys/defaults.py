@@ -23,7 +23,7 @@ there the window is None, the goal anywhere in the journey.
 event of the shared vocabulary (:func:`crm_helpers.events.stage_event`, the aliases the
 funnel uses: ``purchase``, ``buy``, ``order``, ... ``won``) among the journey steps. Without
 one, the orders table's orders when the notebook added them to the journeys as a step
-(:func:`with_orders`). Otherwise the step reached by the fewest users among the steps with
+(:func:`with_orders`: no purchase event, an orders table, no session column). Otherwise the step reached by the fewest users among the steps with
 at least 1% of all events (:func:`crm_helpers.journeys.narrative.default_goal`).
 
 *Stages* (:func:`aarrr_mapping`). Each step goes to its AARRR stage of the shared
@@ -173,8 +173,8 @@ def choose_goal(reach: pd.DataFrame, *, orders_added: bool = False) -> tuple[str
             f"{_stage_names('purchase')} found)"
         )
     return default_goal(reach), (
-        f"no purchase event ({_stage_names('purchase')}) and no orders table: the step "
-        "reached by the fewest users among the steps with 1%+ of all events"
+        f"no purchase event ({_stage_names('purchase')}) among the steps and no orders "
+        "added: the step reached by the fewest users among the steps with 1%+ of all events"
     )
 
 

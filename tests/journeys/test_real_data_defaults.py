@@ -280,3 +280,22 @@ def test_aarrr_default_world_vocabulary_unchanged():
         e: s for e, s in mapping.items() if e != "listing_view"
     }
     assert mapping["listing_view"] == "activation"
+
+
+# --- Spark ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.spark
+def test_spark_equals_duckdb_and_the_reference(spark_con, taobao):
+    _, frame = taobao
+    spark = spark_con.create_table("taobao_clicks", frame, overwrite=True)
+    assert D.median_gap_minutes(spark) == pytest.approx(
+        R.reference_median_gap_minutes(frame), abs=1e-6
+    )
+    spec = JourneySpec(session_gap_minutes=30, start_end=True)
+    out = []
+    for events in (ibis.memtable(frame), spark):
+        prep = prepare(events, spec)
+        groups = A.converter_groups(prep, "buy", 7.0)
+        out.append(A.converter_step_matrix(prep, groups, "buy", 8))
+    pd.testing.assert_frame_equal(out[0], out[1], check_dtype=False)

@@ -56,6 +56,7 @@ def _events_only(d: Path) -> dict[str, pd.DataFrame]:
             rows.append((uid, "cart", t))
             if rng.random() < 0.5:
                 t = t + pd.Timedelta(days=float(rng.uniform(0, 9)))  # some beyond 7 days
+                t = t.floor("s")  # as the CSV text has it
                 rows.append((uid, "buy", t))
     local = pd.DataFrame(rows, columns=["user_id", "event", "ts"])
     text = local.assign(ts=local.ts.dt.strftime("%Y-%m-%d %H:%M:%S") + "+02:00")
