@@ -394,9 +394,10 @@ def period_note(comparison: pd.DataFrame, period: str = "week") -> str | None:
         return None
     names = " and ".join(f"the {which} {period} ({p:%Y-%m-%d})" for which, p in empty)
     return md(
-        "No user entered the funnel in {names}: its rates show 'no data' and the change "
+        "No user entered the funnel in {names}: {its} rates show 'no data' and the change "
         "cannot be computed.",
         names=names,
+        its="its" if len(empty) == 1 else "their",
     )
 
 

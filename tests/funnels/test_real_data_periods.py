@@ -102,3 +102,14 @@ def test_missing_text_only_for_named_columns():
     html = tables.to_html(df, percent=["a"], missing={"a": "no data"})
     assert html.count("no data") == 1 and "50.0%" in html
     assert tables.to_html(df, missing={"zz": "no data"}).count("no data") == 0
+
+
+def test_both_weeks_empty_after_the_last_lead(leads):
+    """The pipeline's last events (won / lost) come weeks after its last new lead: the last
+    complete weeks by the data's end have no entrants at all (the report's 7-day window)."""
+    spec = FunnelSpec(["lead_created", "qualified", "won"], conversion_window_days=7)
+    c = A.period_comparison(ibis.memtable(leads), spec, "week")
+    assert (c["previous_entered"] == 0).all() and (c["current_entered"] == 0).all()
+    note = N.period_note(c, "week")
+    assert note.startswith("No user entered the funnel in the previous week (")
+    assert ") and the current week (" in note and "their rates show 'no data'" in note
