@@ -9,7 +9,8 @@
 
 Each run's ``metrics.json`` is checked against the brute-force reference on the same events
 (:func:`tests.notebooks.test_journey_notebook._check_against_reference`), and its summary
-never reports the goal itself as the converters' difference.
+never reports the goal itself as the converters' difference. A third run has web events
+without a purchase event and an orders table: the orders join the journeys and are the goal.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from crm_helpers.journeys import JourneySpec
@@ -86,3 +89,36 @@ def test_taobao_clickstream_report(tmp_path):
     line = _differs_line(m)
     assert "<code>buy</code>" not in line
     assert all(c["step"] != "buy" for c in m["metrics"]["differential_cells"])
+
+
+def test_orders_are_the_goal_when_events_have_no_purchase(tmp_path):
+    """Web events without a purchase event plus an orders table (a shop's two exports):
+    the orders join the journeys as the step ``order``, which is the goal."""
+    rng = np.random.default_rng(4)
+    rows, orders = [], []
+    t0 = pd.Timestamp("2024-04-01 09:00")
+    for u in range(80):
+        t = t0 + pd.Timedelta(minutes=int(rng.integers(0, 20 * 24 * 60)))
+        for e in ("visit", "product_view", "product_view"):
+            rows.append((f"c{u:03d}", e, t))
+            t += pd.Timedelta(seconds=int(rng.integers(20, 300)))
+        if u % 3 == 0:
+            rows.append((f"c{u:03d}", "search", t))
+            t += pd.Timedelta(seconds=int(rng.integers(20, 300)))
+            orders.append((1000 + u, f"c{u:03d}", t, 20.0))
+    d = tmp_path / "data"
+    d.mkdir()
+    events = pd.DataFrame(rows, columns=["user_id", "event", "ts"])
+    events.to_csv(d / "events.csv", index=False)
+    o = pd.DataFrame(orders, columns=["order_id", "user_id", "ts", "revenue"])
+    o.to_csv(d / "orders.csv", index=False)
+    m = _run(d, tmp_path / "out")
+    params, derived = m["provenance"]["parameters"], m["provenance"]["derived"]
+    assert params["goal_event"] == D.ORDER_STEP and "orders table" in derived["goal_event"]
+    assert params["session_gap_minutes"] == 30.0
+    both = pd.concat(
+        [events, o.assign(event=D.ORDER_STEP)[["user_id", "event", "ts"]]], ignore_index=True
+    )
+    spec = JourneySpec(session_gap_minutes=30, start_end=True, churn_days=_defaults()["churn_days"])
+    _check_against_reference(m, both, spec)
+    assert {"search", D.ORDER_STEP} <= {n["step"] for n in m["metrics"]["nodes"]}
