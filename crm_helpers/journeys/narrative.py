@@ -2,7 +2,9 @@
 
 :func:`spec_from_params` turns the literal parameters of ``notebooks/journey_mapping.ipynb``
 into a :class:`~crm_helpers.journeys.core.JourneySpec`; :func:`default_anchor` and
-:func:`default_goal` derive the empty ``anchor_event`` / ``goal_event`` from node reach;
+:func:`default_goal` derive the empty ``anchor_event`` / ``goal_event`` from node reach
+(the report's goal is :func:`crm_helpers.journeys.defaults.choose_goal`: the conversion
+first, this rule only without one);
 :func:`biggest_leak` finds the step most journeys end at; :func:`journey_summary` writes the
 plain-language findings. Every number in a sentence is read from the tables passed in, and
 every name from the data goes through :func:`crm_helpers.report.text.md`.
