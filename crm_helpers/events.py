@@ -24,9 +24,17 @@ conversion, the lookalike's seed rule, the journey's goal). :func:`stage_event` 
 stage's event among the names the data have (exact name first, then ignoring case, in
 the stage's order); :func:`resolve_event` maps a name a user gave (``purchase``) to the name
 the data use (``buy``): the name itself when present, else the same name ignoring case,
-else the first present alias of a stage the name belongs to. :data:`EXPOSURE_EVENTS` names
-the events that record an exposure or assignment itself (an impression, a send); never an
-outcome (:func:`is_exposure`).
+else the first present alias of a stage the name belongs to. The purchase stage also takes the
+won deal of a sales pipeline (``won``, ``closed_won``, ``deal_won``): the conversion of a
+lead funnel. :data:`EXPOSURE_EVENTS` names the events that record an exposure or assignment
+itself (an impression, a send); never an outcome (:func:`is_exposure`).
+
+*AARRR.* :data:`AARRR_STAGES` files event names under the five AARRR stages (acquisition,
+activation, retention, revenue, referral), built on :data:`EVENT_STAGES`: acquisition takes
+the visit stage, activation the product-view and cart stages, revenue the checkout and
+purchase stages, and each AARRR stage adds names outside the shopping stages (sign-ups and
+favourites are activation, logins and push opens retention, reviews and invites referral).
+:func:`aarrr_stage` maps a name to its AARRR stage ignoring case (None: left unmapped).
 """
 
 from __future__ import annotations
@@ -42,8 +50,10 @@ import ibis.expr.types as ir
 import pandas as pd
 
 __all__ = [
+    "AARRR_STAGES",
     "EVENT_STAGES",
     "EXPOSURE_EVENTS",
+    "aarrr_stage",
     "backend_name",
     "check_columns",
     "check_events_exist",
@@ -72,8 +82,46 @@ EVENT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("checkout", ("checkout", "begin_checkout", "checkout_start")),
     (
         "purchase",
-        ("purchase", "buy", "order", "transaction", "order_completed", "orders", "conversion"),
+        (
+            "purchase",
+            "buy",
+            "order",
+            "transaction",
+            "order_completed",
+            "orders",
+            "conversion",
+            "won",
+            "closed_won",
+            "deal_won",
+        ),
     ),
+)
+
+#: AARRR stages in funnel order: ``(stage, EVENT_STAGES stages it takes, other event names)``.
+AARRR_STAGES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("acquisition", ("visit",), ("landing", "first_visit", "install", "lead_created", "lead")),
+    (
+        "activation",
+        ("view", "cart"),
+        (
+            "search",
+            "listing_view",
+            "signup",
+            "sign_up",
+            "register",
+            "registration",
+            "account_created",
+            "wishlist_add",
+            "add_to_wishlist",
+            "wishlist",
+            "fav",
+            "favorite",
+            "favourite",
+        ),
+    ),  # fmt: skip
+    ("retention", (), ("push_open", "login", "return_visit", "email_open", "reactivated")),
+    ("revenue", ("checkout", "purchase"), ("subscription", "renewal", "upgrade")),
+    ("referral", (), ("review", "share", "invite", "referral", "refer")),
 )
 
 
@@ -109,6 +157,21 @@ def stage_of(name: str) -> str | None:
     low = name.lower()
     for stage, accepted in EVENT_STAGES:
         if low == stage or low in accepted:
+            return stage
+    return None
+
+
+def aarrr_stage(name: str) -> str | None:
+    """The AARRR stage of an event name (:data:`AARRR_STAGES`), ignoring case; None when
+    the name is in no stage.
+
+    >>> [aarrr_stage(n) for n in ("pv", "fav", "buy", "signup", "lost")]
+    ['activation', 'activation', 'revenue', 'activation', None]
+    """
+    low = name.lower()
+    shop = stage_of(name)
+    for stage, shopping, names in AARRR_STAGES:
+        if shop in shopping or low in names:
             return stage
     return None
 

@@ -31,6 +31,9 @@ __all__ = [
     "average_order_value",
     "duration_bins",
     "funnel_summary",
+    "NO_DATA",
+    "period_missing",
+    "period_note",
     "spec_from_params",
     "step_metrics",
     "step_name",
@@ -357,6 +360,45 @@ def _sizing(sizing: pd.DataFrame) -> list[str]:
                 )
             )
     return out
+
+
+#: What a table shows for the rate of a period nobody entered (instead of an empty cell).
+NO_DATA = "no data"
+
+#: Columns of :func:`~crm_helpers.funnels.analysis.period_comparison` that have no value
+#: when a period had no entrants.
+_PERIOD_VALUES = ("previous_rate", "current_rate", "abs_change", "ci_low", "ci_high",
+                  "relative_change", "p_value", "q_value")  # fmt: skip
+
+
+def period_missing(comparison: pd.DataFrame) -> dict[str, str]:
+    """``{column: "no data"}`` for :func:`crm_helpers.report.tables.show`: the columns of a
+    period comparison whose missing values mean that a period had no entrants."""
+    return {c: NO_DATA for c in _PERIOD_VALUES if c in comparison.columns}
+
+
+def period_note(comparison: pd.DataFrame, period: str = "week") -> str | None:
+    """A sentence naming the compared periods nobody entered (None when both had entrants).
+
+    ``comparison`` is :func:`~crm_helpers.funnels.analysis.period_comparison` output.
+    """
+    if comparison.empty:
+        return None
+    row = comparison.iloc[0]
+    empty = [
+        (which, pd.Timestamp(row[f"{which}_period"]))
+        for which in ("previous", "current")
+        if int(row[f"{which}_entered"]) == 0
+    ]
+    if not empty:
+        return None
+    names = " and ".join(f"the {which} {period} ({p:%Y-%m-%d})" for which, p in empty)
+    return md(
+        "No user entered the funnel in {names}: {its} rates show 'no data' and the change "
+        "cannot be computed.",
+        names=names,
+        its="its" if len(empty) == 1 else "their",
+    )
 
 
 def funnel_summary(

@@ -6,7 +6,9 @@
 >>> paths(prep, "product_view", depth=3)    # path counts after the first product_view
 >>> flow(prep, "product_view", depth=5)     # both counts in one pass (large logs)
 
-See :mod:`crm_helpers.journeys.core` for the journey semantics and the tie rule and
+See :mod:`crm_helpers.journeys.core` for the journey semantics and the tie rule,
+:mod:`crm_helpers.journeys.defaults` for the report's defaults derived from the data (the
+session gap, the goal and its window, the AARRR stages) and
 :mod:`crm_helpers.journeys.reference` for the brute-force reference used by the tests.
 """
 

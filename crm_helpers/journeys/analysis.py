@@ -19,7 +19,11 @@ Semantics
   same test per edge.
 - :func:`conformance_summary`: share of journeys that conform, per group, each group
   against all other journeys (same test, BH across groups).
-- :func:`stage_mapping`: ``{stage: [events]}`` (AARRR by default) to a raw-event ->
+- :func:`converter_step_matrix`: the step matrix of converters and drop-outs before the
+  goal (``until``), without the ``[end]`` / ``[churned]`` cells: a converter's journey
+  reaches the goal before it ends, so its ends before the goal are 0 by definition.
+- :func:`stage_mapping`: ``{stage: [events]}`` (by default each known event's AARRR stage
+  of the shared vocabulary, :func:`crm_helpers.events.aarrr_stage`) to a raw-event ->
   stage mapping; stage flow is :func:`~crm_helpers.journeys.graph.transitions` over the
   journeys prepared with it (unmapped events dropped, repeats collapsed).
 """
@@ -35,10 +39,11 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from crm_helpers import events as ev
 from crm_helpers import stats
 from crm_helpers.journeys.core import CHURNED, END, START, SYNTHETIC, Prepared
 from crm_helpers.journeys.graph import transitions
-from crm_helpers.journeys.paths import goal_flags, paths
+from crm_helpers.journeys.paths import goal_flags, paths, step_matrix
 
 __all__ = [
     "group_paths",
@@ -46,6 +51,7 @@ __all__ = [
     "compare_transitions",
     "conformance_summary",
     "converter_groups",
+    "converter_step_matrix",
     "deviations",
     "differential_step_matrix",
     "edges_metric",
@@ -57,13 +63,16 @@ __all__ = [
     "user_groups",
 ]
 
-#: Default AARRR stages of the workbench's event vocabulary (a parameter of the report).
+#: The AARRR stages and every event name each takes, from the one vocabulary
+#: (:data:`crm_helpers.events.AARRR_STAGES`); a parameter of the report.
 AARRR: dict[str, list[str]] = {
-    "acquisition": ["app_open", "visit"],
-    "activation": ["product_view", "search", "add_to_cart", "wishlist_add"],
-    "revenue": ["checkout", "purchase"],
-    "retention": ["push_open"],
-    "referral": ["review"],
+    stage: list(
+        dict.fromkeys(
+            [n for st, names in ev.EVENT_STAGES if st in shopping for n in (st, *names)]
+            + list(extra)
+        )
+    )
+    for stage, shopping, extra in ev.AARRR_STAGES
 }
 
 
@@ -179,6 +188,15 @@ def group_paths(
         g: paths(restrict(prep, groups.filter(groups.group == g)), anchor, depth, direction)
         for g in names
     }
+
+
+def converter_step_matrix(
+    prep: Prepared, groups: ir.Table, goal: str, max_steps: int = 8
+) -> pd.DataFrame:
+    """:func:`~crm_helpers.journeys.paths.step_matrix` of converters and drop-outs before
+    the goal, without ``[end]`` / ``[churned]`` cells (see the module docstring)."""
+    m = step_matrix(prep, max_steps, groups=groups, until=goal)
+    return m[~m["step"].isin([END, CHURNED])].reset_index(drop=True)
 
 
 def converter_groups(prep: Prepared, goal: str, window_days: float | None = None) -> ir.Table:
@@ -378,8 +396,14 @@ def stage_mapping(
 ) -> dict[str, str]:
     """``{stage: [raw events]}`` -> ``{raw event: stage}``; only ``known`` events if given.
 
+    Without ``stages``: :data:`AARRR`, and with ``known`` each known event's AARRR stage
+    ignoring case (:func:`crm_helpers.journeys.defaults.aarrr_mapping`).
     ``ValueError`` when an event is listed under two stages.
     """
+    if stages is None and known is not None:
+        from crm_helpers.journeys.defaults import aarrr_mapping
+
+        return aarrr_mapping(known)[0]
     stages = AARRR if stages is None else stages
     out: dict[str, str] = {}
     for stage, evs in stages.items():

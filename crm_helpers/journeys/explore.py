@@ -124,15 +124,20 @@ def explore_tables(
     group_b: str | None,
     max_steps: int = 8,
     group_column: str = "",
+    goal: str | None = None,
 ) -> ExploreResult:
     """The tables of one choice (see the module docstring); ``groups`` from
-    :func:`journey_groups`."""
+    :func:`journey_groups`. Converters vs drop-outs (no ``group_column``) of a ``goal``
+    compare their journeys before the goal
+    (:func:`~crm_helpers.journeys.analysis.converter_step_matrix`)."""
     after = paths(prep, anchor, int(depth), "after")
     diff = None
     if groups is not None and group_a and group_b and group_a != group_b:
-        matrix = step_matrix(
-            prep, max_steps, groups=groups.filter(groups.group.isin([group_a, group_b]))
-        )
+        chosen = groups.filter(groups.group.isin([group_a, group_b]))
+        if not group_column and goal is not None:
+            matrix = analysis.converter_step_matrix(prep, chosen, goal, max_steps)
+        else:
+            matrix = step_matrix(prep, max_steps, groups=chosen)
         diff = analysis.differential_step_matrix(matrix, group_a, group_b)
     choice = {
         "anchor": anchor,
@@ -286,6 +291,7 @@ class JourneyControls(widgets.VBox):
                 group_b=c["group_b"],
                 max_steps=self.max_steps,
                 group_column=c["group_column"],
+                goal=self.goal,
             )
         except Exception as exc:
             self.output.outputs = ()

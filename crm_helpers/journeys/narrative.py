@@ -2,7 +2,9 @@
 
 :func:`spec_from_params` turns the literal parameters of ``notebooks/journey_mapping.ipynb``
 into a :class:`~crm_helpers.journeys.core.JourneySpec`; :func:`default_anchor` and
-:func:`default_goal` derive the empty ``anchor_event`` / ``goal_event`` from node reach;
+:func:`default_goal` derive the empty ``anchor_event`` / ``goal_event`` from node reach
+(the report's goal is :func:`crm_helpers.journeys.defaults.choose_goal`: the conversion
+first, this rule only without one);
 :func:`biggest_leak` finds the step most journeys end at; :func:`journey_summary` writes the
 plain-language findings. Every number in a sentence is read from the tables passed in, and
 every name from the data goes through :func:`crm_helpers.report.text.md`.
@@ -23,6 +25,7 @@ __all__ = [
     "biggest_leak",
     "default_anchor",
     "default_goal",
+    "first_difference",
     "journey_summary",
     "main_path",
     "stage_spec",
@@ -100,7 +103,8 @@ def default_anchor(reach: pd.DataFrame) -> str:
 def default_goal(reach: pd.DataFrame, min_share_of_events: float = 0.01) -> str:
     """The rarest *frequent* step: fewest users among steps with at least
     ``min_share_of_events`` of all (real) events (all steps if none has); ties: the first
-    name."""
+    name. The report's goal is :func:`crm_helpers.journeys.defaults.choose_goal`, which
+    prefers the conversion and falls back on this."""
     r = _real(reach)
     if r.empty:
         raise ValueError("no journey steps in the data: cannot choose a goal event")
@@ -160,7 +164,8 @@ def journey_summary(
         :func:`biggest_leak`.
     differential
         :func:`~crm_helpers.journeys.analysis.differential_step_matrix` of drop-outs (a)
-        vs converters (b), or None.
+        vs converters (b), or None; its headline is :func:`first_difference` (never the
+        goal itself).
     conformance_rate
         Share of journeys following ``intended`` (None: not computed).
     """
@@ -183,31 +188,36 @@ def journey_summary(
     if leak is not None:
         lines.append(
             md(
-                "The biggest leak is after {step}: {n:,} {unit} end there ({p} of its exits).",
+                "The biggest leak is after {step}: {n:,} {unit} end there, {p} of the {x:,} "
+                "transitions out of {step} (the others go on to a next step).",
                 step=code(leak["step"]),
                 n=int(leak["ended"]),
                 unit=unit,
                 p=_pct(leak["share"]),
+                x=int(leak["exits"]),
             )  # fmt: skip
         )
     if differential is not None and len(differential):
-        sig = differential[differential["significant"]]
-        if len(sig):
-            r = sig.loc[sig["diff"].abs().idxmax()]
+        r, n_sig = first_difference(differential, goal)
+        if r is not None:
             lines.append(
                 md(
-                    "Converters differ most at step {k}: {a} of converters vs {b} of drop-outs "
-                    "are on {step} ({n} significant cells, Benjamini-Hochberg 5%).",
+                    "Converters' journeys first differ from drop-outs' at step {k}, before the "
+                    "goal: {a} of converters vs {b} of drop-outs are on {step} ({n} significant "
+                    "cells, Benjamini-Hochberg 5%).",
                     k=int(r["position"]),
                     a=_pct(r["share_b"]),
                     b=_pct(r["share_a"]),
                     step=code(r["step"]),
-                    n=len(sig),
+                    n=n_sig,
                 )  # fmt: skip
             )
         else:
             lines.append(
-                md("Converters' and drop-outs' step matrices do not differ significantly.")
+                md(
+                    "Converters' and drop-outs' step matrices before the goal do not differ "
+                    "significantly."
+                )
             )
     if conformance_rate is not None and len(intended):
         lines.append(
@@ -219,6 +229,26 @@ def journey_summary(
             )  # fmt: skip
         )
     return lines
+
+
+def first_difference(
+    differential: pd.DataFrame, goal: str | None = None
+) -> tuple[pd.Series | None, int]:
+    """The first informative difference of a differential step matrix and the number of
+    informative significant cells.
+
+    Informative cells are significant cells on a real step other than ``goal`` (the goal and
+    the synthetic ``[start]`` / ``[end]`` / ``[churned]`` nodes differ between converters
+    and drop-outs by definition). The first is the one at the lowest position; at that
+    position, the largest absolute difference (ties: the first step name).
+    """
+    sig = differential[differential["significant"]]
+    sig = sig[~sig["step"].isin([*SYNTHETIC, *([goal] if goal is not None else [])])]
+    if sig.empty:
+        return None, 0
+    at = sig[sig["position"] == sig["position"].min()]
+    at = at.assign(_abs=at["diff"].abs()).sort_values(["_abs", "step"], ascending=[False, True])
+    return at.iloc[0].drop("_abs"), len(sig)
 
 
 def metrics_nodes(reach: pd.DataFrame) -> list[dict[str, Any]]:

@@ -19,7 +19,9 @@ Positions ``pos = 1, 2, ...`` number a journey's rows in the tie-rule order of
   the journey) and the median journey duration (last minus first time, seconds,
   linear-interpolation median).
 - *Step matrix*: for ``k = 1..max_steps`` and each step, the number of journeys whose row
-  at position ``k`` is that step, over the number of journeys (of the group).
+  at position ``k`` is that step, over the number of journeys (of the group). With
+  ``until`` (a goal), only the rows before the journey's first ``until`` row count: the
+  goal and what follows it are left out (journeys without it keep every row).
 - *Goal* within a window: a journey converts when it has the goal step at a time
   ``t <= t_first + W`` (``t_first`` the journey's first time, ``W = window_days``).
 - *Conformance* to an intended sequence ``s_1..s_m``: greedily, ``f_1`` = first position
@@ -334,7 +336,12 @@ def variants(
     ]
 
 
-def step_matrix(prep: Prepared, max_steps: int = 8, groups: ir.Table | None = None) -> pd.DataFrame:
+def step_matrix(
+    prep: Prepared,
+    max_steps: int = 8,
+    groups: ir.Table | None = None,
+    until: str | None = None,
+) -> pd.DataFrame:
     """Journeys at each position on each step, overall or per group.
 
     Parameters
@@ -342,6 +349,9 @@ def step_matrix(prep: Prepared, max_steps: int = 8, groups: ir.Table | None = No
     groups
         Optional Ibis table with the journey keys and a ``group`` column (one row per
         journey); journeys without a row are left out.
+    until
+        A step (the goal): only each journey's rows before its first ``until`` row count
+        (module docstring); the group sizes still count every journey.
 
     Returns
     -------
@@ -357,6 +367,11 @@ def step_matrix(prep: Prepared, max_steps: int = 8, groups: ir.Table | None = No
     else:
         p = p.mutate(group=ibis.literal("all"))
     sizes = p.filter(p.pos == 1).group_by("group").aggregate(group_journeys=ibis._.count())
+    if until is not None:
+        gc = prep.code(until)
+        w = ibis.window(group_by=keys)
+        p = p.mutate(goal_pos=p.pos.min(where=p.code == gc).over(w))  # a column first (Spark)
+        p = p.filter(p.goal_pos.isnull() | (p.pos < p.goal_pos))
     cells = (
         p.filter(p.pos <= max_steps)
         .group_by(["group", "pos", "code"])

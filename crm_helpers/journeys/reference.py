@@ -23,6 +23,7 @@ from crm_helpers.journeys.core import CHURNED, END, START, JourneySpec
 
 __all__ = [
     "reference_conformance",
+    "reference_median_gap_minutes",
     "reference_journeys",
     "reference_paths",
     "reference_reach",
@@ -118,6 +119,19 @@ def reference_journeys(events: pd.DataFrame, spec: JourneySpec | None = None) ->
     return journeys
 
 
+def reference_median_gap_minutes(events: pd.DataFrame) -> float | None:
+    """The median time between a user's consecutive events, minutes (plain pandas sorts;
+    rows without a user or a time ignored); None without two events of one user."""
+    gaps = []
+    e = events.dropna(subset=["user_id", "ts"])
+    for _, g in e.groupby("user_id"):
+        t = sorted(_us(x) for x in g["ts"])
+        gaps += [b - a for a, b in zip(t, t[1:], strict=False)]
+    if not gaps:
+        return None
+    return float(pd.Series(gaps, dtype=float).median()) / 60_000_000
+
+
 def reference_transitions(journeys: dict) -> dict[tuple[str, str], list[float]]:
     """``{(a, b): [seconds of each a -> b]}`` over consecutive rows of each journey."""
     out: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -190,14 +204,18 @@ def reference_between(journeys: dict, start: str, end: str, depth: int) -> Count
 
 
 def reference_step_matrix(
-    journeys: dict, max_steps: int, group_of: dict | None = None
+    journeys: dict, max_steps: int, group_of: dict | None = None, until: str | None = None
 ) -> dict[tuple[str, int, str], int]:
-    """``{(group, position, step): journeys}`` (group ``"all"`` without ``group_of``)."""
+    """``{(group, position, step): journeys}`` (group ``"all"`` without ``group_of``); with
+    ``until``, each journey's steps before its first ``until`` only."""
     out: Counter = Counter()
     for k, j in journeys.items():
         g = "all" if group_of is None else group_of.get(k)
         if g is None:
             continue
+        steps = [s for _, s in j]
+        if until is not None and until in steps:
+            j = j[: steps.index(until)]
         for pos, (_, s) in enumerate(j[:max_steps], 1):
             out[(str(g), pos, s)] += 1
     return dict(out)

@@ -9,7 +9,8 @@
   ``3.6e-225``);
 * other floats with thousands separators and ``digits`` decimals, integers with thousands
   separators, timestamps as ``YYYY-MM-DD`` (with ``HH:MM`` when any has a time of day),
-  booleans as ``yes`` / ``no``, missing values as an empty cell;
+  booleans as ``yes`` / ``no``, missing values as an empty cell, or as the text ``missing``
+  gives for their column (e.g. ``"no data"`` for the rate of a period nobody entered);
 * every cell's text HTML-escaped (values from the data cannot inject markup).
 
 The frame itself is not changed: ``metrics.record_table`` keeps the full precision.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -73,6 +74,7 @@ def to_html(
     percent: Iterable[str] = (),
     digits: int = 2,
     max_rows: int | None = 50,
+    missing: Mapping[str, str] | None = None,
 ) -> str:
     """The table as an HTML ``<table class="dataframe crm-table">`` (see the module docstring).
 
@@ -86,6 +88,9 @@ def to_html(
         Decimals of other float columns.
     max_rows : int or None, default 50
         Rows shown (the rest are counted in a note).
+    missing : mapping of str to str, optional
+        Column -> the text of its missing values (default: an empty cell); columns the
+        table does not have are ignored (one mapping serves several views of a table).
 
     Returns
     -------
@@ -98,6 +103,7 @@ def to_html(
     unknown = pct - set(df.columns)
     if unknown:
         raise KeyError(f"percent names column(s) {sorted(unknown)} not in the table")
+    missing = dict(missing or {})
     shown = df if max_rows is None else df.head(max_rows)
     fmts = {c: _formatter(df[c], c, pct, digits) for c in df.columns}
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
@@ -105,7 +111,7 @@ def to_html(
     for row in shown.itertuples(index=False, name=None):
         cells = []
         for c, v in zip(df.columns, row, strict=True):
-            text = html.escape(fmts[c](v))
+            text = html.escape(missing[c] if c in missing and _missing(v) else fmts[c](v))
             numeric = pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
             align = " class='num'" if numeric else " class='txt'"
             cells.append(f"<td{align}>{text}</td>")
@@ -123,9 +129,14 @@ def to_html(
 
 
 def show(
-    df: pd.DataFrame, *, percent: Iterable[str] = (), digits: int = 2, max_rows: int | None = 50
+    df: pd.DataFrame,
+    *,
+    percent: Iterable[str] = (),
+    digits: int = 2,
+    max_rows: int | None = 50,
+    missing: Mapping[str, str] | None = None,
 ):
     """:func:`to_html` wrapped for display in a notebook (an ``IPython.display.HTML``)."""
     from IPython.display import HTML
 
-    return HTML(to_html(df, percent=percent, digits=digits, max_rows=max_rows))
+    return HTML(to_html(df, percent=percent, digits=digits, max_rows=max_rows, missing=missing))

@@ -80,6 +80,10 @@ def _check_all(df: pd.DataFrame, spec: JourneySpec, cached: bool | str) -> None:
     assert {(r.group, r.position, r.step): r.journeys for r in sm.itertuples()} == (
         R.reference_step_matrix(ref, 3, group_of)
     )
+    sm = step_matrix(prep, 3, groups=groups, until=goal)  # before each journey's goal
+    assert {(r.group, r.position, r.step): r.journeys for r in sm.itertuples()} == (
+        R.reference_step_matrix(ref, 3, group_of, until=goal)
+    )
     ct = A.compare_transitions(prep, groups, "drop-outs", "converters", min_transitions=1)
     for g, col in (("drop-outs", "count_a"), ("converters", "count_b")):
         sub = {k: j for k, j in ref.items() if group_of[k] == g}

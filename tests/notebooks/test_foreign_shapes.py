@@ -57,6 +57,7 @@ def _events_only(d: Path) -> dict[str, pd.DataFrame]:
             rows.append((uid, "cart", t))
             if rng.random() < 0.5:
                 t = t + pd.Timedelta(days=float(rng.uniform(0, 9)))  # some beyond 7 days
+                t = t.floor("s")  # as the CSV text has it
                 rows.append((uid, "buy", t))
     local = pd.DataFrame(rows, columns=["user_id", "event", "ts"])
     text = local.assign(ts=local.ts.dt.strftime("%Y-%m-%d %H:%M:%S") + "+02:00")
@@ -151,9 +152,8 @@ def _journey_check(m: dict, frames: dict[str, pd.DataFrame]) -> None:
     from tests.notebooks.test_journey_notebook import _check_against_reference, _defaults
 
     p = _defaults()
-    spec = JourneySpec(
-        session_gap_minutes=p["session_gap_minutes"], start_end=True, churn_days=p["churn_days"]
-    )
+    gap = m["provenance"]["parameters"]["session_gap_minutes"]  # derived from the data
+    spec = JourneySpec(session_gap_minutes=gap or None, start_end=True, churn_days=p["churn_days"])
     _check_against_reference(m, frames["events"], spec)
 
 

@@ -2,7 +2,7 @@
 
 1. the small synthetic world (all tables; journeys are ``session_id`` sessions);
 2. an ``events`` table with only ``user_id`` (text ids), ``event`` and ``ts`` (journeys cut
-   at 30 minutes of silence; sections needing users step aside).
+   at 30 minutes of silence, the derived gap of clicks; sections needing users step aside).
 
 Each run's ``metrics.json`` is checked against the brute-force reference
 (:mod:`crm_helpers.journeys.reference`) on the same events: every edge (counts exact,
@@ -139,10 +139,14 @@ def test_default_report_on_the_synthetic_world(small_world, tmp_path):
     assert set(m["provenance"]["derived"]) == {
         "anchor_event",
         "goal_event",
+        "goal_window_days",
         "intended_journey",
         "path_start_event",
         "path_end_event",
+        "session_gap_minutes",
     }
+    params = m["provenance"]["parameters"]
+    assert params["goal_event"] == "purchase"  # the conversion, not the rarest frequent event
     assert "differential_cells" in m["metrics"] and m["metrics"]["differential_cells"]
 
 
@@ -150,9 +154,9 @@ def test_default_report_on_events_only(foreign_dir, tmp_path):
     m = _run(foreign_dir, tmp_path)
     p = _defaults()
     events = pd.read_parquet(foreign_dir / "events.parquet")
-    spec = JourneySpec(
-        session_gap_minutes=p["session_gap_minutes"], start_end=True, churn_days=p["churn_days"]
-    )
+    gap = m["provenance"]["parameters"]["session_gap_minutes"]  # derived: clicks, 30 minutes
+    assert gap == 30.0 and "session_gap_minutes" in m["provenance"]["derived"]
+    spec = JourneySpec(session_gap_minutes=gap, start_end=True, churn_days=p["churn_days"])
     _check_against_reference(m, events, spec)
 
 
