@@ -27,6 +27,12 @@ import ibis
 from ibis.backends import BaseBackend
 
 from crm_helpers import config
+from crm_helpers.column_types import (
+    SPARK_NANOS_AS_LONG,
+    duckdb_readable,
+    parquet_timestamps,
+    spark_readable,
+)
 from crm_helpers.engine import connect, temp_view
 from crm_helpers.normalise import (  # re-exported: data.py held them before the split
     OFFSET_PATTERN,
@@ -210,9 +216,14 @@ def _read(
     """Register ``path`` as view ``view``; returns the table and its tz-aware timestamp columns.
 
     CSV columns named in ``text_columns`` (the contract's timestamps) are read as text, so
-    both engines parse them by the same rule (:func:`parse_timestamp_text`).
+    both engines parse them by the same rule (:func:`parse_timestamp_text`). Every Parquet
+    timestamp flavour is read, the same way on both engines
+    (:mod:`crm_helpers.column_types`): nanosecond columns as microsecond timestamps, INT96
+    as zone-aware.
     """
     is_csv = path.is_file() and path.suffix.lower() == ".csv"
+    stamps = {} if is_csv else parquet_timestamps(path)
+    int96 = {c for c, s in stamps.items() if s.int96}
     if con.name == "pyspark":
         from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
@@ -225,7 +236,9 @@ def _read(
             ]
             sdf = session.read.csv(str(path), header=True, schema=StructType(fields))
         else:
-            sdf = session.read.parquet(str(path))
+            if any(s.unit == "ns" and not s.int96 for s in stamps.values()):
+                session.conf.set(SPARK_NANOS_AS_LONG, "true")  # else Spark refuses them
+            sdf = spark_readable(session.read.parquet(str(path)), stamps)
         sdf.createOrReplaceTempView(view)
         aware = frozenset(f.name for f in sdf.schema.fields if type(f.dataType) is TimestampType)
         return con.table(view), aware
@@ -238,8 +251,11 @@ def _read(
         t = con.read_parquet(str(path / "**" / "*.parquet"), table_name=view)
     else:
         t = con.read_parquet(str(path), table_name=view)
+    t = duckdb_readable(con, t, f"{view}_t")
     aware = frozenset(
-        c for c, typ in t.schema().items() if typ.is_timestamp() and typ.timezone is not None
+        c
+        for c, typ in t.schema().items()
+        if typ.is_timestamp() and (typ.timezone is not None or c in int96)
     )
     return t, aware
 
@@ -257,8 +273,8 @@ def _engine_error(table: str, path: Path, exc: Exception, what: str) -> Finding:
         count=0,
         message=f"{what} {path} failed: {first[:300]}",
         fix="check that the file is a valid Parquet or CSV file (CSV: comma-separated, one "
-        "header line), that all parts of a folder have the same columns and types, and that "
-        "timestamps are stored with at most microsecond precision.",
+        "header line) and that all parts of a folder have the same columns and types (e.g. "
+        "every part's timestamps with the same precision and time zone).",
     )
 
 
