@@ -24,7 +24,13 @@ engines:
   ``TIMESTAMP`` (zone-aware) or ``TIMESTAMP_NTZ`` (naive). Both round to the nearest
   microsecond, halves away from zero (DuckDB's cast): the contract's clock has microseconds.
 * INT96 holds an instant in UTC (Spark converts from its session time zone when it writes),
-  so it is zone-aware on both engines: the schema's ``timezone`` is not applied to it.
+  so it is zone-aware on both engines: the schema's ``timezone`` is not applied to it. Both
+  engines truncate its nanoseconds to microseconds (Spark writes none).
+* Reading nanoseconds on Spark sets ``spark.sql.legacy.parquet.nanosAsLong`` on the session
+  (it stays set: the scan needs it when a query runs); it changes only how such columns,
+  which Spark otherwise refuses, are read.
+* A folder of parts is typed by its first part (sorted by path): its parts should share
+  their flavour (DuckDB unifies ns parts with INT96 ones; Spark does not).
 
 :func:`type_words` says what a column holds in words a marketer understands ("timestamps with
 nanosecond precision and a time zone"), for any type, including those Ibis cannot type
