@@ -51,6 +51,7 @@ __all__ = [
     "ParquetTimestamp",
     "duckdb_readable",
     "parquet_timestamps",
+    "parquet_type_words",
     "raw_timestamp",
     "spark_readable",
     "type_name",
@@ -62,6 +63,7 @@ SPARK_NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
 
 _UNIT_WORDS = {"s": "second", "ms": "millisecond", "us": "microsecond", "ns": "nanosecond"}
 _SCALE_UNIT = {0: "s", 3: "ms", 6: "us", 9: "ns"}
+_JSON_UNITS = {"nanoseconds": "ns", "microseconds": "us", "milliseconds": "ms"}
 
 
 @dataclass(frozen=True)
@@ -123,11 +125,64 @@ def parquet_timestamps(path: str | Path) -> dict[str, ParquetTimestamp]:
             out[col.name] = ParquetTimestamp("ns", utc=True, int96=True)
         elif col.logical_type.type == "TIMESTAMP":
             info = col.logical_type.to_json()
-            unit = {"nanoseconds": "ns", "microseconds": "us", "milliseconds": "ms"}
             out[col.name] = ParquetTimestamp(
-                unit=next((u for k, u in unit.items() if k in info), "us"),
+                unit=next((u for k, u in _JSON_UNITS.items() if k in info), "us"),
                 utc='"isAdjustedToUTC":true' in info.replace(" ", ""),
             )
+    return out
+
+
+_PARQUET_WORDS = {
+    "TIME": "times of day without a date",
+    "DATE": "dates without a time of day",
+    "INTERVAL": "durations",
+    "UUID": "UUIDs",
+    "JSON": "JSON documents",
+    "BSON": "BSON documents",
+    "FLOAT16": "decimal numbers (half precision)",
+    "GEOMETRY": "geometries",
+    "GEOGRAPHY": "geographies",
+    "VARIANT": "semi-structured values (variants)",
+}
+
+
+def parquet_type_words(path: str | Path, engine_message: str) -> list[tuple[str, str]]:
+    """The columns an engine's "illegal Parquet type" message is about, with plain words.
+
+    Spark names only the type (``Illegal Parquet type: INT64 (TIME(NANOS,false))``); the
+    file's footer tells which top-level columns have it. Returns ``[(column, words), ...]``
+    (empty when the message names no Parquet type or no column matches).
+    """
+    import re
+
+    import pyarrow.parquet as pq
+
+    m = re.search(r"Parquet type:?\s*([A-Z0-9_]+)\s*\(([A-Z0-9_]+)", engine_message)
+    first = _first_parquet_file(Path(path))
+    if m is None or first is None:
+        return []
+    physical, logical = m.group(1), m.group(2)
+    try:
+        schema = pq.ParquetFile(first).schema
+    except Exception:  # noqa: BLE001 - the engine's message stands
+        return []
+    out = []
+    for i in range(len(schema)):
+        col = schema.column(i)
+        if "." in col.path or col.physical_type != physical:
+            continue
+        kind = col.logical_type.type
+        if kind != logical and str(col.converted_type) != logical:
+            continue
+        info = col.logical_type.to_json()
+        unit = next((u for k, u in _JSON_UNITS.items() if k in info), None)
+        if kind == "TIMESTAMP":
+            words = ParquetTimestamp(unit or "us", '"isAdjustedToUTC":true' in info).words()
+        else:
+            words = _PARQUET_WORDS.get(kind, f"values of the Parquet type {physical} ({kind})")
+            if unit:
+                words += f" with {_UNIT_WORDS[unit]} precision"
+        out.append((col.name, words))
     return out
 
 

@@ -31,6 +31,7 @@ from crm_helpers.column_types import (
     SPARK_NANOS_AS_LONG,
     duckdb_readable,
     parquet_timestamps,
+    parquet_type_words,
     spark_readable,
 )
 from crm_helpers.engine import connect, temp_view
@@ -265,16 +266,29 @@ def _read(
 
 def _engine_error(table: str, path: Path, exc: Exception, what: str) -> Finding:
     first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    fix = (
+        "check that the file is a valid Parquet or CSV file (CSV: comma-separated, one "
+        "header line) and that all parts of a folder have the same columns and types (e.g. "
+        "every part's timestamps with the same precision and time zone)."
+    )
+    cols = parquet_type_words(path, first) if what == "reading" else []
+    if cols:  # a Parquet type the engine cannot read: which column, in words
+        held = "; ".join(f"column '{c}' holds {w}" for c, w in cols)
+        first = f"{held}, which this engine cannot read ({first[:200]})"
+        fix = (
+            "store date-times as Parquet timestamps (pandas datetime64, any precision, with or "
+            "without a time zone) or as text like '2024-03-01 14:05:00'; combine a date and a "
+            "time of day into one column; drop columns the analysis does not need, or write "
+            "them as text."
+        )
     return Finding(
         table=table,
-        column=None,
+        column=cols[0][0] if len(cols) == 1 else None,
         check="unreadable",
         severity="error",
         count=0,
-        message=f"{what} {path} failed: {first[:300]}",
-        fix="check that the file is a valid Parquet or CSV file (CSV: comma-separated, one "
-        "header line) and that all parts of a folder have the same columns and types (e.g. "
-        "every part's timestamps with the same precision and time zone).",
+        message=f"{what} {path} failed: {first[:400]}",
+        fix=fix,
     )
 
 

@@ -19,7 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from crm_helpers.column_types import ParquetTimestamp, parquet_timestamps, type_words
+from crm_helpers.column_types import (
+    ParquetTimestamp,
+    parquet_timestamps,
+    parquet_type_words,
+    type_words,
+)
 from crm_helpers.data import load
 from crm_helpers.schema import CONTRACT
 from crm_helpers.validate import DataContractError
@@ -247,9 +252,7 @@ def test_text_that_is_not_a_date(tmp_path):
 def test_a_parquet_type_ibis_cannot_map_is_named_in_words(tmp_path):
     """TIME(NANOS): DuckDB reads it as TIME_NS, a type Ibis does not know."""
     d = write_flavour(tmp_path, "us-UTC")
-    ev = pa.Table.from_pandas(pd.read_parquet(d / "events.parquet"), preserve_index=False)
-    ns_of_day = pa.array([3_600_000_000_000 * h for h in range(len(ev))], pa.time64("ns"))
-    pq.write_table(ev.set_column(2, "ts", ns_of_day), d / "events.parquet")
+    _time_of_day_events(d)
     text, f = _error(d, "events", "ts")
     assert f.check == "wrong_type"
     assert f.message.endswith("should hold date-times but holds times of day without a date "
@@ -319,3 +322,35 @@ def test_int96_written_by_spark_loads_alike_on_both_engines(tmp_path, spark_con)
     for engine in ("duckdb", spark_con):
         got = load(d, engine=engine).events.order_by("user_id").ts.to_pandas()
         assert list(pd.Series(got).astype("datetime64[us]")) == want, engine
+
+
+def _time_of_day_events(d: Path) -> None:
+    ev = pa.Table.from_pandas(pd.read_parquet(d / "events.parquet"), preserve_index=False)
+    ns_of_day = pa.array([3_600_000_000_000 * h for h in range(len(ev))], pa.time64("ns"))
+    pq.write_table(ev.set_column(2, "ts", ns_of_day), d / "events.parquet")
+
+
+def test_parquet_type_words_find_the_column_of_an_engine_message(tmp_path):
+    d = write_flavour(tmp_path, "us-UTC")
+    _time_of_day_events(d)
+    msg = "[PARQUET_TYPE_ILLEGAL] Illegal Parquet type: INT64 (TIME(NANOS,false)). SQLSTATE: 42846"
+    assert parquet_type_words(d / "events.parquet", msg) == [
+        ("ts", "times of day without a date with nanosecond precision")
+    ]
+    nanos = "Illegal Parquet type: INT64 (TIMESTAMP(NANOS,true))"
+    assert parquet_type_words(
+        write_flavour(tmp_path / "ns", "ns-UTC") / "users.parquet", nanos
+    ) == [("signup_at", "timestamps with nanosecond precision and a time zone")]
+    assert parquet_type_words(d / "events.parquet", "some other failure") == []
+
+
+@pytest.mark.spark
+def test_a_parquet_type_spark_cannot_read_is_named_in_words(tmp_path, spark_con):
+    d = write_flavour(tmp_path, "us-UTC")
+    _time_of_day_events(d)
+    with pytest.raises(DataContractError) as exc:
+        load(d, engine=spark_con)
+    (f,) = exc.value.findings
+    assert (f.table, f.column, f.check) == ("events", "ts", "unreadable")
+    assert "column 'ts' holds times of day without a date with nanosecond precision" in f.message
+    assert "combine a date and a time of day into one column" in f.fix
