@@ -8,7 +8,8 @@ Output layout (``reports/`` by default, ``$CRM_REPORTS_DIR`` or ``--out`` otherw
         <name>.failed.ipynb   the executed notebook of the last failed run (with the error)
         metrics.json          what the notebook recorded (crm_helpers.report.metrics)
         run.json              status, parameters, timestamps, duration, provenance
-        run.log               what the kernel and papermill said (kept out of the terminal)
+        run.log               what the kernel and papermill said, kept out of the terminal
+                              (only when they said something)
 
 A failed run never replaces the last good HTML or metrics: every file is written to a
 temporary path in the same folder and moved into place with :func:`os.replace` only when
@@ -107,6 +108,7 @@ class RunResult:
     error: str | None = None
     last_success: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    log: str | None = None  # run.log, when the kernel or papermill said something
 
     @property
     def ok(self) -> bool:
@@ -372,6 +374,10 @@ def run_notebook(
         result.html = str(html_path) if html_path.exists() else None
         result.metrics = str(metrics_path) if metrics_path.exists() else None
     tmp_metrics.unlink(missing_ok=True)
+    if log_path.exists() and log_path.stat().st_size:
+        result.log = str(log_path)
+    else:
+        log_path.unlink(missing_ok=True)
     _write_atomic(run_path, json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
     if update_index:
         from crm_helpers.report.index import write_index

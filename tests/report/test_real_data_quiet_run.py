@@ -9,6 +9,7 @@ the log).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -64,6 +65,9 @@ def test_crm_run_stderr_is_quiet_and_the_log_keeps_the_warnings(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     log = (tmp_path / "out" / "tiny" / "run.log").read_text()
+    assert json.loads((tmp_path / "out" / "tiny" / "run.json").read_text())["log"].endswith(
+        "run.log"
+    )
     assert "Unable to parse line 1" in log and "running over TCP" not in log
     assert not list(Path(nb_path.parent).glob("kernel-ipc*"))  # no sockets left in cwd
 
@@ -72,3 +76,4 @@ def test_crm_run_stderr_is_quiet_and_the_log_keeps_the_warnings(tmp_path):
     assert not [ln for ln in res.stderr.splitlines() if any(n in ln for n in NOISE)], res.stderr
     assert res.stderr == ""
     assert res.stdout.startswith("ok ")
+    assert not (tmp_path / "out" / "data_overview" / "run.log").exists()  # nothing was said
