@@ -241,7 +241,14 @@ def _read(
                 session.conf.set(SPARK_NANOS_AS_LONG, "true")  # else Spark refuses them
             sdf = spark_readable(session.read.parquet(str(path)), stamps)
         sdf.createOrReplaceTempView(view)
-        aware = frozenset(f.name for f in sdf.schema.fields if type(f.dataType) is TimestampType)
+        # a naive Parquet timestamp stays a wall time even when the session reads it as a
+        # TIMESTAMP (spark.sql.parquet.inferTimestampNTZ.enabled=false)
+        naive = {c for c, s in stamps.items() if not s.utc}
+        aware = frozenset(
+            f.name
+            for f in sdf.schema.fields
+            if type(f.dataType) is TimestampType and f.name not in naive
+        )
         return con.table(view), aware
     if is_csv:
         t = con.read_csv(str(path), table_name=view)

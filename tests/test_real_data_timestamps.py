@@ -354,3 +354,18 @@ def test_a_parquet_type_spark_cannot_read_is_named_in_words(tmp_path, spark_con)
     assert (f.table, f.column, f.check) == ("events", "ts", "unreadable")
     assert "column 'ts' holds times of day without a date with nanosecond precision" in f.message
     assert "combine a date and a time of day into one column" in f.fix
+
+
+@pytest.mark.spark
+def test_naive_parquet_stays_a_wall_time_when_spark_infers_no_ntz(tmp_path, spark_con):
+    """A session that reads naive Parquet timestamps as TIMESTAMP (not TIMESTAMP_NTZ)."""
+    key = "spark.sql.parquet.inferTimestampNTZ.enabled"
+    session = spark_con._session
+    before = session.conf.get(key)
+    session.conf.set(key, "false")
+    try:
+        data = load(write_flavour(tmp_path, "us-naive"), engine=spark_con)
+        assert data.tz_aware["events"] == frozenset()
+        assert_flavour_loads(data, "us-naive")
+    finally:
+        session.conf.set(key, before)
