@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,18 +93,38 @@ def quiet_kernel(log_path: Path) -> Iterator[dict[str, Any]]:
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     ipc_dir = None if os.name == "nt" else Path(tempfile.mkdtemp(prefix="crm_kernel_"))
-    logger = logging.getLogger("papermill")
     with log_path.open("a", encoding="utf-8") as log:
         handler = logging.StreamHandler(log)
         handler.setLevel(logging.WARNING)
         handler.setFormatter(logging.Formatter("[papermill] %(levelname)s | %(message)s"))
-        propagate = logger.propagate
-        logger.addHandler(handler)
-        logger.propagate = False
+        _papermill_to(handler, add=True)
         try:
             yield {"kernel_manager_class": _kernel_manager_class(log, ipc_dir)}
         finally:
-            logger.removeHandler(handler)
-            logger.propagate = propagate
+            _papermill_to(handler, add=False)
             if ipc_dir is not None:
                 shutil.rmtree(ipc_dir, ignore_errors=True)
+
+
+_LOGGER_LOCK = threading.Lock()
+_saved_propagate: list[bool] = []  # the papermill logger's own setting, while runs are active
+
+
+def _papermill_to(handler: logging.Handler, *, add: bool) -> None:
+    """Add/remove a run's handler on the ``papermill`` logger; it does not propagate meanwhile.
+
+    Runs in threads of one process each add their handler (so each run's log also gets the
+    others' warnings meanwhile); the logger's ``propagate`` is restored when the last ends.
+    """
+    logger = logging.getLogger("papermill")
+    with _LOGGER_LOCK:
+        if add:
+            if not any(h for h in logger.handlers if getattr(h, "_crm_run", False)):
+                _saved_propagate[:] = [logger.propagate]
+            handler._crm_run = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+            logger.propagate = False
+        else:
+            logger.removeHandler(handler)
+            if not any(getattr(h, "_crm_run", False) for h in logger.handlers):
+                logger.propagate = _saved_propagate.pop() if _saved_propagate else True

@@ -77,3 +77,19 @@ def test_crm_run_stderr_is_quiet_and_the_log_keeps_the_warnings(tmp_path):
     assert res.stderr == ""
     assert res.stdout.startswith("ok ")
     assert not (tmp_path / "out" / "data_overview" / "run.log").exists()  # nothing was said
+
+
+def test_quiet_kernel_sends_papermill_warnings_to_the_log_only(tmp_path, capfd):
+    from crm_helpers.report.kernel import quiet_kernel
+
+    logger = logging.getLogger("papermill")
+    before = (logger.propagate, list(logger.handlers))
+    log = tmp_path / "run.log"
+    with quiet_kernel(log) as kw, quiet_kernel(tmp_path / "other.log"):
+        assert set(kw) == {"kernel_manager_class"}
+        logger.warning("Unable to parse line 3 'x = 1  # a == b'.")
+        logger.info("Executing notebook")  # below WARNING: not logged
+    assert (logger.propagate, list(logger.handlers)) == before
+    assert log.read_text() == "[papermill] WARNING | Unable to parse line 3 'x = 1  # a == b'.\n"
+    out, err = capfd.readouterr()
+    assert out == err == ""
