@@ -5,9 +5,11 @@ Decided from the schema alone (:func:`plan_columns`, no query) and applied lazil
 naive UTC — text parsed by one rule on every engine (:func:`parse_timestamp_text`: with an
 offset, that instant; without, wall time in the schema's time zone), zone-aware columns
 converted (:func:`aware_to_naive_utc`), naive ones read as wall time in the schema's time
-zone (:func:`crm_helpers.engine.local_to_utc`). A column whose type cannot hold its kind is
-a ``wrong_type`` finding. :func:`apply_cleaning` applies validation's cleaning rules as lazy
-filters. :mod:`crm_helpers.data` re-exports every name.
+zone (:func:`crm_helpers.engine.local_to_utc`); a timestamp type Ibis cannot map (DuckDB's
+``TIMESTAMPTZ_NS`` in a warehouse table) is cast first. A column whose type cannot hold its
+kind is a ``wrong_type`` finding that says what it holds in words
+(:func:`crm_helpers.column_types.type_words`). :func:`apply_cleaning` applies validation's
+cleaning rules as lazy filters. :mod:`crm_helpers.data` re-exports every name.
 """
 
 from __future__ import annotations
@@ -174,13 +176,13 @@ def plan_columns(
                 count=0,
                 message=f"the column{named} should hold {_KIND_WORDS[spec.kind]} but holds "
                 f"{type_words(typ)} (type {type_name(typ)})",
-                fix=_type_fix(table, col, spec.kind, typ),
+                fix=_type_fix(table, col, spec.kind, typ, src),
             )
         )
     return plan
 
 
-def _type_fix(table: str, col: str, kind: str, typ: dt.DataType) -> str:
+def _type_fix(table: str, col: str, kind: str, typ: dt.DataType, src: str) -> str:
     if kind == "timestamp":
         store = (
             f"store {table}.{col} as a timestamp column (any Parquet timestamp: pandas "
@@ -190,7 +192,7 @@ def _type_fix(table: str, col: str, kind: str, typ: dt.DataType) -> str:
         if typ.is_integer() or typ.is_floating() or typ.is_decimal():
             return (
                 f"{store}. If the numbers are Unix times, convert them before loading, e.g. in "
-                f"pandas df['{col}'] = pd.to_datetime(df['{col}'], unit='s', utc=True) "
+                f"pandas df['{src}'] = pd.to_datetime(df['{src}'], unit='s', utc=True) "
                 "(unit='ms' for milliseconds since 1970)."
             )
         if typ.is_time() or (isinstance(typ, dt.Unknown) and "TIME" in type_name(typ)):
