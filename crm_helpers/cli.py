@@ -127,6 +127,8 @@ def _print_result(res) -> None:
             print(f"        executed notebook with the error: {res.executed}", file=sys.stderr)
         if res.html:
             print(f"        the last good report is kept: {res.html}", file=sys.stderr)
+        if getattr(res, "log", None):
+            print(f"        what the kernel said: {res.log}", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -27,6 +27,13 @@ import ibis
 from ibis.backends import BaseBackend
 
 from crm_helpers import config
+from crm_helpers.column_types import (
+    SPARK_NANOS_AS_LONG,
+    duckdb_readable,
+    parquet_timestamps,
+    parquet_type_words,
+    spark_readable,
+)
 from crm_helpers.engine import connect, temp_view
 from crm_helpers.normalise import (  # re-exported: data.py held them before the split
     OFFSET_PATTERN,
@@ -210,9 +217,14 @@ def _read(
     """Register ``path`` as view ``view``; returns the table and its tz-aware timestamp columns.
 
     CSV columns named in ``text_columns`` (the contract's timestamps) are read as text, so
-    both engines parse them by the same rule (:func:`parse_timestamp_text`).
+    both engines parse them by the same rule (:func:`parse_timestamp_text`). Every Parquet
+    timestamp flavour is read, the same way on both engines
+    (:mod:`crm_helpers.column_types`): nanosecond columns as microsecond timestamps, INT96
+    as zone-aware.
     """
     is_csv = path.is_file() and path.suffix.lower() == ".csv"
+    stamps = {} if is_csv else parquet_timestamps(path)
+    int96 = {c for c, s in stamps.items() if s.int96}
     if con.name == "pyspark":
         from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
@@ -225,9 +237,18 @@ def _read(
             ]
             sdf = session.read.csv(str(path), header=True, schema=StructType(fields))
         else:
-            sdf = session.read.parquet(str(path))
+            if any(s.unit == "ns" and not s.int96 for s in stamps.values()):
+                session.conf.set(SPARK_NANOS_AS_LONG, "true")  # else Spark refuses them
+            sdf = spark_readable(session.read.parquet(str(path)), stamps)
         sdf.createOrReplaceTempView(view)
-        aware = frozenset(f.name for f in sdf.schema.fields if type(f.dataType) is TimestampType)
+        # a naive Parquet timestamp stays a wall time even when the session reads it as a
+        # TIMESTAMP (spark.sql.parquet.inferTimestampNTZ.enabled=false)
+        naive = {c for c, s in stamps.items() if not s.utc}
+        aware = frozenset(
+            f.name
+            for f in sdf.schema.fields
+            if type(f.dataType) is TimestampType and f.name not in naive
+        )
         return con.table(view), aware
     if is_csv:
         t = con.read_csv(str(path), table_name=view)
@@ -238,8 +259,11 @@ def _read(
         t = con.read_parquet(str(path / "**" / "*.parquet"), table_name=view)
     else:
         t = con.read_parquet(str(path), table_name=view)
+    t = duckdb_readable(con, t, f"{view}_t")
     aware = frozenset(
-        c for c, typ in t.schema().items() if typ.is_timestamp() and typ.timezone is not None
+        c
+        for c, typ in t.schema().items()
+        if typ.is_timestamp() and (typ.timezone is not None or c in int96)
     )
     return t, aware
 
@@ -249,16 +273,29 @@ def _read(
 
 def _engine_error(table: str, path: Path, exc: Exception, what: str) -> Finding:
     first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    fix = (
+        "check that the file is a valid Parquet or CSV file (CSV: comma-separated, one "
+        "header line) and that all parts of a folder have the same columns and types (e.g. "
+        "every part's timestamps with the same precision and time zone)."
+    )
+    cols = parquet_type_words(path, first) if what == "reading" else []
+    if cols:  # a Parquet type the engine cannot read: which column, in words
+        held = "; ".join(f"column '{c}' holds {w}" for c, w in cols)
+        first = f"{held}, which this engine cannot read ({first[:200]})"
+        fix = (
+            "store date-times as Parquet timestamps (pandas datetime64, any precision, with or "
+            "without a time zone) or as text like '2024-03-01 14:05:00'; combine a date and a "
+            "time of day into one column; drop columns the analysis does not need, or write "
+            "them as text."
+        )
     return Finding(
         table=table,
-        column=None,
+        column=cols[0][0] if len(cols) == 1 else None,
         check="unreadable",
         severity="error",
         count=0,
-        message=f"{what} {path} failed: {first[:300]}",
-        fix="check that the file is a valid Parquet or CSV file (CSV: comma-separated, one "
-        "header line), that all parts of a folder have the same columns and types, and that "
-        "timestamps are stored with at most microsecond precision.",
+        message=f"{what} {path} failed: {first[:400]}",
+        fix=fix,
     )
 
 

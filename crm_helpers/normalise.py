@@ -5,9 +5,11 @@ Decided from the schema alone (:func:`plan_columns`, no query) and applied lazil
 naive UTC — text parsed by one rule on every engine (:func:`parse_timestamp_text`: with an
 offset, that instant; without, wall time in the schema's time zone), zone-aware columns
 converted (:func:`aware_to_naive_utc`), naive ones read as wall time in the schema's time
-zone (:func:`crm_helpers.engine.local_to_utc`). A column whose type cannot hold its kind is
-a ``wrong_type`` finding. :func:`apply_cleaning` applies validation's cleaning rules as lazy
-filters. :mod:`crm_helpers.data` re-exports every name.
+zone (:func:`crm_helpers.engine.local_to_utc`); a timestamp type Ibis cannot map (DuckDB's
+``TIMESTAMPTZ_NS`` in a warehouse table) is cast first. A column whose type cannot hold its
+kind is a ``wrong_type`` finding that says what it holds in words
+(:func:`crm_helpers.column_types.type_words`). :func:`apply_cleaning` applies validation's
+cleaning rules as lazy filters. :mod:`crm_helpers.data` re-exports every name.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
+from crm_helpers.column_types import raw_timestamp, type_name, type_words
 from crm_helpers.engine import epoch_us, from_epoch_us, local_to_utc
 from crm_helpers.schema import CONTRACT, Schema
 from crm_helpers.validate import Finding
@@ -80,20 +83,6 @@ _KIND_WORDS = {
     "integer": "whole numbers",
     "timestamp": "date-times",
 }
-
-
-def _type_word(typ: dt.DataType) -> str:
-    if typ.is_string():
-        return "text"
-    if typ.is_integer():
-        return "whole numbers"
-    if typ.is_floating() or typ.is_decimal():
-        return "decimal numbers"
-    if typ.is_boolean():
-        return "true/false values"
-    if typ.is_timestamp() or typ.is_date():
-        return "dates/times"
-    return str(typ)
 
 
 def plan_columns(
@@ -161,6 +150,12 @@ def plan_columns(
             if typ.is_string():
                 plan.text_timestamps.add(col)
                 plan.exprs[col] = parse_timestamp_text(c, schema.timezone, backend)
+            elif raw_timestamp(typ) is not None:  # a type Ibis cannot map (TIMESTAMPTZ_NS)
+                if raw_timestamp(typ)[1] or col in aware:
+                    utc = c.cast(dt.Timestamp(timezone="UTC"))
+                    plan.exprs[col] = aware_to_naive_utc(utc, backend)
+                else:
+                    plan.exprs[col] = local_to_utc(c.cast(dt.Timestamp()), schema.timezone, backend)
             elif typ.is_timestamp() and (typ.timezone is not None or col in aware):
                 plan.exprs[col] = aware_to_naive_utc(c, backend)
             elif typ.is_timestamp() or typ.is_date():
@@ -180,27 +175,36 @@ def plan_columns(
                 severity="error",
                 count=0,
                 message=f"the column{named} should hold {_KIND_WORDS[spec.kind]} but holds "
-                f"{_type_word(typ)} (type {typ})",
-                fix=_type_fix(table, col, spec.kind, typ),
+                f"{type_words(typ)} (type {type_name(typ)})",
+                fix=_type_fix(table, col, spec.kind, typ, src),
             )
         )
     return plan
 
 
-def _type_fix(table: str, col: str, kind: str, typ: dt.DataType) -> str:
+def _type_fix(table: str, col: str, kind: str, typ: dt.DataType, src: str) -> str:
     if kind == "timestamp":
-        return (
-            f"store {table}.{col} as a date-time column (Parquet timestamp) or as text like "
-            "'2024-03-01 14:05:00' (add '+01:00' or 'Z' if it is not in the schema's time zone);"
-            " numbers such as Unix seconds must be converted before loading."
+        store = (
+            f"store {table}.{col} as a timestamp column (any Parquet timestamp: pandas "
+            "datetime64 with or without a time zone, any precision) or as text like "
+            "'2024-03-01 14:05:00' (add '+01:00' or 'Z' if it is not in the schema's time zone)"
         )
+        if typ.is_integer() or typ.is_floating() or typ.is_decimal():
+            return (
+                f"{store}. If the numbers are Unix times, convert them before loading, e.g. in "
+                f"pandas df['{src}'] = pd.to_datetime(df['{src}'], unit='s', utc=True) "
+                "(unit='ms' for milliseconds since 1970)."
+            )
+        if typ.is_time() or (isinstance(typ, dt.Unknown) and "TIME" in type_name(typ)):
+            return f"{store}: combine the date and the time of day into one column."
+        return f"{store}."
     if kind == "number":
         return (
             f"store {table}.{col} as plain numbers: remove currency signs, thousands separators "
             "and text such as 'EUR' from the values, and use '.' as the decimal point."
         )
     if kind == "string":
-        return f"store {table}.{col} as text (e.g. 'purchase'), not {_type_word(typ)}."
+        return f"store {table}.{col} as text (e.g. 'purchase'), not {type_words(typ)}."
     if kind == "integer":
         return f"store {table}.{col} as whole numbers."
     return f"store {table}.{col} as whole numbers or text, one value per row."

@@ -1,15 +1,30 @@
 """The Jupyter kernel a report runs in: one that launches this interpreter's environment.
 
+:func:`ensure_kernel` finds (or registers) the kernel; :func:`quiet_kernel` keeps what the
+kernel and papermill say out of the terminal: the kernel talks to the run over Unix sockets
+in a private temporary folder (IPC, where the platform has it; not TCP ports on localhost,
+which ipykernel warns about on every start), its own stdout/stderr and papermill's warnings
+(e.g. "Unable to parse line" about a parameters cell) go to the run's log file. What a cell
+prints stays in the notebook; a run that fails says why in its ``error``.
+
 :mod:`crm_helpers.report.run` re-exports :func:`ensure_kernel`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ensure_kernel"]
+__all__ = ["ensure_kernel", "quiet_kernel"]
 
 
 def _same_interpreter(argv0: str) -> bool:
@@ -49,3 +64,67 @@ def ensure_kernel(name: str = "python3") -> str:
     if not _ok(alt):
         raise RuntimeError("could not register a Jupyter kernel for " + sys.executable)
     return alt
+
+
+def _kernel_manager_class(log: Any, ipc_dir: Path | None) -> type:
+    """An ``AsyncKernelManager`` whose kernel writes to ``log`` and listens on IPC sockets."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class RunKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # nbclient awaits this
+            if ipc_dir is not None:
+                self.transport = "ipc"
+                self.ip = str(ipc_dir / "kernel")
+            kw.setdefault("stdout", log)
+            kw.setdefault("stderr", log)
+            await self._async_start_kernel(**kw)
+
+    return RunKernelManager
+
+
+@contextlib.contextmanager
+def quiet_kernel(log_path: Path) -> Iterator[dict[str, Any]]:
+    """Keyword arguments for ``papermill.execute_notebook`` that keep the terminal quiet.
+
+    Within the block, the kernel's stdout/stderr and the ``papermill`` logger's warnings
+    are appended to ``log_path`` (papermill's records do not reach the terminal or the
+    root logger); the kernel uses IPC transport in a private folder removed afterwards
+    (TCP on Windows, which has no Unix sockets).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    ipc_dir = None if os.name == "nt" else Path(tempfile.mkdtemp(prefix="crm_kernel_"))
+    with log_path.open("a", encoding="utf-8") as log:
+        handler = logging.StreamHandler(log)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("[papermill] %(levelname)s | %(message)s"))
+        _papermill_to(handler, add=True)
+        try:
+            yield {"kernel_manager_class": _kernel_manager_class(log, ipc_dir)}
+        finally:
+            _papermill_to(handler, add=False)
+            if ipc_dir is not None:
+                shutil.rmtree(ipc_dir, ignore_errors=True)
+
+
+_LOGGER_LOCK = threading.Lock()
+_saved_propagate: list[bool] = []  # the papermill logger's own setting, while runs are active
+
+
+def _papermill_to(handler: logging.Handler, *, add: bool) -> None:
+    """Add/remove a run's handler on the ``papermill`` logger; it does not propagate meanwhile.
+
+    Runs in threads of one process each add their handler (so each run's log also gets the
+    others' warnings meanwhile); the logger's ``propagate`` is restored when the last ends.
+    """
+    logger = logging.getLogger("papermill")
+    with _LOGGER_LOCK:
+        if add:
+            if not any(h for h in logger.handlers if getattr(h, "_crm_run", False)):
+                _saved_propagate[:] = [logger.propagate]
+            handler._crm_run = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+            logger.propagate = False
+        else:
+            logger.removeHandler(handler)
+            if not any(getattr(h, "_crm_run", False) for h in logger.handlers):
+                logger.propagate = _saved_propagate.pop() if _saved_propagate else True

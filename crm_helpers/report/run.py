@@ -8,6 +8,8 @@ Output layout (``reports/`` by default, ``$CRM_REPORTS_DIR`` or ``--out`` otherw
         <name>.failed.ipynb   the executed notebook of the last failed run (with the error)
         metrics.json          what the notebook recorded (crm_helpers.report.metrics)
         run.json              status, parameters, timestamps, duration, provenance
+        run.log               what the kernel and papermill said, kept out of the terminal
+                              (only when they said something)
 
 A failed run never replaces the last good HTML or metrics: every file is written to a
 temporary path in the same folder and moved into place with :func:`os.replace` only when
@@ -36,7 +38,11 @@ from crm_helpers import config
 from crm_helpers.report import guard, provenance
 from crm_helpers.report import metrics as _metrics
 from crm_helpers.report import params as _params
-from crm_helpers.report.kernel import _same_interpreter, ensure_kernel  # noqa: F401 - re-exported
+from crm_helpers.report.kernel import (  # noqa: F401 - re-exported
+    _same_interpreter,
+    ensure_kernel,
+    quiet_kernel,
+)
 from crm_helpers.report.notebook import (  # re-exported: run.py held them before the split
     PARAMETERS_TAG,
     RUN_SEPARATOR,
@@ -102,6 +108,7 @@ class RunResult:
     error: str | None = None
     last_success: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    log: str | None = None  # run.log, when the kernel or papermill said something
 
     @property
     def ok(self) -> bool:
@@ -274,6 +281,7 @@ def run_notebook(
     failed_path = folder / f"{name}.failed.ipynb"
     metrics_path = folder / "metrics.json"
     run_path = folder / "run.json"
+    log_path = folder / "run.log"
     tmp_ipynb = folder / f".{name}.running.ipynb"
     tmp_metrics = folder / ".metrics.running.json"
     tmp_metrics.unlink(missing_ok=True)
@@ -303,8 +311,9 @@ def run_notebook(
         env.pop("CRM_DATA_DIR")
     if schema_file is not None:  # the warehouse tables' mapping (crm_helpers.warehouse)
         env["CRM_SCHEMA"] = str(Path(schema_file).expanduser().resolve())
+    log_path.unlink(missing_ok=True)
     try:
-        with _environ(**env):
+        with _environ(**env), quiet_kernel(log_path) as quiet:
             pm.execute_notebook(
                 str(nb_path),
                 str(tmp_ipynb),
@@ -315,6 +324,7 @@ def run_notebook(
                 log_output=False,
                 request_save_on_cell_execute=False,
                 execution_timeout=timeout_s,
+                **quiet,
             )
         from crm_helpers.report.render import render_html
 
@@ -364,6 +374,10 @@ def run_notebook(
         result.html = str(html_path) if html_path.exists() else None
         result.metrics = str(metrics_path) if metrics_path.exists() else None
     tmp_metrics.unlink(missing_ok=True)
+    if log_path.exists() and log_path.stat().st_size:
+        result.log = str(log_path)
+    else:
+        log_path.unlink(missing_ok=True)
     _write_atomic(run_path, json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
     if update_index:
         from crm_helpers.report.index import write_index
