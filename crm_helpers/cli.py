@@ -10,6 +10,7 @@ crm index [--out DIR]
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -214,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run-all": "; reports not finished keep their last good version",
         }.get(args.command, "")
         print(f"crm {args.command}: interrupted{kept}", file=sys.stderr)
+        # the kernel client's cancelled tasks would log their tracebacks when collected
+        logging.getLogger("asyncio").disabled = True
         return 130
 
 
