@@ -17,17 +17,20 @@ its ISO text), ``list`` a list (``[a, b]``; a tuple is taken as a list), ``dict`
 
 Ranges
 ------
-:data:`COMMON_CHECKS` holds range checks that apply to a parameter of that name in every
-notebook (windows are not negative, periods are ``day``/``week``/``month``, dates are ISO
-dates, ``start_date`` is before ``end_date``), :data:`NOTEBOOK_CHECKS` those of one notebook
-(keyed by notebook name, then parameter name). A check is ``check(value, params) -> problem``:
-``params`` are all effective values (defaults with overrides), the result is ``None`` when
-the value is fine, else a short phrase that completes "must ...", e.g. ``"be between 1 and 4
-(a step after which users drop off; steps has 5 events)"``. A new notebook adds its own with
-:func:`register`, next to its helpers (they know the ranges); checks of parameters that were
-not given are run too, so a params file that changes ``steps`` is checked against the
-default ``audience_step``. A default that fails its check on its own (a sentinel such as
-``0`` or ``[]`` for "derive from the data") is left to the notebook.
+Every range is declared here, read before a kernel starts (a wrong value is refused with
+exit 2, never found by a notebook cell). :data:`COMMON_CHECKS` holds the checks of a
+parameter of that name in every notebook (windows are days in ``[0, 36525]``, periods are
+``day``/``week``/``month``, dates are ISO dates, ``start_date`` is before ``end_date``),
+:data:`NOTEBOOK_RANGES` those of one notebook (notebook name -> parameter name -> check),
+mostly a declarative :class:`Range` (``Range(0, 1, high_open=True)`` is ``[0, 1)``).
+A check is ``check(value, params) -> problem``: ``params`` are all effective values
+(defaults with overrides), the result is ``None`` when the value is fine, else a short phrase
+that completes "must ...", e.g. ``"be in [0, 1)"``. A notebook without declared ranges still
+runs (its types and the common checks are checked); a new notebook adds its entry to
+:data:`NOTEBOOK_RANGES`, or calls :func:`register` next to its helpers. Checks of
+parameters that were not given are run too, so a params file that changes ``steps`` is
+checked against the default ``audience_step``. A default that fails its check on its own (a
+sentinel such as ``0`` or ``[]`` for "derive from the data") is left to the notebook.
 """
 
 from __future__ import annotations
