@@ -369,6 +369,7 @@ def _execute(
     token = _token()
     tmp_ipynb = folder / f".{name}.running.{token}.ipynb"
     tmp_metrics = folder / f".metrics.running.{token}.json"
+    tmp_log = folder / f".run.running.{token}.log"
 
     last_success = None
     if run_path.exists():
@@ -391,10 +392,9 @@ def _execute(
         env.pop("CRM_DATA_DIR")
     if schema_file is not None:  # the warehouse tables' mapping (crm_helpers.warehouse)
         env["CRM_SCHEMA"] = str(Path(schema_file).expanduser().resolve())
-    log_path.unlink(missing_ok=True)
     try:
         try:
-            with _environ(**env), quiet_kernel(log_path) as quiet:
+            with _environ(**env), quiet_kernel(tmp_log) as quiet:
                 pm.execute_notebook(
                     str(nb_path),
                     str(tmp_ipynb),
@@ -456,13 +456,14 @@ def _execute(
                 result.executed = str(failed_path)
             result.html = str(html_path) if html_path.exists() else None
             result.metrics = str(metrics_path) if metrics_path.exists() else None
-    finally:  # also on Ctrl-C: no temporary file is left behind
-        tmp_metrics.unlink(missing_ok=True)
-        tmp_ipynb.unlink(missing_ok=True)
-    if log_path.exists() and log_path.stat().st_size:
-        result.log = str(log_path)
-    else:
-        log_path.unlink(missing_ok=True)
+        if tmp_log.exists() and tmp_log.stat().st_size:  # run.log: this run's, if any
+            os.replace(tmp_log, log_path)
+            result.log = str(log_path)
+        else:
+            log_path.unlink(missing_ok=True)
+    finally:  # also on Ctrl-C: no temporary file is left behind, the last run's log kept
+        for tmp in (tmp_metrics, tmp_ipynb, tmp_log):
+            tmp.unlink(missing_ok=True)
     _write_atomic(run_path, json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
     return result
 
