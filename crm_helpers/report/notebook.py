@@ -140,7 +140,9 @@ def check_value_sizes(values: Mapping[str, Any], source: str = "") -> None:
             )
 
 
-def check_outside_data(out: Path, data: str | Path | None) -> None:
+def check_outside_data(
+    out: Path, data: str | Path | None, what: str = "the report folder", fix: str = "--out"
+) -> None:
     """Refuse a reports folder that is, contains or lies inside the data folder.
 
     Both paths are resolved (symlinks followed), so a report folder that is a symlink into
@@ -157,8 +159,8 @@ def check_outside_data(out: Path, data: str | Path | None) -> None:
     if o == d or d in o.parents or o in d.parents:
         how = "is" if o == d else ("lies inside" if d in o.parents else "contains")
         raise OutputInsideData(
-            f"the report folder {o} {how} the data folder {d}; nothing is ever written in "
-            "the data folder: pass --out with a folder outside it"
+            f"{what} {o} {how} the data folder {d}; nothing is ever written in "
+            f"the data folder: pass {fix} with a folder outside it"
         )
 
 

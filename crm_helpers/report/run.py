@@ -308,6 +308,10 @@ def run_notebook(
     data_for_check = env_data if env_data is not None else config.data_dir()
     for out in (reports_root, folder):  # before anything is created: symlinks are followed
         check_outside_data(out, data_for_check)
+    if effective.get("export_dir"):  # the notebook would refuse it only after the analysis
+        export = Path(str(effective["export_dir"])).expanduser()
+        export = export if export.is_absolute() else nb_path.parent / export  # the kernel's cwd
+        check_outside_data(export, data_for_check, "export_dir", "-p export_dir")
     check_writable(folder)
     try:
         share = guard.shrink_share(shrink_share)

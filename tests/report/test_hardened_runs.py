@@ -144,6 +144,16 @@ def test_a_report_folder_that_is_a_symlink_into_the_data_folder_is_refused(capsy
     ]
 
 
+def test_an_export_dir_in_the_data_folder_is_refused_before_the_kernel(capsys, tmp_path, world):
+    before = _snapshot(world)
+    out = tmp_path / "R"
+    for nb in ("funnel_dropoff", "lookalike_expansion", "segment_profiling"):
+        argv = (nb, "--data", str(world), "--out", str(out), "-p", "export_dir")
+        err = _refused(capsys, *argv, str(world / "exports"))
+        assert "export_dir" in err and "lies inside the data folder" in err
+    assert _snapshot(world) == before and not out.exists()
+
+
 def test_the_default_data_folder_is_protected_too(capsys, tmp_path, monkeypatch):
     data = tmp_path / "env_data"
     data.mkdir()
