@@ -10,6 +10,7 @@ crm index [--out DIR]
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,13 @@ exit status:
   1  the notebook failed (also: an empty extract, a sudden shrink of the data); the last
      good report is kept and the reason is in run.json and on the index page
   2  refused before running: unknown notebook or parameter, a value of the wrong type or
-     out of range, a malformed params file, an unwritable --out folder
+     out of range, a malformed or too large params file, an unsafe --name, an --out
+     folder that is unwritable or is, contains or lies inside the data folder, another
+     run of the same report in progress with --no-wait
+130  interrupted (Ctrl-C); the last good report is kept
+
+One run per report folder at a time: a second run of the same report waits for the first
+(or, with --no-wait, is refused). Nothing is written outside --out.
 """
 
 
@@ -77,7 +84,15 @@ def _parser() -> argparse.ArgumentParser:
         "--schema", type=Path, help="schema.yaml for warehouse tables (sets $CRM_SCHEMA)"
     )
     r.add_argument("--out", type=Path, help="reports folder (default: reports/)")
-    r.add_argument("--name", help="run name (report folder <notebook>--<name>)")
+    r.add_argument(
+        "--name",
+        help="run name (report folder <notebook>--<name>): letters, digits, '_', '-', '.'",
+    )
+    r.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="refuse (exit 2) instead of waiting when the same report is being run",
+    )
     _guard_options(r)
 
     a = sub.add_parser("run-all", help="run every notebook and named run, then the index")
@@ -149,6 +164,7 @@ def _run(args: argparse.Namespace) -> int:
             allow_shrink=args.allow_shrink,
             shrink_share=args.shrink_share,
             schema_file=args.schema,
+            wait=not args.no_wait,
         )
     except (RunRefused, FileNotFoundError) as exc:
         print(f"crm run: refused: {exc}", file=sys.stderr)
@@ -191,7 +207,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``crm``; returns the exit status."""
     args = _parser().parse_args(argv)
     handler = {"generate": _generate, "run": _run, "run-all": _run_all, "index": _index}
-    return handler[args.command](args)
+    try:
+        return handler[args.command](args)
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; published reports untouched
+        kept = {
+            "run": "; the last good report is kept",
+            "run-all": "; reports not finished keep their last good version",
+        }.get(args.command, "")
+        print(f"crm {args.command}: interrupted{kept}", file=sys.stderr)
+        # the kernel client's cancelled tasks would log their tracebacks when collected
+        logging.getLogger("asyncio").disabled = True
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

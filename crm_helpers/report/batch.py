@@ -25,6 +25,7 @@ from crm_helpers.report.run import (
     _now,
     _run_name_of,
     _write_atomic,
+    check_outside_data,
     check_writable,
     discover_runs,
     report_dir_name,
@@ -42,8 +43,8 @@ def default_jobs() -> int:
 
 
 def _previous_seconds(reports_root: Path, nb: Path, pf: Path | None) -> float:
-    path = reports_root / report_dir_name(nb.stem, _run_name_of(pf)) / "run.json"
-    try:
+    try:  # an unsafe run name (ParametersError, a ValueError) has no previous run
+        path = reports_root / report_dir_name(nb.stem, _run_name_of(pf)) / "run.json"
         return float(json.loads(path.read_text()).get("duration_s") or 0.0)
     except (OSError, ValueError, TypeError):
         return 0.0
@@ -73,8 +74,10 @@ def _run_one(
     except (ParametersError, FileNotFoundError, OSError, ValueError) as exc:
         now = _now()
         run = _run_name_of(pf)
-        folder = reports_root / report_dir_name(nb.stem, run)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder = reports_root / report_dir_name(nb.stem, run)
+        except ParametersError:  # an unsafe run name: no folder of its own is made
+            folder = None
         res = RunResult(
             name=nb.stem,
             notebook=str(nb),
@@ -84,10 +87,12 @@ def _run_one(
             started_at=now,
             finished_at=now,
             duration_s=0.0,
-            out_dir=str(folder),
+            out_dir=str(folder or ""),
             error=f"{type(exc).__name__}: {exc}",
         )
-        _write_atomic(folder / "run.json", json.dumps(res.to_dict(), indent=2, default=str))
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_atomic(folder / "run.json", json.dumps(res.to_dict(), indent=2, default=str))
         return res
 
 
@@ -115,6 +120,8 @@ def run_all(
         One per report, in the order of :func:`~crm_helpers.report.run.discover_runs`.
     """
     reports_root = Path(out_dir).expanduser().resolve() if out_dir else config.reports_dir()
+    data = Path(data_dir).expanduser().resolve() if data_dir is not None else config.data_dir()
+    check_outside_data(reports_root, data)
     check_writable(reports_root)
     runs = discover_runs(notebooks_dir)
     args = [(nb, pf, data_dir, engine, reports_root, allow_shrink, shrink_share) for nb, pf in runs]

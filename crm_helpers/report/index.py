@@ -220,7 +220,10 @@ def write_index(reports_dir: str | Path | None = None) -> Path:
     root = Path(reports_dir) if reports_dir else config.reports_dir()
     root.mkdir(parents=True, exist_ok=True)
     target = root / "index.html"
-    tmp = root / ".index.html.tmp"
-    tmp.write_text(render_index(collect_runs(root)), encoding="utf-8")
-    os.replace(tmp, target)
+    tmp = root / f".index.html.{os.getpid()}-{os.urandom(4).hex()}.tmp"  # one per writer
+    try:
+        tmp.write_text(render_index(collect_runs(root)), encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target

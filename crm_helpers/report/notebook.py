@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ast
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,16 @@ from crm_helpers.report import params as _params
 __all__ = [
     "PARAMETERS_TAG",
     "RUN_SEPARATOR",
+    "MAX_PARAMS_FILE_BYTES",
+    "MAX_VALUE_ITEMS",
+    "OutputInsideData",
     "OutputNotWritable",
     "ParametersError",
     "ParamsFile",
     "RunRefused",
+    "check_outside_data",
+    "check_run_name",
+    "check_value_sizes",
     "check_writable",
     "coerce_value",
     "parameter_types",
@@ -51,6 +59,109 @@ class ParametersError(RunRefused):
 
 class OutputNotWritable(RunRefused):
     """The reports folder cannot be created or written."""
+
+
+class OutputInsideData(RunRefused):
+    """The reports folder is, contains or lies inside the data folder."""
+
+
+#: A run name: one folder name of letters, digits, ``_``, ``-`` and ``.``, not starting with
+#: ``.`` or ``-`` (so never ``..``, a hidden folder or an option), at most 100 characters.
+_RUN_NAME = re.compile(r"\w[\w.-]{0,99}")
+
+#: A parameters file larger than this is refused unread.
+MAX_PARAMS_FILE_BYTES = 1_000_000
+#: A parameter value may hold at most this many values (list items, mapping keys and
+#: values, nested, each YAML alias counted every time it is used) ...
+MAX_VALUE_ITEMS = 10_000
+#: ... and at most this many characters of text in all.
+MAX_VALUE_CHARS = 1_000_000
+
+
+def check_run_name(run: str) -> str:
+    """``run`` if it is a safe run name (one path component), else :class:`ParametersError`.
+
+    The run name becomes the report folder ``<notebook>--<run>``: a name with ``/``, ``..``,
+    a space or any other character than letters, digits, ``_``, ``-`` and ``.`` could place
+    the report anywhere, so it is refused before anything is written.
+    """
+    if not isinstance(run, str) or not _RUN_NAME.fullmatch(run):
+        raise ParametersError(
+            f"run name {run!r} is not allowed: it must be one folder name of letters, digits, "
+            "'_', '-' and '.' (not starting with '.' or '-', at most 100 characters)"
+        )
+    return run
+
+
+def _expanded_size(value: Any, memo: dict[int, tuple[int, int]], busy: set[int]) -> tuple[int, int]:
+    """(values, characters) of ``value`` with every shared (aliased) part counted each time."""
+    if isinstance(value, str):
+        return 1, len(value)
+    if not isinstance(value, list | tuple | dict):
+        return 1, 0
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    if key in busy:  # a recursive alias (&a [*a]): infinitely large
+        return MAX_VALUE_ITEMS + 1, 0
+    busy.add(key)
+    items, chars = 1, 0
+    children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+    for child in children:
+        n, c = _expanded_size(child, memo, busy)
+        items, chars = items + n, chars + c
+    busy.discard(key)
+    memo[key] = (items, chars)
+    return items, chars
+
+
+def check_value_sizes(values: Mapping[str, Any], source: str = "") -> None:
+    """Refuse a parameter value that expands to more than :data:`MAX_VALUE_ITEMS` values
+    or :data:`MAX_VALUE_CHARS` characters (e.g. a YAML alias bomb of a few hundred bytes).
+
+    Raises
+    ------
+    ParametersError
+        Naming the parameter, its expanded size and the limit.
+    """
+    memo: dict[int, tuple[int, int]] = {}
+    where = f"{source}: " if source else ""
+    for name, value in values.items():
+        items, chars = _expanded_size(value, memo, set())
+        if items > MAX_VALUE_ITEMS:
+            raise ParametersError(
+                f"{where}parameter {name!r} is too large: it expands to over {MAX_VALUE_ITEMS:,} "
+                f"values ({items:,}; YAML aliases count each time they are used)"
+            )
+        if chars > MAX_VALUE_CHARS:
+            raise ParametersError(
+                f"{where}parameter {name!r} is too large: it expands to {chars:,} characters "
+                f"of text (at most {MAX_VALUE_CHARS:,})"
+            )
+
+
+def check_outside_data(
+    out: Path, data: str | Path | None, what: str = "the report folder", fix: str = "--out"
+) -> None:
+    """Refuse a reports folder that is, contains or lies inside the data folder.
+
+    Both paths are resolved (symlinks followed), so a report folder that is a symlink into
+    the data folder is refused too. Nothing is written in the data folder, ever.
+
+    Raises
+    ------
+    OutputInsideData
+        Naming both folders.
+    """
+    if data is None or "://" in str(data) or str(data) == "":
+        return
+    o, d = Path(out).expanduser().resolve(), Path(data).expanduser().resolve()
+    if o == d or d in o.parents or o in d.parents:
+        how = "is" if o == d else ("lies inside" if d in o.parents else "contains")
+        raise OutputInsideData(
+            f"{what} {o} {how} the data folder {d}; nothing is ever written in "
+            f"the data folder: pass {fix} with a folder outside it"
+        )
 
 
 def resolve_notebook(notebook: str | Path, notebooks_dir: Path | None = None) -> Path:
@@ -171,6 +282,11 @@ def read_params_file(path: str | Path) -> ParamsFile:
         path = config.NOTEBOOKS_DIR / path
     if not path.is_file():
         raise ParametersError(f"{path}: no such parameters file")
+    if path.stat().st_size > MAX_PARAMS_FILE_BYTES:
+        raise ParametersError(
+            f"{path}: a parameters file of {path.stat().st_size:,} bytes is too large "
+            f"(at most {MAX_PARAMS_FILE_BYTES:,})"
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
@@ -191,6 +307,9 @@ def read_params_file(path: str | Path) -> ParamsFile:
         nb_part, run_part = stem.split(RUN_SEPARATOR, 1)
         notebook = notebook or nb_part
         name = name or run_part
+    if not isinstance(params, dict):
+        raise ParametersError(f"{path}: 'parameters' must be a mapping of names to values")
+    check_value_sizes(params, str(path))
     return ParamsFile(path=path, notebook=notebook, run=str(name or stem), parameters=params)
 
 

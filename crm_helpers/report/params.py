@@ -7,7 +7,9 @@ given (the CLI exits with status 2).
 Types
 -----
 A parameter's type is its annotation in the notebook's parameters cell (``x: int = 3``), else
-the type of its default. ``int`` takes whole numbers (not ``true``), ``float`` any number,
+the type of its default. Numbers may be written in any notation (``2e9``, ``1_000``,
+``0.5``; text such as YAML's ``2e9`` is parsed); ``int`` takes whole numbers (``2e9`` too, not
+``true`` or ``2.5``), ``float`` any finite number (not ``nan`` or ``inf``),
 ``bool`` only ``true``/``false``, ``str`` text (a YAML date such as ``2024-03-01`` is taken as
 its ISO text), ``list`` a list (``[a, b]``; a tuple is taken as a list), ``dict`` a mapping.
 ``x: str | None`` also takes ``null``. A parameter without annotation whose default is
@@ -15,17 +17,20 @@ its ISO text), ``list`` a list (``[a, b]``; a tuple is taken as a list), ``dict`
 
 Ranges
 ------
-:data:`COMMON_CHECKS` holds range checks that apply to a parameter of that name in every
-notebook (windows are not negative, periods are ``day``/``week``/``month``, dates are ISO
-dates, ``start_date`` is before ``end_date``), :data:`NOTEBOOK_CHECKS` those of one notebook
-(keyed by notebook name, then parameter name). A check is ``check(value, params) -> problem``:
-``params`` are all effective values (defaults with overrides), the result is ``None`` when
-the value is fine, else a short phrase that completes "must ...", e.g. ``"be between 1 and 4
-(a step after which users drop off; steps has 5 events)"``. A new notebook adds its own with
-:func:`register`, next to its helpers (they know the ranges); checks of parameters that were
-not given are run too, so a params file that changes ``steps`` is checked against the
-default ``audience_step``. A default that fails its check on its own (a sentinel such as
-``0`` or ``[]`` for "derive from the data") is left to the notebook.
+Every range is declared here, read before a kernel starts (a wrong value is refused with
+exit 2, never found by a notebook cell). :data:`COMMON_CHECKS` holds the checks of a
+parameter of that name in every notebook (windows are days in ``[0, 36525]``, periods are
+``day``/``week``/``month``, dates are ISO dates, ``start_date`` is before ``end_date``),
+:data:`NOTEBOOK_RANGES` those of one notebook (notebook name -> parameter name -> check),
+mostly a declarative :class:`Range` (``Range(0, 1, high_open=True)`` is ``[0, 1)``).
+A check is ``check(value, params) -> problem``: ``params`` are all effective values
+(defaults with overrides), the result is ``None`` when the value is fine, else a short phrase
+that completes "must ...", e.g. ``"be in [0, 1)"``. A notebook without declared ranges still
+runs (its types and the common checks are checked); a new notebook adds its entry to
+:data:`NOTEBOOK_RANGES`, or calls :func:`register` next to its helpers. Checks of
+parameters that were not given are run too, so a params file that changes ``steps`` is
+checked against the default ``audience_step``. A default that fails its check on its own (a
+sentinel such as ``0`` or ``[]`` for "derive from the data") is left to the notebook.
 """
 
 from __future__ import annotations
@@ -34,12 +39,15 @@ import ast
 import datetime as _dt
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "COMMON_CHECKS",
     "NOTEBOOK_CHECKS",
+    "NOTEBOOK_RANGES",
     "Check",
+    "Range",
     "annotations",
     "check_parameters",
     "check_type",
@@ -119,11 +127,15 @@ def _as(value: Any, name: str) -> tuple[bool, Any]:
         return value is None, None
     if name == "bool":
         return isinstance(value, bool), value
-    if name == "int":
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if name == "float":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return ok, float(value) if ok else value
+    if name in ("int", "float"):
+        number = _number(value)
+        if number is None:
+            return False, value
+        if name == "float":
+            return True, float(number)
+        if isinstance(number, float) and not number.is_integer():
+            return False, value
+        return True, int(number)
     if name == "str":
         if isinstance(value, _dt.date | _dt.datetime):
             return True, value.isoformat()
@@ -133,6 +145,30 @@ def _as(value: Any, name: str) -> tuple[bool, Any]:
     if name == "dict":
         return isinstance(value, dict), value
     return True, value
+
+
+def _number(value: Any) -> int | float | None:
+    """A finite number from a number or a numeric text in any notation, else ``None``.
+
+    ``3``, ``2.5``, ``"2e9"``, ``"1_000"``, ``"-0.5"``; not a bool, ``nan`` or ``inf``. YAML
+    reads ``2e9`` (no dot) as text, so text is parsed here.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return None
 
 
 def check_type(name: str, value: Any, types: tuple[str, ...]) -> Any:
@@ -167,16 +203,64 @@ def yaml_problem(exc: Exception) -> str:
 # --- range checks ---------------------------------------------------------------------------
 
 
-def _non_negative(value: Any, params: Mapping[str, Any]) -> str | None:
-    if isinstance(value, int | float) and not (math.isfinite(value) and value >= 0):
-        return "be a number >= 0"
-    return None
+@dataclass(frozen=True)
+class Range:
+    """A declarative range check of a number: ``low``/``high`` (``None``: no limit).
+
+    ``low_open``/``high_open`` exclude the bound; ``allowed`` values are always fine (a
+    sentinel such as ``0`` for "derive"); ``note`` explains the bound in the message.
+    Values that are not numbers (``None``, text) are left to the type check.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    allowed: tuple[float, ...] = ()
+    note: str = ""
+
+    def __call__(self, value: Any, params: Mapping[str, Any]) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if value in self.allowed:
+            return None
+        if not math.isfinite(value):
+            return f"be a finite number{self._note()}"
+        below = self.low is not None and (value < self.low or (self.low_open and value == self.low))
+        above = self.high is not None and (
+            value > self.high or (self.high_open and value == self.high)
+        )
+        if not (below or above):
+            return None
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            what = f"in {left}{_num(self.low)}, {_num(self.high)}{right}"
+        elif below:
+            what = f"a number {'>' if self.low_open else '>='} {_num(self.low)}"
+        else:
+            what = f"a number {'<' if self.high_open else '<='} {_num(self.high)}"
+        if self.allowed:
+            what += " or " + " or ".join(_num(a) for a in self.allowed)
+        return f"be {what}{self._note()}"
+
+    def _note(self) -> str:
+        return f" ({self.note})" if self.note else ""
 
 
-def _positive_int(value: Any, params: Mapping[str, Any]) -> str | None:
-    if isinstance(value, int) and value < 1:
-        return "be at least 1"
-    return None
+def _num(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+#: Days (windows, horizons): at most 100 years, beyond which dates overflow.
+DAYS = Range(0, 36_525, note="days; at most 100 years")
+#: A share that excludes 1: ``[0, 1)``.
+SHARE = Range(0, 1, high_open=True)
+#: A probability strictly between 0 and 1.
+PROBABILITY = Range(0, 1, low_open=True, high_open=True)
+#: A count of at least 1.
+COUNT = Range(1)
+#: A number that is not negative (costs, sizes).
+NON_NEGATIVE = Range(0)
 
 
 def _one_of(*allowed: str) -> Check:
@@ -205,26 +289,22 @@ def _iso_date(value: Any, params: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _window(value: Any, params: Mapping[str, Any]) -> str | None:
-    return _non_negative(value, params)
-
-
 _PERIOD = _one_of("day", "week", "month")
 
 #: Parameter name -> check, in every notebook that has a parameter of that name.
 COMMON_CHECKS: dict[str, Check] = {
-    "conversion_window_days": _window,
-    "lookback_days": _window,
-    "horizon_days": _window,
+    "conversion_window_days": DAYS,
+    "lookback_days": DAYS,
+    "horizon_days": DAYS,
     "freq": _PERIOD,
     "trend_period": _PERIOD,
     "start_date": _iso_date,
     "end_date": _iso_date,
-    "top_n_events": _positive_int,
-    "min_group_users": _non_negative,
-    "coupon_cost": _non_negative,
-    "send_cost": _non_negative,
-    "average_order_value": _non_negative,
+    "top_n_events": COUNT,
+    "min_group_users": NON_NEGATIVE,
+    "coupon_cost": NON_NEGATIVE,
+    "send_cost": NON_NEGATIVE,
+    "average_order_value": NON_NEGATIVE,
 }
 
 #: Notebook name -> parameter name -> check (see :func:`register`).
@@ -281,6 +361,105 @@ def _funnel_checks() -> None:
 
 
 _funnel_checks()
+
+
+def _expansion_size(value: Any, params: Mapping[str, Any]) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value <= 0:
+        return "be a share of eligible users in (0, 1) or a number of users >= 1"
+    if value > 1 and not float(value).is_integer():
+        return "be a whole number of users when above 1 (or a share in (0, 1))"
+    return None
+
+
+def _clusters(value: Any, params: Mapping[str, Any]) -> str | None:
+    if not isinstance(value, str) or value == "auto":
+        return None
+    if value.strip().isdigit() and int(value) >= 2:
+        return None
+    return "be 'auto' or a whole number of clusters >= 2, such as '5'"
+
+
+def _at_most(other: str) -> Check:
+    def check(value: Any, params: Mapping[str, Any]) -> str | None:
+        limit = params.get(other)
+        num = (int, float)
+        if isinstance(value, num) and isinstance(limit, num) and value > limit:
+            return f"be at most {other} ({limit})"
+        return None
+
+    return check
+
+
+def _all(*checks: Check) -> Check:
+    def check(value: Any, params: Mapping[str, Any]) -> str | None:
+        for c in checks:
+            problem = c(value, params)
+            if problem:
+                return problem
+        return None
+
+    return check
+
+
+#: The declared ranges of each notebook's parameters (notebook -> parameter -> check), read
+#: before a kernel starts. A notebook that is not listed here still runs: only its types and
+#: :data:`COMMON_CHECKS` are checked.
+NOTEBOOK_RANGES: dict[str, dict[str, Check]] = {
+    "experiment_readout": {
+        "analysis_window_days": Range(0, 36_525, low_open=True, note="days; at most 100 years"),
+        "pre_period_days": DAYS,
+        "alpha": PROBABILITY,
+        "power": PROBABILITY,
+        "alternative": _one_of("two-sided", "greater", "less"),
+        "correction": _one_of("holm", "bh", "none"),
+        "winsorize_percentile": Range(0, 100, note="0: no capping"),
+        "sequential_tuning": Range(0, low_open=True),
+        "non_inferiority_margin": SHARE,
+        "min_relative_lift": Range(-1, low_open=True),
+        "min_segment_users": NON_NEGATIVE,
+        "coupon_value": NON_NEGATIVE,
+        "gross_margin": Range(0, 1),
+        "eligible_audience": NON_NEGATIVE,
+    },
+    "journey_mapping": {
+        "session_gap_minutes": Range(0, 52_596_000, note="minutes; at most 100 years"),
+        "churn_days": DAYS,
+        "goal_window_days": DAYS,
+        "path_depth": Range(1, 100),
+        "top_n": Range(1, 10_000),
+        "variant_steps": Range(1, 100),
+        "unmapped": _one_of("keep", "drop", "other"),
+    },
+    "lookalike_expansion": {
+        "lookback_days": Range(1, 36_525, note="days; at most 100 years"),
+        "expansion_size": _expansion_size,
+        "model": _one_of("pu", "centroid", "centroids", "random"),
+        "n_centroids": Range(1, 1_000),
+        "holdout_share": SHARE,
+        "recent_purchase_days": DAYS,
+        "audience_holdout_share": SHARE,
+        "random_state": Range(0, 2**32 - 1),
+    },
+    "segment_profiling": {
+        "time_unit_days": Range(0, 36_525, low_open=True, note="days"),
+        "model_horizon_days": Range(1, 36_525, note="days; at most 100 years"),
+        "dormant_after_days": DAYS,
+        "churned_after_days": DAYS,
+        "active_window_days": Range(1, 36_525, note="days"),
+        "super_active_min_days": _all(COUNT, _at_most("active_window_days")),
+        "churn_precision": Range(0, 1, low_open=True),
+        "dormant_precision": _all(Range(0, 1, low_open=True), _at_most("churn_precision")),
+        "clusters": _clusters,
+        "cluster_min_active_days": NON_NEGATIVE,
+        "export_format": _one_of("parquet", "csv"),
+        "retention_cohort": _one_of("first_purchase", "signup"),
+    },
+}
+for _nb, _checks in NOTEBOOK_RANGES.items():
+    for _name, _check in _checks.items():
+        register(_nb, _name, _check)
 
 
 def check_parameters(

@@ -11,9 +11,16 @@ Output layout (``reports/`` by default, ``$CRM_REPORTS_DIR`` or ``--out`` otherw
         run.log               what the kernel and papermill said, kept out of the terminal
                               (only when they said something)
 
-A failed run never replaces the last good HTML or metrics: every file is written to a
-temporary path in the same folder and moved into place with :func:`os.replace` only when
-the whole run succeeded.
+A failed or interrupted run never replaces the last good HTML or metrics: every file is
+written to a temporary path of its own (pid and a random token in the name) in the same folder
+and moved into place with :func:`os.replace` only when the whole run succeeded.
+
+Hardened runs: the run name is one safe folder name (``--name ../x`` is refused); the
+reports folder may not be, contain or lie inside the data folder (paths resolved, symlinks
+followed), so nothing is ever written in the data folder; one run per report folder at a time
+(an exclusive lock, :mod:`crm_helpers.report.lock`: a second run waits, or is refused with
+``wait=False``), so a published report's HTML and ``metrics.json`` always come from the same
+run. All of these are refusals (:class:`RunRefused`) before a kernel starts.
 
 What happens before a kernel starts (the notebook, its parameters, the refusals) is in
 :mod:`crm_helpers.report.notebook`, the kernel in :mod:`crm_helpers.report.kernel`; their
@@ -26,6 +33,8 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import secrets
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -43,13 +52,18 @@ from crm_helpers.report.kernel import (  # noqa: F401 - re-exported
     ensure_kernel,
     quiet_kernel,
 )
+from crm_helpers.report.lock import ReportBusy, report_lock
 from crm_helpers.report.notebook import (  # re-exported: run.py held them before the split
     PARAMETERS_TAG,
     RUN_SEPARATOR,
+    OutputInsideData,
     OutputNotWritable,
     ParametersError,
     ParamsFile,
     RunRefused,
+    check_outside_data,
+    check_run_name,
+    check_value_sizes,
     check_writable,
     coerce_value,
     parameter_types,
@@ -61,11 +75,13 @@ from crm_helpers.report.notebook import (  # re-exported: run.py held them befor
 __all__ = [
     "PARAMETERS_TAG",
     "RUN_SEPARATOR",
+    "OutputInsideData",
     "OutputNotWritable",
     "ParametersError",
     "ParamsFile",
     "RunFailed",
     "RunRefused",
+    "ReportBusy",
     "RunResult",
     "check_writable",
     "coerce_value",
@@ -148,10 +164,18 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
+def _token() -> str:
+    """A name part no other run uses: the pid and a random suffix."""
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{_token()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -165,8 +189,9 @@ def _error_text(exc: BaseException) -> str:
 
 
 def report_dir_name(name: str, run: str | None) -> str:
-    """``<name>`` or ``<name>--<run>`` for a named run."""
-    return f"{name}{RUN_SEPARATOR}{run}" if run else name
+    """``<name>`` or ``<name>--<run>`` for a named run (a safe run name, see
+    :func:`~crm_helpers.report.notebook.check_run_name`; else :class:`ParametersError`)."""
+    return f"{name}{RUN_SEPARATOR}{check_run_name(run)}" if run else name
 
 
 def run_notebook(
@@ -185,6 +210,7 @@ def run_notebook(
     allow_shrink: bool = False,
     shrink_share: float | None = None,
     schema_file: str | Path | None = None,
+    wait: bool = True,
 ) -> RunResult:
     """Execute a notebook with parameters and publish its report (see the module docstring).
 
@@ -215,6 +241,9 @@ def run_notebook(
     schema_file
         A ``schema.yaml`` mapping warehouse table/column names onto the contract (passed to
         the notebook as ``$CRM_SCHEMA``; files use ``<data_dir>/schema.yaml``).
+    wait
+        When another run of the same report folder is in progress: wait for it (a line on
+        stderr says so), or refuse at once (:class:`ReportBusy`).
 
     Returns
     -------
@@ -226,11 +255,11 @@ def run_notebook(
     RunRefused, FileNotFoundError
         Problems found before anything is executed: a parameter of the wrong type or out
         of range (:class:`ParametersError`, see :mod:`crm_helpers.report.params`), a
-        malformed params file, a reports folder that cannot be written
-        (:class:`OutputNotWritable`).
+        malformed or too large params file, an unsafe run name, a reports folder that cannot
+        be written (:class:`OutputNotWritable`) or touches the data folder
+        (:class:`OutputInsideData`), another run of the report in progress with
+        ``wait=False`` (:class:`ReportBusy`).
     """
-    import papermill as pm
-
     nb_path = resolve_notebook(notebook)
     name = nb_path.stem
     nb = nbformat.read(str(nb_path), as_version=4)
@@ -249,6 +278,7 @@ def run_notebook(
         if key not in defaults:
             raise ParametersError(f"unknown parameter {key!r}; {name} takes {sorted(defaults)}")
         values[key] = coerce_value(raw, defaults[key], types.get(key, ()), key)
+    check_value_sizes(values)
     unknown = sorted(set(values) - set(defaults))
     if unknown:
         raise ParametersError(f"unknown parameter(s) {unknown}; {name} takes {sorted(defaults)}")
@@ -275,21 +305,76 @@ def run_notebook(
 
     reports_root = Path(out_dir).expanduser().resolve() if out_dir else config.reports_dir()
     folder = reports_root / report_dir_name(name, run_name)
+    data_for_check = env_data if env_data is not None else config.data_dir()
+    for out in (reports_root, folder):  # before anything is created: symlinks are followed
+        check_outside_data(out, data_for_check)
+    if effective.get("export_dir"):  # the notebook would refuse it only after the analysis
+        export = Path(str(effective["export_dir"])).expanduser()
+        export = export if export.is_absolute() else nb_path.parent / export  # the kernel's cwd
+        check_outside_data(export, data_for_check, "export_dir", "-p export_dir")
     check_writable(folder)
+    try:
+        share = guard.shrink_share(shrink_share)
+    except ValueError as exc:
+        raise ParametersError(str(exc)) from None
+    with report_lock(folder, wait=wait, on_wait=_say):
+        result = _execute(
+            nb_path,
+            folder,
+            values=values,
+            effective=effective,
+            run_name=run_name,
+            env_data=env_data,
+            kernel_name=kernel_name,
+            timeout_s=timeout_s,
+            allow_shrink=allow_shrink,
+            share=share,
+            schema_file=schema_file,
+        )
+        if update_index:
+            from crm_helpers.report.index import write_index
+
+            write_index(reports_root)
+    return result
+
+
+def _say(message: str) -> None:
+    print(f"crm run: {message}", file=sys.stderr, flush=True)
+
+
+def _execute(
+    nb_path: Path,
+    folder: Path,
+    *,
+    values: dict[str, Any],
+    effective: dict[str, Any],
+    run_name: str | None,
+    env_data: str | None,
+    kernel_name: str | None,
+    timeout_s: int | None,
+    allow_shrink: bool,
+    share: float,
+    schema_file: str | Path | None,
+) -> RunResult:
+    """Execute and publish, holding the report folder's lock (see :func:`run_notebook`).
+
+    Temporary files have names of their own (pid and a random token), so nothing of a run
+    is ever read or removed by another; they are removed also when the run is interrupted.
+    """
+    import papermill as pm
+
+    name = nb_path.stem
     html_path = folder / f"{name}.html"
     ipynb_path = folder / f"{name}.ipynb"
     failed_path = folder / f"{name}.failed.ipynb"
     metrics_path = folder / "metrics.json"
     run_path = folder / "run.json"
     log_path = folder / "run.log"
-    tmp_ipynb = folder / f".{name}.running.ipynb"
-    tmp_metrics = folder / ".metrics.running.json"
-    tmp_metrics.unlink(missing_ok=True)
+    token = _token()
+    tmp_ipynb = folder / f".{name}.running.{token}.ipynb"
+    tmp_metrics = folder / f".metrics.running.{token}.json"
+    tmp_log = folder / f".run.running.{token}.log"
 
-    try:
-        share = guard.shrink_share(shrink_share)
-    except ValueError as exc:
-        raise ParametersError(str(exc)) from None
     last_success = None
     if run_path.exists():
         with contextlib.suppress(ValueError, OSError):
@@ -311,78 +396,79 @@ def run_notebook(
         env.pop("CRM_DATA_DIR")
     if schema_file is not None:  # the warehouse tables' mapping (crm_helpers.warehouse)
         env["CRM_SCHEMA"] = str(Path(schema_file).expanduser().resolve())
-    log_path.unlink(missing_ok=True)
     try:
-        with _environ(**env), quiet_kernel(log_path) as quiet:
-            pm.execute_notebook(
-                str(nb_path),
-                str(tmp_ipynb),
-                parameters=values,
-                kernel_name=kernel,
-                cwd=str(nb_path.parent),
-                progress_bar=False,
-                log_output=False,
-                request_save_on_cell_execute=False,
-                execution_timeout=timeout_s,
-                **quiet,
-            )
-        from crm_helpers.report.render import render_html
+        try:
+            with _environ(**env), quiet_kernel(tmp_log) as quiet:
+                pm.execute_notebook(
+                    str(nb_path),
+                    str(tmp_ipynb),
+                    parameters=values,
+                    kernel_name=kernel,
+                    cwd=str(nb_path.parent),
+                    progress_bar=False,
+                    log_output=False,
+                    request_save_on_cell_execute=False,
+                    execution_timeout=timeout_s,
+                    **quiet,
+                )
+            from crm_helpers.report.render import render_html
 
-        title = str(effective.get("title") or name.replace("_", " ").capitalize())
-        html, n_figures = render_html(tmp_ipynb, title=title)
-    except Exception as exc:  # noqa: BLE001 - any failure of the notebook is reported
-        error = _error_text(exc)
-    duration = round(time.perf_counter() - t0, 3)
+            title = str(effective.get("title") or name.replace("_", " ").capitalize())
+            html, n_figures = render_html(tmp_ipynb, title=title)
+        except Exception as exc:  # noqa: BLE001 - any failure of the notebook is reported
+            error = _error_text(exc)
+        duration = round(time.perf_counter() - t0, 3)
 
-    recorded: dict[str, Any] = {}
-    if tmp_metrics.exists():
-        with contextlib.suppress(ValueError):
-            recorded = json.loads(tmp_metrics.read_text())
-    prov = recorded.get("provenance") or provenance.collect(effective, None, effective.get("title"))
-
-    result = RunResult(
-        name=name,
-        notebook=str(nb_path),
-        run=run_name,
-        status="failed" if error else "ok",
-        parameters=_metrics.to_jsonable(effective),
-        started_at=started,
-        finished_at=_now(),
-        duration_s=duration,
-        out_dir=str(folder),
-        n_figures=n_figures,
-        error=error,
-        last_success=last_success,
-        provenance=prov,
-    )
-    if error is None:
-        recorded.setdefault("provenance", prov)
-        _write_atomic(metrics_path, json.dumps(recorded, indent=2, sort_keys=True))
-        _write_atomic(html_path, html or "")
-        os.replace(tmp_ipynb, ipynb_path)
-        failed_path.unlink(missing_ok=True)
-        result.last_success = result.finished_at
-        result.html, result.executed, result.metrics = (
-            str(html_path),
-            str(ipynb_path),
-            str(metrics_path),
+        recorded: dict[str, Any] = {}
+        if tmp_metrics.exists():
+            with contextlib.suppress(ValueError):
+                recorded = json.loads(tmp_metrics.read_text())
+        prov = recorded.get("provenance") or provenance.collect(
+            effective, None, effective.get("title")
         )
-    else:
-        if tmp_ipynb.exists():
-            os.replace(tmp_ipynb, failed_path)
-            result.executed = str(failed_path)
-        result.html = str(html_path) if html_path.exists() else None
-        result.metrics = str(metrics_path) if metrics_path.exists() else None
-    tmp_metrics.unlink(missing_ok=True)
-    if log_path.exists() and log_path.stat().st_size:
-        result.log = str(log_path)
-    else:
-        log_path.unlink(missing_ok=True)
-    _write_atomic(run_path, json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
-    if update_index:
-        from crm_helpers.report.index import write_index
 
-        write_index(reports_root)
+        result = RunResult(
+            name=name,
+            notebook=str(nb_path),
+            run=run_name,
+            status="failed" if error else "ok",
+            parameters=_metrics.to_jsonable(effective),
+            started_at=started,
+            finished_at=_now(),
+            duration_s=duration,
+            out_dir=str(folder),
+            n_figures=n_figures,
+            error=error,
+            last_success=last_success,
+            provenance=prov,
+        )
+        if error is None:
+            recorded.setdefault("provenance", prov)
+            _write_atomic(metrics_path, json.dumps(recorded, indent=2, sort_keys=True))
+            _write_atomic(html_path, html or "")
+            os.replace(tmp_ipynb, ipynb_path)
+            failed_path.unlink(missing_ok=True)
+            result.last_success = result.finished_at
+            result.html, result.executed, result.metrics = (
+                str(html_path),
+                str(ipynb_path),
+                str(metrics_path),
+            )
+        else:
+            if tmp_ipynb.exists():
+                os.replace(tmp_ipynb, failed_path)
+                result.executed = str(failed_path)
+            result.html = str(html_path) if html_path.exists() else None
+            result.metrics = str(metrics_path) if metrics_path.exists() else None
+        if tmp_log.exists() and tmp_log.stat().st_size:  # run.log: this run's, if any
+            os.replace(tmp_log, log_path)
+            result.log = str(log_path)
+        else:
+            log_path.unlink(missing_ok=True)
+    finally:  # also on Ctrl-C: no temporary file is left behind, the last run's log kept
+        for tmp in (tmp_metrics, tmp_ipynb, tmp_log):
+            tmp.unlink(missing_ok=True)
+    _write_atomic(run_path, json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
     return result
 
 

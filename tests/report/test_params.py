@@ -107,7 +107,7 @@ def test_ranges_common_and_per_notebook():
     ok = params.check_parameters("funnel_dropoff", {"audience_step": 2}, defaults, types)
     assert ok == {"audience_step": 2}
     cases = {
-        "conversion_window_days": (-1.0, "must be a number >= 0"),
+        "conversion_window_days": (-1.0, r"must be in \[0, 36525\]"),
         "audience_step": (3, "between 1 and 2"),
         "trend_period": ("fortnight", "one of 'day', 'week', 'month'"),
         "start_date": ("March", "ISO date"),
@@ -172,7 +172,9 @@ def test_cli_refuses_values_out_of_range(capsys, tmp_path):
     err = _refused(
         capsys, "funnel_dropoff", "-p", "conversion_window_days", "-2", "--out", str(out)
     )
-    assert "'conversion_window_days' must be a number >= 0; got -2.0" in err
+    assert (
+        "'conversion_window_days' must be in [0, 36525] (days; at most 100 years); got -2.0" in err
+    )
     pf = tmp_path / "short.yaml"
     pf.write_text("steps: [visit, purchase]\naudience_step: 2\n")
     err = _refused(capsys, "funnel_dropoff", "-f", str(pf), "--out", str(out))
