@@ -151,17 +151,27 @@ def duration_bins(window_days: float) -> list[float]:
 
 
 def average_order_value(data: Any, spec: Any = None) -> float:
-    """Mean order revenue (orders in the spec's entry range when it has one), in the engine.
+    """Net revenue per purchase (orders in the spec's entry range when it has one), in the engine.
 
-    Returns 0.0 when there are no orders.
+    What a conversion is worth to the funnel's campaign sizing: the revenue of the orders in
+    the range *as customers paid it, less refunds and cancellations* (rows with negative
+    revenue), divided by the number of purchases (rows with revenue >= 0). A refund row is not
+    an order that a conversion could bring, so it lowers the value instead of counting as a
+    cheap order (the plain mean of every row would do both). Returns 0.0 when there are no
+    purchases, or when the refunds outweigh them (no positive value to size a campaign with).
     """
     orders = data.orders
     if spec is not None and getattr(spec, "start", None) is not None:
         orders = orders.filter(orders.ts >= spec.start)
     if spec is not None and getattr(spec, "end", None) is not None:
         orders = orders.filter(orders.ts < spec.end)
-    value = orders.aggregate(aov=orders.revenue.mean()).to_pandas()["aov"].iloc[0]
-    return 0.0 if value is None or pd.isna(value) else float(value)
+    df = orders.aggregate(
+        net=orders.revenue.sum(), purchases=(orders.revenue >= 0).ifelse(1, 0).sum()
+    ).to_pandas()
+    net, n = df["net"].iloc[0], df["purchases"].iloc[0]
+    if n is None or pd.isna(n) or int(n) == 0 or net is None or pd.isna(net):
+        return 0.0
+    return max(float(net) / int(n), 0.0)
 
 
 def audience_profile(audience: Any, by: str) -> pd.DataFrame:

@@ -204,6 +204,15 @@ def test_average_order_value_and_audience_profile():
     assert average_order_value(data, spec) == 20.0
     empty = SimpleNamespace(orders=ibis.memtable(orders.iloc[:0]))
     assert average_order_value(empty) == 0.0
+    # a refund row is netted from the revenue, not counted as a (cheap) order:
+    # (10 + 30 + 100 - 30) / 3 purchases, not the mean of four rows (27.5)
+    refund = pd.DataFrame(
+        {"order_id": [4], "user_id": [2], "revenue": [-30.0], "ts": pd.to_datetime(["2025-01-06"])}
+    )
+    with_refund = SimpleNamespace(orders=ibis.memtable(pd.concat([orders, refund])))
+    assert average_order_value(with_refund) == pytest_approx(110 / 3)
+    only_refunds = SimpleNamespace(orders=ibis.memtable(refund))
+    assert average_order_value(only_refunds) == 0.0
 
     aud = ibis.memtable(
         pd.DataFrame({"user_id": [1, 2, 3, 4], "device": ["ios", "web", "ios", None]})
