@@ -20,7 +20,7 @@ of every report goes through it (one presentation layer):
 * counts (integers, and floats that are all whole numbers) with thousands separators and no
   decimals (``7,648``, not ``7648.0``); other floats with ``digits`` decimals;
 * timestamps as ``YYYY-MM-DD`` (with ``HH:MM`` when any has a time of day), booleans as
-  ``yes`` / ``no``;
+  ``yes`` / ``no``, a path (a tuple or list of steps) as ``a → b → c``;
 * an interval in one cell: ``intervals={"rel_lift": ("rel_ci_low", "rel_ci_high")}`` shows
   ``+29.3% [+11.6%, +47.0%]`` under the value's label plus ``(95% interval)``, and drops the
   bound columns;
@@ -128,7 +128,15 @@ def _formatter(
         timed = bool(len(ts)) and bool((ts != ts.dt.normalize()).any())
         fmt = "%Y-%m-%d %H:%M" if timed else "%Y-%m-%d"
         return lambda v: "" if _missing(v) else pd.Timestamp(v).strftime(fmt)
-    return lambda v: "" if _missing(v) else str(v)
+    return _text
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, list | tuple):  # a path of steps
+        return " → ".join(str(x) for x in v)
+    return "" if _missing(v) else str(v)
 
 
 def _baseline_mask(df: pd.DataFrame, baseline: Any) -> pd.Series:
@@ -274,10 +282,13 @@ def to_html(
     detail_cols = [c for c in cols if c in set(details)]
     main = [c for c in cols if c not in bounds and c not in detail_cols]
     notes = {k: v for k, v in (notes or {}).items() if k in cols}
-    marks = {}
+    marks: dict[str, str] = {}  # column -> its footnote marker (one per distinct reason)
+    by_reason: dict[str, str] = {}
     for c in notes:
         if shown[c].isna().any() and not (shown[c].isna() <= is_base).all():
-            marks[c] = _MARKS[len(marks) % len(_MARKS)] * (1 + len(marks) // len(_MARKS))
+            k = len(by_reason)
+            mark = by_reason.setdefault(notes[c], _MARKS[k % len(_MARKS)] * (1 + k // len(_MARKS)))
+            marks[c] = mark
     opts = dict(
         labels=labels,
         intervals=intervals,
@@ -290,10 +301,11 @@ def to_html(
     more = len(df) - len(shown)
     if more > 0:
         parts.append(f"<p class='crm-table-note'>… and {more:,} more rows.</p>")
-    for c, m in marks.items():
+    for reason, m in by_reason.items():
+        heads = ", ".join(label(c, dict(labels or {})) for c in marks if notes[c] == reason)
         parts.append(
-            f"<p class='crm-table-note'>{html.escape(m)} {html.escape(label(c, dict(labels or {})))}"
-            f": {html.escape(notes[c])}</p>"
+            f"<p class='crm-table-note'>{html.escape(m)} {html.escape(heads)}: "
+            f"{html.escape(reason)}</p>"
         )
     if detail_cols:
         key_cols = [c for c in keys if c not in detail_cols]

@@ -128,3 +128,13 @@ def test_cells_are_escaped_and_split_tables_are_headed():
     out = tables.show_split(df, "metric", title=lambda m: f"Metric {m}").data
     assert "<i>" not in out and out.count("<table") == 2
     assert "<h4 class='crm-table-title'>Metric &lt;i&gt;x&lt;/i&gt;</h4>" in out
+
+
+def test_one_footnote_per_reason():
+    df = pd.DataFrame(
+        {"variant": ["a", "b"], "planned_share": [np.nan] * 2, "srm_p_value": [np.nan] * 2}
+    )
+    why = "no planned split was given"
+    page = tables.to_html(df, notes={"planned_share": why, "srm_p_value": why})
+    assert page.count(why) == 1 and _rows(page)[1] == ["a", "n/a*", "n/a*"]
+    assert "* Planned share, p-value (sample ratio): " in page
