@@ -183,16 +183,20 @@ def _table(
                 text += f" [{fmts[intervals[c][0]](lo)}, {fmts[intervals[c][1]](hi)}]"
         return text
 
+    def kind(c: str) -> str:
+        s = df[c]
+        numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+        return "num" if numeric else "txt"
+
+    align = {c: kind(c) for c in columns}
     out = ["<table class='dataframe crm-table'><thead><tr>"]
-    out += [f"<th>{html.escape(head(c))}</th>" for c in columns]
+    out += [f"<th class='{align[c]}'>{html.escape(head(c))}</th>" for c in columns]
     out.append("</tr></thead><tbody>")
     for i, row in enumerate(df.to_dict("records")):
         out.append("<tr>")
         base = bool(is_base.iloc[i])
         for c in columns:
-            numeric = pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
-            align = "num" if numeric else "txt"
-            out.append(f"<td class='{align}'>{html.escape(cell(c, row, base))}</td>")
+            out.append(f"<td class='{align[c]}'>{html.escape(cell(c, row, base))}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)
