@@ -264,6 +264,8 @@ def to_html(
     str
         HTML; every cell's text is escaped.
     """
+    if len(df.columns) == 0 and len(df.index.names) == 1 and df.index.name is None:
+        return "<p class='crm-table-note'>No rows.</p>"
     if any(n is not None for n in df.index.names):  # a meaningful index is a column
         df = df.reset_index()
     df = df.reset_index(drop=True)  # a row number (also of a filtered frame) is never shown

@@ -138,3 +138,9 @@ def test_one_footnote_per_reason():
     page = tables.to_html(df, notes={"planned_share": why, "srm_p_value": why})
     assert page.count(why) == 1 and _rows(page)[1] == ["a", "n/a*", "n/a*"]
     assert "* Planned share, p-value (sample ratio): " in page
+
+
+def test_an_empty_table_says_so_and_keeps_its_headers():
+    assert "No rows." in tables.to_html(pd.DataFrame())
+    page = tables.to_html(pd.DataFrame({"n": pd.Series([], dtype="int64")}))
+    assert _rows(page) == [["Users"]]
