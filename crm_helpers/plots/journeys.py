@@ -86,14 +86,16 @@ def sankey_height(nodes: pd.DataFrame) -> int:
 
 
 def sankey_labels(nodes: pd.DataFrame, height: int) -> list[str]:
-    """Node labels that never overlap: ``"step (12%)"``, ``""`` where the label would not fit.
+    """Node labels that never overlap: ``"step (12%)"``, ``"step\n(12%)"`` (two lines),
+    ``""`` where no label fits.
 
-    * A node gets a label only when it is at least one text line high (plotly scales every
+    * A node gets a label only when it is at least as high as its label's lines (plotly scales every
       column alike: the tightest column's journeys fill the plot height less its gaps), so two
       labels of one column are at least a line apart.
     * The last column's labels sit left of its nodes, facing the right-side labels of the
       column before it across one gap: those two columns' labels are shortened (``…``) to half
-      the gap each at :data:`SANKEY_WIDTH_PX`.
+      the gap each at :data:`SANKEY_WIDTH_PX`: the share goes on a second line when the node
+      is two lines high, else the name is shortened (``…``).
 
     The full name, share and counts stay in every node's hover.
     """
@@ -114,11 +116,15 @@ def sankey_labels(nodes: pd.DataFrame, height: int) -> list[str]:
         if h < SANKEY_LINE_PX:
             out.append("")
             continue
-        pct = f" ({100 * share:.0f}%)"
+        pct = f"({100 * share:.0f}%)"
         name = str(step)
-        if level in facing and len(name) + len(pct) > room:
-            name = name[: max(room - len(pct) - 1, 1)] + "…"
-        out.append(name + pct)
+        if level not in facing or len(name) + 1 + len(pct) <= room:
+            out.append(f"{name} {pct}")
+        elif h >= 2 * SANKEY_LINE_PX:  # two lines: the name, then the share
+            short = name if len(name) <= room else name[: max(room - 1, 1)] + "…"
+            out.append(f"{short}\n{pct}")
+        else:
+            out.append(name[: max(room - len(pct) - 2, 1)] + "… " + pct)
     return out
 
 
@@ -141,7 +147,7 @@ def plot_sankey(
         go.Sankey(
             arrangement="snap",
             node={
-                "label": [_label(t) for t in labels],
+                "label": ["<br>".join(_label(line) for line in t.split("\n")) for t in labels],
                 "color": [color[s] for s in nodes["step"]],
                 "x": x,
                 "pad": SANKEY_PAD_PX,

@@ -140,7 +140,7 @@ def test_lookalike_report_renders_in_chromium(rendered_lookalike, driver):
 
 #: What a reader must never see in a report's tables (issue #26), as one script over the page.
 _PRESENTATION = r"""
-const out = {nan: [], zeros: [], index: [], code: [], wide: []};
+const out = {nan: [], zeros: [], index: [], code: [], wide: [], overlap: []};
 const tables = Array.from(document.querySelectorAll('.jp-OutputArea-output table'))
   .filter(t => !t.classList.contains('crm-kv'));
 for (const t of tables) {
@@ -158,6 +158,16 @@ for (const t of tables) {
 for (const e of document.querySelectorAll('.jp-OutputArea-output')) {
   if (e.scrollWidth > e.clientWidth + 1) out.wide.push(e.className + ' ' + e.scrollWidth);
 }
+for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+  const boxes = Array.from(plot.querySelectorAll('.sankey .node-label'))
+    .filter(t => t.textContent.trim() !== '')
+    .map(t => [t.textContent.trim(), t.getBoundingClientRect()]);
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const [a, r] = boxes[i], [b, q] = boxes[j];
+    if (r.left < q.right - 1 && q.left < r.right - 1 && r.top < q.bottom - 1 && q.top < r.bottom - 1)
+      out.overlap.push(a + ' / ' + b);
+  }
+}
 out.page = [document.documentElement.scrollWidth, document.documentElement.clientWidth];
 out.n_tables = tables.length;
 return out;
@@ -166,7 +176,8 @@ return out;
 
 def test_report_reads_without_a_data_scientist(rendered, driver):
     """At 1280 px: no NaN cell, no 0.0000, no row index, no code-name header, no sideways
-    scrolling of the page or of any output (#26); a full-page screenshot is kept to look at."""
+    scrolling of the page or of any output, no two Sankey labels overlapping (#26);
+    a full-page screenshot is kept to look at."""
     import base64
 
     driver.set_window_size(1280, 1600)
@@ -193,5 +204,6 @@ def test_report_reads_without_a_data_scientist(rendered, driver):
     assert not found["index"], found["index"]
     assert not found["code"], found["code"]
     assert not found["wide"], found["wide"]
+    assert not found["overlap"], found["overlap"]
     page_width, viewport = found["page"]
     assert page_width <= viewport, found["page"]

@@ -49,12 +49,14 @@ def test_every_label_has_a_line_of_height_and_facing_labels_fit_half_the_gap():
     for (level, n), text in zip(
         zip(nodes["level"], nodes["journeys"], strict=True), labels, strict=True
     ):
-        if text:
-            assert n * ky >= J.SANKEY_LINE_PX
-        if text and level >= 2:  # the last two columns face each other
-            assert len(text) * 7.8 <= gap / 2, text
+        lines = text.split("\n") if text else []
+        assert n * ky >= len(lines) * J.SANKEY_LINE_PX  # a label fits its node's height
+        if level >= 2:  # the last two columns face each other
+            assert all(len(line) * 7.8 <= gap / 2 for line in lines), text
     long = labels[list(nodes["step"]).index("wishlist_add_to_favourites")]
     assert long.endswith("(45%)") and "…" in long
+    # a short name keeps its letters, its share on the second line
+    assert labels[list(nodes["step"]).index("a")] == "a (40%)"
 
 
 def test_hover_keeps_the_full_name():
