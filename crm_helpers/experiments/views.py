@@ -79,9 +79,10 @@ def _value_options(metric: str, currency: str) -> dict[str, Any]:
             "signed": ["diff"],
             "labels": {"mean": "Rate", "diff": "Difference in rate"},
         }
+    per_user = {"labels": {"diff": "Difference per user"}}
     if _money(metric):
-        return {"money": ["mean", "diff"], "currency": currency}
-    return {}
+        return {"money": ["mean", "diff"], "currency": currency, **per_user}
+    return per_user
 
 
 def _without_mean(options: dict[str, Any]) -> dict[str, Any]:

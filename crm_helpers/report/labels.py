@@ -43,7 +43,7 @@ LABELS: dict[str, str] = {
     "metric": "Metric",
     "role": "Role",
     "mean": "Mean per user",
-    "diff": "Difference per user",
+    "diff": "Difference",
     "diff_ci_low": "Difference, lower bound",
     "diff_ci_high": "Difference, upper bound",
     "rel_lift": "Relative lift",
