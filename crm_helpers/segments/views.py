@@ -115,7 +115,7 @@ def cluster_features(df: pd.DataFrame):
     )
 
 
-def value_profile(df: pd.DataFrame, *, currency: str = ""):
+def value_profile(df: pd.DataFrame):
     """The segment's value measures against the base (index 100 = like the base)."""
     return _html(
         df,
