@@ -2,6 +2,12 @@
 
 ``CRM_DATA_DIR`` and ``CRM_REPORTS_DIR`` override the defaults, so a scheduled run can
 point the same notebooks at production data without editing code.
+
+In a source checkout (also an editable install) the defaults are the checkout's
+``data/synthetic`` and ``reports/``; an installed package (``pip install .``, the package in
+``site-packages``) never writes into its install folder: its data default is
+``$XDG_DATA_HOME/crm-workbench/synthetic`` (``~/.local/share/...``) and its reports go to
+``reports/`` of the current folder.
 """
 
 from __future__ import annotations
@@ -14,8 +20,30 @@ NOTEBOOKS_DIR: Path = ROOT / "notebooks"
 PARAMS_DIR: Path = NOTEBOOKS_DIR / "params"
 BENCHMARKS_DIR: Path = ROOT / "benchmarks"
 
+
+def is_checkout(root: Path) -> bool:
+    """Whether ``root`` (the folder holding ``crm_helpers/``) is a source checkout (it has
+    ``pyproject.toml``), not an installed package's ``site-packages``."""
+    return (Path(root) / "pyproject.toml").is_file()
+
+
+def user_data_root(env: dict[str, str] | None = None) -> Path:
+    """Data root of an installed package: ``$XDG_DATA_HOME/crm-workbench`` (default
+    ``~/.local/share/crm-workbench``), never inside ``site-packages``."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "crm-workbench"
+
+
+def default_data_dir(root: Path, env: dict[str, str] | None = None) -> Path:
+    """``<checkout>/data/synthetic`` in a source checkout (also an editable install), else
+    ``user_data_root()/synthetic`` (a ``pip install .``: the package sits in site-packages)."""
+    base = Path(root) / "data" if is_checkout(root) else user_data_root(env)
+    return base / "synthetic"
+
+
 #: Where ``crm generate`` writes the embedded default (synthetic) data set.
-DEFAULT_DATA_DIR: Path = ROOT / "data" / "synthetic"
+DEFAULT_DATA_DIR: Path = default_data_dir(ROOT)
 #: Default scale of the embedded data: every report builds in minutes on 2 cores.
 DEFAULT_N_USERS: int = 100_000
 DEFAULT_SEED: int = 42
@@ -27,5 +55,7 @@ def data_dir() -> Path:
 
 
 def reports_dir() -> Path:
-    """Where rendered reports go (``$CRM_REPORTS_DIR`` or ``reports/``)."""
-    return Path(os.environ.get("CRM_REPORTS_DIR", ROOT / "reports")).expanduser().resolve()
+    """Where rendered reports go (``$CRM_REPORTS_DIR``, else ``reports/`` of the checkout, or
+    of the current folder for an installed package)."""
+    default = ROOT / "reports" if is_checkout(ROOT) else Path.cwd() / "reports"
+    return Path(os.environ.get("CRM_REPORTS_DIR", default)).expanduser().resolve()

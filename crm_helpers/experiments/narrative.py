@@ -19,6 +19,7 @@ import math
 
 import pandas as pd
 
+from crm_helpers.experiments.metrics import ExperimentError, parse_metric
 from crm_helpers.report.text import Safe, code, esc, md
 
 __all__ = ["ARM_KEYS", "arm_records", "cuped_record", "memo", "srm_record", "verdict_line"]
@@ -93,6 +94,25 @@ def _pct(x) -> str:
     return "n/a" if x is None or pd.isna(x) else f"{x:+.1%}"
 
 
+def means_in_words(metric: str, arm: float, control: float) -> str:
+    """Two per-user means as a reader says them, the arm's first.
+
+    ``"5.8% vs 4.5% converted"`` for ``conversion``; ``"5.8% vs 4.5% with a purchase
+    event"`` for ``event:purchase``; ``"43.77 vs 23.15 revenue per user"`` (two decimals) for
+    ``revenue``; else three significant digits ``"1.23 vs 1.05 per user"``.
+    """
+    try:
+        spec = parse_metric(str(metric))
+    except ExperimentError:
+        spec = None
+    if spec is not None and spec.binary:
+        what = "converted" if spec.kind == "conversion" else f"with a {spec.event} event"
+        return f"{arm:.1%} vs {control:.1%} {what}"
+    if spec is not None and spec.kind == "revenue" and not spec.is_ratio:
+        return f"{arm:,.2f} vs {control:,.2f} revenue per user"
+    return f"{arm:,.3g} vs {control:,.3g} per user"
+
+
 def memo(
     *,
     experiment_id: str,
@@ -159,16 +179,19 @@ def memo(
     for r in prim.itertuples():
         lines.append(
             md(
-                "{v} vs {c} on {m}: {mb:.4g} vs {ma:.4g} per user, a relative change of {lift} "
+                "{v} vs {c} on {m}: {vals}, a relative change of {lift} "
                 "(95% interval {lo} to {hi}); chance to beat control {ctw:.1%}.",
                 v=code(r.variant),
                 c=code(control),
                 m=code(r.metric),
-                mb=r.mean,
-                ma=float(
-                    arms[(arms["metric"] == r.metric) & (arms["variant"] == control)]["mean"].iloc[
-                        0
-                    ]
+                vals=means_in_words(
+                    r.metric,
+                    r.mean,
+                    float(
+                        arms[(arms["metric"] == r.metric) & (arms["variant"] == control)][
+                            "mean"
+                        ].iloc[0]
+                    ),
                 ),
                 lift=_pct(r.rel_lift),
                 lo=_pct(r.rel_ci_low),

@@ -27,6 +27,8 @@ from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, figure
 
 __all__ = [
     "plot_sankey",
+    "sankey_height",
+    "sankey_labels",
     "plot_stage_flow",
     "plot_step_matrix_diff",
     "plot_top_paths",
@@ -46,17 +48,84 @@ def _require(df: pd.DataFrame, cols: list[str], producer: str) -> None:
 
 
 def _node_hover(nodes: pd.DataFrame) -> dict:
-    """Sankey node hover: journeys, and distinct users when ``nodes`` has them."""
+    """Sankey node hover: the step (in full, also when its label is shortened or hidden),
+    its share, journeys, and distinct users when ``nodes`` has them."""
+    names = [
+        f"{_label(s)} ({100 * sh:.0f}%)"
+        for s, sh in zip(nodes["step"], nodes["share"], strict=True)
+    ]
     if "users" in nodes.columns:
         return {
-            "customdata": nodes[["journeys", "users"]].to_numpy(),
-            "hovertemplate": "%{label}<br>%{customdata[0]:,} journeys, "
-            "%{customdata[1]:,} users<extra></extra>",
+            "customdata": np.column_stack(
+                [names, nodes["journeys"].to_numpy(), nodes["users"].to_numpy()]
+            ).astype(object),
+            "hovertemplate": "%{customdata[0]}<br>%{customdata[1]:,} journeys, "
+            "%{customdata[2]:,} users<extra></extra>",
         }
     return {
-        "customdata": nodes["journeys"].to_numpy(),
-        "hovertemplate": "%{label}<br>%{customdata:,} journeys<extra></extra>",
+        "customdata": np.column_stack([names, nodes["journeys"].to_numpy()]).astype(object),
+        "hovertemplate": "%{customdata[0]}<br>%{customdata[1]:,} journeys<extra></extra>",
     }
+
+
+#: Sankey geometry the labels are laid out for: the gap between nodes, one line of label text
+#: (13 px font), the node width, the margins above and below the plot, and the narrowest plot
+#: width a report shows it at (its 1,100 px page less the margins).
+SANKEY_PAD_PX = 12
+SANKEY_LINE_PX = 17
+SANKEY_NODE_PX = 20
+SANKEY_MARGIN_PX = 110
+SANKEY_WIDTH_PX = 1000
+_CHAR_PX = 7.8  # a character of the 13 px label font, generously
+
+
+def sankey_height(nodes: pd.DataFrame) -> int:
+    """Figure height: 520 px, taller (up to 900) when a column has many nodes."""
+    most = int(nodes.groupby("level").size().max()) if len(nodes) else 0
+    return int(max(520, min(900, SANKEY_MARGIN_PX + most * (SANKEY_PAD_PX + SANKEY_LINE_PX))))
+
+
+def sankey_labels(nodes: pd.DataFrame, height: int) -> list[str]:
+    """Node labels that never overlap: ``"step (12%)"``, ``"step\n(12%)"`` (two lines),
+    ``""`` where no label fits.
+
+    * A node gets a label only when it is at least as high as its label's lines (plotly scales every
+      column alike: the tightest column's journeys fill the plot height less its gaps), so two
+      labels of one column are at least a line apart.
+    * The last column's labels sit left of its nodes, facing the right-side labels of the
+      column before it across one gap: those two columns' labels are shortened (``…``) to half
+      the gap each at :data:`SANKEY_WIDTH_PX`: the share goes on a second line when the node
+      is two lines high, else the name is shortened (``…``).
+
+    The full name, share and counts stay in every node's hover.
+    """
+    if not len(nodes):
+        return []
+    lv = nodes["level"].astype(int)
+    plot = height - SANKEY_MARGIN_PX
+    sums = nodes.groupby(lv)["journeys"].sum()
+    counts = nodes.groupby(lv).size()
+    ky = min((plot - (counts[k] - 1) * SANKEY_PAD_PX) / max(sums[k], 1) for k in sums.index)
+    px = nodes["journeys"].to_numpy(float) * max(ky, 0.0)
+    levels = sorted(sums.index)
+    gap = SANKEY_WIDTH_PX / max(len(levels) - 1, 1) - SANKEY_NODE_PX
+    facing = set(levels[-2:]) if len(levels) > 1 else set()
+    room = int((gap / 2 - 8) // _CHAR_PX)
+    out = []
+    for step, share, level, h in zip(nodes["step"], nodes["share"], lv, px, strict=True):
+        if h < SANKEY_LINE_PX:
+            out.append("")
+            continue
+        pct = f"({100 * share:.0f}%)"
+        name = str(step)
+        if level not in facing or len(name) + 1 + len(pct) <= room:
+            out.append(f"{name} {pct}")
+        elif h >= 2 * SANKEY_LINE_PX:  # two lines: the name, then the share
+            short = name if len(name) <= room else name[: max(room - 1, 1)] + "…"
+            out.append(f"{short}\n{pct}")
+        else:
+            out.append(name[: max(room - len(pct) - 2, 1)] + "… " + pct)
+    return out
 
 
 def plot_sankey(
@@ -71,18 +140,17 @@ def plot_sankey(
     levels = sorted(set(nodes["level"].astype(int)))
     span = max(levels) - min(levels) if levels else 0
     x = [0.01 + 0.98 * ((int(lv) - min(levels)) / span if span else 0.5) for lv in nodes["level"]]
-    fig = figure(title, height=520)
+    height = sankey_height(nodes)
+    labels = sankey_labels(nodes, height)
+    fig = figure(title, height=height)
     fig.add_trace(
         go.Sankey(
             arrangement="snap",
             node={
-                "label": [
-                    f"{_label(s)} ({100 * sh:.0f}%)"
-                    for s, sh in zip(nodes["step"], nodes["share"], strict=True)
-                ],
+                "label": ["<br>".join(_label(line) for line in t.split("\n")) for t in labels],
                 "color": [color[s] for s in nodes["step"]],
                 "x": x,
-                "pad": 12,
+                "pad": SANKEY_PAD_PX,
                 **_node_hover(nodes),
             },
             link={

@@ -7,6 +7,7 @@ dictionary is recorded in ``metrics.json`` and ``run.json`` under ``"provenance"
 from __future__ import annotations
 
 import html
+import math
 import platform
 import subprocess
 from importlib import metadata
@@ -118,8 +119,47 @@ def collect(params: dict[str, Any], data=None, title: str | None = None) -> dict
     return out
 
 
-def _shown(value: Any) -> str:
-    return '"" (default)' if value == "" else str(value)
+_UNITS = {"_days": "days", "_hours": "hours", "_minutes": "minutes", "_seconds": "seconds"}
+_EACH = {2: "one half each", 3: "one third each", 4: "one quarter each", 5: "one fifth each"}
+
+
+def _number(x: float) -> str:
+    """``14.0`` -> ``14``; ``0.3333333333333333`` -> ``0.3333``; ``1e-06`` stays short."""
+    if math.isfinite(x) and x == round(x) and abs(x) < 1e15:
+        return f"{int(x):,}" if abs(x) >= 10_000 else str(int(x))
+    return f"{x:.4g}"
+
+
+def shown_value(value: Any, name: str = "") -> str:
+    """A parameter's value as an analyst would type it, with the unit its name gives.
+
+    ``14.0`` named ``analysis_window_days`` -> ``"14 days"``; ``0.05`` -> ``"0.05"``;
+    ``{"control": 1/3, "a": 1/3, "b": 1/3}`` -> ``"one third each (control, a, b)"``; other
+    dicts ``"treatment: 0.8, holdout: 0.2"``; ``""`` -> ``'"" (default)'``.
+    """
+    if isinstance(value, str):
+        return '"" (default)' if value == "" else value
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int | float):
+        unit = next((u for suffix, u in _UNITS.items() if name.endswith(suffix)), "")
+        text = _number(float(value))
+        if not unit:
+            return text
+        return f"{text} {unit[:-1] if text == '1' else unit}"
+    if isinstance(value, dict) and value:
+        vals = list(value.values())
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
+            n = len(vals)
+            if n > 1 and all(abs(v - 1 / n) < 1e-9 for v in vals):
+                each = _EACH.get(n, f"1/{n} each")
+                return f"{each} ({', '.join(str(k) for k in value)})"
+            return ", ".join(f"{k}: {_number(float(v))}" for k, v in value.items())
+    return str(value)
+
+
+def _shown(value: Any, name: str = "") -> str:
+    return shown_value(value, name)
 
 
 def _kv_table(rows: dict[str, Any], caption: str, notes: dict[str, str] | None = None) -> str:
@@ -132,7 +172,7 @@ def _kv_table(rows: dict[str, Any], caption: str, notes: dict[str, str] | None =
 
     body = "".join(
         f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-        f"<td style='text-align:left'>{html.escape(_shown(v))}{note(str(k))}</td></tr>"
+        f"<td style='text-align:left'>{html.escape(_shown(v, str(k)))}{note(str(k))}</td></tr>"
         for k, v in rows.items()
     )
     return (

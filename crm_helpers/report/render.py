@@ -1,6 +1,7 @@
 """Render an executed notebook to a self-contained, offline HTML report without code.
 
 * code cells are hidden (``exclude_input``), only their outputs and the markdown remain;
+* cells tagged ``lab-only`` (the introduction a notebook shows in JupyterLab) are left out;
 * cells tagged ``summary`` move to the top, right after the title (the header's ``<h1>``),
   although the notebook computes them at the end;
 * plotly figures become interactive ``<div>``s; plotly.js is embedded once in the page
@@ -26,6 +27,9 @@ TEMPLATE_NAME = "crm_report"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 SUMMARY_TAG = "summary"
 TITLE_TAG = "title"
+#: Cells for the notebook in JupyterLab only (the introduction before the parameters): the
+#: report has its own title, summary and section texts, so they are left out of it.
+LAB_ONLY_TAG = "lab-only"
 FIGURE_META = "crm_figure"  # output metadata flag: this HTML is a figure render.py made
 _EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\ssrc\s*=\s*[\"']?(?:https?:)?//", re.IGNORECASE)
 
@@ -85,10 +89,11 @@ def prepare(nb: NotebookNode) -> tuple[NotebookNode, int]:
     Returns
     -------
     (NotebookNode, int)
-        A copy with summary cells after the title, plotly outputs as HTML divs, stderr and
+        A copy without the ``lab-only`` cells, with summary cells after the title, plotly outputs as HTML divs, stderr and
         plotly.js-loader outputs dropped, widget outputs replaced by a note; and the number of plotly figures in it.
     """
     nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if LAB_ONLY_TAG not in _tags(c)]
     nb.metadata.pop("widgets", None)
     n_figures = 0
     for cell in nb.cells:

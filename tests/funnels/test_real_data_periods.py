@@ -73,6 +73,7 @@ def test_empty_week_shows_no_data(leads):
         missing=N.period_missing(c),
     )
     cells = pd.read_html(io.StringIO(html))[0]
+    cells.columns = ["step", "previous_rate", "current_rate", "abs_change"]  # from the labels
     assert (cells["previous_rate"] == "no data").all() and (cells["abs_change"] == "no data").all()
     assert not (cells["current_rate"] == "no data").any()
     assert cells["current_rate"].str.endswith("%").all()

@@ -136,3 +136,74 @@ def test_lookalike_report_renders_in_chromium(rendered_lookalike, driver):
         "return document.querySelector('.js-plotly-plot').getBoundingClientRect().top;"
     )
     assert summary_y < first_chart_y
+
+
+#: What a reader must never see in a report's tables (issue #26), as one script over the page.
+_PRESENTATION = r"""
+const out = {nan: [], zeros: [], index: [], code: [], wide: [], overlap: []};
+const tables = Array.from(document.querySelectorAll('.jp-OutputArea-output table'))
+  .filter(t => !t.classList.contains('crm-kv'));
+for (const t of tables) {
+  for (const td of t.querySelectorAll('td')) {
+    const s = td.textContent.trim();
+    if (/^(nan|NaN|None|NaT|<NA>)$/.test(s)) out.nan.push(s);
+    if (/^-?0\.0000+$/.test(s)) out.zeros.push(s);
+  }
+  if (t.querySelectorAll('tbody th').length) out.index.push(t.outerHTML.slice(0, 200));
+  for (const th of t.querySelectorAll('thead th')) {
+    const s = th.textContent.trim();
+    if (s === '' || /_/.test(s) || /^[a-z]+[A-Z0-9]/.test(s)) out.code.push(s);
+  }
+}
+for (const e of document.querySelectorAll('.jp-OutputArea-output')) {
+  if (e.scrollWidth > e.clientWidth + 1) out.wide.push(e.className + ' ' + e.scrollWidth);
+}
+for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+  const boxes = Array.from(plot.querySelectorAll('.sankey .node-label'))
+    .filter(t => t.textContent.trim() !== '')
+    .map(t => [t.textContent.trim(), t.getBoundingClientRect()]);
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const [a, r] = boxes[i], [b, q] = boxes[j];
+    if (r.left < q.right - 1 && q.left < r.right - 1 && r.top < q.bottom - 1 && q.top < r.bottom - 1)
+      out.overlap.push(a + ' / ' + b);
+  }
+}
+out.page = [document.documentElement.scrollWidth, document.documentElement.clientWidth];
+out.n_tables = tables.length;
+return out;
+"""
+
+
+def test_report_reads_without_a_data_scientist(rendered, driver):
+    """At 1280 px: no NaN cell, no 0.0000, no row index, no code-name header, no sideways
+    scrolling of the page or of any output, no two Sankey labels overlapping (#26);
+    a full-page screenshot is kept to look at."""
+    import base64
+
+    driver.set_window_size(1280, 1600)
+    try:
+        driver.get(Path(rendered.html).as_uri())
+        found = driver.execute_script(_PRESENTATION)
+        width, height = driver.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.scrollHeight];"
+        )
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 0.5},
+            },
+        )
+        keep = Path(f"/tmp/crm_presentation_{Path(rendered.html).parent.name}.png")
+        keep.write_bytes(base64.b64decode(shot["data"]))
+    finally:
+        driver.set_window_size(1300, 2400)
+    assert found["n_tables"] > 0
+    assert not found["nan"], found["nan"]
+    assert not found["zeros"], found["zeros"]
+    assert not found["index"], found["index"]
+    assert not found["code"], found["code"]
+    assert not found["wide"], found["wide"]
+    assert not found["overlap"], found["overlap"]
+    page_width, viewport = found["page"]
+    assert page_width <= viewport, found["page"]

@@ -30,17 +30,18 @@ def test_formats_by_column_kind():
         }
     )
     got = _cells(tables.to_html(df, percent=["rate"]))
-    assert got[0] == list(df.columns)  # no index column
+    assert got[0] == ["Group", "Users", "Rate", "q-value", "Step p value", "Value", "Significant",
+                      "Period"]  # no index column, labels not code names  # fmt: skip
     assert got[1] == ["&lt;b&gt;ios&lt;/b&gt;", "12,345", "12.3%", "&lt; 0.001", "&lt; 0.001",
                       "1,234.57", "yes", "2024-01-01"]  # fmt: skip
-    assert got[2] == ["web", "7", "100.0%", "0.046", "", "-0.50", "no", "2024-01-08"]
+    assert got[2] == ["web", "7", "100.0%", "0.046", "–", "-0.50", "no", "2024-01-08"]
 
 
 def test_index_becomes_a_column_and_times_keep_their_clock():
     df = pd.DataFrame({"n": [1, 2]}, index=pd.Index(["a", "b"], name="table"))
     df["ts"] = [pd.Timestamp("2024-01-01 10:30"), pd.Timestamp("2024-01-02")]
     got = _cells(tables.to_html(df))
-    assert got[0] == ["table", "n", "ts"] and got[1] == ["a", "1", "2024-01-01 10:30"]
+    assert got[0] == ["Table", "Users", "Ts"] and got[1] == ["a", "1", "2024-01-01 10:30"]
 
 
 def test_rows_are_capped_and_unknown_percent_columns_fail():
