@@ -14,9 +14,10 @@ sent``. Each rate has a 95% Wilson interval ``<rate>_ci_low, <rate>_ci_high``; a
 whose response the log lacks is null.
 
 *Send time* (:func:`hour_table`): per channel and send hour (all weekdays pooled), the rate
-of one response (human opens, clicks or conversions) against the channel's other hours:
-two-proportion z-test (hour vs the rest of the channel) for hours with at least
-``min_sends`` sends, Benjamini-Hochberg across all tested hours of all channels; an hour is *better* when significant and above the rest.
+of one response (human opens, clicks or conversions) against the channel's other hours,
+within each campaign: Cochran-Mantel-Haenszel test over campaigns (hour vs the channel's
+other hours) for hours with at least ``min_sends`` sends, Benjamini-Hochberg across all
+tested hours of all channels; an hour is *better* when significant with a pooled odds ratio above 1.
 :func:`send_windows` recommends, per channel, the better hours (the best first), or none
 when no hour differs significantly.
 
@@ -94,19 +95,38 @@ def _known(counts: pd.DataFrame, col: str) -> bool:
     return col in counts.columns and bool(pd.to_numeric(counts[col], errors="coerce").notna().any())
 
 
+def _cmh(x: np.ndarray, n: np.ndarray, rx: np.ndarray, rn: np.ndarray) -> tuple[float, float]:
+    """Mantel-Haenszel pooled odds ratio and CMH p-value of one hour vs the rest over strata
+    (statsmodels ``StratifiedTable``); strata without sends on either side are left out."""
+    from statsmodels.stats.contingency_tables import StratifiedTable
+
+    keep = (n > 0) & (rn > 0)
+    if not keep.any():
+        return np.nan, np.nan
+    tabs = np.stack([x, n - x, rx, rn - rx], axis=1)[keep].reshape(-1, 2, 2).astype(float)
+    tabs = np.moveaxis(tabs, 0, -1)
+    if tabs[:, 0].sum() == 0 or tabs[:, 1].sum() == 0 or tabs[0].sum() == 0 or tabs[1].sum() == 0:
+        return np.nan, np.nan
+    st = StratifiedTable(tabs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(st.oddsratio_pooled), float(st.test_null_odds(correction=False).pvalue)
+
+
 def hour_table(
     counts: pd.DataFrame,
     metric: str = "click_rate",
     by: str = "channel",
     q: float = 0.05,
     min_sends: int = 100,
+    stratum: str | None = "campaign_id",
 ) -> pd.DataFrame:
     """Per ``by`` group and send hour: the metric's rate against the group's other hours.
 
     Parameters
     ----------
     counts
-        Output of :func:`~crm_helpers.campaigns.core.hour_counts` (``by, weekday, hour``).
+        Output of :func:`~crm_helpers.campaigns.core.hour_counts` (``by, [stratum,]
+        weekday, hour``).
     metric
         ``"open_rate"`` (human opens), ``"click_rate"`` or ``"conversion_rate"``.
     by
@@ -114,29 +134,46 @@ def hour_table(
     q
         False discovery rate of the Benjamini-Hochberg correction.
     min_sends
-        Hours with fewer sends are shown but not tested (``p_value`` null): a normal
-        test on a handful of sends would make noise look significant.
+        Hours with fewer sends are shown but not tested (``p_value`` null): a test on a
+        handful of sends would make noise look significant.
+    stratum
+        Compare hours within each value of this column (default: each campaign), so a
+        campaign that responds well and happens to be sent at one hour does not make that
+        hour look good: the test is Cochran-Mantel-Haenszel over the strata and
+        ``adjusted_rate`` the hour's rate on the group's mix of strata (indirect
+        standardisation: ``group rate x observed / expected``, expected from each stratum's
+        own rate). None or an absent column: one stratum.
 
     Returns
     -------
     pandas.DataFrame
         ``by, hour, sent, opened, clicked, converted, successes, rate, ci_low, ci_high,
-        rest_rate, diff, p_value, q_value, significant, better`` sorted by group and hour
-        (``opened`` are human opens); empty when the log lacks the metric's response.
+        rest_rate, group_rate, adjusted_rate, odds_ratio, p_value, q_value, significant,
+        better``
+        sorted by group and hour (``opened`` are human opens; ``odds_ratio`` the
+        Mantel-Haenszel odds ratio of the hour vs the other hours); ``better`` when
+        significant and ``odds_ratio > 1``. Empty when the log lacks the metric's response.
     """
     if metric not in HOUR_METRICS:
         raise ValueError(f"metric must be one of {sorted(HOUR_METRICS)}, got {metric!r}")
     num = HOUR_METRICS[metric]
-    cols = [by, "hour", "sent", "opened", "clicked", "converted", "successes", "rate"]
+    cols = [by, "hour", "sent", "opened", "clicked", "converted", "successes", "rate",
+            "ci_low", "ci_high", "rest_rate", "group_rate", "adjusted_rate", "odds_ratio", "p_value",
+            "q_value", "significant", "better"]  # fmt: skip
     if not _known(counts, num):
-        return pd.DataFrame(columns=[*cols, "ci_low", "ci_high", "rest_rate", "diff",
-                                     "p_value", "q_value", "significant", "better"])  # fmt: skip
+        return pd.DataFrame(columns=cols)
     c = counts.copy()
     for col in ("human_opened", "clicked", "converted", "sent"):
         c[col] = _num(c[col]) if col in c.columns else np.nan
+    c["_x"] = c[num].fillna(0.0)
+    strat = stratum if stratum and stratum in c.columns else None
+    c["_s"] = c[strat].astype(str) if strat else ""
+    cell = c.groupby([by, "_s", "hour"], sort=True)[["_x", "sent"]].sum().reset_index()
+    srate = cell.groupby([by, "_s"])[["_x", "sent"]].transform("sum")
+    cell["_e"] = cell["sent"] * srate["_x"] / srate["sent"]
     g = c.groupby([by, "hour"], sort=True)[["sent", "human_opened", "clicked", "converted"]]
     t = g.sum(min_count=1).reset_index().rename(columns={"human_opened": "opened"})
-    t["successes"] = t[{"human_opened": "opened"}.get(num, num)]
+    t["successes"] = c.groupby([by, "hour"], sort=True)["_x"].sum().to_numpy()
     tot = t.groupby(by)[["successes", "sent"]].transform("sum")
     x, n = t["successes"].to_numpy(float), t["sent"].to_numpy(float)
     rx, rn = tot["successes"].to_numpy(float) - x, tot["sent"].to_numpy(float) - n
@@ -144,39 +181,61 @@ def hour_table(
     t["ci_low"], t["ci_high"] = wilson_interval(x, n)
     with np.errstate(divide="ignore", invalid="ignore"):
         t["rest_rate"] = np.where(rn > 0, rx / np.where(rn > 0, rn, 1.0), np.nan)
-    res = two_proportion_test(Proportion(rx, rn), Proportion(x, n))
-    t["diff"] = np.asarray(res.diff, float)
-    t["p_value"] = np.where(n >= min_sends, np.asarray(res.p_value, float), np.nan)
+        e = cell.groupby([by, "hour"], sort=True)["_e"].sum().to_numpy(float)
+        group_rate = tot["successes"].to_numpy(float) / tot["sent"].to_numpy(float)
+        t["adjusted_rate"] = np.where(e > 0, group_rate * x / e, np.nan)
+        t["group_rate"] = group_rate
+    ors, ps = [], []
+    for (grp, hour), xn in zip(t[[by, "hour"]].itertuples(index=False), n, strict=True):
+        cg = cell[cell[by] == grp]
+        per = cg.groupby("_s")[["_x", "sent"]].sum()
+        here = cg[cg["hour"] == hour].set_index("_s")[["_x", "sent"]].reindex(per.index).fillna(0)
+        if xn < min_sends:
+            ors.append(np.nan)
+            ps.append(np.nan)
+            continue
+        o, p = _cmh(here["_x"].to_numpy(), here["sent"].to_numpy(),
+                    (per["_x"] - here["_x"]).to_numpy(), (per["sent"] - here["sent"]).to_numpy())  # fmt: skip
+        ors.append(o)
+        ps.append(p)
+    t["odds_ratio"], t["p_value"] = ors, ps
     rej, qv = benjamini_hochberg(t["p_value"].to_numpy(float), q)
     t["q_value"], t["significant"] = qv, rej
-    t["better"] = t["significant"] & (t["diff"] > 0)
+    t["better"] = t["significant"] & (t["odds_ratio"] > 1)
     for col in ("sent", "opened", "clicked", "converted", "successes"):
         t[col] = pd.array(t[col].round(), dtype="Int64")
-    return t.reset_index(drop=True)
+    return t[cols].reset_index(drop=True)
 
 
 def send_windows(hours: pd.DataFrame, by: str = "channel") -> pd.DataFrame:
     """The recommended send hours per group: hours significantly better than the rest.
 
-    Returns ``by, best_hour, best_rate, rest_rate, hours`` (all better hours, best first,
-    as a list) for every group of ``hours``; ``best_hour`` is null where no hour differs
-    significantly (the data cannot tell the hours apart).
+    Returns ``by, best_hour, best_rate, adjusted_rate, rest_rate, group_rate, odds_ratio,
+    hours`` (all
+    better hours, largest odds ratio first, as a list) for every group of ``hours``;
+    ``best_hour`` is the better hour with the largest odds ratio, null where no hour is
+    significantly better (the data cannot tell the hours apart).
     """
     rows = []
     for group, h in hours.groupby(by, sort=True):
-        good = h[h["better"]].sort_values("rate", ascending=False)
+        good = h[h["better"]].sort_values("odds_ratio", ascending=False)
         if len(good):
             top = good.iloc[0]
             rows.append(
                 {by: group, "best_hour": int(top["hour"]), "best_rate": float(top["rate"]),
-                 "rest_rate": float(top["rest_rate"]), "hours": [int(x) for x in good["hour"]]}
+                 "adjusted_rate": float(top["adjusted_rate"]), "rest_rate": float(top["rest_rate"]),
+                 "group_rate": float(top["group_rate"]),
+                 "odds_ratio": float(top["odds_ratio"]), "hours": [int(x) for x in good["hour"]]}
             )  # fmt: skip
         else:
             rows.append(
-                {by: group, "best_hour": None, "best_rate": np.nan, "rest_rate": np.nan,
-                 "hours": []}
+                {by: group, "best_hour": None, "best_rate": np.nan, "adjusted_rate": np.nan,
+                 "rest_rate": np.nan, "group_rate": float(h["group_rate"].iloc[0]),
+                 "odds_ratio": np.nan, "hours": []}
             )  # fmt: skip
-    return pd.DataFrame(rows, columns=[by, "best_hour", "best_rate", "rest_rate", "hours"])
+    cols = [by, "best_hour", "best_rate", "adjusted_rate", "rest_rate", "group_rate",
+            "odds_ratio", "hours"]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
 
 
 def weekday_hour_grid(counts: pd.DataFrame, metric: str = "click_rate") -> pd.DataFrame:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers.campaigns.analysis import rates_table
+from crm_helpers.campaigns.core import COUNT_COLUMNS
 from crm_helpers.engine import is_utc
 from crm_helpers.report.text import code, join, md
 
@@ -101,7 +102,7 @@ def campaign_records(scorecard: pd.DataFrame) -> list[dict[str, Any]]:
 
 def hour_rates(hour_counts: pd.DataFrame, by: str = "channel") -> pd.DataFrame:
     """Counts and rates per ``by`` and send hour (weekdays pooled), from ``core.hour_counts``."""
-    cols = [c for c in hour_counts.columns if c not in (by, "hour", "weekday")]
+    cols = [c for c in COUNT_COLUMNS if c in hour_counts.columns]
     num = hour_counts[[by, "hour"]].join(hour_counts[cols].apply(pd.to_numeric, errors="coerce"))
     g = num.groupby([by, "hour"], sort=True)[cols].sum(min_count=1).reset_index()
     return rates_table(g)
