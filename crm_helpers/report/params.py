@@ -283,6 +283,40 @@ def _funnel_checks() -> None:
 _funnel_checks()
 
 
+def _campaign_checks() -> None:
+    def positive(value: Any, params: Mapping[str, Any]) -> str | None:
+        if isinstance(value, int | float) and not (math.isfinite(value) and value > 0):
+            return "be a number > 0"
+        return None
+
+    def timezone(value: Any, params: Mapping[str, Any]) -> str | None:
+        import zoneinfo
+
+        if not isinstance(value, str) or value == "":
+            return None
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return "be an IANA time zone such as 'Europe/Berlin' (or empty: the data's)"
+        return None
+
+    for name, check in {
+        "attribution_days": _non_negative,
+        "fatigue_window_days": positive,
+        "machine_open_seconds": _non_negative,
+        "fatigue_threshold": _non_negative,
+        "fatigued_days": positive,
+        "fatigued_min_messages": _positive_int,
+        "min_hour_sends": _non_negative,
+        "hour_metric": _one_of("", "open_rate", "click_rate", "conversion_rate"),
+        "timezone": timezone,
+    }.items():
+        register("campaign_performance", name, check)
+
+
+_campaign_checks()
+
+
 def check_parameters(
     notebook: str,
     given: Mapping[str, Any],

@@ -1,7 +1,8 @@
 """Message-log shapes of real exports, for tests/notebooks/test_foreign_shapes.py.
 
 * ``sms_no_opens``: ``messages.csv`` of SMS with ``clicked_at`` and no ``opened_at``
-  column, text ids; ``events.csv`` with only ``buy`` events (the purchase event, no orders).
+  column, text ids; ``events.csv`` with ``pv`` and ``buy`` events (the purchase event, no
+  orders).
 * ``clicks_no_opens``: e-mail with ``opened_at`` and ``clicked_at``, a third of the clicks
   without a logged open (blocked pixels); ``orders.csv`` with revenue.
 * ``email_opens_no_clicks``: e-mail with ``opened_at`` only (some machine opens, 1-3 s
@@ -63,7 +64,10 @@ def sms_no_opens(d: Path) -> dict[str, pd.DataFrame]:
     m.assign(sent_at=_text(m["sent_at"]), clicked_at=_text(m["clicked_at"])).to_csv(
         d / "messages.csv", index=False
     )
-    ev = _buys(rng, m, 40).assign(event="buy")[["user_id", "event", "ts"]]
+    buys = _buys(rng, m, 40).assign(event="buy")
+    visits = _buys(rng, m, 300).assign(event="pv")  # page views after sends, some users buy
+    visits["ts"] = visits["ts"] - pd.Timedelta(seconds=30)
+    ev = pd.concat([visits, buys], ignore_index=True)[["user_id", "event", "ts"]]
     ev["ts"] = ev["ts"].astype("datetime64[us]")
     ev.assign(ts=_text(ev["ts"])).to_csv(d / "events.csv", index=False)
     return {"messages": m, "events": ev}
