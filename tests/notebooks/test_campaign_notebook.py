@@ -110,7 +110,7 @@ def test_by_hour_equals_the_direct_counts(report, direct):
 
 def test_planted_send_hours_are_recovered(report):
     # the world plants open probability x1.5 for sends at 19 and 20 UTC (x1.4 at 18, 1.3 at 21)
-    windows = {w["channel"]: w for w in report["metrics"]["metrics"]["send_windows"]}
+    windows = {w["channel"]: w for w in report["metrics"]["tables"]["send_windows"]}
     assert set(windows) == {"email", "push", "sms", "in-app"}
     found = {ch: w["best_hour"] for ch, w in windows.items() if w["best_hour"] is not None}
     assert found, "no channel has a significantly better send hour"
@@ -126,7 +126,7 @@ def test_incremental_of_the_holdout(report):
         1000 * (inc["treated_rate"] - inc["control_rate"])
     )
     assert inc["ci_low"] <= inc["incremental_per_1000"] <= inc["ci_high"]
-    assert any("against its holdout" in line for line in m["summary"])
+    assert any("against its holdout" in line for line in report["metrics"]["summary"])
 
 
 def test_fatigue_and_audiences(report):
