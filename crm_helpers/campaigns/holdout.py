@@ -36,6 +36,7 @@ __all__ = [
     "INCREMENTAL_FIELDS",
     "holdout_candidates",
     "holdout_rows",
+    "message_tests",
     "incremental_counts",
     "incremental_report",
     "incremental_table",
@@ -55,18 +56,52 @@ INCREMENTAL_FIELDS: tuple[str, ...] = (
 US_PER_DAY = 86_400 * 1_000_000
 
 
+def _coverage(messages: ir.Table, assignments: ir.Table) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Arm sizes (``experiment_id, variant, n``) and, per arm and campaign, the arm's users
+    who got at least one message of it (``experiment_id, variant, campaign_id, k``)."""
+    a = assignments.select("experiment_id", "user_id", "variant").distinct()
+    sizes = a.group_by(["experiment_id", "variant"]).aggregate(n=a.count()).to_pandas()
+    got = messages.select("user_id", "campaign_id").distinct()
+    j = a.join(got, a.user_id == got.user_id)
+    cov = j.group_by(["experiment_id", "variant", "campaign_id"]).aggregate(k=j.count())
+    return sizes, cov.to_pandas()
+
+
+def message_tests(messages: ir.Table, assignments: ir.Table) -> pd.DataFrame:
+    """Experiments that test messages: every arm got its own campaign, entirely.
+
+    An experiment with two or more arms is a message test when each arm has a campaign that
+    reached every user of that arm and no user of the other arms. Returns
+    ``experiment_id, variant, campaign_id, users`` (one row per arm; the first such
+    campaign of an arm by id), sorted.
+    """
+    sizes, cov = _coverage(messages, assignments)
+    rows = []
+    for exp, arms in sizes.groupby("experiment_id", sort=True):
+        n = dict(zip(arms["variant"], arms["n"].astype(int), strict=True))
+        if len(n) < 2:
+            continue
+        ce = cov[cov["experiment_id"] == exp]
+        own = {}
+        for camp, g in ce.groupby("campaign_id", sort=True):
+            k = dict(zip(g["variant"], g["k"].astype(int), strict=True))
+            full = [v for v in n if k.get(v, 0) == n[v]]
+            if len(full) == 1 and all(k.get(v, 0) == 0 for v in n if v != full[0]):
+                own.setdefault(full[0], camp)
+        if set(own) == set(n):
+            for v in sorted(n, key=str):
+                rows.append({"experiment_id": exp, "variant": v, "campaign_id": own[v],
+                             "users": n[v]})  # fmt: skip
+    return pd.DataFrame(rows, columns=["experiment_id", "variant", "campaign_id", "users"])
+
+
 def holdout_candidates(messages: ir.Table, assignments: ir.Table) -> pd.DataFrame:
     """Every (experiment, campaign, control) that is a randomized no-message holdout.
 
     Returns ``experiment_id, campaign_id, control_variant, treated_variants`` (a list),
     ``treated_users, control_users``; one row per candidate, sorted.
     """
-    a = assignments.select("experiment_id", "user_id", "variant").distinct()
-    sizes = a.group_by(["experiment_id", "variant"]).aggregate(n=a.count()).to_pandas()
-    got = messages.select("user_id", "campaign_id").distinct()
-    j = a.join(got, a.user_id == got.user_id)
-    cov = j.group_by(["experiment_id", "variant", "campaign_id"]).aggregate(k=j.count())
-    cov = cov.to_pandas()
+    sizes, cov = _coverage(messages, assignments)
     cols = ["experiment_id", "campaign_id", "control_variant", "treated_variants",
             "treated_users", "control_users"]  # fmt: skip
     rows = []
@@ -246,3 +281,51 @@ def incremental_report(
         att = (attributed or {}).get(r["campaign_id"])
         parts.append(incremental_table(ic, r["campaign_id"], r["control_variant"], att))
     return pd.concat(parts, ignore_index=True)
+
+
+def message_test_table(tests: pd.DataFrame, scorecard: pd.DataFrame) -> pd.DataFrame:
+    """Each arm of each message test with its campaign's rates, against the test's control.
+
+    Parameters
+    ----------
+    tests
+        :func:`message_tests`.
+    scorecard
+        :func:`crm_helpers.campaigns.analysis.rates_table` of the campaign counts.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``experiment_id, variant, campaign_id, sent, click_rate, conversion_rate`` and, per
+        rate, ``<rate>_diff, <rate>_ci_low, <rate>_ci_high, <rate>_p`` against the control
+        arm (the arm named ``control``, else the first by name; messages as units, binary
+        metric of :func:`crm_helpers.experiments.statistics.compare`) and ``<rate>_p_holm``
+        (Holm across the arms of one test).
+    """
+    cols = ["experiment_id", "variant", "campaign_id", "sent", "click_rate", "conversion_rate"]
+    rates = {"click_rate": "clicked", "conversion_rate": "converted"}
+    out = []
+    for exp, arms in tests.groupby("experiment_id", sort=True):
+        sc = scorecard.drop_duplicates("campaign_id").set_index("campaign_id")
+        t = arms.merge(sc, left_on="campaign_id", right_index=True, how="left")
+        names = t["variant"].astype(str).tolist()
+        ctl = names.index("control") if "control" in names else 0
+        for rate, num in rates.items():
+            n = pd.to_numeric(t["sent"], errors="coerce").to_numpy(float)
+            x = pd.to_numeric(t[num], errors="coerce").to_numpy(float)
+            a = S.MeanStats(n=n[ctl], sum=x[ctl], sum_sq=x[ctl], binary=True)
+            b = S.MeanStats(n=n, sum=x, sum_sq=x, binary=True)
+            c = S.compare(a, b)
+            diff = np.where(np.arange(len(t)) == ctl, np.nan, np.asarray(c.diff, float))
+            keep = ~np.isnan(diff)
+            t[f"{rate}_diff"] = diff
+            t[f"{rate}_ci_low"] = np.where(keep, c.diff_ci_low, np.nan)
+            t[f"{rate}_ci_high"] = np.where(keep, c.diff_ci_high, np.nan)
+            t[f"{rate}_p"] = np.where(keep, c.p_value, np.nan)
+            t[f"{rate}_p_holm"] = S.adjust_p_values(t[f"{rate}_p"].to_numpy(float), "holm")
+        t["experiment_id"] = exp
+        out.append(t)
+    extra = [f"{r}{s}" for r in rates for s in ("_diff", "_ci_low", "_ci_high", "_p", "_p_holm")]
+    if not out:
+        return pd.DataFrame(columns=cols + extra)
+    return pd.concat(out, ignore_index=True)[cols + extra]

@@ -163,3 +163,27 @@ def test_incremental_counts_and_effect():
     )
     assert t["incremental_conversions"] == pytest.approx(5 * (2 / 5 - 1 / 3))
     assert set(holdout.INCREMENTAL_FIELDS) <= set(t.index)
+
+
+def test_message_tests_give_each_arm_its_own_campaign():
+    m, a, _ = _holdout_world()
+    t = holdout.message_tests(m, a)
+    assert t[["experiment_id", "variant", "campaign_id"]].values.tolist() == [
+        ["subject_test", "a", "sa"],
+        ["subject_test", "b", "sb"],
+        ["subject_test", "c", "sc"],
+    ]  # winback is a holdout, not a message test (its holdout arm got no campaign)
+    sc = analysis.rates_table(
+        pd.DataFrame(
+            {"campaign_id": ["sa", "sb", "sc"], "channel": "email", "sent": [100, 100, 100],
+             "opened": 0, "machine_opened": 0, "human_opened": 0, "clicked": [5, 15, 5],
+             "clicked_opened": 0, "converted": [1, 2, 3], "conversions": [1, 2, 3],
+             "revenue": 0.0}
+        )
+    )  # fmt: skip
+    v = holdout.message_test_table(t, sc).set_index("variant")
+    assert pd.isna(v.loc["a", "click_rate_diff"])  # no arm named control: the first is
+    assert v.loc["b", "click_rate_diff"] == pytest.approx(0.10)
+    want = S.compare(S.MeanStats(100, 5, 5, binary=True), S.MeanStats(100, 15, 15, binary=True))
+    assert v.loc["b", "click_rate_ci_low"] == pytest.approx(want.diff_ci_low)
+    assert v.loc["b", "click_rate_p_holm"] == pytest.approx(min(1.0, 2 * want.p_value))

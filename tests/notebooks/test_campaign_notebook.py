@@ -168,3 +168,14 @@ def test_spark_gives_the_same_counts(report, small_world, tmp_path):
     assert [r["sent"] for r in got["fatigue"]["by_count"]] == [
         r["sent"] for r in want["fatigue"]["by_count"]
     ]
+
+
+def test_the_message_test_is_found(report):
+    rows = report["metrics"]["tables"]["message_tests"]
+    assert [(r["experiment_id"], r["variant"], r["campaign_id"]) for r in rows] == [
+        ("message_test_3arm", "control", 91),
+        ("message_test_3arm", "variant_a", 92),
+        ("message_test_3arm", "variant_b", 93),
+    ]
+    html = Path(report["result"].html).read_text()
+    assert "crm run experiment_readout -p experiment_id message_test_3arm" in html

@@ -204,6 +204,7 @@ class Fails:
 FUNNEL_STEPS = ["pv", "cart", "buy"]
 
 CAMPAIGN_NO_HOLDOUT = "an assignments table with a randomized no-message holdout"
+CAMPAIGN_NO_TEST = "an assignments table with a message test"
 CAMPAIGN_NO_CONVERSIONS = (
     "an orders table or a purchase event for conversions",
     "conversions (orders or a purchase event) to measure an effect",
@@ -352,15 +353,28 @@ REGISTRY: dict[str, dict[str, Case | Fails]] = {
         "users_assignments": Fails("messages"),
         "order_lines": Fails("messages"),
         "sms_no_opens": Case(
-            skips=("an opened_at column", CAMPAIGN_NO_HOLDOUT), check=campaign_check
+            skips=("an opened_at column", CAMPAIGN_NO_HOLDOUT, CAMPAIGN_NO_TEST),
+            check=campaign_check,
         ),
-        "clicks_no_opens": Case(skips=(CAMPAIGN_NO_HOLDOUT,), check=campaign_check),
+        "clicks_no_opens": Case(
+            skips=(CAMPAIGN_NO_HOLDOUT, CAMPAIGN_NO_TEST), check=campaign_check
+        ),
         "email_opens_no_clicks": Case(
-            skips=(CAMPAIGN_NO_CONVERSIONS[0], "a clicked_at column", CAMPAIGN_NO_CONVERSIONS[1]),
+            skips=(
+                CAMPAIGN_NO_CONVERSIONS[0],
+                "a clicked_at column",
+                CAMPAIGN_NO_CONVERSIONS[1],
+                CAMPAIGN_NO_TEST,
+            ),
             check=campaign_check,
         ),
         "impressions": Case(
-            skips=(CAMPAIGN_NO_CONVERSIONS[0], "an opened_at column", CAMPAIGN_NO_CONVERSIONS[1]),
+            skips=(
+                CAMPAIGN_NO_CONVERSIONS[0],
+                "an opened_at column",
+                CAMPAIGN_NO_CONVERSIONS[1],
+                CAMPAIGN_NO_TEST,
+            ),
             check=campaign_check,
         ),
     },
