@@ -185,19 +185,15 @@ def hour_table(
         group_rate = tot["successes"].to_numpy(float) / tot["sent"].to_numpy(float)
         t["adjusted_rate"] = np.where(e > 0, group_rate * x / e, np.nan)
         t["group_rate"] = group_rate
-    ors, ps = [], []
-    for (grp, hour), xn in zip(t[[by, "hour"]].itertuples(index=False), n, strict=True):
-        cg = cell[cell[by] == grp]
-        per = cg.groupby("_s")[["_x", "sent"]].sum()
-        here = cg[cg["hour"] == hour].set_index("_s")[["_x", "sent"]].reindex(per.index).fillna(0)
-        if xn < min_sends:
-            ors.append(np.nan)
-            ps.append(np.nan)
-            continue
-        o, p = _cmh(here["_x"].to_numpy(), here["sent"].to_numpy(),
-                    (per["_x"] - here["_x"]).to_numpy(), (per["sent"] - here["sent"]).to_numpy())  # fmt: skip
-        ors.append(o)
-        ps.append(p)
+    ors, ps = np.full(len(t), np.nan), np.full(len(t), np.nan)
+    for grp, cg in cell.groupby(by, sort=False):
+        xs = cg.pivot_table(index="_s", columns="hour", values="_x", aggfunc="sum", fill_value=0)
+        ns = cg.pivot_table(index="_s", columns="hour", values="sent", aggfunc="sum", fill_value=0)
+        tx, tn = xs.sum(axis=1).to_numpy(float), ns.sum(axis=1).to_numpy(float)
+        for i in np.flatnonzero((t[by] == grp).to_numpy() & (n >= min_sends)):
+            h = t["hour"].iloc[i]
+            hx, hn = xs[h].to_numpy(float), ns[h].to_numpy(float)
+            ors[i], ps[i] = _cmh(hx, hn, tx - hx, tn - hn)
     t["odds_ratio"], t["p_value"] = ors, ps
     rej, qv = benjamini_hochberg(t["p_value"].to_numpy(float), q)
     t["q_value"], t["significant"] = qv, rej

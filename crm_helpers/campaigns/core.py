@@ -62,6 +62,7 @@ __all__ = [
     "responses_of",
     "scorecard_counts",
     "weekly_counts",
+    "with_segment",
 ]
 
 US_PER_SECOND = 1_000_000
@@ -298,6 +299,17 @@ def _last_touch(
     )
     picked = j.mutate(_rk=rank).filter(lambda t: t._rk == 0)
     return picked.group_by("message_id").aggregate(_n=picked.count(), _rev=picked._r.sum())
+
+
+def with_segment(
+    facts: ir.Table, segments: ir.Table, column: str = "segment", missing: str = "no purchase"
+) -> ir.Table:
+    """``facts`` with the recipient's ``column`` from ``segments`` (``user_id, <column>``,
+    e.g. :func:`crm_helpers.segments.core.rfm_table`); recipients absent from it get
+    ``missing``."""
+    seg = segments.select(_u=segments.user_id, _seg=segments[column].cast("string"))
+    j = facts.left_join(seg, facts.user_id == seg._u)
+    return j.mutate(**{column: j._seg.fill_null(missing)}).drop("_u", "_seg")
 
 
 def _sums(facts: ir.Table, by: list[str]) -> pd.DataFrame:

@@ -205,6 +205,7 @@ FUNNEL_STEPS = ["pv", "cart", "buy"]
 
 CAMPAIGN_NO_HOLDOUT = "an assignments table with a randomized no-message holdout"
 CAMPAIGN_NO_TEST = "an assignments table with a message test"
+CAMPAIGN_NO_RFM = "an orders table with revenue for the RFM segments"
 CAMPAIGN_NO_CONVERSIONS = (
     "an orders table or a purchase event for conversions",
     "conversions (orders or a purchase event) to measure an effect",
@@ -353,7 +354,7 @@ REGISTRY: dict[str, dict[str, Case | Fails]] = {
         "users_assignments": Fails("messages"),
         "order_lines": Fails("messages"),
         "sms_no_opens": Case(
-            skips=("an opened_at column", CAMPAIGN_NO_HOLDOUT, CAMPAIGN_NO_TEST),
+            skips=("an opened_at column", CAMPAIGN_NO_HOLDOUT, CAMPAIGN_NO_TEST, CAMPAIGN_NO_RFM),
             check=campaign_check,
         ),
         "clicks_no_opens": Case(
@@ -365,6 +366,7 @@ REGISTRY: dict[str, dict[str, Case | Fails]] = {
                 "a clicked_at column",
                 CAMPAIGN_NO_CONVERSIONS[1],
                 CAMPAIGN_NO_TEST,
+                CAMPAIGN_NO_RFM,
             ),
             check=campaign_check,
         ),
@@ -374,6 +376,7 @@ REGISTRY: dict[str, dict[str, Case | Fails]] = {
                 "an opened_at column",
                 CAMPAIGN_NO_CONVERSIONS[1],
                 CAMPAIGN_NO_TEST,
+                CAMPAIGN_NO_RFM,
             ),
             check=campaign_check,
         ),
