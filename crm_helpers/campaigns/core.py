@@ -59,9 +59,11 @@ __all__ = [
     "frequency_counts",
     "hour_counts",
     "message_facts",
+    "resolve_optout",
     "responses_of",
     "scorecard_counts",
     "weekly_counts",
+    "with_optouts",
     "with_segment",
 ]
 
@@ -82,6 +84,7 @@ COUNT_COLUMNS: tuple[str, ...] = (
     "converted",
     "conversions",
     "revenue",
+    "opted_out",
 )
 _TRUE_TEXT = ("true", "t", "yes", "y", "1")
 
@@ -169,6 +172,24 @@ def conversions_of(data: Any, conversion_event: str = "") -> Conversions:
             t = ev.filter(ev.event == name).select("user_id", "ts", revenue=ibis.null("float64"))
             return Conversions(t, "event", name, f"the purchase event {name!r} (no orders table)")
     return Conversions(None, "none", None, "no orders table and no purchase event")
+
+
+def resolve_optout(data: Any, optout_event: str) -> tuple[str, str]:
+    """The events' name of a user-given opt-out event (``unsubscribe``) and how it was found
+    (:func:`crm_helpers.events.resolve_event`); ``ValueError`` naming the closest events
+    when absent or when the data have no events table."""
+    if not data.has("events", "user_id", "event", "ts"):
+        raise ValueError(
+            f"optout_event={optout_event!r} needs an events table, which the data lack"
+        )
+    known = _ev.known_events(data.events)
+    name, how = _ev.resolve_event(optout_event, known)
+    if name is None:
+        ranked = _ev.closest_first(optout_event, known, limit=8)
+        raise ValueError(
+            f"optout_event {optout_event!r} does not occur in the events; the closest: {ranked}"
+        )
+    return name, how
 
 
 def _flag(t: ir.Table, col: str) -> ir.BooleanValue:
@@ -301,6 +322,21 @@ def _last_touch(
     return picked.group_by("message_id").aggregate(_n=picked.count(), _rev=picked._r.sum())
 
 
+def with_optouts(
+    facts: ir.Table, optouts: ir.Table, days: float, backend: str | None = None
+) -> ir.Table:
+    """``facts`` with ``opted_out`` (0/1): the recipient has an ``optouts`` row (``user_id,
+    ts``, e.g. the events of an ``unsubscribe`` event) in ``(sent_at, sent_at + days]``."""
+    backend = backend or _ev.backend_name(facts)
+    w = int(round(days * US_PER_DAY))
+    o = optouts.select(_u=optouts.user_id, _ot=_epoch_us(optouts.ts, backend))
+    f = facts.select("message_id", "user_id", _t=_epoch_us(facts.sent_at, backend))
+    j = f.join(o, [f.user_id == o._u, o._ot > f._t, o._ot <= f._t + w])
+    hit = j.select(_mid=j.message_id).distinct()
+    out = facts.left_join(hit, facts.message_id == hit._mid)
+    return out.mutate(opted_out=_i(out._mid.notnull())).drop("_mid")
+
+
 def with_segment(
     facts: ir.Table, segments: ir.Table, column: str = "segment", missing: str = "no purchase"
 ) -> ir.Table:
@@ -317,7 +353,7 @@ def _sums(facts: ir.Table, by: list[str]) -> pd.DataFrame:
     aggs["sent"] = facts.count()
     df = facts.group_by(by).aggregate(**aggs).to_pandas()
     for c in COUNT_COLUMNS:
-        if c == "revenue":
+        if c == "revenue" or c not in df.columns:
             continue
         df[c] = pd.array(df[c], dtype="Int64") if df[c].isna().any() else df[c].astype("int64")
     df["revenue"] = df["revenue"].astype("float64")

@@ -6,7 +6,8 @@ Semantics
 ``fatigue_window_days`` before it, :func:`crm_helpers.campaigns.core.message_facts`), with
 every count at or above ``max_count`` pooled into ``max_count`` (shown as "N+").
 :func:`frequency_table` gives per band the sends, the responses and the response rate with
-its Wilson interval.
+its Wilson interval; with opt-outs (:func:`~crm_helpers.campaigns.core.with_optouts`) also
+the share of messages followed by an opt-out, the guardrail of a frequency band.
 
 *Decay.* :func:`fit_decay` fits a binomial GLM with a log link to the per-band counts
 (unpooled counts): ``rate(k) = base * decay**k`` — each message already received in the
@@ -52,8 +53,10 @@ def frequency_table(
     Returns
     -------
     pandas.DataFrame
-        ``count, label, sent, successes, rate, ci_low, ci_high`` by ``count``; empty when
-        the log lacks the metric's response.
+        ``count, label, sent, successes, rate, ci_low, ci_high`` by ``count`` (plus
+        ``optouts, optout_rate, optout_ci_low, optout_ci_high`` when the counts have
+        ``opted_out``, :func:`~crm_helpers.campaigns.core.with_optouts`); empty when the log
+        lacks the metric's response.
     """
     num = HOUR_METRICS[metric]
     cols = ["count", "label", "sent", "successes", "rate", "ci_low", "ci_high"]
@@ -67,10 +70,17 @@ def frequency_table(
             "successes": x,
         }
     )
-    t = c.groupby("count", sort=True)[["sent", "successes"]].sum().reset_index()
+    if "opted_out" in counts.columns:
+        c["optouts"] = _num(counts["opted_out"])
+        cols += ["optouts", "optout_rate", "optout_ci_low", "optout_ci_high"]
+    t = c.groupby("count", sort=True).sum().reset_index()
     t["label"] = [f"{k}+" if k == max_count else str(k) for k in t["count"]]
     t["rate"] = t["successes"] / t["sent"]
     t["ci_low"], t["ci_high"] = wilson_interval(t["successes"], t["sent"])
+    if "optouts" in t.columns:
+        t["optout_rate"] = t["optouts"] / t["sent"]
+        t["optout_ci_low"], t["optout_ci_high"] = wilson_interval(t["optouts"], t["sent"])
+        t["optouts"] = t["optouts"].astype("int64")
     t["sent"] = t["sent"].astype("int64")
     t["successes"] = t["successes"].astype("int64")
     return t[cols]

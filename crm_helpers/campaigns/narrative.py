@@ -139,6 +139,8 @@ def fatigue_record(freq: pd.DataFrame, metric: str, cap: int | None, fit=None) -
         rec = {"count": int(r["count"]), "sent": int(r["sent"])}
         rec["click_rate"] = _v(r["rate"]) if metric == "click_rate" else None
         rec.update(rate=_v(r["rate"]), ci_low=_v(r["ci_low"]), ci_high=_v(r["ci_high"]))
+        if "optout_rate" in freq.columns:
+            rec.update(optouts=_v(r["optouts"]), optout_rate=_v(r["optout_rate"]))
         by_count.append(rec)
     out: dict[str, Any] = {"by_count": by_count, "cap": cap, "metric": metric}
     if fit is not None:

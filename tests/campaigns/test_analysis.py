@@ -187,3 +187,12 @@ def test_message_tests_give_each_arm_its_own_campaign():
     want = S.compare(S.MeanStats(100, 5, 5, binary=True), S.MeanStats(100, 15, 15, binary=True))
     assert v.loc["b", "click_rate_ci_low"] == pytest.approx(want.diff_ci_low)
     assert v.loc["b", "click_rate_p_holm"] == pytest.approx(min(1.0, 2 * want.p_value))
+
+
+def test_frequency_bands_carry_the_opt_out_guardrail():
+    fc = _freq([0.1, 0.08, 0.06], n=1000).assign(opted_out=[2, 5, 30])
+    t = frequency.frequency_table(fc)
+    assert t["optouts"].tolist() == [2, 5, 30]
+    assert t["optout_rate"].tolist() == pytest.approx([0.002, 0.005, 0.03])
+    lo, hi = proportion_confint(30, 1000, method="wilson")
+    assert (t["optout_ci_low"].iloc[2], t["optout_ci_high"].iloc[2]) == pytest.approx((lo, hi))

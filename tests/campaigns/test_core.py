@@ -206,7 +206,7 @@ def test_counts_of_a_synthetic_world_equal_the_reference(small_world):
         (["channel", "prior_messages"], lambda: frequency_counts(facts)),
     ):
         _same(fn(), reference_counts(ref, by))
-    assert set(COUNT_COLUMNS) <= set(scorecard_counts(facts).columns)
+    assert set(COUNT_COLUMNS) - {"opted_out"} <= set(scorecard_counts(facts).columns)
 
 
 @pytest.mark.spark
@@ -227,3 +227,26 @@ def test_spark_equals_duckdb(spark_con):
     for fn in (scorecard_counts, hour_counts, frequency_counts):
         _same(fn(spark), fn(duck))
     assert fn(duck)["conversions"].sum() > 0
+
+
+def test_opt_outs_after_a_send_are_flagged_per_message():
+    from crm_helpers.campaigns.core import with_optouts
+
+    m = _msgs(
+        [
+            (1, "a", "c", "email", _t(0), None, None),
+            (2, "a", "c", "email", _t(10), None, None),  # the opt-out follows both sends
+            (3, "b", "c", "email", _t(0), None, None),  # opted out at the send itself: no
+            (4, "c", "c", "email", _t(0), None, None),  # 4 days later: outside 3 days
+        ]
+    )
+    o = pd.DataFrame({"user_id": ["a", "b", "c"], "ts": [_t(11), _t(0), _t(96)]})
+    o["ts"] = o["ts"].astype("datetime64[us]")
+    f = with_optouts(message_facts(ibis.memtable(m)), ibis.memtable(o), days=3)
+    got = f.to_pandas().sort_values("message_id")
+    assert got.opted_out.tolist() == [1, 1, 0, 0]
+    counts = frequency_counts(
+        with_optouts(message_facts(ibis.memtable(m), fatigue_window_days=7), ibis.memtable(o), 3)
+    )
+    # message 2 had message 1 in the 7 days before it
+    assert counts.set_index("prior_messages").opted_out.to_dict() == {0: 1, 1: 1}
