@@ -179,3 +179,13 @@ def test_the_message_test_is_found(report):
     ]
     html = Path(report["result"].html).read_text()
     assert "crm run experiment_readout -p experiment_id message_test_3arm" in html
+
+
+def test_the_index_shows_the_campaign_headline(report):
+    from crm_helpers.report.index import write_index
+
+    out = Path(report["result"].html).parents[1]
+    page = write_index(out).read_text()
+    sent = report["metrics"]["metrics"]["sent"]
+    assert f"<strong>{sent:,} messages</strong> in" in page
+    assert "Campaign performance" in page
