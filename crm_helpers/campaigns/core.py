@@ -64,6 +64,7 @@ __all__ = [
     "scorecard_counts",
     "weekly_counts",
     "with_optouts",
+    "with_position",
     "with_segment",
 ]
 
@@ -335,6 +336,13 @@ def with_optouts(
     hit = j.select(_mid=j.message_id).distinct()
     out = facts.left_join(hit, facts.message_id == hit._mid)
     return out.mutate(opted_out=_i(out._mid.notnull())).drop("_mid")
+
+
+def with_position(facts: ir.Table) -> ir.Table:
+    """``facts`` with ``position``: 1 for a user's first message of its campaign, 2 for the
+    second, ... (by ``sent_at``, ties by ``message_id``)."""
+    w = ibis.window(group_by=["user_id", "campaign_id"], order_by=["sent_at", "message_id"])
+    return facts.mutate(position=(ibis.row_number().over(w) + 1).cast("int64"))
 
 
 def with_segment(

@@ -29,6 +29,7 @@ __all__ = [
     "campaign_records",
     "campaign_summary",
     "choose_holdout",
+    "choose_hour_metric",
     "choose_timezone",
     "fatigue_record",
     "hour_rates",
@@ -60,6 +61,16 @@ def choose_timezone(data: Any) -> tuple[str, str]:
     return "UTC", "the data's timestamps are UTC (schema.yaml names no other time zone)"
 
 
+def choose_hour_metric(responses: Any) -> tuple[str, str]:
+    """The response the send-time and frequency sections read, and why: clicks when the log
+    records them, else opens, else conversions (``responses``: ``core.responses_of``)."""
+    if responses.clicks:
+        return "click_rate", "the log records clicks"
+    if responses.opens:
+        return "open_rate", "the log records opens but no clicks"
+    return "conversion_rate", "the log records no opens and no clicks"
+
+
 def choose_holdout(candidates: pd.DataFrame) -> tuple[str, str, str] | None:
     """``(experiment, control, how)`` when exactly one experiment and one control qualify
     (:func:`crm_helpers.campaigns.holdout.holdout_candidates`), else None."""
@@ -88,14 +99,20 @@ def attribution_rule(attribution_days: float, source: str, event: str | None) ->
 
 
 def campaign_records(scorecard: pd.DataFrame) -> list[dict[str, Any]]:
-    """``metrics.json`` ``campaigns``: one dict per campaign and channel."""
+    """``metrics.json`` ``campaigns``: one dict per campaign and channel (the interface's
+    fields, then ``conversions, revenue_per_1000, click_to_open`` and each rate's Wilson
+    interval ``<rate>_ci_low, <rate>_ci_high``)."""
     keys = ("sent", "opened", "clicked", "converted", "open_rate", "click_rate",
-            "conversion_rate", "revenue")  # fmt: skip
+            "conversion_rate", "revenue", "click_to_open")  # fmt: skip
     out = []
     for _, r in scorecard.iterrows():
         rec = {"campaign_id": _id(r["campaign_id"]), "channel": _id(r["channel"])}
         rec.update({k: _v(r[k]) for k in keys})
         rec.update({k: _v(r[k]) for k in ("conversions", "revenue_per_1000") if k in r})
+        for rate in ("open_rate", "click_rate", "click_to_open", "conversion_rate"):
+            if f"{rate}_ci_low" in r:
+                rec[f"{rate}_ci_low"] = _v(r[f"{rate}_ci_low"])
+                rec[f"{rate}_ci_high"] = _v(r[f"{rate}_ci_high"])
         out.append(rec)
     return out
 

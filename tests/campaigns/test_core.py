@@ -250,3 +250,18 @@ def test_opt_outs_after_a_send_are_flagged_per_message():
     )
     # message 2 had message 1 in the 7 days before it
     assert counts.set_index("prior_messages").opted_out.to_dict() == {0: 1, 1: 1}
+
+
+def test_position_of_a_message_in_its_campaign():
+    from crm_helpers.campaigns.core import with_position
+
+    m = _msgs(
+        [
+            (1, "a", "drip", "email", _t(48), None, None),
+            (2, "a", "drip", "email", _t(0), None, None),
+            (3, "a", "news", "email", _t(24), None, None),
+            (4, "b", "drip", "email", _t(0), None, None),
+        ]
+    )
+    f = with_position(message_facts(ibis.memtable(m))).to_pandas().sort_values("message_id")
+    assert f.position.tolist() == [2, 1, 1, 1]

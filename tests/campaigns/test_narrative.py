@@ -93,3 +93,11 @@ def test_rates_are_nan_safe_in_records():
     recs = narrative.campaign_records(analysis.rates_table(sc))
     assert recs[0]["opened"] is None and recs[0]["open_rate"] is None
     assert not any(isinstance(v, float) and np.isnan(v) for r in recs for v in r.values())
+
+
+def test_hour_metric_follows_the_responses_the_log_has():
+    from crm_helpers.campaigns.core import Responses
+
+    assert narrative.choose_hour_metric(Responses(True, True))[0] == "click_rate"
+    assert narrative.choose_hour_metric(Responses(True, False))[0] == "open_rate"
+    assert narrative.choose_hour_metric(Responses(False, False))[0] == "conversion_rate"
