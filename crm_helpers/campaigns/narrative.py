@@ -242,13 +242,15 @@ def campaign_summary(
         for _, w in found.iterrows():
             lines.append(
                 md(
-                    "Send {ch} at {h:02d}:00: {what} {r} vs {rest} at its other hours.",
+                    "Send {ch} at {h:02d}:00: {what} {r} on the channel's mix of campaigns vs "
+                    "{avg} on average (odds x{o:.2f} within campaigns).",
                     ch=code(w["channel"]),
                     h=int(w["best_hour"]),
                     what=what,
-                    r=_pct(w["best_rate"]),
-                    rest=_pct(w["rest_rate"]),
-                )  # fmt: skip
+                    r=_pct(w["adjusted_rate"]),
+                    avg=_pct(w["group_rate"]),
+                    o=float(w["odds_ratio"]),
+                )
             )
         rest = windows[windows["best_hour"].isna()]["channel"].tolist()
         if rest:

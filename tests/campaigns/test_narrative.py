@@ -77,7 +77,8 @@ def test_summary_escapes_names_from_the_data():
     assert "&lt;script&gt;" in text
     assert lines[0].startswith("**3,500 messages** in 2 campaigns")
     assert "attributed 22 conversions; incremental 24 [3, 45]" in lines[1]
-    assert "Send <code>email</code> at 19:00" in text
+    assert "Send <code>email</code> at 19:00: click rate 5.0% on the channel's mix of" in text
+    assert "vs 3.5% on average (odds x1.40 within campaigns)" in text
 
 
 def test_holdout_is_derived_only_when_unambiguous():
