@@ -403,6 +403,18 @@ def _all(*checks: Check) -> Check:
     return check
 
 
+def _timezone(value: Any, params: Mapping[str, Any]) -> str | None:
+    import zoneinfo
+
+    if not isinstance(value, str) or value == "":
+        return None
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return "be an IANA time zone such as 'Europe/Berlin' (or empty: the data's)"
+    return None
+
+
 #: The declared ranges of each notebook's parameters (notebook -> parameter -> check), read
 #: before a kernel starts. A notebook that is not listed here still runs: only its types and
 #: :data:`COMMON_CHECKS` are checked.
@@ -455,6 +467,17 @@ NOTEBOOK_RANGES: dict[str, dict[str, Check]] = {
         "cluster_min_active_days": NON_NEGATIVE,
         "export_format": _one_of("parquet", "csv"),
         "retention_cohort": _one_of("first_purchase", "signup"),
+    },
+    "campaign_performance": {
+        "attribution_days": DAYS,
+        "fatigue_window_days": Range(0, 36_525, low_open=True, note="days; at most 100 years"),
+        "machine_open_seconds": NON_NEGATIVE,
+        "fatigue_threshold": NON_NEGATIVE,
+        "fatigued_days": Range(0, 36_525, low_open=True, note="days; at most 100 years"),
+        "fatigued_min_messages": COUNT,
+        "min_hour_sends": NON_NEGATIVE,
+        "hour_metric": _one_of("", "open_rate", "click_rate", "conversion_rate"),
+        "timezone": _timezone,
     },
 }
 for _nb, _checks in NOTEBOOK_RANGES.items():

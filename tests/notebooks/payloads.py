@@ -24,6 +24,12 @@ RENAMES: dict[tuple[str, str], dict[str, str]] = {
     ("orders", "category"): {"beauty": PAYLOAD_IMG},
     ("assignments", "experiment_id"): {},  # every experiment id gets a payload suffix
     ("assignments", "variant"): {"treatment": PAYLOAD_SCRIPT, "control": PAYLOAD_IMG},
+    ("messages", "campaign_id"): {},  # every campaign id gets a payload suffix
+}
+#: Columns whose every value gets a payload appended (ids: a mapping would leave most clean).
+SUFFIXED: dict[tuple[str, str], str] = {
+    ("assignments", "experiment_id"): PAYLOAD_SVG,
+    ("messages", "campaign_id"): PAYLOAD_IMG,
 }
 
 
@@ -31,7 +37,7 @@ def write_payload_world(out: Path, n_users: int = 800, seed: int = 11) -> Path:
     """A small synthetic world whose names and values carry HTML/JS payloads.
 
     Event names ``visit``/``product_view``, platform, category, user attribute values,
-    experiment ids and variant ids are replaced by the strings of :data:`PAYLOADS` (or get
+    experiment ids, variant ids and campaign ids are replaced by the strings of :data:`PAYLOADS` (or get
     one appended), so every report built on it has payloads in its summary, headings,
     tables and charts. Returns the data directory (its name has markup in it, too).
     """
@@ -47,8 +53,8 @@ def write_payload_world(out: Path, n_users: int = 800, seed: int = 11) -> Path:
         for (t, col), mapping in RENAMES.items():
             if t != table or col not in df.columns:
                 continue
-            if t == "assignments" and col == "experiment_id":
-                df[col] = df[col].astype("string") + " " + PAYLOAD_SVG
+            if (t, col) in SUFFIXED:
+                df[col] = df[col].astype("string") + " " + SUFFIXED[(t, col)]
             else:
                 df[col] = df[col].replace(mapping)
         df.to_parquet(data_dir / path.name, index=False)

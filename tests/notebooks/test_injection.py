@@ -41,6 +41,7 @@ ESSENTIAL_PARAMETERS: dict[str, dict] = {
     "segment_profiling": {},  # users' attribute values carry payloads into the profiles
     "lookalike_expansion": {},  # likewise, into the seed / lookalike profiles
     "experiment_readout": {},  # the experiment id and the variants carry payloads
+    "campaign_performance": {},  # campaign ids, and the derived holdout's experiment and arm
 }
 
 #: Given as the title of every notebook that has one (it closes <title> and opens a script).
