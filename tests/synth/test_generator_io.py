@@ -21,17 +21,19 @@ from crm_helpers.synth.browse import _event_dtypes
 from crm_helpers.synth.tables import _strings
 
 #: sha256 (first 16 hex) of ``df.to_csv(index=False)`` of every table of
-#: ``SynthConfig(n_users=2_000, seed=13, chunk_size=700, dirt=True)``, recorded with main's
-#: generator before the speed work (2026-11-27, b189dd9). Update only with an intended change
-#: of the generated rows, and say so in the commit.
+#: ``SynthConfig(n_users=2_000, seed=13, chunk_size=700, dirt=True)``, first recorded with
+#: main's generator before the speed work (2026-11-27, b189dd9); re-recorded deliberately for
+#: issue #22 (fatigue, a push series, per-channel best send hours, the promo_email_holdout
+#: experiment: new messages, assignments, and the events/orders they cause; users unchanged).
+#: Update only with an intended change of the generated rows, and say so in the commit.
 FINGERPRINT = {
     "users": (2000, "b16616b7f88701c6"),
-    "events": (55699, "58c801b62391843c"),
-    "orders": (196, "179e476fdcd16904"),
-    "messages": (9464, "f90acdc23e86203b"),
-    "assignments": (1264, "704ad4a948a3623c"),
-    "truth_users": (2000, "95e92257c6a0bd8c"),
-    "truth_assignments": (1295, "29a4af847cce266a"),
+    "events": (58580, "3ff5b5b3ba7ecc3f"),
+    "orders": (232, "c0b7ef62af970771"),
+    "messages": (12180, "1cee0ec7e13c1ffe"),
+    "assignments": (2282, "d3b235e5868e3ee6"),
+    "truth_users": (2000, "4401b952d0cd05b7"),
+    "truth_assignments": (2314, "b15c79a11af47de2"),
 }
 CFG = SynthConfig(n_users=2_000, seed=13, chunk_size=700, dirt=True)
 
