@@ -61,8 +61,8 @@ def holdout_experiment_truth(cfg: SynthConfig, c: dict, ho: dict, day) -> None:
             "conversion rate per user is (1 - other_conversion_rate) x "
             "true_response_probability. Second-order effect not included: the e-mail counts "
             "towards the fatigue of the recipient's regular messages in the next "
-            f"{cfg.fatigue_window_days} days (fewer nudged sessions; well under 0.001 on the "
-            "metric)",
+            f"{cfg.fatigue_window_days} days (fewer opens and clicks of those; well under "
+            "0.0005 on the metric)",
         }
     )
 
@@ -85,9 +85,11 @@ def campaigns_truth(gl: Globals, c: dict, holdout: dict, day) -> dict:
         "promo_email_holdout) except the cart_abandoner_coupon e-mail (campaign "
         f"{COUPON_CAMPAIGN_ID}, triggered by the user's own abandoned cart, is not counted)",
         "applies_to": "messages of regular campaigns (campaign_id >= 100, incl. the series): "
-        "p(open) and p(nudge) are multiplied by multiplier(k), so the open rate and the click "
-        "rate (clicks / sent; p(click|open) is not fatigued) fall by the multiplier; the "
-        "experiment messages (campaign_id 90-94) have their own planted responses",
+        "p(open) is multiplied by multiplier(k), so the open rate and the click rate (clicks / "
+        "sent; p(click|open) is not fatigued) fall by the multiplier, and with the clicks the "
+        "click sessions and their orders; the nudge (behaviour.nudges: a later visit through "
+        "another channel, clicked or not) is not fatigued; the experiment messages "
+        "(campaign_id 90-94) have their own planted responses",
         "realised_regular_by_channel": {
             ch: [
                 {

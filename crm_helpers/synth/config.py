@@ -324,10 +324,10 @@ class SynthConfig:
     # CRM campaigns
     campaign_every_days: int = 6
     campaign_audience: tuple[float, float] = (0.10, 0.35)
-    #: fatigue: the open probability and the nudge probability of a regular campaign's
-    #: message are multiplied by exp(-fatigue_decay x k), k = the user's messages sent in
-    #: the fatigue_window_days before it (all campaigns except the triggered cart coupon
-    #: e-mail, see ground_truth["campaigns"]["fatigue"])
+    #: fatigue: the open probability of a regular campaign's message (and so its click
+    #: probability) is multiplied by exp(-fatigue_decay x k), k = the user's messages sent
+    #: in the fatigue_window_days before it (all campaigns except the triggered cart coupon
+    #: e-mail, see ground_truth["campaigns"]["fatigue"]); the nudge is not fatigued
     fatigue_window_days: int = 7
     fatigue_decay: float = 0.4
     #: a regular campaign sent as a series: series_sends messages one day apart (one per

@@ -198,10 +198,11 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     )
     push_open_idx = np.flatnonzero(opened & (m_ch == MCH["push"]))
 
-    # nudges: a message starts a journey through another channel, clicked or not
+    # nudges: a message starts a journey through another channel, clicked or not (not
+    # fatigued: fatigue lowers the opens and clicks only)
     sent_h = (m_sent - gl.start_us) / US_H
     alive = (sent_h >= a_h[m_u]) & (sent_h < b_h[m_u])
-    p_nudge = gl.nudge_p[ctype[m_u]] * np.where(alive, 1.0, cfg.nudge_dormant_mult) * fatigue
+    p_nudge = gl.nudge_p[ctype[m_u]] * np.where(alive, 1.0, cfg.nudge_dormant_mult)
     nudge = ~gone & (rng.random(nm) < p_nudge)
     ni = np.flatnonzero(nudge)
     n_delay = _trunc_exp(rng, cfg.nudge_delay_days * 24.0, cfg.nudge_window_days * 24.0, len(ni))
