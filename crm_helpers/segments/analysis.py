@@ -73,6 +73,16 @@ def _grouped(summary: ir.Table, keys: list[str]) -> pd.DataFrame:
     return summary.group_by(keys).agg(n=summary.user_id.count()).to_pandas()
 
 
+#: L2 penalty of the refit when the plain BG/NBD maximum likelihood is degenerate.
+DEGENERATE_PENALIZER = 0.001
+
+
+def _degenerate(p) -> bool:
+    """Whether fitted BG/NBD parameters ran off to the boundary (non-finite or above 1e6)."""
+    vals = np.array([p.r, p.alpha, p.a, p.b], dtype=float)
+    return not np.isfinite(vals).all() or bool((vals > 1e6).any())
+
+
 def fit_models(
     orders: ir.Table,
     observation_end: Any,
@@ -106,6 +116,20 @@ def fit_models(
         )
     by = stats.groupby(_BGNBD_KEYS, as_index=False)["n"].sum()
     bgf = BetaGeoFitter().fit(by["frequency"], by["recency"], by["T"], weights=by["n"])
+    extra: dict = {}
+    if _degenerate(bgf.params_):
+        # the maximum likelihood lies on the boundary (no heterogeneity to estimate, as on a
+        # few dozen customers): its parameters run off to ~1e18 and every prediction is NaN.
+        # Refit with lifetimes' usual small L2 penalty, and say so.
+        bgf = BetaGeoFitter(penalizer_coef=DEGENERATE_PENALIZER).fit(
+            by["frequency"], by["recency"], by["T"], weights=by["n"]
+        )
+        extra["bgnbd_note"] = (
+            f"The plain BG/NBD fit on these {int(by['n'].sum()):,} customers ran off to the "
+            "boundary (too few repeat purchases to tell customers apart), so the model was "
+            f"refitted with a small L2 penalty ({DEGENERATE_PENALIZER}); read its predictions "
+            "as rough."
+        )
     ggf, values = None, pd.DataFrame(columns=["frequency", "monetary_value", "n"])
     if spend:
         rep = summary.filter((summary.frequency > 0) & (summary.monetary_value > 0))
@@ -114,7 +138,7 @@ def fit_models(
             ggf = GammaGammaFitter().fit(
                 values["frequency"], values["monetary_value"], weights=values["n"]
             )
-    fit = ModelFit(bgf, ggf, stats, values, observation_end, float(time_unit_days))
+    fit = ModelFit(bgf, ggf, stats, values, observation_end, float(time_unit_days), extra)
     fit.extra["summary"] = summary
     return fit
 

@@ -193,8 +193,13 @@ class BetaGeoFitter:
         uniq = np.unique(x, return_inverse=True)
 
         def nll(logp: np.ndarray) -> tuple[float, np.ndarray]:
-            p = np.exp(logp)
+            with np.errstate(over="ignore", under="ignore"):
+                p = np.exp(logp)
             full = np.array([p[0], p[1] * scale, p[2], p[3]])
+            if not (np.isfinite(full).all() and (full > 0).all()):
+                # a step the line search took beyond the floats (a parameter under- or
+                # overflowed to 0 or inf): no likelihood there, the search steps back
+                return 1e100, np.zeros(4)
             ll, g = bgnbd_log_likelihood_and_gradient(full, x, t_x, T_, w, uniq)
             pen = self.penalizer_coef * float(np.sum(p**2))
             v = -ll / n + pen
