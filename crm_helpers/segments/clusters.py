@@ -61,6 +61,7 @@ __all__ = [
     "feature_table",
     "fit_clusters",
     "projection_2d",
+    "too_few_to_cluster",
     "top_categories",
 ]
 
@@ -334,6 +335,29 @@ def _kmeans(x: np.ndarray, k: int, seed: int, fit_size: int = 20_000) -> np.ndar
     return KMeans(n_clusters=k, n_init=2, random_state=seed).fit(x[idx]).predict(x)
 
 
+def _clustered(features: pd.DataFrame, min_active_days: int) -> np.ndarray:
+    """Boolean mask, shape (n,): the users active on at least ``min_active_days`` days."""
+    activity = next((c for c in ("active_days", "orders") if c in features.columns), None)
+    keep = np.ones(len(features), dtype=bool)
+    if activity is not None and min_active_days > 0:
+        keep = features[activity].to_numpy(dtype=float) >= min_active_days
+    return keep
+
+
+def too_few_to_cluster(features: pd.DataFrame, min_active_days: int) -> str:
+    """Why :func:`fit_clusters` cannot run on ``features`` (for a skip note), or ``""``.
+
+    Clustering needs at least 3 users active on ``min_active_days`` or more days.
+    """
+    n = int(_clustered(features, min_active_days).sum())
+    if n >= 3:
+        return ""
+    return (
+        f"at least 3 users active on {min_active_days}+ days to cluster (the data have {n} "
+        f"of {len(features):,} users)"
+    )
+
+
 def fit_clusters(
     features: pd.DataFrame,
     k: int | str = "auto",
@@ -358,10 +382,7 @@ def fit_clusters(
         raise ValueError(f"min_active_days must be a whole number, got {min_active_days!r}")
     if min_active_days < 0:
         raise ValueError(f"min_active_days must be >= 0, got {min_active_days}")
-    activity = next((c for c in ("active_days", "orders") if c in features.columns), None)
-    keep = np.ones(len(features), dtype=bool)
-    if activity is not None and min_active_days > 0:
-        keep = features[activity].to_numpy(dtype=float) >= min_active_days
+    keep = _clustered(features, min_active_days)
     n = int(keep.sum())
     if n < 3:
         raise ValueError(

@@ -189,3 +189,34 @@ def test_one_order_per_customer_steps_the_model_aside(small_world, tmp_path_fact
         "Skipped: this section needs customers who bought on two or more days"
         in Path(res.html).read_text()
     )
+
+
+def test_too_few_active_users_to_cluster_steps_aside(tmp_path):
+    """Four users, only one of them active on 3+ days: the cluster section says why in one
+    line (and what to change) instead of failing the run."""
+    d = tmp_path / "tiny"
+    d.mkdir()
+    day = pd.Timestamp("2024-03-04 10:00")
+    events = [(1, "visit", day + pd.Timedelta(days=k)) for k in range(4)]
+    events += [(u, "visit", day + pd.Timedelta(days=1)) for u in (2, 3, 4)]
+    pd.DataFrame(events, columns=["user_id", "event", "ts"]).to_csv(d / "events.csv", index=False)
+    orders = [(i, u, day + pd.Timedelta(days=i), 10.0 * u) for i, u in enumerate([1, 1, 2, 3, 4])]
+    pd.DataFrame(orders, columns=["order_id", "user_id", "ts", "revenue"]).to_csv(
+        d / "orders.csv", index=False
+    )
+    res, m = _run(d, tmp_path / "out")
+    assert m["metrics"]["clusters"] is None
+    html = Path(res.html).read_text()
+    assert "at least 3 users active on 3+ days to cluster (the data have 1 of 4 users)" in html
+
+
+def test_too_few_to_cluster_is_what_fit_clusters_refuses():
+    from crm_helpers.segments import clusters as cl
+
+    f = pd.DataFrame({"user_id": [1, 2, 3, 4], "active_days": [5, 3, 2, 1], "events": [9, 5, 3, 1]})
+    assert cl.too_few_to_cluster(f, 3) == (
+        "at least 3 users active on 3+ days to cluster (the data have 2 of 4 users)"
+    )
+    with pytest.raises(ValueError, match="at least 3 users"):
+        cl.fit_clusters(f, "auto", min_active_days=3)
+    assert cl.too_few_to_cluster(f, 1) == ""
