@@ -5,7 +5,26 @@ counted warnings that reports show in their data-quality section, and the rows t
 concern are dropped or kept as documented in ``data/README.md`` (cleaning is a lazy filter
 on the loaded Ibis table; files are never rewritten). Every check runs in the engine: per
 table one aggregate query for the row-level checks and at most one more for duplicates,
-unknown users and future events; example rows (at most 5) are fetched only for failed checks.
+unknown users, events that share a user's timestamp, and at most one more per timestamp
+column with dates beyond its future cutoff; example rows (at most 5) are fetched only for
+failed checks.
+
+Implausible dates (every contract timestamp: ``users.signup_at``, ``events.ts``,
+``orders.ts``, ``messages.sent_at`` / ``opened_at`` / ``clicked_at``,
+``assignments.assigned_at``) are, exactly:
+
+- *ancient*: before :data:`EARLIEST_PLAUSIBLE` (1990-01-01 00:00 UTC; placeholders such as
+  0001-01-01 or 1970-01-01, or epoch values in the wrong unit), check ``ancient_dates``;
+- *future*: after the column's cutoff, check ``future_events`` for ``events.ts`` and
+  ``future_dates`` elsewhere. The cutoff is the column's 99.9th percentile + 30 days
+  (:data:`FUTURE_TOLERANCE`), and at most the load time + 1 day (:data:`FUTURE_SLACK`) when
+  the column's median is not after the load time (a future-dated synthetic data set only
+  gets the data-end rule).
+
+Both are counted warnings. A row's own time (``events.ts``, ``orders.ts``,
+``messages.sent_at``, ``assignments.assigned_at``) that is implausible excludes the row from
+the loaded table; an implausible optional time (``signup_at``, ``opened_at``,
+``clicked_at``) is treated as missing and the row kept (cleaning rule ``ts_range``).
 """
 
 from __future__ import annotations
@@ -30,6 +49,17 @@ FUTURE_SLACK = _dt.timedelta(days=1)
 #: Events later than the data's own end (99.9th percentile of ``ts``) + this are outliers.
 #: (The "now" rule applies when the median event is in the past.)
 FUTURE_TOLERANCE = _dt.timedelta(days=30)
+#: Dates before this (naive UTC) are implausible ("ancient") in every timestamp column.
+EARLIEST_PLAUSIBLE = _dt.datetime(1990, 1, 1)
+#: Largest plausible absolute amount in a number column (``orders.revenue``,
+#: ``orders.quantity``); larger values, infinities and NaN are contract errors.
+MAX_ABS_AMOUNT = 1e12
+#: Share of events (with a user_id) sharing their exact timestamp with a *different* event
+#: name of the same user from which the ``tied_timestamps`` warning is given.
+MAX_TIED_EVENT_SHARE = 0.5
+#: Timestamp columns that are a row's own time: an implausible value excludes the row (in
+#: the other, optional timestamp columns it is treated as missing).
+ROW_TIME = {"events": "ts", "orders": "ts", "messages": "sent_at", "assignments": "assigned_at"}
 #: Share of events with no user_id up to which they are dropped with a warning (else error).
 MAX_NULL_USER_EVENT_SHARE = 0.01
 #: Example rows kept per finding.
@@ -302,6 +332,19 @@ class _TableContext:
     contract: dict
 
 
+def _timestamp_columns(ctx: _TableContext) -> list[str]:
+    """The table's contract timestamp columns with a usable type."""
+    ok = ctx.plan.checkable
+    return [c for c, spec in ctx.contract.items() if spec.kind == "timestamp" and c in ok]
+
+
+def _excluded_words(table: str, col: str) -> str:
+    """What happens to a row with an implausible date in ``table.col``."""
+    if ROW_TIME.get(table) == col:
+        return f"the rows are excluded from the loaded {table}"
+    return "the dates are treated as missing (the rows are kept)"
+
+
 def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
     """The row-level checks of one table (each a boolean condition over its rows)."""
     t, name, ok, plan = ctx.stage, ctx.name, ctx.plan.checkable, ctx.plan
@@ -362,6 +405,42 @@ def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
                     f"empty values; the column is {what} must be filled in every row",
                     f"fill {name}.{col} in every row, or remove those rows before loading.",
                     [c for c in t.columns if not c.startswith("_crm_raw_")][:6],
+                )
+            )
+    for col in _timestamp_columns(ctx):
+        checks.append(
+            _RowCheck(
+                f"ancient_{col}",
+                col,
+                "ancient_dates",
+                "warning",
+                t[col] < ibis.literal(EARLIEST_PLAUSIBLE, type=dt.timestamp),
+                f"dates before {EARLIEST_PLAUSIBLE:%Y-%m-%d} (placeholders such as 0001-01-01 or "
+                "1970-01-01, or numbers read in the wrong unit?); " + _excluded_words(name, col),
+                f"correct {name}.{col} at the source (or leave it empty when unknown); the "
+                "analysis ignores these dates.",
+                [c for c in dict.fromkeys([*key_cols, col]) if c in t.columns],
+            )
+        )
+    for col, spec in ctx.contract.items():
+        if col in ok and spec.kind in ("number", "integer") and t[col].type().is_numeric():
+            v = t[col]
+            bad = v.abs() > MAX_ABS_AMOUNT
+            if v.type().is_floating():
+                bad = v.isnan() | v.isinf() | bad
+            checks.append(
+                _RowCheck(
+                    f"absurd_{col}",
+                    col,
+                    "absurd_number",
+                    "error",
+                    bad,
+                    f"values that are not finite numbers (inf, NaN) or beyond ±{MAX_ABS_AMOUNT:.0e} "
+                    "in absolute value",
+                    f"store {name}.{col} as ordinary finite amounts; rows like these usually come "
+                    "from a division by zero, an overflow or a placeholder such as 1e308; fix or "
+                    "remove the rows shown.",
+                    [c for c in dict.fromkeys([*key_cols, col]) if c in t.columns],
                 )
             )
     if name == "events" and "user_id" in ok:
@@ -457,13 +536,23 @@ def _table_queries(ctx: _TableContext) -> tuple[list[_RowCheck], list[ibis.Table
     if single_key:
         metrics["key_n"] = t[single_key].count()
         metrics["key_distinct"] = t[single_key].nunique()
-    if name == "events" and "ts" in ok:
-        metrics["ts_q"] = t.ts.epoch_seconds().quantile(0.999)
-        metrics["ts_median"] = t.ts.epoch_seconds().quantile(0.5)
-        metrics["ts_max"] = t.ts.max()
+    for col in _timestamp_columns(ctx):
+        metrics[f"{col}_q"] = t[col].epoch_seconds().quantile(0.999)
+        metrics[f"{col}_median"] = t[col].epoch_seconds().quantile(0.5)
+        metrics[f"{col}_max"] = t[col].max()
     parts = [t.aggregate(**{p + k: v for k, v in metrics.items()})]
     if name == "events":
         parts.append(t.distinct().count().name(p + "distinct_rows").as_table())
+    if name == "events" and {"user_id", "ts", "event"} <= ok:
+        g = _tied(t)
+        parts.append(
+            g.aggregate(
+                **{
+                    p + "tied": ibis.ifelse(g.names > 1, g.rows, 0).sum(),
+                    p + "with_user": g.rows.sum(),
+                }
+            )
+        )
     if len(ctx.keys) > 1 and set(ctx.keys) <= ok:
         per_key = t.group_by(list(ctx.keys)).aggregate(
             k_n=t.count(), k_var=t.variant.nunique() if "variant" in ok else ibis.literal(1)
@@ -520,24 +609,13 @@ def _check_table(
             )
         )
 
-    # future events: the cutoff depends on the data's own end, so counting them is a
-    # second query, run only when the latest event is beyond the cutoff.
+    for ch in checks:  # ancient dates: excluded (row times) or treated as missing
+        if ch.check == "ancient_dates" and _n(row[ch.key]):
+            _ts_rule(cleaning, name, ch.column, lo=EARLIEST_PLAUSIBLE)
+
     extra = dict(row)
-    cutoff = None
-    if name == "events" and "ts" in ok and row.get("ts_max") is not None:
-        epoch = _dt.datetime(1970, 1, 1)
-        end = epoch + _dt.timedelta(seconds=float(row["ts_q"]))
-        cutoff = end + FUTURE_TOLERANCE
-        # data that is mostly in the past must not reach beyond now (a future-dated
-        # synthetic data set only gets the data-end rule)
-        if epoch + _dt.timedelta(seconds=float(row["ts_median"])) <= ctx.now:
-            cutoff = min(cutoff, ctx.now + FUTURE_SLACK)
-        if row["ts_max"] > cutoff:
-            future = t.ts > ibis.literal(cutoff, type=dt.timestamp)
-            extra["future"] = t.aggregate(f=future.cast("int64").sum()).to_pyarrow()["f"][0]
-            extra["future"] = extra["future"].as_py()
-        else:
-            cutoff = None
+    for col in _timestamp_columns(ctx):
+        _future_dates(report, ctx, col, row, cleaning)
 
     key_cols = [c for c in ctx.keys if c in t.columns]
     if single_key:
@@ -588,27 +666,26 @@ def _check_table(
                 examples=_examples(per_key.filter(per_key.rows > 1)),
             )
         )
-    if cutoff is not None and _n(extra.get("future")):
-        count = _n(extra["future"])
-        cleaning["max_ts"] = ("ts", cutoff)
+    if name == "events" and _n(extra.get("tied")) > MAX_TIED_EVENT_SHARE * _n(
+        extra.get("with_user")
+    ):
+        tied, total = _n(extra["tied"]), _n(extra["with_user"])
+        g = _tied(t)
         report.findings.append(
             Finding(
                 table=name,
                 column="ts",
-                check="future_events",
+                check="tied_timestamps",
                 severity="warning",
-                count=count,
-                message=f"events dated after {cutoff:%Y-%m-%d %H:%M} UTC (in the future, or far "
-                "beyond the rest of the data: wrong clock or time zone?); they are excluded "
-                "from the loaded events",
-                fix="check the device clocks / time zone of these events at the source; the "
-                "analysis ignores them.",
-                examples=_examples(
-                    _show(
-                        t.filter(t.ts > ibis.literal(cutoff, type=dt.timestamp)),
-                        ["user_id", "event", "ts"],
-                    )
-                ),
+                count=tied,
+                message=f"time order is lost: {tied / total:.0%} of events share their exact "
+                "timestamp with a different event of the same user, so which came first is "
+                "unknown (funnels and journeys, which need one step after another, undercount; "
+                "dates without a time of day, or one load time stamped on every event?); the "
+                "rows are kept",
+                fix="export each event's own time (to the second or finer) from the source; "
+                "results that depend on the order of events are unreliable until then.",
+                examples=_examples(g.filter(g.names > 1).select("user_id", "ts", "rows", "names")),
             )
         )
     if name == "events" and "distinct_rows" in extra:
@@ -651,3 +728,91 @@ def _check_table(
         )
     if cleaning:
         report.cleaning[name] = cleaning
+
+
+def _tied(t: ibis.Table) -> ibis.Table:
+    """Events (with a user_id) grouped by user and exact timestamp: rows and event names."""
+    e = t.filter(t.user_id.notnull() & t.ts.notnull())
+    return e.group_by(["user_id", "ts"]).aggregate(rows=e.count(), names=e.event.nunique())
+
+
+def _ts_rule(
+    cleaning: dict,
+    table: str,
+    col: str,
+    *,
+    lo: _dt.datetime | None = None,
+    hi: _dt.datetime | None = None,
+) -> None:
+    """Record a plausible-date bound of ``table.col`` in the cleaning rules (``ts_range``)."""
+    rule = cleaning.setdefault("ts_range", {}).setdefault(
+        col, {"lo": None, "hi": None, "action": "drop" if ROW_TIME.get(table) == col else "null"}
+    )
+    if lo is not None:
+        rule["lo"] = lo
+    if hi is not None:
+        rule["hi"] = hi
+
+
+def _future_dates(
+    report: DataQualityReport, ctx: _TableContext, col: str, row: dict, cleaning: dict
+) -> None:
+    """The future-dates finding of one timestamp column (see the module docstring).
+
+    The cutoff depends on the column's own end, so counting the rows beyond it is a second
+    query, run only when the column's latest value is beyond the cutoff.
+    """
+    t, name = ctx.stage, ctx.name
+    if row.get(f"{col}_max") is None or row.get(f"{col}_q") is None:
+        return
+    epoch = _dt.datetime(1970, 1, 1)
+    try:
+        cutoff = epoch + _dt.timedelta(seconds=float(row[f"{col}_q"])) + FUTURE_TOLERANCE
+    except OverflowError:  # the data's own end is near year 9999
+        cutoff = _dt.datetime.max
+    # data that is mostly in the past must not reach beyond now (a future-dated
+    # synthetic data set only gets the data-end rule)
+    if epoch + _dt.timedelta(seconds=float(row[f"{col}_median"])) <= ctx.now:
+        cutoff = min(cutoff, ctx.now + FUTURE_SLACK)
+    if not row[f"{col}_max"] > cutoff:
+        return
+    future = t[col] > ibis.literal(cutoff, type=dt.timestamp)
+    count = _n(t.aggregate(f=future.cast("int64").sum()).to_pyarrow()["f"][0].as_py())
+    if not count:
+        return
+    _ts_rule(cleaning, name, col, hi=cutoff)
+    if name == "events" and col == "ts":
+        check = "future_events"
+        message = (
+            f"events dated after {cutoff:%Y-%m-%d %H:%M} UTC (in the future, or far beyond the "
+            "rest of the data: wrong clock or time zone?); they are excluded from the loaded "
+            "events"
+        )
+        fix = (
+            "check the device clocks / time zone of these events at the source; the analysis "
+            "ignores them."
+        )
+        show = ["user_id", "event", "ts"]
+    else:
+        check = "future_dates"
+        message = (
+            f"dates after {cutoff:%Y-%m-%d %H:%M} UTC (in the future, or far beyond the rest "
+            "of the column: a placeholder such as 9999-12-31, a wrong clock or time zone?); "
+            + _excluded_words(name, col)
+        )
+        fix = f"correct {name}.{col} at the source (or leave it empty when unknown); the " + (
+            "analysis ignores these dates."
+        )
+        show = [*(ctx.keys or ("user_id",)), col]
+    report.findings.append(
+        Finding(
+            table=name,
+            column=col,
+            check=check,
+            severity="warning",
+            count=count,
+            message=message,
+            fix=fix,
+            examples=_examples(_show(t.filter(future), [c for c in show if c in t.columns])),
+        )
+    )
