@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers.data import CRMData
+from crm_helpers.report.data_quality import summary_lines
 from crm_helpers.report.text import Safe, join, md
 
 #: The timestamp that dates each table's rows.
@@ -392,6 +393,8 @@ def overview_summary(
         )
     if orders is not None and len(orders) and int(orders["orders"].iloc[0]):
         lines += _order_lines(orders.iloc[0])
+    # implausible dates of other tables, lost time order (the events' dates: above)
+    lines += summary_lines(quality, skip=[("events", "ancient_dates"), ("events", "future_events")])
     if len(quality):
         n_err = int((quality["severity"] == "error").sum())
         n_warn = int((quality["severity"] == "warning").sum())
