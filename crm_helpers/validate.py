@@ -9,190 +9,75 @@ unknown users, events that share a user's timestamp, and at most one more per ti
 column with dates beyond its future cutoff; example rows (at most 5) are fetched only for
 failed checks.
 
-Implausible dates (every contract timestamp: ``users.signup_at``, ``events.ts``,
-``orders.ts``, ``messages.sent_at`` / ``opened_at`` / ``clicked_at``,
-``assignments.assigned_at``) are, exactly:
-
-- *ancient*: before :data:`EARLIEST_PLAUSIBLE` (1990-01-01 00:00 UTC; placeholders such as
-  0001-01-01 or 1970-01-01, or epoch values in the wrong unit), check ``ancient_dates``;
-- *future*: after the column's cutoff, check ``future_events`` for ``events.ts`` and
-  ``future_dates`` elsewhere. The cutoff is the column's 99.9th percentile + 30 days
-  (:data:`FUTURE_TOLERANCE`), and at most the load time + 1 day (:data:`FUTURE_SLACK`) when
-  the column's median is not after the load time (a future-dated synthetic data set only
-  gets the data-end rule).
-
-Both are counted warnings. A row's own time (``events.ts``, ``orders.ts``,
-``messages.sent_at``, ``assignments.assigned_at``) that is implausible excludes the row from
-the loaded table; an implausible optional time (``signup_at``, ``opened_at``,
-``clicked_at``) is treated as missing and the row kept (cleaning rule ``ts_range``).
+The checks of time (implausible dates in every timestamp column, lost time order) are
+defined in :mod:`crm_helpers.validate_dates`; the findings and the report in
+:mod:`crm_helpers.findings`. This module runs them all and re-exports their public names.
+Numbers (``orders.revenue``, ``orders.quantity``) that are not finite or beyond
+:data:`MAX_ABS_AMOUNT` in absolute value are errors (``absurd_number``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import math
-from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
-import pandas as pd
+
+from crm_helpers.findings import (
+    N_EXAMPLES,
+    DataContractError,
+    DataQualityReport,
+    Finding,
+    Severity,
+    _examples,
+    _n,
+    _RowCheck,
+    _show,
+    _TableContext,
+)
+from crm_helpers.validate_dates import (
+    EARLIEST_PLAUSIBLE,
+    FUTURE_SLACK,
+    FUTURE_TOLERANCE,
+    MAX_TIED_EVENT_SHARE,
+    ROW_TIME,
+    ancient_checks,
+    future_dates,
+    tied_finding,
+    tied_groups,
+    timestamp_columns,
+    ts_rule,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from crm_helpers.data import CRMData
 
-Severity = Literal["error", "warning"]
+__all__ = [
+    "EARLIEST_PLAUSIBLE",
+    "FUTURE_SLACK",
+    "FUTURE_TOLERANCE",
+    "MAX_ABS_AMOUNT",
+    "MAX_NULL_USER_EVENT_SHARE",
+    "MAX_TIED_EVENT_SHARE",
+    "N_EXAMPLES",
+    "ROW_TIME",
+    "DataContractError",
+    "DataQualityReport",
+    "Finding",
+    "Severity",
+    "validate",
+]
 
-#: Events later than now + this are "in the future".
-FUTURE_SLACK = _dt.timedelta(days=1)
-#: Events later than the data's own end (99.9th percentile of ``ts``) + this are outliers.
-#: (The "now" rule applies when the median event is in the past.)
-FUTURE_TOLERANCE = _dt.timedelta(days=30)
-#: Dates before this (naive UTC) are implausible ("ancient") in every timestamp column.
-EARLIEST_PLAUSIBLE = _dt.datetime(1990, 1, 1)
 #: Largest plausible absolute amount in a number column (``orders.revenue``,
 #: ``orders.quantity``); larger values, infinities and NaN are contract errors.
 MAX_ABS_AMOUNT = 1e12
-#: Share of events (with a user_id) sharing their exact timestamp with a *different* event
-#: name of the same user from which the ``tied_timestamps`` warning is given.
-MAX_TIED_EVENT_SHARE = 0.5
-#: Timestamp columns that are a row's own time: an implausible value excludes the row (in
-#: the other, optional timestamp columns it is treated as missing).
-ROW_TIME = {"events": "ts", "orders": "ts", "messages": "sent_at", "assignments": "assigned_at"}
 #: Share of events with no user_id up to which they are dropped with a warning (else error).
 MAX_NULL_USER_EVENT_SHARE = 0.01
-#: Example rows kept per finding.
-N_EXAMPLES = 5
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One data-quality finding.
-
-    ``examples`` holds at most a handful of offending rows as dicts.
-    """
-
-    table: str
-    column: str | None
-    check: str
-    severity: Severity
-    count: int
-    message: str
-    fix: str
-    examples: tuple[dict, ...] = ()
-
-    def describe(self) -> str:
-        """Plain-language text: where, what, how many rows, up to 3 examples, the fix."""
-        where = (
-            f"table '{self.table}', column '{self.column}'"
-            if self.column
-            else (f"table '{self.table}'" if self.table != "*" else "data")
-        )
-        text = f"[{self.severity}] {where}: {self.message}"
-        if self.count:
-            text += f" ({self.count:,} row(s))"
-        text += "."
-        if self.examples:
-            rows = "; ".join(
-                "{" + ", ".join(f"{k}={v!r}" for k, v in ex.items()) + "}"
-                for ex in self.examples[:3]
-            )
-            text += f"\n  Examples: {rows}"
-        return text + f"\n  Fix: {self.fix}"
-
-
-class DataContractError(ValueError):
-    """The data does not meet the contract; the message names table, column and fix."""
-
-    def __init__(self, findings: list[Finding] | Finding):
-        self.findings = [findings] if isinstance(findings, Finding) else list(findings)
-        lines = [f.describe() for f in self.findings]
-        n = len(self.findings)
-        super().__init__(
-            f"The data does not meet the CRM data contract ({n} problem(s); the contract is "
-            "described in data/README.md):\n" + "\n".join(lines)
-        )
-
-
-@dataclass
-class DataQualityReport:
-    """All findings of one load: errors (fatal) and warnings (counted, reported).
-
-    ``cleaning`` maps table -> the cleaning rules applied to the loaded table
-    (see :func:`crm_helpers.data.apply_cleaning`).
-    """
-
-    findings: list[Finding] = field(default_factory=list)
-    cleaning: dict[str, dict] = field(default_factory=dict)
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "warning"]
-
-    def raise_for_errors(self) -> None:
-        if self.errors:
-            raise DataContractError(self.errors)
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per finding: table, column, check, severity, count, message, fix."""
-        cols = ["table", "column", "check", "severity", "count", "message", "fix"]
-        rows = [{k: v for k, v in asdict(f).items() if k in cols} for f in self.findings]
-        return pd.DataFrame(rows, columns=cols)
 
 
 # --- checks -----------------------------------------------------------------------------
-
-
-@dataclass
-class _RowCheck:
-    """A row-level check: rows where ``cond`` holds are counted in the table's aggregate."""
-
-    key: str
-    column: str | None
-    check: str
-    severity: Severity
-    cond: ir.BooleanValue
-    message: str
-    fix: str
-    show: list[str]
-
-
-def _plain(v: Any) -> Any:
-    if v is None:
-        return None
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, pd.Timestamp | _dt.datetime):
-        return None if pd.isna(v) else pd.Timestamp(v).isoformat(sep=" ")
-    if hasattr(v, "item"):
-        return v.item()
-    return v
-
-
-def _examples(t: ibis.Table) -> tuple[dict, ...]:
-    df = t.limit(N_EXAMPLES).to_pandas()
-    return tuple({k: _plain(v) for k, v in row.items()} for row in df.to_dict("records"))
-
-
-def _n(v: Any) -> int:
-    return 0 if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
-
-
-def _show(stage: ibis.Table, cols: list[str]) -> ibis.Table:
-    """Columns for example rows; text timestamps / float ids are shown as in the file."""
-    sel = {}
-    for c in dict.fromkeys(cols):
-        raw = f"_crm_raw_{c}"
-        if raw in stage.columns:
-            sel[c] = stage[raw]
-        elif c in stage.columns:
-            sel[c] = stage[c]
-    return stage.select(**sel)
 
 
 def _fix_map(table: str, col: str, schema) -> str:
@@ -319,32 +204,6 @@ def validate(data: CRMData) -> DataQualityReport:
     return report
 
 
-@dataclass
-class _TableContext:
-    name: str
-    stage: ibis.Table
-    plan: Any
-    schema: Any
-    users_ids: ibis.Table | None
-    now: _dt.datetime
-    keys: tuple[str, ...]
-    channels: tuple[str, ...]
-    contract: dict
-
-
-def _timestamp_columns(ctx: _TableContext) -> list[str]:
-    """The table's contract timestamp columns with a usable type."""
-    ok = ctx.plan.checkable
-    return [c for c, spec in ctx.contract.items() if spec.kind == "timestamp" and c in ok]
-
-
-def _excluded_words(table: str, col: str) -> str:
-    """What happens to a row with an implausible date in ``table.col``."""
-    if ROW_TIME.get(table) == col:
-        return f"the rows are excluded from the loaded {table}"
-    return "the dates are treated as missing (the rows are kept)"
-
-
 def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
     """The row-level checks of one table (each a boolean condition over its rows)."""
     t, name, ok, plan = ctx.stage, ctx.name, ctx.plan.checkable, ctx.plan
@@ -407,21 +266,7 @@ def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
                     [c for c in t.columns if not c.startswith("_crm_raw_")][:6],
                 )
             )
-    for col in _timestamp_columns(ctx):
-        checks.append(
-            _RowCheck(
-                f"ancient_{col}",
-                col,
-                "ancient_dates",
-                "warning",
-                t[col] < ibis.literal(EARLIEST_PLAUSIBLE, type=dt.timestamp),
-                f"dates before {EARLIEST_PLAUSIBLE:%Y-%m-%d} (placeholders such as 0001-01-01 or "
-                "1970-01-01, or numbers read in the wrong unit?); " + _excluded_words(name, col),
-                f"correct {name}.{col} at the source (or leave it empty when unknown); the "
-                "analysis ignores these dates.",
-                [c for c in dict.fromkeys([*key_cols, col]) if c in t.columns],
-            )
-        )
+    checks += ancient_checks(ctx, key_cols)
     for col, spec in ctx.contract.items():
         if col in ok and spec.kind in ("number", "integer") and t[col].type().is_numeric():
             v = t[col]
@@ -435,8 +280,8 @@ def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
                     "absurd_number",
                     "error",
                     bad,
-                    f"values that are not finite numbers (inf, NaN) or beyond ±{MAX_ABS_AMOUNT:.0e} "
-                    "in absolute value",
+                    "values that are not finite numbers (inf, NaN) or beyond "
+                    f"±{MAX_ABS_AMOUNT:.0e} in absolute value",
                     f"store {name}.{col} as ordinary finite amounts; rows like these usually come "
                     "from a division by zero, an overflow or a placeholder such as 1e308; fix or "
                     "remove the rows shown.",
@@ -536,7 +381,7 @@ def _table_queries(ctx: _TableContext) -> tuple[list[_RowCheck], list[ibis.Table
     if single_key:
         metrics["key_n"] = t[single_key].count()
         metrics["key_distinct"] = t[single_key].nunique()
-    for col in _timestamp_columns(ctx):
+    for col in timestamp_columns(ctx):
         metrics[f"{col}_q"] = t[col].epoch_seconds().quantile(0.999)
         metrics[f"{col}_median"] = t[col].epoch_seconds().quantile(0.5)
         metrics[f"{col}_max"] = t[col].max()
@@ -544,7 +389,7 @@ def _table_queries(ctx: _TableContext) -> tuple[list[_RowCheck], list[ibis.Table
     if name == "events":
         parts.append(t.distinct().count().name(p + "distinct_rows").as_table())
     if name == "events" and {"user_id", "ts", "event"} <= ok:
-        g = _tied(t)
+        g = tied_groups(t)
         parts.append(
             g.aggregate(
                 **{
@@ -611,11 +456,11 @@ def _check_table(
 
     for ch in checks:  # ancient dates: excluded (row times) or treated as missing
         if ch.check == "ancient_dates" and _n(row[ch.key]):
-            _ts_rule(cleaning, name, ch.column, lo=EARLIEST_PLAUSIBLE)
+            ts_rule(cleaning, name, ch.column, lo=EARLIEST_PLAUSIBLE)
 
     extra = dict(row)
-    for col in _timestamp_columns(ctx):
-        _future_dates(report, ctx, col, row, cleaning)
+    for col in timestamp_columns(ctx):
+        future_dates(report, ctx, col, row, cleaning)
 
     key_cols = [c for c in ctx.keys if c in t.columns]
     if single_key:
@@ -666,28 +511,8 @@ def _check_table(
                 examples=_examples(per_key.filter(per_key.rows > 1)),
             )
         )
-    if name == "events" and _n(extra.get("tied")) > MAX_TIED_EVENT_SHARE * _n(
-        extra.get("with_user")
-    ):
-        tied, total = _n(extra["tied"]), _n(extra["with_user"])
-        g = _tied(t)
-        report.findings.append(
-            Finding(
-                table=name,
-                column="ts",
-                check="tied_timestamps",
-                severity="warning",
-                count=tied,
-                message=f"time order is lost: {tied / total:.0%} of events share their exact "
-                "timestamp with a different event of the same user, so which came first is "
-                "unknown (funnels and journeys, which need one step after another, undercount; "
-                "dates without a time of day, or one load time stamped on every event?); the "
-                "rows are kept",
-                fix="export each event's own time (to the second or finer) from the source; "
-                "results that depend on the order of events are unreliable until then.",
-                examples=_examples(g.filter(g.names > 1).select("user_id", "ts", "rows", "names")),
-            )
-        )
+    if name == "events":
+        tied_finding(report, ctx, extra)
     if name == "events" and "distinct_rows" in extra:
         dup = n - _n(extra["distinct_rows"])
         if dup:
@@ -728,91 +553,3 @@ def _check_table(
         )
     if cleaning:
         report.cleaning[name] = cleaning
-
-
-def _tied(t: ibis.Table) -> ibis.Table:
-    """Events (with a user_id) grouped by user and exact timestamp: rows and event names."""
-    e = t.filter(t.user_id.notnull() & t.ts.notnull())
-    return e.group_by(["user_id", "ts"]).aggregate(rows=e.count(), names=e.event.nunique())
-
-
-def _ts_rule(
-    cleaning: dict,
-    table: str,
-    col: str,
-    *,
-    lo: _dt.datetime | None = None,
-    hi: _dt.datetime | None = None,
-) -> None:
-    """Record a plausible-date bound of ``table.col`` in the cleaning rules (``ts_range``)."""
-    rule = cleaning.setdefault("ts_range", {}).setdefault(
-        col, {"lo": None, "hi": None, "action": "drop" if ROW_TIME.get(table) == col else "null"}
-    )
-    if lo is not None:
-        rule["lo"] = lo
-    if hi is not None:
-        rule["hi"] = hi
-
-
-def _future_dates(
-    report: DataQualityReport, ctx: _TableContext, col: str, row: dict, cleaning: dict
-) -> None:
-    """The future-dates finding of one timestamp column (see the module docstring).
-
-    The cutoff depends on the column's own end, so counting the rows beyond it is a second
-    query, run only when the column's latest value is beyond the cutoff.
-    """
-    t, name = ctx.stage, ctx.name
-    if row.get(f"{col}_max") is None or row.get(f"{col}_q") is None:
-        return
-    epoch = _dt.datetime(1970, 1, 1)
-    try:
-        cutoff = epoch + _dt.timedelta(seconds=float(row[f"{col}_q"])) + FUTURE_TOLERANCE
-    except OverflowError:  # the data's own end is near year 9999
-        cutoff = _dt.datetime.max
-    # data that is mostly in the past must not reach beyond now (a future-dated
-    # synthetic data set only gets the data-end rule)
-    if epoch + _dt.timedelta(seconds=float(row[f"{col}_median"])) <= ctx.now:
-        cutoff = min(cutoff, ctx.now + FUTURE_SLACK)
-    if not row[f"{col}_max"] > cutoff:
-        return
-    future = t[col] > ibis.literal(cutoff, type=dt.timestamp)
-    count = _n(t.aggregate(f=future.cast("int64").sum()).to_pyarrow()["f"][0].as_py())
-    if not count:
-        return
-    _ts_rule(cleaning, name, col, hi=cutoff)
-    if name == "events" and col == "ts":
-        check = "future_events"
-        message = (
-            f"events dated after {cutoff:%Y-%m-%d %H:%M} UTC (in the future, or far beyond the "
-            "rest of the data: wrong clock or time zone?); they are excluded from the loaded "
-            "events"
-        )
-        fix = (
-            "check the device clocks / time zone of these events at the source; the analysis "
-            "ignores them."
-        )
-        show = ["user_id", "event", "ts"]
-    else:
-        check = "future_dates"
-        message = (
-            f"dates after {cutoff:%Y-%m-%d %H:%M} UTC (in the future, or far beyond the rest "
-            "of the column: a placeholder such as 9999-12-31, a wrong clock or time zone?); "
-            + _excluded_words(name, col)
-        )
-        fix = f"correct {name}.{col} at the source (or leave it empty when unknown); the " + (
-            "analysis ignores these dates."
-        )
-        show = [*(ctx.keys or ("user_id",)), col]
-    report.findings.append(
-        Finding(
-            table=name,
-            column=col,
-            check=check,
-            severity="warning",
-            count=count,
-            message=message,
-            fix=fix,
-            examples=_examples(_show(t.filter(future), [c for c in show if c in t.columns])),
-        )
-    )
