@@ -132,6 +132,14 @@ def _plain(v: Any) -> Any:
 
 
 def _examples(t: ibis.Table) -> tuple[dict, ...]:
+    """At most :data:`N_EXAMPLES` rows of ``t`` as dicts; timestamps as text.
+
+    Timestamps are cast to text in the engine: dates such as 0001-01-01 or 9999-12-31 (the
+    implausible dates the checks report) do not fit pandas' nanosecond timestamps.
+    """
+    stamps = [c for c, typ in t.schema().items() if typ.is_timestamp()]
+    if stamps:
+        t = t.mutate(**{c: t[c].cast("string") for c in stamps})
     df = t.limit(N_EXAMPLES).to_pandas()
     return tuple({k: _plain(v) for k, v in row.items()} for row in df.to_dict("records"))
 

@@ -384,7 +384,7 @@ def _table_queries(ctx: _TableContext) -> tuple[list[_RowCheck], list[ibis.Table
     for col in timestamp_columns(ctx):
         metrics[f"{col}_q"] = t[col].epoch_seconds().quantile(0.999)
         metrics[f"{col}_median"] = t[col].epoch_seconds().quantile(0.5)
-        metrics[f"{col}_max"] = t[col].max()
+        metrics[f"{col}_max"] = t[col].epoch_seconds().cast("float64").max()  # 9999 fits
     parts = [t.aggregate(**{p + k: v for k, v in metrics.items()})]
     if name == "events":
         parts.append(t.distinct().count().name(p + "distinct_rows").as_table())

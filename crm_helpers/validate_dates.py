@@ -177,7 +177,7 @@ def future_dates(
     # synthetic data set only gets the data-end rule)
     if epoch + _dt.timedelta(seconds=float(row[f"{col}_median"])) <= ctx.now:
         cutoff = min(cutoff, ctx.now + FUTURE_SLACK)
-    if not row[f"{col}_max"] > cutoff:
+    if not float(row[f"{col}_max"]) > (cutoff - epoch).total_seconds():
         return
     future = t[col] > ibis.literal(cutoff, type=dt.timestamp)
     count = _n(t.aggregate(f=future.cast("int64").sum()).to_pyarrow()["f"][0].as_py())

@@ -151,3 +151,16 @@ def test_ancient_rule_is_exactly_before_1990(tmp_path, frames):
     data = load(write(tmp_path, frames))
     assert by_check(data)[("events", "ts", "ancient_dates")].count == 1
     assert data.events.ts.min().to_pyarrow().as_py() == dt.datetime(1990, 1, 1)
+
+
+def test_same_findings_on_every_engine(tmp_path, frames, con):
+    ev, orders = frames["events"], frames["orders"]
+    ev.loc[0, "ts"] = utc("0001-01-01")
+    ev.loc[1, "ts"] = utc("1969-07-20 20:17")
+    orders.loc[0, "ts"] = utc("9999-12-31")
+    data = load(write(tmp_path, frames), engine=con)
+    f = by_check(data)
+    assert f[("events", "ts", "ancient_dates")].count == 2
+    assert f[("orders", "ts", "future_dates")].count == 1
+    assert data.row_counts()["events"] == len(ev) - 2
+    assert data.row_counts()["orders"] == len(orders) - 1
