@@ -393,8 +393,13 @@ def overview_summary(
         )
     if orders is not None and len(orders) and int(orders["orders"].iloc[0]):
         lines += _order_lines(orders.iloc[0])
-    # implausible dates of other tables, lost time order (the events' dates: above)
-    lines += summary_lines(quality, skip=[("events", "ancient_dates"), ("events", "future_events")])
+    # implausible dates of other tables, lost time order (the events' dates: above; the
+    # largest warning: below)
+    said = [("events", "ancient_dates"), ("events", "future_events")]
+    if len(quality):
+        top = quality.sort_values("count", ascending=False, kind="mergesort").iloc[0]
+        said.append((top["table"], top["check"]))
+    lines += summary_lines(quality, skip=said)
     if len(quality):
         n_err = int((quality["severity"] == "error").sum())
         n_warn = int((quality["severity"] == "warning").sum())

@@ -164,3 +164,20 @@ def test_same_findings_on_every_engine(tmp_path, frames, con):
     assert f[("orders", "ts", "future_dates")].count == 1
     assert data.row_counts()["events"] == len(ev) - 2
     assert data.row_counts()["orders"] == len(orders) - 1
+
+
+def test_summaries_say_time_order_is_lost_once(tmp_path, frames):
+    from crm_helpers.report.data_quality import summary_lines
+
+    frames["events"]["ts"] = utc("2025-03-01 12:00")
+    frames["orders"].loc[0, "ts"] = utc("9999-12-31")
+    data = load(write(tmp_path, frames))
+    lines = summary_lines(data)  # what every report's summary ends with
+    assert lines[0] == (
+        "Data quality: rows with implausible dates were left out on load: 1 row(s) of orders "
+        "excluded (ts in the future or far beyond the rest)."
+    )
+    assert lines[1].startswith("Data quality: time order is lost: 100% of events")
+    overview = overview_summary(table_summary(data), event_counts(data), quality_table(data))
+    assert sum("time order is lost" in s for s in overview) == 1
+    assert lines[0] in overview

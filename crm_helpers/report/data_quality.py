@@ -73,7 +73,7 @@ def summary_lines(quality: Any, skip: Iterable[tuple[str, str]] = ()) -> list[Sa
         if ROW_TIME.get(r.table) == r.column:
             parts.append(
                 md(
-                    "{n:,} {table} excluded ({col} {when})",
+                    "{n:,} row(s) of {table} excluded ({col} {when})",
                     n=int(r.count),
                     table=r.table,
                     col=r.column,

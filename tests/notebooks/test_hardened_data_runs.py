@@ -53,8 +53,8 @@ def test_segments_with_an_order_of_9999_and_a_message_of_year_1(world_frames, tm
     m, seconds = _run("segment_profiling", data_dir, tmp_path / "out")
     assert seconds < 300  # the unguarded run did not finish in 10 minutes
     line = next(s for s in m["summary"] if "implausible dates" in s)
-    assert "1 orders excluded (ts in the future" in line
-    assert r"1 messages excluded (sent\_at before 1990-01-01)" in line
+    assert "1 row(s) of orders excluded (ts in the future" in line
+    assert r"1 row(s) of messages excluded (sent\_at before 1990-01-01)" in line
     assert load(data_dir).row_counts()["orders"] == len(frames["orders"]) - 1
 
 
