@@ -230,15 +230,26 @@ def normalise(raw: ibis.Table, plan: ColumnPlan) -> ibis.Table:
 def apply_cleaning(t: ibis.Table, rules: dict) -> ibis.Table:
     """Apply validation's cleaning rules to a normalised table, as lazy Ibis filters.
 
-    ``rules`` keys: ``drop_null``: columns whose NULL rows are dropped; ``max_ts``:
-    ``(column, cutoff)`` rows after ``cutoff`` are excluded; ``distinct``: drop exact
-    duplicate rows.
+    ``rules`` keys: ``drop_null``: columns whose NULL rows are dropped; ``ts_range``:
+    ``{column: {"lo": datetime | None, "hi": datetime | None, "action": "drop" | "null"}}``,
+    values before ``lo`` or after ``hi`` are implausible (:mod:`crm_helpers.validate`):
+    ``"drop"`` excludes their rows, ``"null"`` treats the value as missing and keeps the
+    row; ``distinct``: drop exact duplicate rows.
     """
     for col in rules.get("drop_null", ()):
         t = t.filter(t[col].notnull())
-    if "max_ts" in rules:
-        col, cutoff = rules["max_ts"]
-        t = t.filter(t[col].isnull() | (t[col] <= ibis.literal(cutoff, type=dt.timestamp)))
+    for col, rule in rules.get("ts_range", {}).items():
+        v = t[col]
+        bad = ibis.literal(False)
+        if rule.get("lo") is not None:
+            bad = bad | (v < ibis.literal(rule["lo"], type=dt.timestamp))
+        if rule.get("hi") is not None:
+            bad = bad | (v > ibis.literal(rule["hi"], type=dt.timestamp))
+        bad = bad.fill_null(False)
+        if rule.get("action") == "null":
+            t = t.mutate(**{col: ibis.ifelse(bad, ibis.null(v.type()), v)})
+        else:
+            t = t.filter(~bad)
     if rules.get("distinct"):
         t = t.distinct()
     return t

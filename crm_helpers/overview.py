@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers.data import CRMData
-from crm_helpers.report.text import join, md
+from crm_helpers.report.data_quality import summary_lines
+from crm_helpers.report.text import Safe, join, md
 
 #: The timestamp that dates each table's rows.
 TIME_COLUMNS: dict[str, str] = {
@@ -350,14 +351,31 @@ def overview_summary(
     if "events" in by_name.index and pd.notna(by_name.loc["events", "min_ts"]):
         lo, hi = by_name.loc["events", "min_ts"], by_name.loc["events", "max_ts"]
         days = (hi.normalize() - lo.normalize()).days + 1
-        lines.append(
-            md(
-                "Events run from {lo} to {hi} ({days:,} days).",
-                lo=f"{lo:%Y-%m-%d}",
-                hi=f"{hi:%Y-%m-%d}",
-                days=days,
-            )
+        period = md(
+            "Events run from {lo} to {hi} ({days:,} days)",
+            lo=f"{lo:%Y-%m-%d}",
+            hi=f"{hi:%Y-%m-%d}",
+            days=days,
         )
+        dated = (
+            quality[
+                (quality["table"] == "events")
+                & quality["check"].isin(["ancient_dates", "future_events"])
+            ]
+            if len(quality)
+            else quality
+        )
+        if len(dated):
+            period += md(
+                "; {n:,} events with implausible dates ({what}) are excluded from it and from "
+                "every analysis",
+                n=int(dated["count"].sum()),
+                what=join(
+                    "before 1990-01-01" if c == "ancient_dates" else "in the future"
+                    for c in dated["check"]
+                ),
+            )
+        lines.append(Safe(period + "."))
     if "users" in by_name.index and "events" in by_name.index and by_name.loc["users", "rows"]:
         per_user = by_name.loc["events", "rows"] / by_name.loc["users", "rows"]
         lines.append(
@@ -375,6 +393,13 @@ def overview_summary(
         )
     if orders is not None and len(orders) and int(orders["orders"].iloc[0]):
         lines += _order_lines(orders.iloc[0])
+    # implausible dates of other tables, lost time order (the events' dates: above; the
+    # largest warning: below)
+    said = [("events", "ancient_dates"), ("events", "future_events")]
+    if len(quality):
+        top = quality.sort_values("count", ascending=False, kind="mergesort").iloc[0]
+        said.append((top["table"], top["check"]))
+    lines += summary_lines(quality, skip=said)
     if len(quality):
         n_err = int((quality["severity"] == "error").sum())
         n_warn = int((quality["severity"] == "warning").sum())

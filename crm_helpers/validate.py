@@ -5,164 +5,79 @@ counted warnings that reports show in their data-quality section, and the rows t
 concern are dropped or kept as documented in ``data/README.md`` (cleaning is a lazy filter
 on the loaded Ibis table; files are never rewritten). Every check runs in the engine: per
 table one aggregate query for the row-level checks and at most one more for duplicates,
-unknown users and future events; example rows (at most 5) are fetched only for failed checks.
+unknown users, events that share a user's timestamp, and at most one more per timestamp
+column with dates beyond its future cutoff; example rows (at most 5) are fetched only for
+failed checks.
+
+The checks of time (implausible dates in every timestamp column, lost time order) are
+defined in :mod:`crm_helpers.validate_dates`; the findings and the report in
+:mod:`crm_helpers.findings`. This module runs them all and re-exports their public names.
+Numbers (``orders.revenue``, ``orders.quantity``) that are not finite or beyond
+:data:`MAX_ABS_AMOUNT` in absolute value are errors (``absurd_number``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import math
-from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
-import pandas as pd
+
+from crm_helpers.findings import (
+    N_EXAMPLES,
+    DataContractError,
+    DataQualityReport,
+    Finding,
+    Severity,
+    _examples,
+    _n,
+    _RowCheck,
+    _show,
+    _TableContext,
+)
+from crm_helpers.validate_dates import (
+    EARLIEST_PLAUSIBLE,
+    FUTURE_SLACK,
+    FUTURE_TOLERANCE,
+    MAX_TIED_EVENT_SHARE,
+    ROW_TIME,
+    ancient_checks,
+    future_dates,
+    tied_finding,
+    tied_groups,
+    timestamp_columns,
+    ts_rule,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from crm_helpers.data import CRMData
 
-Severity = Literal["error", "warning"]
+__all__ = [
+    "EARLIEST_PLAUSIBLE",
+    "FUTURE_SLACK",
+    "FUTURE_TOLERANCE",
+    "MAX_ABS_AMOUNT",
+    "MAX_NULL_USER_EVENT_SHARE",
+    "MAX_TIED_EVENT_SHARE",
+    "N_EXAMPLES",
+    "ROW_TIME",
+    "DataContractError",
+    "DataQualityReport",
+    "Finding",
+    "Severity",
+    "validate",
+]
 
-#: Events later than now + this are "in the future".
-FUTURE_SLACK = _dt.timedelta(days=1)
-#: Events later than the data's own end (99.9th percentile of ``ts``) + this are outliers.
-#: (The "now" rule applies when the median event is in the past.)
-FUTURE_TOLERANCE = _dt.timedelta(days=30)
+#: Largest plausible absolute amount in a number column (``orders.revenue``,
+#: ``orders.quantity``); larger values, infinities and NaN are contract errors.
+MAX_ABS_AMOUNT = 1e12
 #: Share of events with no user_id up to which they are dropped with a warning (else error).
 MAX_NULL_USER_EVENT_SHARE = 0.01
-#: Example rows kept per finding.
-N_EXAMPLES = 5
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One data-quality finding.
-
-    ``examples`` holds at most a handful of offending rows as dicts.
-    """
-
-    table: str
-    column: str | None
-    check: str
-    severity: Severity
-    count: int
-    message: str
-    fix: str
-    examples: tuple[dict, ...] = ()
-
-    def describe(self) -> str:
-        """Plain-language text: where, what, how many rows, up to 3 examples, the fix."""
-        where = (
-            f"table '{self.table}', column '{self.column}'"
-            if self.column
-            else (f"table '{self.table}'" if self.table != "*" else "data")
-        )
-        text = f"[{self.severity}] {where}: {self.message}"
-        if self.count:
-            text += f" ({self.count:,} row(s))"
-        text += "."
-        if self.examples:
-            rows = "; ".join(
-                "{" + ", ".join(f"{k}={v!r}" for k, v in ex.items()) + "}"
-                for ex in self.examples[:3]
-            )
-            text += f"\n  Examples: {rows}"
-        return text + f"\n  Fix: {self.fix}"
-
-
-class DataContractError(ValueError):
-    """The data does not meet the contract; the message names table, column and fix."""
-
-    def __init__(self, findings: list[Finding] | Finding):
-        self.findings = [findings] if isinstance(findings, Finding) else list(findings)
-        lines = [f.describe() for f in self.findings]
-        n = len(self.findings)
-        super().__init__(
-            f"The data does not meet the CRM data contract ({n} problem(s); the contract is "
-            "described in data/README.md):\n" + "\n".join(lines)
-        )
-
-
-@dataclass
-class DataQualityReport:
-    """All findings of one load: errors (fatal) and warnings (counted, reported).
-
-    ``cleaning`` maps table -> the cleaning rules applied to the loaded table
-    (see :func:`crm_helpers.data.apply_cleaning`).
-    """
-
-    findings: list[Finding] = field(default_factory=list)
-    cleaning: dict[str, dict] = field(default_factory=dict)
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "warning"]
-
-    def raise_for_errors(self) -> None:
-        if self.errors:
-            raise DataContractError(self.errors)
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per finding: table, column, check, severity, count, message, fix."""
-        cols = ["table", "column", "check", "severity", "count", "message", "fix"]
-        rows = [{k: v for k, v in asdict(f).items() if k in cols} for f in self.findings]
-        return pd.DataFrame(rows, columns=cols)
 
 
 # --- checks -----------------------------------------------------------------------------
-
-
-@dataclass
-class _RowCheck:
-    """A row-level check: rows where ``cond`` holds are counted in the table's aggregate."""
-
-    key: str
-    column: str | None
-    check: str
-    severity: Severity
-    cond: ir.BooleanValue
-    message: str
-    fix: str
-    show: list[str]
-
-
-def _plain(v: Any) -> Any:
-    if v is None:
-        return None
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, pd.Timestamp | _dt.datetime):
-        return None if pd.isna(v) else pd.Timestamp(v).isoformat(sep=" ")
-    if hasattr(v, "item"):
-        return v.item()
-    return v
-
-
-def _examples(t: ibis.Table) -> tuple[dict, ...]:
-    df = t.limit(N_EXAMPLES).to_pandas()
-    return tuple({k: _plain(v) for k, v in row.items()} for row in df.to_dict("records"))
-
-
-def _n(v: Any) -> int:
-    return 0 if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
-
-
-def _show(stage: ibis.Table, cols: list[str]) -> ibis.Table:
-    """Columns for example rows; text timestamps / float ids are shown as in the file."""
-    sel = {}
-    for c in dict.fromkeys(cols):
-        raw = f"_crm_raw_{c}"
-        if raw in stage.columns:
-            sel[c] = stage[raw]
-        elif c in stage.columns:
-            sel[c] = stage[c]
-    return stage.select(**sel)
 
 
 def _fix_map(table: str, col: str, schema) -> str:
@@ -289,19 +204,6 @@ def validate(data: CRMData) -> DataQualityReport:
     return report
 
 
-@dataclass
-class _TableContext:
-    name: str
-    stage: ibis.Table
-    plan: Any
-    schema: Any
-    users_ids: ibis.Table | None
-    now: _dt.datetime
-    keys: tuple[str, ...]
-    channels: tuple[str, ...]
-    contract: dict
-
-
 def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
     """The row-level checks of one table (each a boolean condition over its rows)."""
     t, name, ok, plan = ctx.stage, ctx.name, ctx.plan.checkable, ctx.plan
@@ -362,6 +264,28 @@ def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
                     f"empty values; the column is {what} must be filled in every row",
                     f"fill {name}.{col} in every row, or remove those rows before loading.",
                     [c for c in t.columns if not c.startswith("_crm_raw_")][:6],
+                )
+            )
+    checks += ancient_checks(ctx, key_cols)
+    for col, spec in ctx.contract.items():
+        if col in ok and spec.kind in ("number", "integer") and t[col].type().is_numeric():
+            v = t[col]
+            bad = v.abs() > MAX_ABS_AMOUNT
+            if v.type().is_floating():
+                bad = v.isnan() | v.isinf() | bad
+            checks.append(
+                _RowCheck(
+                    f"absurd_{col}",
+                    col,
+                    "absurd_number",
+                    "error",
+                    bad,
+                    "values that are not finite numbers (inf, NaN) or beyond "
+                    f"±{MAX_ABS_AMOUNT:.0e} in absolute value",
+                    f"store {name}.{col} as ordinary finite amounts; rows like these usually come "
+                    "from a division by zero, an overflow or a placeholder such as 1e308; fix or "
+                    "remove the rows shown.",
+                    [c for c in dict.fromkeys([*key_cols, col]) if c in t.columns],
                 )
             )
     if name == "events" and "user_id" in ok:
@@ -457,13 +381,23 @@ def _table_queries(ctx: _TableContext) -> tuple[list[_RowCheck], list[ibis.Table
     if single_key:
         metrics["key_n"] = t[single_key].count()
         metrics["key_distinct"] = t[single_key].nunique()
-    if name == "events" and "ts" in ok:
-        metrics["ts_q"] = t.ts.epoch_seconds().quantile(0.999)
-        metrics["ts_median"] = t.ts.epoch_seconds().quantile(0.5)
-        metrics["ts_max"] = t.ts.max()
+    for col in timestamp_columns(ctx):
+        metrics[f"{col}_q"] = t[col].epoch_seconds().quantile(0.999)
+        metrics[f"{col}_median"] = t[col].epoch_seconds().quantile(0.5)
+        metrics[f"{col}_max"] = t[col].epoch_seconds().cast("float64").max()  # 9999 fits
     parts = [t.aggregate(**{p + k: v for k, v in metrics.items()})]
     if name == "events":
         parts.append(t.distinct().count().name(p + "distinct_rows").as_table())
+    if name == "events" and {"user_id", "ts", "event"} <= ok:
+        g = tied_groups(t)
+        parts.append(
+            g.aggregate(
+                **{
+                    p + "tied": ibis.ifelse(g.names > 1, g.rows, 0).sum(),
+                    p + "with_user": g.rows.sum(),
+                }
+            )
+        )
     if len(ctx.keys) > 1 and set(ctx.keys) <= ok:
         per_key = t.group_by(list(ctx.keys)).aggregate(
             k_n=t.count(), k_var=t.variant.nunique() if "variant" in ok else ibis.literal(1)
@@ -520,24 +454,13 @@ def _check_table(
             )
         )
 
-    # future events: the cutoff depends on the data's own end, so counting them is a
-    # second query, run only when the latest event is beyond the cutoff.
+    for ch in checks:  # ancient dates: excluded (row times) or treated as missing
+        if ch.check == "ancient_dates" and _n(row[ch.key]):
+            ts_rule(cleaning, name, ch.column, lo=EARLIEST_PLAUSIBLE)
+
     extra = dict(row)
-    cutoff = None
-    if name == "events" and "ts" in ok and row.get("ts_max") is not None:
-        epoch = _dt.datetime(1970, 1, 1)
-        end = epoch + _dt.timedelta(seconds=float(row["ts_q"]))
-        cutoff = end + FUTURE_TOLERANCE
-        # data that is mostly in the past must not reach beyond now (a future-dated
-        # synthetic data set only gets the data-end rule)
-        if epoch + _dt.timedelta(seconds=float(row["ts_median"])) <= ctx.now:
-            cutoff = min(cutoff, ctx.now + FUTURE_SLACK)
-        if row["ts_max"] > cutoff:
-            future = t.ts > ibis.literal(cutoff, type=dt.timestamp)
-            extra["future"] = t.aggregate(f=future.cast("int64").sum()).to_pyarrow()["f"][0]
-            extra["future"] = extra["future"].as_py()
-        else:
-            cutoff = None
+    for col in timestamp_columns(ctx):
+        future_dates(report, ctx, col, row, cleaning)
 
     key_cols = [c for c in ctx.keys if c in t.columns]
     if single_key:
@@ -588,29 +511,8 @@ def _check_table(
                 examples=_examples(per_key.filter(per_key.rows > 1)),
             )
         )
-    if cutoff is not None and _n(extra.get("future")):
-        count = _n(extra["future"])
-        cleaning["max_ts"] = ("ts", cutoff)
-        report.findings.append(
-            Finding(
-                table=name,
-                column="ts",
-                check="future_events",
-                severity="warning",
-                count=count,
-                message=f"events dated after {cutoff:%Y-%m-%d %H:%M} UTC (in the future, or far "
-                "beyond the rest of the data: wrong clock or time zone?); they are excluded "
-                "from the loaded events",
-                fix="check the device clocks / time zone of these events at the source; the "
-                "analysis ignores them.",
-                examples=_examples(
-                    _show(
-                        t.filter(t.ts > ibis.literal(cutoff, type=dt.timestamp)),
-                        ["user_id", "event", "ts"],
-                    )
-                ),
-            )
-        )
+    if name == "events":
+        tied_finding(report, ctx, extra)
     if name == "events" and "distinct_rows" in extra:
         dup = n - _n(extra["distinct_rows"])
         if dup:

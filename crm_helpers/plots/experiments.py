@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from scipy import stats as _st
 
-from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, figure
+from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, esc, figure
 
 __all__ = [
     "plot_forest",
@@ -43,7 +43,7 @@ def plot_forest(arms: pd.DataFrame, title: str = "Relative lift vs control") -> 
     """
     rows = arms[arms["diff"].notna()].reset_index(drop=True) if len(arms) else arms
     fig = figure(title, xaxis_title="relative lift vs control", xaxis_tickformat="+.0%")
-    labels = [f"{r.metric} · {r.variant}" for r in rows.itertuples()]
+    labels = [f"{esc(r.metric)} · {esc(r.variant)}" for r in rows.itertuples()]
     for i, r in enumerate(rows.itertuples()):
         sig = bool(getattr(r, "significant", False))
         color = (POSITIVE if r.rel_lift > 0 else NEGATIVE) if sig else GREY
@@ -91,7 +91,7 @@ def plot_sequential(path: pd.DataFrame, metric: str = "") -> go.Figure:
                 fill="toself",
                 fillcolor="rgba(47,102,144,0.12)",
                 line={"width": 0},
-                name=f"{v}: fixed 95% interval",
+                name=f"{esc(v)}: fixed 95% interval",
                 hoverinfo="skip",
                 meta={"variant": v, "kind": "fixed"},
             )
@@ -103,7 +103,7 @@ def plot_sequential(path: pd.DataFrame, metric: str = "") -> go.Figure:
                     y=g[col],
                     mode="lines",
                     line={"color": c, "dash": "dash", "width": 1},
-                    name=f"{v}: always-valid bound",
+                    name=f"{esc(v)}: always-valid bound",
                     showlegend=col == "seq_ci_low",
                     meta={"variant": v, "kind": "sequential"},
                 )
@@ -114,7 +114,7 @@ def plot_sequential(path: pd.DataFrame, metric: str = "") -> go.Figure:
                 y=g["rel_lift"],
                 mode="lines+markers",
                 line={"color": c},
-                name=f"{v}: estimate",
+                name=f"{esc(v)}: estimate",
                 meta={"variant": v, "kind": "estimate"},
             )
         )
@@ -142,7 +142,7 @@ def plot_posteriors(posteriors: pd.DataFrame, metric: str = "") -> go.Figure:
                 mode="lines",
                 fill="tozeroy",
                 line={"color": COLORS[i % len(COLORS)]},
-                name=f"{r.variant} (P(beats control) = {r.chance_to_beat_control:.1%})",
+                name=f"{esc(r.variant)} (P(beats control) = {r.chance_to_beat_control:.1%})",
                 meta={"variant": r.variant},
             )
         )
@@ -163,7 +163,7 @@ def plot_segments(seg: pd.DataFrame, metric: str = "") -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=g["rel_lift"],
-                y=[str(s) for s in g["segment"]],
+                y=[esc(s) for s in g["segment"]],
                 mode="markers",
                 marker={
                     "color": colors,
@@ -177,7 +177,7 @@ def plot_segments(seg: pd.DataFrame, metric: str = "") -> go.Figure:
                     "arrayminus": (g["rel_lift"] - g["rel_ci_low"]).tolist(),
                     "color": c,
                 },
-                name=str(v),
+                name=esc(v),
                 meta={"variant": v},
             )
         )

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, NEGATIVE, POSITIVE, figure
+from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, NEGATIVE, POSITIVE, esc, figure
 
 __all__ = [
     "COLORS",
@@ -60,7 +60,7 @@ def _floats(s: pd.Series) -> np.ndarray:
 
 
 def _step_names(df: pd.DataFrame) -> list[str]:
-    """Display name per row: ``label`` if set, else ``event``, else ``step k``."""
+    """Display name per row: ``label`` if set, else ``event``, else ``step k`` (escaped)."""
     names = []
     for _, row in df.iterrows():
         name = None
@@ -70,7 +70,7 @@ def _step_names(df: pd.DataFrame) -> list[str]:
                 break
         if name is None:
             name = f"step {int(row['step'])}" if "step" in df.columns else str(row.name)
-        names.append(name)
+        names.append(esc(name))
     return names
 
 
@@ -308,7 +308,7 @@ def plot_breakdown(
             color, opacity, line_w = COLORS[i % len(COLORS)], 1.0, 3
         else:
             color, opacity, line_w = COLORS[i % len(COLORS)], 0.45, 0
-        label = f"{group}{' *' if significant else ''}{' (small)' if small else ''}"
+        label = f"{esc(group)}{' *' if significant else ''}{' (small)' if small else ''}"
         fig.add_trace(
             go.Bar(
                 x=[names[s] for s in g["step"]],
@@ -322,7 +322,7 @@ def plot_breakdown(
                     arrayminus=np.clip(rate - lo, 0, None),
                 ),
                 customdata=np.column_stack([lo, hi]),
-                hovertemplate=str(group)
+                hovertemplate=esc(group)
                 + "<br>%{x}: %{y:.1%} (95% CI %{customdata[0]:.1%} to %{customdata[1]:.1%})"
                 "<extra></extra>",
                 meta={"group": str(group), "significant": significant, "small_group": small},
@@ -444,6 +444,10 @@ def plot_sizing(sizing: pd.DataFrame, *, title: str | None = "Campaign sizing") 
 
 
 def _driver_labels(d: pd.DataFrame) -> list[str]:
+    return [esc(v) for v in _driver_texts(d)]
+
+
+def _driver_texts(d: pd.DataFrame) -> list[str]:
     if "label" in d.columns:
         return [str(v) for v in d["label"]]
     if "feature" in d.columns:

@@ -12,18 +12,16 @@ figure                          input frame (producer)
 ==============================  ===========================================================
 
 Names from the data are shown as plotly text (never HTML): plotly escapes nothing, so
-labels go through :func:`_label`, which escapes ``< > &``.
+labels go through :func:`crm_helpers.plots.theme.esc`, which escapes ``< > &``.
 """
 
 from __future__ import annotations
-
-import html
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, figure
+from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, esc, figure
 
 __all__ = [
     "plot_sankey",
@@ -37,8 +35,7 @@ __all__ = [
 ]
 
 
-def _label(s: object) -> str:
-    return html.escape(str(s), quote=False)
+_label = esc
 
 
 def _require(df: pd.DataFrame, cols: list[str], producer: str) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, figure
+from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, esc, esc_all, figure
 
 __all__ = [
     "plot_feature_importance",
@@ -64,7 +64,7 @@ def plot_lift_curve(gains: dict[str, pd.DataFrame | None], title: str | None = N
                 x=np.r_[0, g["share"]],
                 y=np.r_[0, g["recall"]],
                 mode="lines",
-                name=name,
+                name=esc(name),
                 line={"color": COLORS[i % len(COLORS)], "width": 3 if i == 0 else 1.5},
                 meta={"model": name},
             )
@@ -88,7 +88,7 @@ def plot_recall_vs_n(
                 x=g["k"],
                 y=g["recall"],
                 mode="lines",
-                name=name,
+                name=esc(name),
                 line={"color": COLORS[i % len(COLORS)], "width": 3 if i == 0 else 1.5},
                 meta={"model": name},
             )
@@ -130,7 +130,7 @@ def plot_profile(profile: pd.DataFrame, title: str | None = None) -> go.Figure:
     Rows are labelled by ``label`` when the frame has it, else by ``feature``.
     """
     p = profile.iloc[::-1]
-    names = p["label"] if "label" in p.columns else p["feature"]
+    names = esc_all(p["label"] if "label" in p.columns else p["feature"])
     fig = figure(
         title or "Seeds and lookalikes against the population",
         xaxis_title="index vs population (100 = same)",
@@ -167,7 +167,7 @@ def plot_feature_importance(drivers: pd.DataFrame, title: str | None = None) -> 
     )
     fig.add_trace(
         go.Bar(
-            y=d["feature"],
+            y=esc_all(d["feature"]),
             x=d["weight"],
             orientation="h",
             marker_color=colors,
@@ -187,7 +187,7 @@ def plot_segment_overlap(table: pd.DataFrame, title: str | None = None) -> go.Fi
 
     t = table[table["population_users"] > 0].iloc[::-1]
     pairs = zip(t["segmentation"], t["segment"], strict=True)
-    names = [f"{SEGMENTATIONS.get(g, g)}: {s}" for g, s in pairs]
+    names = [esc(f"{SEGMENTATIONS.get(g, g)}: {s}") for g, s in pairs]
     fig = figure(
         title or "Seeds and lookalikes in the existing segments",
         xaxis_title="index vs population (100 = same share)",

@@ -1,4 +1,7 @@
-"""Data-overview figures: draw the frames of :mod:`crm_helpers.overview`, nothing else."""
+"""Data-overview figures: draw the frames of :mod:`crm_helpers.overview`, nothing else.
+
+Names from the data go through :func:`crm_helpers.plots.theme.esc` (plotly renders HTML).
+"""
 
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ def plot_users_by_attribute(df: pd.DataFrame, attribute: str, top_n: int = 20) -
     fig = go.Figure(
         go.Bar(
             x=d["users"],
-            y=d["value"],
+            y=theme.esc_all(d["value"]),
             orientation="h",
             marker_color=theme.COLORS[0],
             customdata=d["share"],
@@ -49,7 +52,7 @@ def plot_users_by_attribute(df: pd.DataFrame, attribute: str, top_n: int = 20) -
     )
     fig.update_layout(
         template=theme.TEMPLATE,
-        title=f"Users by {attribute}",
+        title=theme.esc(f"Users by {attribute}"),
         xaxis_title="users",
         yaxis_title=None,
         height=max(260, 60 + 28 * len(d)),
@@ -78,9 +81,9 @@ def plot_events_over_time(df: pd.DataFrame, top_n: int | None = 10) -> go.Figure
                 x=d["period"],
                 y=d["count"],
                 mode="lines+markers" if len(d) < 40 else "lines",
-                name=name,
+                name=theme.esc(name),
                 line={"color": theme.COLORS[i % len(theme.COLORS)]},
-                hovertemplate=f"{name}<br>%{{x|%Y-%m-%d}}: %{{y:,}}<extra></extra>",
+                hovertemplate=f"{theme.esc(name)}<br>%{{x|%Y-%m-%d}}: %{{y:,}}<extra></extra>",
             )
         )
     fig.update_layout(
@@ -106,7 +109,7 @@ def plot_event_counts(df: pd.DataFrame, top_n: int = 15) -> go.Figure:
     fig = go.Figure(
         go.Bar(
             x=d["count"],
-            y=d["event"],
+            y=theme.esc_all(d["event"]),
             orientation="h",
             marker_color=theme.COLORS[3],
             customdata=d[["users", "share"]].to_numpy(),

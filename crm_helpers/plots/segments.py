@@ -22,7 +22,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, figure
+from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, esc, esc_all, figure
 
 __all__ = [
     "STATE_COLORS",
@@ -52,7 +52,7 @@ def plot_rfm_treemap(
     fig = figure(title)
     fig.add_trace(
         go.Treemap(
-            labels=s["segment"],
+            labels=esc_all(s["segment"]),
             parents=[""] * len(s),
             values=s["customers"],
             marker={
@@ -60,7 +60,9 @@ def plot_rfm_treemap(
                 "colorscale": "Teal",
                 "colorbar": {"title": "revenue share", "tickformat": ".0%"},
             },  # fmt: skip
-            customdata=s[["revenue_share", "avg_order_value", "action"]].to_numpy(),
+            customdata=s[["revenue_share", "avg_order_value", "action"]]
+            .assign(action=esc_all(s["action"]))
+            .to_numpy(),
             texttemplate="<b>%{label}</b><br>%{value:,} customers<br>%{customdata[0]:.1%} of revenue",
             hovertemplate="<b>%{label}</b><br>%{value:,} customers<br>revenue share %{customdata[0]:.1%}"
             "<br>avg order %{customdata[1]:,.2f}<br>%{customdata[2]}<extra></extra>",
@@ -98,7 +100,7 @@ def plot_states_over_time(
     for state, color in STATE_COLORS.items():
         d = counts[counts["state"] == state]
         x = pd.to_datetime(d["period_end"]).dt.strftime("%Y-%m-%d")
-        fig.add_trace(go.Bar(x=x, y=d["users"], name=state, marker_color=color))
+        fig.add_trace(go.Bar(x=x, y=d["users"], name=esc(state), marker_color=color))
     fig.update_xaxes(type="category", categoryorder="category ascending")
     return fig
 
@@ -114,7 +116,7 @@ def plot_migration(
     fig = figure(
         title, xaxis_title=f"{what} at the end of the month", yaxis_title=f"{what} a month before"
     )
-    fig.add_trace(go.Heatmap(z=share.to_numpy(), x=list(matrix.columns), y=list(matrix.index), text=text,
+    fig.add_trace(go.Heatmap(z=share.to_numpy(), x=esc_all(matrix.columns), y=esc_all(matrix.index), text=text,
                              texttemplate="%{text}", colorscale="Purples", zmin=0, zmax=1,
                              colorbar={"title": "row share", "tickformat": ".0%"},
                              hovertemplate="%{y} -> %{x}: %{text}<extra></extra>"))  # fmt: skip
@@ -144,7 +146,9 @@ def plot_migration_sankey(
                **(colors or {})}  # fmt: skip
     n_in = matrix.sum(axis=1)
     n_out = matrix.sum(axis=0)
-    labels = [f"{s} ({int(n_in[s]):,})" for s in src] + [f"{t} ({int(n_out[t]):,})" for t in dst]
+    labels = [f"{esc(s)} ({int(n_in[s]):,})" for s in src] + [
+        f"{esc(t)} ({int(n_out[t]):,})" for t in dst
+    ]
     node_colors = [palette.get(s, GREY) for s in src] + [palette.get(t, GREY) for t in dst]
     link = {"source": [], "target": [], "value": [], "color": [], "customdata": []}
     for i, s in enumerate(src):
@@ -157,7 +161,7 @@ def plot_migration_sankey(
             link["target"].append(len(src) + j)
             link["value"].append(v)
             link["color"].append(_rgba(palette.get(t, GREY), 0.25 if s == t else 0.6))
-            link["customdata"].append(f"{v / total:.0%} of {s}")
+            link["customdata"].append(f"{v / total:.0%} of {esc(s)}")
     fig = figure(title)
     fig.add_trace(
         go.Sankey(
@@ -199,7 +203,7 @@ def plot_cluster_profiles(
     z = piv.to_numpy()
     lim = float(min(3.0, max(1.0, abs(pd.DataFrame(z).stack()).max())))
     fig = figure(title, xaxis_title="feature", yaxis_title="cluster")
-    fig.add_trace(go.Heatmap(z=z, x=list(piv.columns), y=[f"cluster {c}" for c in piv.index],
+    fig.add_trace(go.Heatmap(z=z, x=esc_all(piv.columns), y=[f"cluster {esc(c)}" for c in piv.index],
                              colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, texttemplate="%{z:.1f}",
                              colorbar={"title": "effect size (d)"},
                              hovertemplate="%{y}, %{x}: d = %{z:.2f}<extra></extra>"))  # fmt: skip

@@ -6,9 +6,18 @@
 
 Colours are a colour-blind-friendlier qualitative palette; ``GREY`` marks context,
 ``HIGHLIGHT`` the thing a chart is about, ``POSITIVE``/``NEGATIVE`` signed effects.
+
+Text from the data (event names, property and attribute values, column names, experiment
+and variant ids) reaches titles, axis labels, categories, trace names, hover text and
+annotations of the figures. Plotly renders a subset of HTML in all of these (``<a href>``
+as a live link, ``<span style>``, ``<b>``, ``<br>``, ...), so every such string goes through
+:func:`esc` once, where a builder puts it into the figure; :func:`figure` escapes the title
+and the axis titles it is given. Builder-made markup (``<br>`` in hover templates) stays.
 """
 
 from __future__ import annotations
+
+import html
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -58,6 +67,20 @@ pio.templates[TEMPLATE_NAME] = TEMPLATE
 NOTEBOOK_RENDERER = "plotly_mimetype+notebook"
 
 
+def esc(value: object) -> str:
+    """``value`` as inert plotly text: ``&``, ``<`` and ``>`` escaped (shown, not rendered).
+
+    >>> esc('<a href="https://evil.example/">x</a> & co')
+    '&lt;a href="https://evil.example/"&gt;x&lt;/a&gt; &amp; co'
+    """
+    return html.escape(str(value), quote=False)
+
+
+def esc_all(values: object) -> list[str]:
+    """:func:`esc` of each value of an iterable (category labels, trace names)."""
+    return [esc(v) for v in values]  # type: ignore[attr-defined]
+
+
 def apply(fig: go.Figure) -> go.Figure:
     """Give one figure the shared template (returns the same figure)."""
     fig.update_layout(template=TEMPLATE)
@@ -65,11 +88,18 @@ def apply(fig: go.Figure) -> go.Figure:
 
 
 def figure(title: str | None = None, **layout: object) -> go.Figure:
-    """An empty figure with the shared template, an optional title and layout settings."""
+    """An empty figure with the shared template, an optional title and layout settings.
+
+    The title and string axis titles (``xaxis_title=...``) are plain text: they are
+    escaped with :func:`esc` (names from the data often end up in them).
+    """
     fig = go.Figure()
     fig.update_layout(template=TEMPLATE)
     if title:
-        fig.update_layout(title=title)
+        fig.update_layout(title=esc(title))
+    layout = {
+        k: esc(v) if k.endswith("_title") and isinstance(v, str) else v for k, v in layout.items()
+    }
     if layout:
         fig.update_layout(**layout)
     return fig

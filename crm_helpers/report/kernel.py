@@ -7,6 +7,12 @@ which ipykernel warns about on every start), its own stdout/stderr and papermill
 (e.g. "Unable to parse line" about a parameters cell) go to the run's log file. What a cell
 prints stays in the notebook; a run that fails says why in its ``error``.
 
+A run also has a time budget (:func:`run_timeout_s`: ``$CRM_RUN_TIMEOUT_S`` seconds,
+default :data:`DEFAULT_RUN_TIMEOUT_S`; ``0`` for none): each cell may take at most what is
+left of it (and at most :data:`CELL_TIMEOUT_S`), so a run that would go on for hours fails
+with papermill's cell-timeout error when the budget is spent, instead of running every cell
+up to its own limit.
+
 :mod:`crm_helpers.report.run` re-exports :func:`ensure_kernel`.
 """
 
@@ -20,11 +26,72 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ensure_kernel", "quiet_kernel"]
+__all__ = [
+    "CELL_TIMEOUT_S",
+    "DEFAULT_RUN_TIMEOUT_S",
+    "RUN_TIMEOUT_ENV",
+    "ensure_kernel",
+    "quiet_kernel",
+    "run_timeout_s",
+]
+
+#: Environment variable with a run's time budget in seconds (0: no budget).
+RUN_TIMEOUT_ENV = "CRM_RUN_TIMEOUT_S"
+#: The budget when the variable is unset: an hour (the reports take seconds to minutes on
+#: a laptop-sized world; a run still busy after an hour is stuck on absurd data).
+DEFAULT_RUN_TIMEOUT_S = 3600.0
+#: The longest any one cell may take (papermill's default ``execution_timeout``).
+CELL_TIMEOUT_S = 1800.0
+
+
+def run_timeout_s() -> float | None:
+    """The run's time budget in seconds from ``$CRM_RUN_TIMEOUT_S`` (None: no budget).
+
+    Unset or empty: :data:`DEFAULT_RUN_TIMEOUT_S`; ``0`` (or ``none``): no budget. Anything
+    else that is not a positive number raises ``ValueError`` naming the variable.
+    """
+    raw = os.environ.get(RUN_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RUN_TIMEOUT_S
+    if raw.lower() in {"0", "none"}:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(
+            f"{RUN_TIMEOUT_ENV}={raw!r} is not a number of seconds; set e.g. "
+            f"{RUN_TIMEOUT_ENV}=3600, or 0 for no limit."
+        )
+    return value
+
+
+class _Deadline:
+    """nbclient's ``timeout_func``: each cell gets what is left of the run's budget."""
+
+    def __init__(self, budget_s: float | None, log: Any) -> None:
+        self.budget_s = budget_s
+        self.end = None if budget_s is None else time.monotonic() + budget_s
+        self.log = log
+
+    def __call__(self, cell: Any) -> int:
+        if self.end is None:
+            return int(CELL_TIMEOUT_S)
+        left = self.end - time.monotonic()
+        if left < CELL_TIMEOUT_S:
+            print(
+                f"[crm] run time budget ({RUN_TIMEOUT_ENV}={self.budget_s:g} s): "
+                f"{max(left, 0):.0f} s left for the next cell",
+                file=self.log,
+                flush=True,
+            )
+        return max(1, int(min(left, CELL_TIMEOUT_S)))
 
 
 def _same_interpreter(argv0: str) -> bool:
@@ -89,8 +156,10 @@ def quiet_kernel(log_path: Path) -> Iterator[dict[str, Any]]:
     Within the block, the kernel's stdout/stderr and the ``papermill`` logger's warnings
     are appended to ``log_path`` (papermill's records do not reach the terminal or the
     root logger); the kernel uses IPC transport in a private folder removed afterwards
-    (TCP on Windows, which has no Unix sockets).
+    (TCP on Windows, which has no Unix sockets). ``timeout_func`` gives each cell what is
+    left of the run's time budget (:func:`run_timeout_s`, counted from entering the block).
     """
+    budget = run_timeout_s()  # a bad value fails before a kernel starts
     log_path.parent.mkdir(parents=True, exist_ok=True)
     ipc_dir = None if os.name == "nt" else Path(tempfile.mkdtemp(prefix="crm_kernel_"))
     with log_path.open("a", encoding="utf-8") as log:
@@ -99,7 +168,10 @@ def quiet_kernel(log_path: Path) -> Iterator[dict[str, Any]]:
         handler.setFormatter(logging.Formatter("[papermill] %(levelname)s | %(message)s"))
         _papermill_to(handler, add=True)
         try:
-            yield {"kernel_manager_class": _kernel_manager_class(log, ipc_dir)}
+            yield {
+                "kernel_manager_class": _kernel_manager_class(log, ipc_dir),
+                "timeout_func": _Deadline(budget, log),
+            }
         finally:
             _papermill_to(handler, add=False)
             if ipc_dir is not None:

@@ -1,0 +1,47 @@
+"""The run's time budget (``CRM_RUN_TIMEOUT_S``, issue #23 row 4): a run stops when it is spent.
+
+A report stuck on absurd data must not run every cell up to papermill's per-cell limit:
+each cell gets what is left of the run's budget (:mod:`crm_helpers.report.kernel`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+
+@pytest.mark.slow
+def test_a_run_stops_when_its_time_budget_is_spent(tmp_path, monkeypatch):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell('title: str = "sleepy"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import time\ntime.sleep(2)"),
+        nbformat.v4.new_code_cell("time.sleep(120)"),
+    ]
+    path = tmp_path / "sleepy.ipynb"
+    nbformat.write(nb, path)
+    monkeypatch.setenv("CRM_RUN_TIMEOUT_S", "6")
+    from crm_helpers.report.run import run_notebook
+
+    t0 = time.perf_counter()
+    res = run_notebook(path, out_dir=tmp_path / "out", update_index=False)
+    took = time.perf_counter() - t0
+    assert not res.ok and "timed out" in res.error
+    assert took < 60
+    assert "run time budget (CRM_RUN_TIMEOUT_S=6 s)" in Path(res.log).read_text()
+
+
+def test_a_bad_time_budget_is_refused(monkeypatch):
+    from crm_helpers.report.kernel import run_timeout_s
+
+    for bad in ("soon", "-5", "inf", "nan"):
+        monkeypatch.setenv("CRM_RUN_TIMEOUT_S", bad)
+        with pytest.raises(ValueError, match="CRM_RUN_TIMEOUT_S"):
+            run_timeout_s()
+    monkeypatch.setenv("CRM_RUN_TIMEOUT_S", "0")
+    assert run_timeout_s() is None
+    monkeypatch.delenv("CRM_RUN_TIMEOUT_S")
+    assert run_timeout_s() == 3600
