@@ -73,25 +73,30 @@ def run_timeout_s() -> float | None:
 
 
 class _Deadline:
-    """nbclient's ``timeout_func``: each cell gets what is left of the run's budget."""
+    """nbclient's ``timeout_func``: each cell gets what is left of the run's budget, and at
+    most ``cell_s`` seconds (None: no per-cell limit)."""
 
-    def __init__(self, budget_s: float | None, log: Any) -> None:
+    def __init__(
+        self, budget_s: float | None, log: Any, cell_s: float | None = CELL_TIMEOUT_S
+    ) -> None:
         self.budget_s = budget_s
+        self.cell_s = cell_s
         self.end = None if budget_s is None else time.monotonic() + budget_s
         self.log = log
 
-    def __call__(self, cell: Any) -> int:
+    def __call__(self, cell: Any) -> int | None:
+        cell_s = float("inf") if self.cell_s is None else float(self.cell_s)
         if self.end is None:
-            return int(CELL_TIMEOUT_S)
+            return None if self.cell_s is None else max(1, int(cell_s))
         left = self.end - time.monotonic()
-        if left < CELL_TIMEOUT_S:
+        if left < cell_s:
             print(
                 f"[crm] run time budget ({RUN_TIMEOUT_ENV}={self.budget_s:g} s): "
                 f"{max(left, 0):.0f} s left for the next cell",
                 file=self.log,
                 flush=True,
             )
-        return max(1, int(min(left, CELL_TIMEOUT_S)))
+        return max(1, int(min(left, cell_s)))
 
 
 def _same_interpreter(argv0: str) -> bool:
@@ -150,14 +155,17 @@ def _kernel_manager_class(log: Any, ipc_dir: Path | None) -> type:
 
 
 @contextlib.contextmanager
-def quiet_kernel(log_path: Path) -> Iterator[dict[str, Any]]:
+def quiet_kernel(
+    log_path: Path, cell_timeout_s: float | None = CELL_TIMEOUT_S
+) -> Iterator[dict[str, Any]]:
     """Keyword arguments for ``papermill.execute_notebook`` that keep the terminal quiet.
 
     Within the block, the kernel's stdout/stderr and the ``papermill`` logger's warnings
     are appended to ``log_path`` (papermill's records do not reach the terminal or the
     root logger); the kernel uses IPC transport in a private folder removed afterwards
     (TCP on Windows, which has no Unix sockets). ``timeout_func`` gives each cell what is
-    left of the run's time budget (:func:`run_timeout_s`, counted from entering the block).
+    left of the run's time budget (:func:`run_timeout_s`, counted from entering the block),
+    and at most ``cell_timeout_s`` seconds (None: no per-cell limit).
     """
     budget = run_timeout_s()  # a bad value fails before a kernel starts
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +178,7 @@ def quiet_kernel(log_path: Path) -> Iterator[dict[str, Any]]:
         try:
             yield {
                 "kernel_manager_class": _kernel_manager_class(log, ipc_dir),
-                "timeout_func": _Deadline(budget, log),
+                "timeout_func": _Deadline(budget, log, cell_timeout_s),
             }
         finally:
             _papermill_to(handler, add=False)

@@ -398,7 +398,7 @@ def _execute(
         env["CRM_SCHEMA"] = str(Path(schema_file).expanduser().resolve())
     try:
         try:
-            with _environ(**env), quiet_kernel(tmp_log) as quiet:
+            with _environ(**env), quiet_kernel(tmp_log, timeout_s) as quiet:
                 pm.execute_notebook(
                     str(nb_path),
                     str(tmp_ipynb),
@@ -408,7 +408,6 @@ def _execute(
                     progress_bar=False,
                     log_output=False,
                     request_save_on_cell_execute=False,
-                    execution_timeout=timeout_s,
                     **quiet,
                 )
             from crm_helpers.report.render import render_html

@@ -45,3 +45,35 @@ def test_a_bad_time_budget_is_refused(monkeypatch):
     assert run_timeout_s() is None
     monkeypatch.delenv("CRM_RUN_TIMEOUT_S")
     assert run_timeout_s() == 3600
+
+
+def test_each_cell_gets_the_smaller_of_the_budget_left_and_the_per_cell_limit(tmp_path):
+    """run_notebook(timeout_s=...) is the per-cell limit; the run budget caps it further."""
+    import io
+
+    from crm_helpers.report.kernel import _Deadline
+
+    log = io.StringIO()
+    assert _Deadline(None, log, 30)(None) == 30  # no budget: the per-cell limit
+    assert _Deadline(None, log, None)(None) is None  # neither: no limit
+    assert _Deadline(3600, log, 30)(None) == 30  # plenty of budget: the per-cell limit
+    assert _Deadline(10, log, 1800)(None) in (9, 10)  # little budget left: the budget
+    assert _Deadline(10, log, None)(None) in (9, 10)
+
+
+@pytest.mark.slow
+def test_run_notebook_timeout_s_limits_a_cell(tmp_path, monkeypatch):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell('title: str = "sleepy"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import time\ntime.sleep(120)"),
+    ]
+    path = tmp_path / "sleepy.ipynb"
+    nbformat.write(nb, path)
+    monkeypatch.delenv("CRM_RUN_TIMEOUT_S", raising=False)
+    from crm_helpers.report.run import run_notebook
+
+    t0 = time.perf_counter()
+    res = run_notebook(path, out_dir=tmp_path / "out", update_index=False, timeout_s=4)
+    assert not res.ok and "timed out" in res.error
+    assert time.perf_counter() - t0 < 60
