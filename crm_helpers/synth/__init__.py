@@ -45,16 +45,21 @@ Planted truths
 4. **Seasonality**: weekend lift, a 7-day promo peak (traffic and add-to-cart lift),
    hour-of-day traffic profiles (weekday vs weekend).
 5. **CRM messages**: regular campaigns (push/email/sms/in-app) sent 06-23 UTC; open and
-   click probabilities by channel, send hour and type; clicks start sessions whose
-   ``channel`` is the message channel; any message (clicked or not) may nudge its recipient
-   into a journey on another channel days later (the campaign's lift).
+   click probabilities by channel, type and send hour (each channel has its own best hour:
+   push 20, email 9, sms 12, in-app 17 UTC); clicks start sessions whose ``channel`` is the
+   message channel; any message (clicked or not) may nudge its recipient into a journey on
+   another channel days later (the campaign's lift). **Fatigue**: the open (and so click)
+   probability is x exp(-0.4 k), k = the user's messages in the previous 7 days; one
+   regular campaign is a 5-day push series so that sends pile up (:mod:`~.sends`).
 6. **Lookalike seed**: 10% of loyalists flagged ``users.lookalike_seed``; the rest of the
    type is hidden (truth/users.parquet).
 7. **Experiments**: ``cart_abandoner_coupon`` (80/20 treatment/holdout, recovery purchase
    probability 0.14 vs 0.08 within 14 days, coupon ``CART20``), ``message_test_3arm``
    (control/variant_a/variant_b: response 4% / 5.5% / 7%, variant_b revenue x1.2),
    ``checkout_redesign`` (intended 50/50, ~7.7% of treatment rows dropped -> ~52/48 SRM,
-   no true effect). Each experiment records ``true_lifts`` per metric.
+   no true effect), ``promo_email_holdout`` (one e-mail to 80% of a random audience, the
+   20% holdout gets no message; true incremental 3-day conversion (1 - q) x 0.005).
+   Each experiment records ``true_lifts`` per metric; audiences are blind to churn.
 8. **Dirt** (``dirt=True``): exact duplicate event rows, null event user_ids, late events
    (ts 30-400 days after the end), duplicate order_ids, negative quantities.
 
@@ -69,7 +74,8 @@ open/click parameters, realised by channel and send hour), ``lookalike_seed``,
 ``experiments`` (per experiment: variants, intended split and counts, realised counts,
 true effects, conversions and revenue in the window, ``true_lifts``), ``dirt`` (enabled and
 counts), ``truth_files``, ``behaviour`` (browsing, journeys, dropout, nudges: parameters and
-realised counts).
+realised counts), ``campaigns`` (``best_send_hour``, ``fatigue``, ``series``, ``holdout``:
+see data/README.md, "Campaign truths").
 """
 
 from crm_helpers.synth.config import SynthConfig

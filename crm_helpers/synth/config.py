@@ -223,15 +223,31 @@ HOUR_WEEKEND: tuple[float, ...] = (
     5.4, 5.2, 5.0, 4.8, 4.8, 5.0, 5.4, 5.8, 6.0, 5.4, 4.0, 2.6,
 )  # fmt: skip
 
-#: CRM messages: base open probability and click-given-open by channel, and the
-#: open-probability multiplier by hour of day of the send.
+#: CRM messages: base open probability and click-given-open by channel.
 OPEN_P: dict[str, float] = {"push": 0.10, "email": 0.22, "sms": 0.14, "in-app": 0.32}
 CLICK_P: dict[str, float] = {"push": 0.30, "email": 0.14, "sms": 0.18, "in-app": 0.24}
 OPEN_DELAY_MEDIAN_MIN: dict[str, float] = {"push": 8.0, "email": 90.0, "sms": 15.0, "in-app": 3.0}
-OPEN_HOUR_MULT: tuple[float, ...] = (
-    0.5, 0.5, 0.5, 0.5, 0.5, 0.6, 0.8, 1.0, 1.0, 0.9, 0.9, 1.0,
-    1.1, 1.0, 0.9, 0.9, 1.0, 1.2, 1.4, 1.5, 1.5, 1.3, 1.0, 0.7,
-)  # fmt: skip
+#: The planted best send hour (UTC) of each channel: the open probability is multiplied by
+#: ``OPEN_HOUR_BASE + OPEN_HOUR_AMPLITUDE * exp(-d**2 / (2 * OPEN_HOUR_SIGMA**2))``, where
+#: ``d`` is the distance in hours (on the 24-hour circle) between the send hour and the
+#: channel's peak hour: x1.60 at the peak, x1.46 one hour away, x1.18 two, x0.99 three,
+#: x0.92 four (sends are 06-23 UTC, so every peak is inside the send hours).
+OPEN_PEAK_HOUR: dict[str, int] = {"push": 20, "email": 9, "sms": 12, "in-app": 17}
+OPEN_HOUR_BASE = 0.9
+OPEN_HOUR_AMPLITUDE = 0.7
+OPEN_HOUR_SIGMA = 1.5
+
+
+def _hour_curve(peak: int) -> tuple[float, ...]:
+    d = np.minimum(np.abs(np.arange(24) - peak), 24 - np.abs(np.arange(24) - peak))
+    m = OPEN_HOUR_BASE + OPEN_HOUR_AMPLITUDE * np.exp(-(d**2) / (2 * OPEN_HOUR_SIGMA**2))
+    return tuple(float(round(v, 4)) for v in m)
+
+
+#: Open-probability multiplier by channel and hour of day (UTC) of the send.
+OPEN_HOUR_MULT: dict[str, tuple[float, ...]] = {
+    ch: _hour_curve(h) for ch, h in OPEN_PEAK_HOUR.items()
+}
 CAMPAIGN_CHANNEL_P: tuple[float, ...] = (0.40, 0.35, 0.10, 0.15)
 SEND_HOURS: tuple[int, int] = (6, 23)  # sends spread uniformly over [6, 23) UTC
 
@@ -308,6 +324,26 @@ class SynthConfig:
     # CRM campaigns
     campaign_every_days: int = 6
     campaign_audience: tuple[float, float] = (0.10, 0.35)
+    #: fatigue: the open probability of a regular campaign's message (and so its click
+    #: probability) is multiplied by exp(-fatigue_decay x k), k = the user's messages sent
+    #: in the fatigue_window_days before it (all campaigns except the triggered cart coupon
+    #: e-mail, see ground_truth["campaigns"]["fatigue"]); the nudge is not fatigued
+    fatigue_window_days: int = 7
+    fatigue_decay: float = 0.4
+    #: a regular campaign sent as a series: series_sends messages one day apart (one per
+    #: day at a random send hour) to a random series_share of the users signed up before
+    #: series_day, so that sends pile up and fatigue shows
+    series_day: int = 85
+    series_sends: int = 5
+    series_share: float = 0.25
+    series_channel: str = "push"
+    # experiment 4: promo_email_holdout, a campaign with a randomised no-message holdout
+    holdout_day: int = 95
+    holdout_share: float = 0.5
+    holdout_control_share: float = 0.2
+    holdout_p: float = 0.005
+    holdout_window_days: int = 3
+    holdout_channel: str = "email"
     # lookalike seed
     seed_type: str = "loyalists"
     seed_fraction: float = 0.10
@@ -368,6 +404,19 @@ class SynthConfig:
             self.days
         ):
             raise ValueError("coupon eligibility + conversion window must end inside the period")
+        for name, ch in (("series", self.series_channel), ("holdout", self.holdout_channel)):
+            if ch not in MESSAGE_CHANNELS:
+                raise ValueError(f"{name}_channel must be one of {MESSAGE_CHANNELS}")
+        if (
+            self.series_sends < 1
+            or self.series_day < 0
+            or (self.series_day + self.series_sends > self.days)
+        ):
+            raise ValueError("the message series must be sent inside the period")
+        if self.holdout_day < 0 or self.holdout_day + self.holdout_window_days + 1 > self.days:
+            raise ValueError("promo_email_holdout and its window must end inside the period")
+        if self.fatigue_window_days < 1 or self.fatigue_decay < 0:
+            raise ValueError("need fatigue_window_days >= 1 and fatigue_decay >= 0")
         if self.msg3_day + self.msg3_window_days + 1 > self.days:
             raise ValueError("message_test_3arm and its window must end inside the period")
         pd.Timestamp(self.start)  # raises on a bad date

@@ -23,6 +23,7 @@ from crm_helpers.synth.grid import (  # noqa: F401  (re-exported for world.py)
     CH,
     COUPON_CAMPAIGN_ID,
     EXPERIMENTS,
+    HOLDOUT_CAMPAIGN_ID,
     MCH,
     MSG3_CAMPAIGN_IDS,
     MSG_TO_SESSION_CH,
@@ -46,6 +47,13 @@ from crm_helpers.synth.grid import (  # noqa: F401  (re-exported for world.py)
     make_globals,
 )
 from crm_helpers.synth.journeys import expand_journeys, organic_journeys
+from crm_helpers.synth.sends import (
+    fatigue_count,
+    fatigue_multiplier,
+    holdout_sends,
+    regular_sends,
+    send_counters,
+)
 from crm_helpers.synth.tables import (
     Chunk,
     _add_dirt,
@@ -135,28 +143,38 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
         intent=js.intent[keep],
     )
 
-    # ---- regular CRM campaigns ----------------------------------------------------------
-    msg_parts = []
-    camp = gl.campaigns
-    for cid, day, ch, share in zip(
-        camp["campaign_id"], camp["day"], camp["channel_code"], camp["audience_share"], strict=True
-    ):
-        day_start = gl.day_us(int(day))
-        sel = np.flatnonzero((signup_us < day_start) & (rng.random(n) < share))
-        k = len(sel)
-        sent = day_start + (rng.uniform(*C.SEND_HOURS, size=k) * US_H).astype(np.int64)
-        msg_parts.append((sel, np.full(k, cid), np.full(k, ch), sent))
-    m_u = np.concatenate([p[0] for p in msg_parts]).astype(np.int64)
-    m_cid = np.concatenate([p[1] for p in msg_parts]).astype(np.int64)
-    m_ch = np.concatenate([p[2] for p in msg_parts]).astype(np.int64)
-    m_sent = np.concatenate([p[3] for p in msg_parts]).astype(np.int64)
+    # ---- CRM sends: regular campaigns (and the series), message_test_3arm, the holdout ---
+    # (all drawn before any response, so that every one of them counts towards fatigue)
+    rs = regular_sends(rng, gl, signup_us)
+    m_u, m_cid, m_ch, m_sent = rs["uidx"], rs["campaign_id"], rs["channel"], rs["sent"]
     nm = len(m_u)
+    churn_us = gl.start_us + (churn_h * US_H).astype(np.int64)
+    # message_test_3arm: a random share of the users signed up by the send day (like every
+    # audience, blind to churn, which a CRM cannot see: so experiment messages are no more
+    # likely for active users and do not confound the fatigue of the regular messages)
+    send_day = gl.day_us(cfg.msg3_day)
+    m3 = np.flatnonzero((signup_us < send_day) & (rng.random(n) < cfg.msg3_share))
+    m3_arm = rng.integers(0, 3, size=len(m3))
+    m3_sent = send_day + (rng.uniform(17.0, 20.0, size=len(m3)) * US_H).astype(np.int64)
+    # promo_email_holdout: treatment arm sent the e-mail, holdout nothing
+    h_u, h_treat, h_at = holdout_sends(rng, gl, signup_us)
+    ht = np.flatnonzero(h_treat)
+    # fatigue: messages of the user in the window before each regular message
+    k_fat = fatigue_count(
+        m_u,
+        m_sent,
+        np.concatenate([m_u, m3, h_u[ht]]),
+        np.concatenate([m_sent, m3_sent, h_at[ht]]),
+        cfg.fatigue_window_days * US_D,
+    )
+    fatigue = fatigue_multiplier(k_fat, cfg.fatigue_decay)
     hour = ((m_sent - gl.start_us) // US_H) % 24
-    gone = churned[m_u] & (m_sent >= gl.start_us + (churn_h[m_u] * US_H).astype(np.int64))
+    gone = churned[m_u] & (m_sent >= churn_us[m_u])
     open_base = np.array([C.OPEN_P[ch] for ch in C.MESSAGE_CHANNELS])
     click_base = np.array([C.CLICK_P[ch] for ch in C.MESSAGE_CHANNELS])
     delay_med = np.array([C.OPEN_DELAY_MEDIAN_MIN[ch] for ch in C.MESSAGE_CHANNELS])
-    p_open = open_base[m_ch] * np.asarray(C.OPEN_HOUR_MULT)[hour] * gl.open_mult[ctype[m_u]]
+    hour_mult = np.array([C.OPEN_HOUR_MULT[ch] for ch in C.MESSAGE_CHANNELS])
+    p_open = open_base[m_ch] * hour_mult[m_ch, hour] * gl.open_mult[ctype[m_u]] * fatigue
     p_open = np.minimum(np.where(gone, 0.2 * p_open, p_open), 0.95)
     opened_t = m_sent + (rng.lognormal(np.log(delay_med[m_ch]), 1.0, size=nm) * 60 * US_S).astype(
         np.int64
@@ -180,7 +198,8 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     )
     push_open_idx = np.flatnonzero(opened & (m_ch == MCH["push"]))
 
-    # nudges: a message starts a journey through another channel, clicked or not
+    # nudges: a message starts a journey through another channel, clicked or not (not
+    # fatigued: fatigue lowers the opens and clicks only)
     sent_h = (m_sent - gl.start_us) / US_H
     alive = (sent_h >= a_h[m_u]) & (sent_h < b_h[m_u])
     p_nudge = gl.nudge_p[ctype[m_u]] * np.where(alive, 1.0, cfg.nudge_dormant_mult)
@@ -207,7 +226,6 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
 
     base = Sessions.concat([organic, click_sessions, nudged])
     base.intent = base.intent * propensity[base.uidx]
-    churn_us = gl.start_us + (churn_h * US_H).astype(np.int64)
     f_base = simulate_funnel(rng, gl, base, ctype, np.where(churned, churn_us, gl.end_us))
 
     # ---- experiment 1: cart_abandoner_coupon ----------------------------------------------
@@ -265,11 +283,6 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     ce_open = np.where(other_open & (late_open < gl.end_us), late_open, ce_open)
 
     # ---- experiment 2: message_test_3arm ------------------------------------------------
-    send_day = gl.day_us(cfg.msg3_day)
-    active = ~(churned & (churn_h * US_H + gl.start_us < send_day))
-    m3 = np.flatnonzero((signup_us < send_day) & active & (rng.random(n) < cfg.msg3_share))
-    m3_arm = rng.integers(0, 3, size=len(m3))
-    m3_sent = send_day + (rng.uniform(17.0, 20.0, size=len(m3)) * US_H).astype(np.int64)
     m3_resp = rng.random(len(m3)) < np.asarray(cfg.msg3_p)[m3_arm]
     m3_delay = _trunc_exp(rng, 1.5 * US_D, cfg.msg3_window_days * US_D, len(m3)).astype(np.int64)
     m3_start = m3_sent + 60 * US_S + m3_delay
@@ -298,6 +311,42 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     m3_late = m3_sent + (rng.lognormal(np.log(8.0), 1.0, size=len(m3)) * 60 * US_S).astype(np.int64)
     m3_open = np.where(m3_other, m3_late, m3_open)
 
+    # ---- experiment 4: promo_email_holdout (randomised no-message holdout) ------------------
+    # a treated member responds with holdout_p: opens, clicks and buys in a session of the
+    # campaign's channel Exp(1 d) after the send, truncated to the window less 6 h (so the
+    # order falls inside it); the holdout gets no message and no planted response
+    h_ch = MCH[cfg.holdout_channel]
+    h_resp = h_treat & (rng.random(len(h_u)) < cfg.holdout_p)
+    h_win = cfg.holdout_window_days * US_D - 6 * US_H
+    h_start = h_at + 60 * US_S + _trunc_exp(rng, US_D, h_win, len(h_u)).astype(np.int64)
+    ri = np.flatnonzero(h_resp)
+    h_sessions = Sessions.new(
+        rng,
+        gl,
+        h_u[ri],
+        h_start[ri],
+        ctype,
+        _other_platform(rng, device[h_u[ri]]),
+        MSG_TO_SESSION_CH[h_ch],
+        source=SOURCES.index("holdout_response"),
+        forced=True,
+    )
+    h_resp_t = h_resp[ht]
+    h_click = np.where(h_resp_t, h_start[ht] - US_S, NAT)
+    h_open = np.where(
+        h_resp_t,
+        h_at[ht]
+        + ((h_start[ht] - US_S - h_at[ht]) * rng.uniform(0.0, 0.5, len(ht))).astype(np.int64),
+        NAT,
+    )
+    # other treated members open at the channel's base rate x its send-hour multiplier
+    h_hour = ((h_at[ht] - gl.start_us) // US_H) % 24
+    h_other = ~h_resp_t & (rng.random(len(ht)) < open_base[h_ch] * hour_mult[h_ch, h_hour])
+    h_late = h_at[ht] + (
+        rng.lognormal(np.log(delay_med[h_ch]), 1.0, size=len(ht)) * 60 * US_S
+    ).astype(np.int64)
+    h_open = np.where(h_other, h_late, h_open)
+
     # ---- experiment 3: checkout_redesign with a planted sample-ratio mismatch -------------
     s_lo = gl.day_us(cfg.srm_start_day)
     s_hi = gl.day_us(cfg.srm_start_day + cfg.srm_days)
@@ -311,7 +360,7 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
     srm_logged = ~(srm_treat & (rng.random(len(win)) < cfg.srm_drop_fraction))
 
     # ---- all sessions -> events ----------------------------------------------------------
-    forced_sessions = Sessions.concat([recovery, response])
+    forced_sessions = Sessions.concat([recovery, response, h_sessions])
     f_forced = simulate_funnel(rng, gl, forced_sessions, ctype)
     S = Sessions.concat([base, forced_sessions])
     F = Funnel.concat([f_base, f_forced])
@@ -362,36 +411,48 @@ def generate_chunk(gl: Globals, chunk: int, first_user: int, n: int) -> Chunk:
 
     # ---- messages table ------------------------------------------------------------------
     all_m = {
-        "uidx": np.concatenate([m_u, cu[ct], m3]),
+        "uidx": np.concatenate([m_u, cu[ct], m3, h_u[ht]]),
         "campaign_id": np.concatenate(
-            [m_cid, np.full(len(ct), COUPON_CAMPAIGN_ID), np.asarray(MSG3_CAMPAIGN_IDS)[m3_arm]]
+            [
+                m_cid,
+                np.full(len(ct), COUPON_CAMPAIGN_ID),
+                np.asarray(MSG3_CAMPAIGN_IDS)[m3_arm],
+                np.full(len(ht), HOLDOUT_CAMPAIGN_ID),
+            ]
         ),
         "channel": np.concatenate(
-            [m_ch, np.full(len(ct), MCH["email"]), np.full(len(m3), MCH["push"])]
-        ),
-        "sent": np.concatenate([m_sent, ce_sent, m3_sent]),
-        "opened": np.concatenate([np.where(opened, opened_t, NAT), ce_open, m3_open]),
-        "clicked": np.concatenate([np.where(clicked, clicked_t, NAT), ce_click, m3_click]),
+            [m_ch, np.full(len(ct), MCH["email"]), np.full(len(m3), MCH["push"]), [h_ch] * len(ht)]
+        ).astype(np.int64),
+        "sent": np.concatenate([m_sent, ce_sent, m3_sent, h_at[ht]]),
+        "opened": np.concatenate([np.where(opened, opened_t, NAT), ce_open, m3_open, h_open]),
+        "clicked": np.concatenate([np.where(clicked, clicked_t, NAT), ce_click, m3_click, h_click]),
     }
     mo = np.lexsort((all_m["campaign_id"], all_m["sent"], all_m["uidx"]))
     all_m = {k: v[mo] for k, v in all_m.items()}
     all_m["rank"] = _rank_within(all_m["uidx"])
 
     # ---- assignments -----------------------------------------------------------------------
-    a_exp = np.concatenate([np.zeros(len(ab)), np.ones(len(m3)), np.full(len(win), 2)]).astype(
-        np.int64
+    a_exp = np.concatenate(
+        [np.zeros(len(ab)), np.ones(len(m3)), np.full(len(win), 2), np.full(len(h_u), 3)]
+    ).astype(np.int64)
+    a_u = np.concatenate([cu, m3, srm_u, h_u])
+    a_var = np.concatenate(
+        [np.where(c_treat, 0, 1), m3_arm, srm_treat.astype(np.int64), np.where(h_treat, 0, 1)]
     )
-    a_u = np.concatenate([cu, m3, srm_u])
-    a_var = np.concatenate([np.where(c_treat, 0, 1), m3_arm, srm_treat.astype(np.int64)])
-    a_at = np.concatenate([c_assigned, m3_sent, srm_at])
-    a_logged = np.concatenate([np.ones(len(ab) + len(m3), dtype=bool), srm_logged])
-    a_resp = np.concatenate([c_conv, m3_resp, np.zeros(len(win), dtype=bool)])
+    a_at = np.concatenate([c_assigned, m3_sent, srm_at, h_at])
+    a_logged = np.concatenate(
+        [np.ones(len(ab) + len(m3), dtype=bool), srm_logged, np.ones(len(h_u), dtype=bool)]
+    )
+    a_resp = np.concatenate([c_conv, m3_resp, np.zeros(len(win), dtype=bool), h_resp])
 
     # ---- counters (additive over chunks) ------------------------------------------------
     counters = _counters(
         gl, ctype, is_seed, S, F, events, orders_cols, all_m, m_cid, m_ch, hour, opened, clicked,
         a_exp, a_u, a_var, a_at, a_logged, a_resp, eng_n,
     )  # fmt: skip
+    counters.update(
+        send_counters(gl, m_ch, hour, k_fat, rs["position"], m_cid, p_open, opened, clicked)
+    )
     finite = np.isfinite(drop_h)
     counters["dropout_users"] = np.bincount(ctype[finite], minlength=len(C.TYPES))
     counters["dropped_before_start"] = np.bincount(

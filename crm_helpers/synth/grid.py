@@ -33,16 +33,24 @@ SOURCES = (
     "coupon_recovery",
     "message_test_response",
     "message_nudge",
+    "holdout_response",
 )
 #: sources whose orders are not planted experiment conversions
 ORGANIC_SOURCES = (0, 1, 4)
 COUPON_CAMPAIGN_ID = 90
 MSG3_CAMPAIGN_IDS = (91, 92, 93)
-EXPERIMENTS = ("cart_abandoner_coupon", "message_test_3arm", "checkout_redesign")
+HOLDOUT_CAMPAIGN_ID = 94
+EXPERIMENTS = (
+    "cart_abandoner_coupon",
+    "message_test_3arm",
+    "checkout_redesign",
+    "promo_email_holdout",
+)
 VARIANTS = {
     "cart_abandoner_coupon": ("treatment", "holdout"),
     "message_test_3arm": ("control", "variant_a", "variant_b"),
     "checkout_redesign": ("control", "treatment"),
+    "promo_email_holdout": ("treatment", "holdout"),
 }
 
 
@@ -123,13 +131,16 @@ def make_globals(cfg: SynthConfig) -> Globals:
     )
     camp_ch = rng.choice(len(C.MESSAGE_CHANNELS), size=n_camp, p=C.CAMPAIGN_CHANNEL_P)
     audience = rng.uniform(*cfg.campaign_audience, size=n_camp)
+    # ... and the series (one more regular campaign, sent series_sends times a day apart)
+    series_ch = C.MESSAGE_CHANNELS.index(cfg.series_channel)
     campaigns = pd.DataFrame(
         {
-            "campaign_id": 100 + np.arange(n_camp, dtype=np.int64),
-            "day": camp_day.astype(np.int64),
-            "channel": [C.MESSAGE_CHANNELS[c] for c in camp_ch],
-            "channel_code": camp_ch,
-            "audience_share": np.round(audience, 4),
+            "campaign_id": 100 + np.arange(n_camp + 1, dtype=np.int64),
+            "day": np.r_[camp_day, cfg.series_day].astype(np.int64),
+            "channel": [C.MESSAGE_CHANNELS[c] for c in camp_ch] + [cfg.series_channel],
+            "channel_code": np.r_[camp_ch, series_ch].astype(np.int64),
+            "audience_share": np.r_[np.round(audience, 4), cfg.series_share],
+            "sends": np.r_[np.ones(n_camp), cfg.series_sends].astype(np.int64),
         }
     )
     return Globals(

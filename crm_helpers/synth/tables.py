@@ -194,20 +194,28 @@ def _counters(
     out["orders_by_source"] = np.bincount(oc["source"], minlength=len(SOURCES))
     out["orders_with_coupon"] = int((oc["coupon"] >= 0).sum())
     # experiments: per experiment x variant
-    windows = np.array([cfg.coupon_window_days, cfg.msg3_window_days, cfg.srm_days]) * US_D
-    max_v = 3
+    windows = (
+        np.array(
+            [cfg.coupon_window_days, cfg.msg3_window_days, cfg.srm_days, cfg.holdout_window_days]
+        )
+        * US_D
+    )
+    n_e, max_v = len(EXPERIMENTS), 3
     cell = a_exp * max_v + a_var
-    out["exp_intended"] = np.bincount(cell, minlength=3 * max_v).reshape(3, max_v)
-    out["exp_logged"] = np.bincount(cell[a_logged], minlength=3 * max_v).reshape(3, max_v)
-    out["exp_planted_response"] = np.bincount(cell[a_resp], minlength=3 * max_v).reshape(3, max_v)
-    conv, conv_organic, rev = _window_outcomes(oc, a_u, a_at, a_at + windows[a_exp])
-    out["exp_converted"] = np.bincount(cell[conv & a_logged], minlength=3 * max_v).reshape(3, max_v)
-    out["exp_converted_organic"] = np.bincount(
-        cell[conv_organic & a_logged], minlength=3 * max_v
-    ).reshape(3, max_v)
-    out["exp_revenue"] = np.bincount(
-        cell[a_logged], weights=rev[a_logged], minlength=3 * max_v
-    ).reshape(3, max_v)
+
+    def per_arm(rows, weights=None):
+        return np.bincount(
+            cell[rows], weights=None if weights is None else weights[rows], minlength=n_e * max_v
+        ).reshape(n_e, max_v)
+
+    out["exp_intended"] = per_arm(slice(None))
+    out["exp_logged"] = per_arm(a_logged)
+    out["exp_planted_response"] = per_arm(a_resp)
+    conv, conv_organic, conv_other, rev = _window_outcomes(oc, a_u, a_at, a_at + windows[a_exp])
+    out["exp_converted"] = per_arm(conv & a_logged)
+    out["exp_converted_organic"] = per_arm(conv_organic & a_logged)
+    out["exp_converted_not_holdout_response"] = per_arm(conv_other & a_logged)
+    out["exp_revenue"] = per_arm(a_logged, rev)
     out["n_users"] = len(ctype)
     out["n_events"] = len(ev["uidx"])
     out["n_sessions"] = len(S) + int(F.cart_return.sum())
@@ -215,13 +223,15 @@ def _counters(
 
 
 def _window_outcomes(oc: dict, a_u, a_from, a_to):
-    """Per assignment: any order in (from, to], any organic/message-click order, revenue."""
+    """Per assignment: any order in (from, to], any organic/message-click order, any order
+    not from a ``holdout_response`` session, revenue."""
     o = pd.DataFrame(
         {
             "uidx": oc["uidx"],
             "ts": oc["ts"],
             "rev": oc["revenue"],
             "organic": np.isin(oc["source"], ORGANIC_SOURCES),
+            "other": oc["source"] != SOURCES.index("holdout_response"),
         }
     )
     a = pd.DataFrame({"uidx": a_u, "lo": a_from, "hi": a_to, "row": np.arange(len(a_u))})
@@ -231,8 +241,10 @@ def _window_outcomes(oc: dict, a_u, a_from, a_to):
     conv[j["row"].to_numpy()] = True
     conv_org = np.zeros(len(a_u), dtype=bool)
     conv_org[j.loc[j["organic"], "row"].to_numpy()] = True
+    conv_other = np.zeros(len(a_u), dtype=bool)
+    conv_other[j.loc[j["other"], "row"].to_numpy()] = True
     rev = np.bincount(j["row"].to_numpy(), weights=j["rev"].to_numpy(), minlength=len(a_u))
-    return conv, conv_org, rev
+    return conv, conv_org, conv_other, rev
 
 
 # --------------------------------------------------------------------------------------

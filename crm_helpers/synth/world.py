@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers.synth import config as C
+from crm_helpers.synth.campaign_truth import campaigns_truth, holdout_experiment_truth
 from crm_helpers.synth.config import SynthConfig
 from crm_helpers.synth.generate import (
     COUPON_CAMPAIGN_ID,
     EXPERIMENTS,
+    HOLDOUT_CAMPAIGN_ID,
     MSG3_CAMPAIGN_IDS,
     SOURCES,
     VARIANTS,
@@ -283,22 +285,40 @@ def build_ground_truth(gl: Globals, c: dict) -> dict:
                 v: {"campaign_id": cid, "channel": "push"}
                 for v, cid in zip(VARIANTS["message_test_3arm"], MSG3_CAMPAIGN_IDS, strict=True)
             },
+            "promo_email_holdout": {
+                "treatment": {"campaign_id": HOLDOUT_CAMPAIGN_ID, "channel": cfg.holdout_channel}
+            },
         },
         "open_probability_base": dict(C.OPEN_P),
         "click_given_open_probability_base": dict(C.CLICK_P),
-        "open_hour_multiplier": list(C.OPEN_HOUR_MULT),
+        "open_hour_multiplier_by_channel": {ch: list(v) for ch, v in C.OPEN_HOUR_MULT.items()},
+        "best_send_hour": dict(C.OPEN_PEAK_HOUR),
         "open_delay_median_minutes": dict(C.OPEN_DELAY_MEDIAN_MIN),
         "send_hours_utc": list(C.SEND_HOURS),
-        "rule": "regular campaigns: p(open) = open_probability_base[channel] x "
-        "open_hour_multiplier[send hour] x profiles[type].open_mult (x0.2 and no click for "
-        "churned users after churn); p(click|open) = click_base[channel] x click_mult; a click "
-        "starts a session at clicked_at + 1 s whose channel is the message channel",
+        "rule": "regular campaigns (campaign_id >= 100, incl. the series): p(open) = "
+        "open_probability_base[channel] x open_hour_multiplier_by_channel[channel][send hour] "
+        "x profiles[type].open_mult x the fatigue multiplier (campaigns.fatigue) (x0.2 and no "
+        "click for churned users after churn), capped at 0.95; p(click|open) = "
+        "click_base[channel] x click_mult; a click starts a session at clicked_at + 1 s whose "
+        "channel is the message channel",
         "realised_regular": {
             "by_channel": {
                 ch: {
                     "sent": int(c["regular_sent_by_channel"][k]),
                     "opened": int(c["regular_opened_by_channel"][k]),
                     "clicked": int(c["regular_clicked_by_channel"][k]),
+                }
+                for k, ch in enumerate(M)
+            },
+            "by_channel_send_hour": {
+                ch: {
+                    str(h): {
+                        "sent": int(c["hour_sent"][k, h]),
+                        "opened": int(c["hour_opened"][k, h]),
+                        "clicked": int(c["hour_clicked"][k, h]),
+                    }
+                    for h in range(24)
+                    if c["hour_sent"][k, h]
                 }
                 for k, ch in enumerate(M)
             },
@@ -377,6 +397,7 @@ def build_ground_truth(gl: Globals, c: dict) -> dict:
         "messages": messages,
         "lookalike_seed": seed,
         "experiments": experiments,
+        "campaigns": campaigns_truth(gl, c, experiments["promo_email_holdout"], day),
         "behaviour": behaviour_truth(cfg, c, counts["sessions_by_source"]),
         "dirt": dirt,
         "truth_files": {
@@ -452,8 +473,8 @@ def _experiments_truth(cfg: SynthConfig, c: dict, day) -> dict:
             "intended_split": {v: 1 / 3 for v in VARIANTS["message_test_3arm"]},
             "send_date": day(cfg.msg3_day)[:10],
             "send_hours_utc": [17, 20],
-            "audience": f"random {cfg.msg3_share:.0%} of users signed up before the send and not "
-            "churned by then",
+            "audience": f"random {cfg.msg3_share:.0%} of users signed up before the send day "
+            "(blind to churn)",
             "window_days": cfg.msg3_window_days,
             "metric": "any order in (assigned_at, assigned_at + window_days]",
             "true_response_probability": dict(
@@ -493,6 +514,7 @@ def _experiments_truth(cfg: SynthConfig, c: dict, day) -> dict:
         "conversion_in_window": {"treatment": cp["expected_lift"]},
         "rule": "absolute differences to holdout",
     }
+    holdout_experiment_truth(cfg, c, out["promo_email_holdout"], day)
     srm = out["checkout_redesign"]
     intended = srm["intended_counts"]
     srm.update(

@@ -21,17 +21,19 @@ from crm_helpers.synth.browse import _event_dtypes
 from crm_helpers.synth.tables import _strings
 
 #: sha256 (first 16 hex) of ``df.to_csv(index=False)`` of every table of
-#: ``SynthConfig(n_users=2_000, seed=13, chunk_size=700, dirt=True)``, recorded with main's
-#: generator before the speed work (2026-11-27, b189dd9). Update only with an intended change
-#: of the generated rows, and say so in the commit.
+#: ``SynthConfig(n_users=2_000, seed=13, chunk_size=700, dirt=True)``, first recorded with
+#: main's generator before the speed work (2026-11-27, b189dd9); re-recorded deliberately for
+#: issue #22 (fatigue, a push series, per-channel best send hours, the promo_email_holdout
+#: experiment: new messages, assignments, and the events/orders they cause; users unchanged).
+#: Update only with an intended change of the generated rows, and say so in the commit.
 FINGERPRINT = {
     "users": (2000, "b16616b7f88701c6"),
-    "events": (55699, "58c801b62391843c"),
-    "orders": (196, "179e476fdcd16904"),
-    "messages": (9464, "f90acdc23e86203b"),
-    "assignments": (1264, "704ad4a948a3623c"),
-    "truth_users": (2000, "95e92257c6a0bd8c"),
-    "truth_assignments": (1295, "29a4af847cce266a"),
+    "events": (60615, "2a21b46b4f679e1a"),
+    "orders": (215, "db79c7cda0e50030"),
+    "messages": (12177, "6aaa46add41798ec"),
+    "assignments": (2299, "27841d0d8e4739d2"),
+    "truth_users": (2000, "38cfdb4b8215f865"),
+    "truth_assignments": (2323, "6bd9a39def38d673"),
 }
 CFG = SynthConfig(n_users=2_000, seed=13, chunk_size=700, dirt=True)
 
