@@ -88,10 +88,11 @@ def choose_holdout(candidates: pd.DataFrame) -> tuple[str, str, str] | None:
     return str(exp), str(ctl), how
 
 
-def holdout_hint(candidates: pd.DataFrame | None) -> str:
+def holdout_hint(candidates: pd.DataFrame | None, measured: bool = False) -> str:
     """What to pass when no holdout was derived: the first candidate experiment and its
     control arm from the data as the parameters holdout_experiment and control_variant
-    (several qualify), or only what to add when none qualifies (safe Markdown)."""
+    (several qualify), or only what to add when none qualifies (safe Markdown).
+    ``measured``: the report measures every candidate (none named) and says so."""
     if candidates is None or not len(candidates):
         return (
             "Add an experiment to assignments.parquet whose control arm got no message of a "
@@ -102,8 +103,14 @@ def holdout_hint(candidates: pd.DataFrame | None) -> str:
     )
     exp, ctl = first.iloc[0][["experiment_id", "control_variant"]]
     n = len(candidates[["experiment_id", "control_variant"]].drop_duplicates())
+    how = (
+        "{n} experiments and arms qualify and none is named: each is measured below; to show "
+        "one, {cmd}."
+        if measured
+        else "{n} experiments and arms qualify; choose one, e.g. {cmd}."
+    )
     return md(
-        "{n} experiments and arms qualify; choose one, e.g. {cmd}.",
+        how,
         n=n,
         cmd=join(
             [

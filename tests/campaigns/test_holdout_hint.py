@@ -27,3 +27,9 @@ def test_no_candidate_gives_no_command():
     for cands in (None, pd.DataFrame(columns=["experiment_id", "control_variant"])):
         got = narrative.holdout_hint(cands)
         assert "-p" not in got and "assignments.parquet" in got
+
+
+def test_measured_candidates_say_so():
+    cands = pd.DataFrame({"experiment_id": ["e1", "e2"], "control_variant": ["h", "h"]})
+    got = narrative.holdout_hint(cands, measured=True)
+    assert "each is measured below" in got and "<code>-p holdout_experiment e1</code>" in got
