@@ -73,7 +73,15 @@ def test_fitted_fatigue_decay_covers_the_planted_curve(world):
     """The plant fatigues the messages of regular campaigns (id >= 100) and counts, as k,
     every earlier message except the cart-abandoner coupon (campaign 90): the fit reads those
     messages with that count. (On all campaigns the fit is pulled towards 1 by the experiment
-    campaigns 90-94, which the plant does not fatigue: 0.75 on this world.)"""
+    campaigns 90-94, which the plant does not fatigue: 0.75 on this world.)
+
+    Seed 11 is the seed of tests/synth/test_campaign_truth.py (not chosen by result). On
+    seeds 3, 7, 11, 23, 31, 41 the click-rate interval covered the planted 0.670 six times;
+    the open-rate interval four times (seed 3: 0.648 [0.628, 0.668], seed 31: 0.695
+    [0.674, 0.716]): the open-rate estimates spread more across seeds (sd 0.017) than their
+    standard error (0.010) says, and a jackknife over user groups did not widen them, so the
+    extra spread is not the clustering of one user's messages (open question).
+    """
     data, conv, truth = world
     fat = truth["fatigue"]
     assert fat["window_days"] == WINDOW_DAYS
