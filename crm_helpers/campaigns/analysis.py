@@ -234,13 +234,17 @@ def send_windows(hours: pd.DataFrame, by: str = "channel") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def weekday_hour_grid(counts: pd.DataFrame, metric: str = "click_rate") -> pd.DataFrame:
+def weekday_hour_grid(
+    counts: pd.DataFrame, metric: str = "click_rate", min_sends: int = 1
+) -> pd.DataFrame:
     """Weekday (rows, 0 = Monday) x hour (columns 0-23) of the metric's rate, all groups pooled
-    (``counts`` from :func:`~crm_helpers.campaigns.core.hour_counts`); NaN where nothing
-    was sent."""
+    (``counts`` from :func:`~crm_helpers.campaigns.core.hour_counts`); NaN where fewer than
+    ``min_sends`` messages were sent (a rate of 1 in 2 would otherwise set the colour scale
+    of the heatmap)."""
     num = HOUR_METRICS[metric]
     c = counts.assign(_x=_num(counts[num]), _n=_num(counts["sent"]))
     g = c.groupby(["weekday", "hour"])[["_x", "_n"]].sum(min_count=1)
+    g = g[g["_n"] >= max(min_sends, 1)]
     rate = (g["_x"] / g["_n"]).unstack("hour")
     return rate.reindex(index=range(7), columns=range(24))
 

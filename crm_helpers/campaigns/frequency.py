@@ -11,9 +11,15 @@ the share of messages followed by an opt-out, the guardrail of a frequency band.
 
 *Decay.* :func:`fit_decay` fits a binomial GLM with a log link to the per-band counts
 (unpooled counts): ``rate(k) = base * decay**k`` — each message already received in the
-window multiplies the response rate by ``decay``. ``decay`` has a 95% Wald interval from
-the GLM (``exp`` of the slope's interval). Fitted with statsmodels; None when fewer than
-two bands have sends or the fit fails.
+window multiplies the response rate by ``decay``. When the counts have a ``campaign_id``
+column (``stratum``), each campaign has its own base rate (a campaign fixed effect):
+``rate(k, c) = base_c * decay**k``, so that a campaign that is both sent to users who got
+many messages and responded to less (e.g. a daily series) does not make the decay look
+steeper; campaigns with no response or a single band carry no information on ``decay`` and
+are left out of the fit; ``base`` is then the send-weighted mean of the ``base_c`` (the
+rate of a message with no earlier message, on the campaigns' mix of sends). ``decay`` has a
+95% Wald interval from the GLM (``exp`` of the slope's interval). Fitted with statsmodels;
+None when fewer than two bands have sends or the fit fails.
 
 *Cap.* :func:`frequency_cap`: the smallest ``k >= 0`` whose fitted rate is below
 ``threshold`` (expected responses of one more message, per message): users should get at
@@ -107,45 +113,65 @@ class DecayFit:
         return bool(self.decay_ci_high < 1.0 or self.decay_ci_low > 1.0)
 
 
-def fit_decay(counts: pd.DataFrame, metric: str = "click_rate") -> DecayFit | None:
+def fit_decay(
+    counts: pd.DataFrame, metric: str = "click_rate", stratum: str | None = "campaign_id"
+) -> DecayFit | None:
     """Fit ``rate(k) = base * decay**k`` (binomial GLM, log link) to the frequency counts.
 
     ``counts``: :func:`~crm_helpers.campaigns.core.frequency_counts` (any grouping: bands
-    are pooled by ``prior_messages``). None when fewer than two bands or the fit fails.
+    are pooled by ``prior_messages``, within ``stratum`` when the counts have that column:
+    a fixed effect per stratum, see the module docstring). None when fewer than two bands
+    or the fit fails.
     """
     import statsmodels.api as sm
 
     num = HOUR_METRICS[metric]
     if num not in counts.columns:
         return None
+    strat = stratum if stratum and stratum in counts.columns else None
     c = pd.DataFrame(
         {"k": counts["prior_messages"].to_numpy(int), "n": _num(counts["sent"]),
-         "x": _num(counts[num])}
+         "x": _num(counts[num]),
+         "s": counts[strat].astype(str).to_numpy() if strat else np.zeros(len(counts), str)}
     )  # fmt: skip
-    c = c[np.isfinite(c["x"])].groupby("k")[["n", "x"]].sum().reset_index()
+    c = c[np.isfinite(c["x"])].groupby(["s", "k"])[["n", "x"]].sum().reset_index()
     c = c[c["n"] > 0]
-    if len(c) < 2 or c["x"].sum() == 0:
+    if c["k"].nunique() < 2 or c["x"].sum() == 0:
         return None
-    y = np.column_stack([c["x"], c["n"] - c["x"]])
-    exog = sm.add_constant(c["k"].to_numpy(float))
+    g = c.groupby("s")
+    informative = (g["x"].transform("sum") > 0) & (g["k"].transform("nunique") > 1)
+    fit_rows = c[informative] if strat else c
+    if fit_rows["k"].nunique() < 2:
+        return None
+    strata = sorted(fit_rows["s"].unique())
+    dummies = pd.get_dummies(
+        pd.Categorical(fit_rows["s"], categories=strata), drop_first=True, dtype=float
+    ).to_numpy()
+    exog = np.column_stack([np.ones(len(fit_rows)), fit_rows["k"].to_numpy(float), dummies])
+    y = np.column_stack([fit_rows["x"], fit_rows["n"] - fit_rows["x"]])
     family = sm.families.Binomial(link=sm.families.links.Log())
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            start = np.array([math.log(max(c["x"].sum() / c["n"].sum(), 1e-9)), 0.0])
+            rate = max(fit_rows["x"].sum() / fit_rows["n"].sum(), 1e-9)
+            start = np.r_[math.log(rate), 0.0, np.zeros(dummies.shape[1])]
             res = sm.GLM(y, exog, family=family).fit(start_params=start)
     except (ValueError, np.linalg.LinAlgError, FloatingPointError):
         return None
-    b0, b1 = (float(v) for v in res.params)
-    lo, hi = (float(v) for v in res.conf_int()[1])
-    if not all(math.isfinite(v) for v in (b0, b1, lo, hi)):
+    params = np.asarray(res.params, float)
+    b1 = float(params[1])
+    lo, hi = (float(v) for v in np.asarray(res.conf_int())[1])
+    if not all(math.isfinite(v) for v in (*params, lo, hi)):
         return None
+    base_s = np.exp(params[0] + np.r_[0.0, params[2:]])  # per stratum, in ``strata`` order
+    sends = c.groupby("s")["n"].sum().reindex(strata).to_numpy(float)
+    base = float(np.sum(base_s * sends) / np.sum(sends))
     return DecayFit(
-        base=math.exp(b0),
+        base=base,
         decay=math.exp(b1),
         decay_ci_low=math.exp(lo),
         decay_ci_high=math.exp(hi),
-        p_value=float(res.pvalues[1]),
+        p_value=float(np.asarray(res.pvalues)[1]),
         max_count=int(c["k"].max()),
     )
 

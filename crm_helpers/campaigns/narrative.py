@@ -21,6 +21,7 @@ import pandas as pd
 from crm_helpers.campaigns.analysis import rates_table
 from crm_helpers.campaigns.core import COUNT_COLUMNS
 from crm_helpers.engine import is_utc
+from crm_helpers.report.hints import pass_param
 from crm_helpers.report.text import code, join, md
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "choose_holdout",
     "choose_hour_metric",
     "choose_timezone",
+    "holdout_hint",
     "fatigue_record",
     "hour_rates",
     "incremental_records",
@@ -84,6 +86,40 @@ def choose_holdout(candidates: pd.DataFrame) -> tuple[str, str, str] | None:
         f"of campaign {', '.join(map(str, camps))}"
     )
     return str(exp), str(ctl), how
+
+
+def holdout_hint(candidates: pd.DataFrame | None, measured: bool = False) -> str:
+    """What to pass when no holdout was derived: the first candidate experiment and its
+    control arm from the data as the parameters holdout_experiment and control_variant
+    (several qualify), or only what to add when none qualifies (safe Markdown).
+    ``measured``: the report measures every candidate (none named) and says so."""
+    if candidates is None or not len(candidates):
+        return (
+            "Add an experiment to assignments.parquet whose control arm got no message of a "
+            "campaign that every user of the other arms got."
+        )
+    first = candidates.sort_values(
+        ["experiment_id", "control_variant"], key=lambda s: s.astype(str)
+    )
+    exp, ctl = first.iloc[0][["experiment_id", "control_variant"]]
+    n = len(candidates[["experiment_id", "control_variant"]].drop_duplicates())
+    how = (
+        "{n} experiments and arms qualify and none is named: each is measured below; to show "
+        "one, {cmd}."
+        if measured
+        else "{n} experiments and arms qualify; choose one, e.g. {cmd}."
+    )
+    return md(
+        how,
+        n=n,
+        cmd=join(
+            [
+                pass_param("holdout_experiment", str(exp), prefix="pass "),
+                pass_param("control_variant", str(ctl), prefix=""),
+            ],
+            " ",
+        ),
+    )
 
 
 def attribution_rule(attribution_days: float, source: str, event: str | None) -> str:

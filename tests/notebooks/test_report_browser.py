@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("re
 #: Each report opened in the browser: notebook -> (page title, parameters, id of the heading
 #: that must come before the first chart, least number of charts).
 NOTEBOOKS: dict[str, tuple[str, dict, str, int]] = {
+    "campaign_performance": ("Campaign performance", {}, "Summary", 5),
     "data_overview": ("Data overview", {}, "Summary", 3),
     "funnel_dropoff": ("Funnel drop-off", {}, "Summary", 5),
     "journey_mapping": ("Journey mapping", {}, "Summary", 3),

@@ -13,6 +13,7 @@ from crm_helpers.report import render
 
 #: notebook -> the id of its answer's heading (as in tests/notebooks/test_report_browser.py)
 ANSWER = {
+    "campaign_performance": "Summary",
     "data_overview": "Summary",
     "experiment_readout": "Decision-memo",
     "funnel_dropoff": "Summary",
