@@ -11,26 +11,20 @@ figure                          input frame (producer)
 ==============================  ===========================================================
 
 Names from the data (channels, campaign ids) are shown as plotly text, which plotly does
-not escape: they go through :func:`_label`, which escapes ``< > &``.
+not escape: they go through :func:`crm_helpers.plots.theme.esc`, which escapes ``< > &``.
 """
 
 from __future__ import annotations
-
-import html
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, figure
+from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, esc, figure
 
 __all__ = ["plot_frequency", "plot_hour_heatmap", "plot_hours", "plot_scorecard", "plot_weekly"]
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def _label(s: object) -> str:
-    return html.escape(str(s), quote=False)
 
 
 def _f(s: pd.Series) -> np.ndarray:
@@ -50,7 +44,7 @@ def plot_scorecard(
     """
     fig = figure(title, yaxis_title="share of messages sent", yaxis_tickformat=".0%",
                  barmode="group")  # fmt: skip
-    x = [_label(v) for v in table[by]]
+    x = [esc(v) for v in table[by]]
     for i, rate in enumerate(("open_rate", "click_rate", "conversion_rate")):
         r = _f(table[rate])
         if not np.isfinite(r).any():
@@ -73,7 +67,7 @@ def plot_weekly(
         g = g.sort_values("week")
         r = _f(g[rate])
         fig.add_trace(
-            go.Scatter(x=g["week"], y=r, mode="lines+markers", name=_label(group),
+            go.Scatter(x=g["week"], y=r, mode="lines+markers", name=esc(group),
                        line_color=COLORS[i % len(COLORS)],
                        error_y=_err(r, _f(g[f"{rate}_ci_low"]), _f(g[f"{rate}_ci_high"])),
                        meta={"group": str(group)})
@@ -106,7 +100,7 @@ def plot_hours(hours: pd.DataFrame, by: str = "channel", title: str | None = Non
         r = _f(g["rate"])
         better = g["better"].astype(bool).to_numpy()
         fig.add_trace(
-            go.Scatter(x=g["hour"], y=r, mode="lines+markers", name=_label(group),
+            go.Scatter(x=g["hour"], y=r, mode="lines+markers", name=esc(group),
                        line_color=COLORS[i % len(COLORS)],
                        marker={"size": np.where(better, 12, 6),
                                "symbol": np.where(better, "circle", "circle-open")},

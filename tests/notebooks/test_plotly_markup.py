@@ -48,11 +48,13 @@ PARAMETERS: dict[str, dict] = {
     "segment_profiling": {},
     "lookalike_expansion": {},
     "experiment_readout": {},
+    "campaign_performance": {},
 }
 NOTEBOOKS = sorted(p.stem for p in config.NOTEBOOKS_DIR.glob("*.ipynb"))
 #: Notebooks whose figures show no name from the data (RFM segments and health states are
-#: the workbench's own words; its profiles are tables).
-NO_DATA_NAMES_IN_FIGURES = {"segment_profiling"}
+#: the workbench's own words; its profiles are tables; campaign figures are drawn by channel,
+#: whose values the contract fixes, and campaign ids appear only in tables).
+NO_DATA_NAMES_IN_FIGURES = {"segment_profiling", "campaign_performance"}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +69,8 @@ def markup_world(tmp_path_factory) -> Path:
                 df[col] = df[col].replace(mapping)
         if name == "assignments":
             df["experiment_id"] = df["experiment_id"].astype("string") + " " + LINK
+        if name == "messages":
+            df["campaign_id"] = df["campaign_id"].astype("string") + " " + SPAN
         df.to_parquet(d / f"{name}.parquet", index=False)
     return d
 
