@@ -88,7 +88,8 @@ def overlap_counts(
     Returns
     -------
     pandas.DataFrame
-        ``group, segmentation, segment, users`` (long; zero counts absent).
+        ``group, segmentation, segment, users`` (long; zero counts absent), sorted by the
+        order of ``groups`` (then ``population``), segmentation and segment.
     """
     if "population" in groups:
         raise ValueError("'population' is reserved: it is always counted")
@@ -118,7 +119,12 @@ def overlap_counts(
             rows.append(c.rename(columns={s: "segment"}).assign(segmentation=s))
     out = pd.concat(rows, ignore_index=True)
     out["users"] = out["users"].astype("int64")
-    return out[["group", "segmentation", "segment", "users"]]
+    # the engine's row order is arbitrary (Spark's differs run to run): groups in the order
+    # given, then segmentation and segment, so every engine returns the same frame
+    rank = {g: i for i, g in enumerate(groups)}
+    out = out.assign(_g=out["group"].map(rank).fillna(len(rank)))
+    out = out.sort_values(["_g", "group", "segmentation", "segment"], kind="mergesort")
+    return out[["group", "segmentation", "segment", "users"]].reset_index(drop=True)
 
 
 def _id_dtype(labels: ibis.Table):
