@@ -127,15 +127,7 @@ def incremental(incremental: pd.DataFrame, currency: str = ""):
             "revenue_per_1000": ("revenue_ci_low", "revenue_ci_high"),
         },
         labels={
-            "control_variant": "Control arm",
-            "treated_users": "Recipients",
-            "control_users": "Control users",
-            "treated_rate": "Conversion, recipients",
-            "control_rate": "Conversion, control",
-            "incremental_per_1000": "Added conversions per 1,000",
-            "incremental_conversions": "Added conversions",
             "revenue_per_1000": "Added revenue per 1,000",
-            "attributed_conversions": "Attributed conversions",
         },
         details=["revenue_per_1000", "attributed_conversions"],
         keys=["campaign_id"],
@@ -183,7 +175,6 @@ def windows(windows: pd.DataFrame, by: str = "channel"):
         shown,
         percent=["best_rate", "adjusted_rate", "rest_rate", "group_rate"],
         labels={
-            "best_hour": "Best send hour",
             "best_rate": "Rate at that hour",
             "adjusted_rate": "Rate at that hour, on the group's campaign mix",
             "rest_rate": "Rate at the other hours",
@@ -216,8 +207,6 @@ def frequency(freq: pd.DataFrame, metric: str, window_days: float):
             "label": f"Messages in the previous {window_days:g} days",
             "successes": label(num),
             "rate": label(metric),
-            "optouts": "Opt-outs",
-            "optout_rate": "Opt-out rate",
         },
     )
 
