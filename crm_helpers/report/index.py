@@ -8,6 +8,9 @@ Semantics
   parameter, else the folder) linking to its HTML, its status and age ("3 h ago", with the
   UTC time), the first :data:`N_SUMMARY_LINES` lines of its summary, and its parameters
   one click away (a ``<details>`` element; the page has no scripts).
+* Under the summary, what its headline numbers did since the previous good run, marked
+  when beyond run-to-run noise (:mod:`crm_helpers.report.changes`, the rule stated once at
+  the top of the page).
 * A failed run shows its error and, when the last good report is still there (a failed run
   never replaces it), a link to it with the summary of that report.
 * Summary lines are Markdown made with :mod:`crm_helpers.report.text`; they are rendered
@@ -28,6 +31,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 
 from crm_helpers import config
+from crm_helpers.report import changes, history
 
 #: Summary lines shown per report.
 N_SUMMARY_LINES = 3
@@ -39,7 +43,8 @@ def collect_runs(reports_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """The ``run.json`` records under ``reports_dir/*/``, sorted by folder name.
 
     Each record gets ``_folder``, ``_link`` (the report's HTML relative to the folder, or
-    None) and ``_metrics`` (the parsed ``metrics.json`` of the last good report, or None).
+    None), ``_metrics`` (the parsed ``metrics.json`` of the last good report, or None) and
+    ``_history`` (its two newest good runs, :func:`crm_helpers.report.history.last`).
     """
     root = Path(reports_dir) if reports_dir else config.reports_dir()
     runs = []
@@ -55,6 +60,7 @@ def collect_runs(reports_dir: str | Path | None = None) -> list[dict[str, Any]]:
             rec["_metrics"] = json.loads((path.parent / "metrics.json").read_text())
         except (ValueError, OSError):
             rec["_metrics"] = None
+        rec["_history"] = history.last(path.parent, 2)
         runs.append(rec)
     return runs
 
@@ -143,6 +149,8 @@ def _card(r: dict[str, Any], now: datetime) -> str:
     lines = ((r.get("_metrics") or {}).get("summary") or [])[:N_SUMMARY_LINES]
     if lines and (ok or link):
         parts.append("<ul>" + "".join(f"<li>{summary_html(x)}</li>" for x in lines) + "</ul>")
+    if ok or link:  # what moved since the previous good run (crm_helpers.report.changes)
+        parts.append(changes.changes_html(str(r.get("name") or ""), r.get("_history") or []))
     parts.append(
         "<details><summary>Parameters</summary>"
         f"{_params_table(r.get('parameters') or {})}</details></article>"
@@ -185,6 +193,8 @@ def render_index(runs: list[dict[str, Any]], now: datetime | None = None) -> str
         + (f", <strong class='bad'>{n_failed} failed</strong>" if n_failed else ", all ok")
         + f" · page made {now:%Y-%m-%d %H:%M} UTC"
     )
+    compared = any(len(r.get("_history") or []) >= 2 for r in runs)
+    rule = f"<p class='meta'>{html.escape(changes.RULE)}</p>\n" if compared else ""
     body = "\n".join(sections) or "<p>No reports yet: run <code>crm run</code>.</p>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -203,6 +213,8 @@ article.failed .status {{ background: #cf222e; }}
 .err {{ font-size: 0.85em; color: #8a1c1c; }}
 .trace {{ white-space: pre-line; overflow-wrap: anywhere; }}
 .bad {{ color: #cf222e; }}
+.moved {{ color: #9a6700; }}
+.changes ul {{ font-size: 0.85em; }}
 ul {{ padding-left: 1.2em; margin: 0.5em 0; font-size: 0.92em; }}
 details {{ font-size: 0.85em; color: #444; }}
 table.params th, table.params td {{ text-align: left; padding: 1px 8px 1px 0; vertical-align: top; }}
@@ -210,7 +222,7 @@ code {{ font-size: 0.9em; }}
 </style></head>
 <body><h1>CRM Workbench reports</h1>
 <p class="meta">{status}</p>
-{body}
+{rule}{body}
 </body></html>
 """
 

@@ -10,6 +10,8 @@ Output layout (``reports/`` by default, ``$CRM_REPORTS_DIR`` or ``--out`` otherw
         run.json              status, parameters, timestamps, duration, provenance
         run.log               what the kernel and papermill said, kept out of the terminal
                               (only when they said something)
+        history/<UTC time>.json  each good run's metrics.json, the last 52
+                              (:mod:`crm_helpers.report.history`)
 
 A failed or interrupted run never replaces the last good HTML or metrics: every file is
 written to a temporary path of its own (pid and a random token in the name) in the same folder
@@ -448,6 +450,7 @@ def _execute(
             os.replace(tmp_ipynb, ipynb_path)
             failed_path.unlink(missing_ok=True)
             result.last_success = result.finished_at
+            _record_history(folder, metrics_path, result.finished_at)
             result.html, result.executed, result.metrics = (
                 str(html_path),
                 str(ipynb_path),
@@ -469,6 +472,17 @@ def _execute(
             tmp.unlink(missing_ok=True)
     _write_atomic(run_path, json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
     return result
+
+
+def _record_history(folder: Path, metrics_path: Path, finished_at: str) -> None:
+    """A good run's ``metrics.json`` into ``history/`` (:mod:`crm_helpers.report.history`);
+    the report is published already, so a failure to copy is said, not raised."""
+    from crm_helpers.report import history
+
+    try:
+        history.record(folder, metrics_path, finished_at)
+    except OSError as exc:
+        _say(f"the run's metrics were not added to {folder / history.HISTORY_DIR}: {exc}")
 
 
 def discover_runs(notebooks_dir: Path | None = None) -> list[tuple[Path, Path | None]]:
