@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from crm_helpers import config
@@ -192,7 +193,13 @@ def _run_all(args: argparse.Namespace) -> int:
     for res in results:
         _print_result(res)
     failed = [r for r in results if not r.ok]
-    print(f"{len(results) - len(failed)} ok, {len(failed)} failed")
+    names = ", ".join(Path(r.out_dir).name if r.out_dir else r.name for r in failed)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    print(  # one line per scheduled run in an appended log: when, how many, which failed
+        f"crm run-all {when}: {len(results) - len(failed)} ok, {len(failed)} failed"
+        + (f": {names}" if failed else ""),
+        file=sys.stderr if failed else sys.stdout,
+    )
     return 1 if failed else 0
 
 
