@@ -14,8 +14,8 @@ Semantics
   (2·1.96)``) and the change is marked when ``|Δ| > 1.96·√(se₁² + se₂²)``, the two-sided 5%
   test of a difference of two independent estimates. Numbers without a recorded interval
   (counts of a census, model scores) are shown and never marked.
-* **Changed parameters**: when the two runs' parameters differ (derived ones, which follow
-  the data, excepted) their names are listed, since the change may come from them.
+* **Changed parameters**: when the two runs' parameters differ their names are listed,
+  since the change may come from them; those derived from the data apart.
 * Every string that reaches HTML is escaped (:func:`html.escape`).
 """
 
@@ -263,13 +263,19 @@ def compare(before: list[Headline], after: list[Headline]) -> list[Change]:
     return out
 
 
-def changed_parameters(before_doc: dict | None, after_doc: dict | None) -> list[str]:
-    """Names of the parameters that differ between two runs (derived ones excepted)."""
+def changed_parameters(before_doc: dict | None, after_doc: dict | None) -> tuple[list, list]:
+    """Names of the parameters whose values differ between two runs: ``(set, derived)``.
+
+    ``set`` are those given (or left at a default); ``derived`` those derived from the data
+    (the provenance's ``derived``), which may follow the data (``data_end``) or change what
+    is measured (a funnel's ``steps``).
+    """
     prov_a = (before_doc or {}).get("provenance") or {}
     prov_b = (after_doc or {}).get("provenance") or {}
     pa, pb = prov_a.get("parameters") or {}, prov_b.get("parameters") or {}
     derived = set(prov_a.get("derived") or {}) | set(prov_b.get("derived") or {})
-    return sorted(k for k in set(pa) | set(pb) if k not in derived and pa.get(k) != pb.get(k))
+    differ = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k))
+    return [k for k in differ if k not in derived], [k for k in differ if k in derived]
 
 
 def _value(v: Any, kind: str, decimals: int) -> str:
@@ -341,12 +347,11 @@ def changes_html(notebook: str, runs: list[Any]) -> str:
             mark = f" <strong class='moved' title='beyond run-to-run noise'>{arrow}</strong>"
         items.append(f"<li>{html.escape(format_change(c))}{mark}</li>")
     since = f"{prev.when:%Y-%m-%d %H:%M} UTC"
-    params = changed_parameters(prev.metrics, cur.metrics)
-    note = (
-        f"<p class='muted'>Parameters changed since then: {html.escape(', '.join(params))}.</p>"
-        if params
-        else ""
-    )
+    given, derived = changed_parameters(prev.metrics, cur.metrics)
+    said = [f"Parameters changed since then: {', '.join(given)}."] if given else []
+    if derived:
+        said.append(f"Derived from the data and changed: {', '.join(derived)}.")
+    note = "".join(f"<p class='muted'>{html.escape(x)}</p>" for x in said)
     return (
         f"<div class='changes'><p class='muted'>Since the previous run ({html.escape(since)}):</p>"
         f"<ul>{''.join(items)}</ul>{note}</div>"

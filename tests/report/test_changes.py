@@ -154,7 +154,8 @@ def test_changes_html_escapes_and_marks_and_names_changed_parameters():
     assert "<b>" not in out and "&lt;b&gt;new&lt;/b&gt;" in out
     assert "▼" in out and "▲" not in out
     assert "Since the previous run (2026-01-05 06:00 UTC)" in out
-    assert "Parameters changed since then: alpha." in out  # data_end is derived: not listed
+    assert "Parameters changed since then: alpha." in out
+    assert "Derived from the data and changed: data_end." in out
     assert changes.changes_html("experiment_readout", [_entry(after, t0)]) == ""
 
 
