@@ -142,7 +142,9 @@ def _campaigns(m: dict) -> list[Headline]:
 
 
 def _rate_metric(metric: str) -> bool:
-    return metric.startswith("conversion") or metric.endswith("rate")
+    """A share of users: the binary metrics of :func:`crm_helpers.experiments.parse_metric`
+    (``conversion``, ``event:<name>``); not imported, the analyses sit above this package."""
+    return metric == "conversion" or metric.startswith("event:")
 
 
 def _experiment(m: dict) -> list[Headline]:

@@ -106,11 +106,11 @@ def test_headlines_skip_what_a_run_did_not_record_and_unknown_reports():
     assert changes.headlines("funnel_dropoff", None) == []
 
 
-def _experiment(diff: float, low: float, high: float, decision: str) -> dict:
+def _experiment(diff: float, low: float, high: float, decision: str, metric="conversion") -> dict:
     arms = [
-        {"metric": "conversion", "variant": "control", "diff": None},
+        {"metric": metric, "variant": "control", "diff": None},
         {
-            "metric": "conversion",
+            "metric": metric,
             "variant": "<b>new</b>",
             "diff": diff,
             "diff_ci_low": low,
@@ -132,6 +132,15 @@ def test_experiment_headlines_are_the_verdict_and_the_chosen_arms_difference():
         "conversion, <b>new</b> − control +3.0 pt → +0.2 pt, −2.8 pt",
     ]
     assert got[1].significant is True  # |−2.8 pt| > 1.96·√2·(1 pt / 1.96) = 1.41 pt
+    revenue = changes.compare(
+        changes.headlines("experiment_readout", _experiment(4.0, 2.0, 6.0, "ship", "revenue")),
+        changes.headlines("experiment_readout", _experiment(2.5, 0.5, 4.5, "ship", "revenue")),
+    )[1]
+    assert (
+        changes.format_change(revenue)
+        == "revenue, <b>new</b> − control 4.00 → 2.50, −1.50 (−37.5%)"
+    )
+    assert revenue.significant is False  # 1.5 < 1.96·√2·(2 / 1.96) = 2.83
 
 
 def _entry(doc: dict, when: datetime) -> history.Entry:
