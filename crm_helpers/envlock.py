@@ -55,7 +55,9 @@ LOCK_FILE = "requirements/lock.txt"
 #: Header key of the pyproject dependency hash in the lock.
 HEADER_KEY = "pyproject-deps-sha256"
 _HEADER_RE = re.compile(rf"^# {HEADER_KEY}: ([0-9a-f]{{64}})\s*$", re.M)
-_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
+_PIN_RE = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$"
+)
 
 
 def _name(name: str) -> str:
