@@ -9,21 +9,37 @@ DATA   ?= data/synthetic
 USERS  ?= 100000
 SEED   ?= 42
 PYTEST_ARGS ?=
+LOCK   := requirements/lock.txt
+# the locker `make lock` uses (pinned, so that a re-lock is reproducible too)
+UV_VERSION ?= 0.13.10
+LOCK_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install data reports test test-fast lint format lab bench clean-reports
+.PHONY: help install lock data reports test test-fast lint format lab bench clean-reports
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python crm_helpers/envlock.py check
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[spark,postgres,lab,dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@$(BIN)/python crm_helpers/envlock.py verify
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create or update the virtual environment (.venv) with everything installed
+install: $(STAMP) ## Create or update .venv with exactly the lock (requirements/lock.txt) + the package (editable)
+
+lock: ## Re-resolve requirements/lock.txt from pyproject.toml with uv (current pins kept where they fit; LOCK_ARGS=--upgrade moves all)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --generate-hashes \
+		--python-version 3.11 --custom-compile-command "make lock" --quiet \
+		--output-file $(LOCK) $(LOCK_ARGS)
+	$(BIN)/python crm_helpers/envlock.py stamp "uv $(UV_VERSION)"
+	@echo "$(LOCK) re-resolved: review 'git diff $(LOCK)', run 'make install test', commit it"
 
 $(DATA)/ground_truth.json: | $(STAMP)
 	$(BIN)/crm generate --users $(USERS) --seed $(SEED) --out $(DATA)

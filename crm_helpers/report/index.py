@@ -13,6 +13,11 @@ Semantics
   the top of the page).
 * A failed run shows its error and, when the last good report is still there (a failed run
   never replaces it), a link to it with the summary of that report.
+* When the reports shown were not all made under the same dependency lock (the sha256 of
+  ``requirements/lock.txt`` in each report's ``metrics.json`` provenance, see
+  :mod:`crm_helpers.envlock`), one line under the page's status names the reports made
+  under another lock than the latest report's, and those made in an environment that
+  differed from its lock (:func:`lock_note`).
 * Summary lines are Markdown made with :mod:`crm_helpers.report.text`; they are rendered
   by :func:`summary_html` with raw HTML, links and images switched off, so nothing in
   ``metrics.json`` can inject markup; the only tags re-allowed are the bare ``<code>`` and
@@ -170,6 +175,47 @@ def _groups(runs: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]
     return out
 
 
+def _report_lock(r: dict[str, Any]) -> dict[str, Any] | None:
+    """The lock of the report shown on ``r``'s card (its ``metrics.json``), or None."""
+    lock = ((r.get("_metrics") or {}).get("provenance") or {}).get("lock")
+    return lock if isinstance(lock, dict) and lock.get("sha256") else None
+
+
+def lock_note(runs: list[dict[str, Any]]) -> str:
+    """One line naming the reports made under another lock than the latest report's.
+
+    Reports are those with a ``metrics.json`` (the card shows it); the latest is the one
+    with the latest ``last_success``. Reports that recorded no lock are named as such when
+    others did; reports whose environment differed from their lock are named too.
+    ``""`` when every report was made under one lock, in an environment that matched it.
+    """
+    shown = [r for r in runs if r.get("_metrics")]
+    locked = [r for r in shown if _report_lock(r)]
+    if not locked:
+        return ""
+    latest = max(locked, key=lambda r: str(r.get("last_success") or r.get("finished_at") or ""))
+    ref = _report_lock(latest)["sha256"]
+    other: dict[str, list[str]] = {}
+    for r in shown:
+        lock = _report_lock(r)
+        key = "no lock recorded" if lock is None else f"lock {lock['sha256'][:12]}"
+        if lock is None or lock["sha256"] != ref:
+            other.setdefault(key, []).append(r["_folder"])
+    drift = [r["_folder"] for r in locked if _report_lock(r).get("matches_environment") is False]
+    parts = [f"{', '.join(names)} ({key})" for key, names in sorted(other.items())]
+    out = ""
+    if parts:
+        out = (
+            f"Made under another dependency lock than the latest report "
+            f"(lock {ref[:12]}): {'; '.join(parts)}."
+        )
+    if drift:
+        out += (" " if out else "") + (
+            f"Made in an environment that differed from its lock: {', '.join(drift)}."
+        )
+    return out
+
+
 def render_index(runs: list[dict[str, Any]], now: datetime | None = None) -> str:
     """The front page (plain HTML, no scripts) for the given run records.
 
@@ -195,6 +241,8 @@ def render_index(runs: list[dict[str, Any]], now: datetime | None = None) -> str
     )
     compared = any(len(r.get("_history") or []) >= 2 for r in runs)
     rule = f"<p class='meta'>{html.escape(changes.RULE)}</p>\n" if compared else ""
+    note = lock_note(runs)
+    note_html = f"<p class='meta lock-note'>{html.escape(note)}</p>" if note else ""
     body = "\n".join(sections) or "<p>No reports yet: run <code>crm run</code>.</p>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -222,6 +270,7 @@ code {{ font-size: 0.9em; }}
 </style></head>
 <body><h1>CRM Workbench reports</h1>
 <p class="meta">{status}</p>
+{note_html}
 {rule}{body}
 </body></html>
 """

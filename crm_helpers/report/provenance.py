@@ -1,7 +1,9 @@
-"""Provenance of a report: parameters, data fingerprint, package versions, git commit.
+"""Provenance of a report: parameters, data fingerprint, package versions, lock, git commit.
 
 :func:`header` is the cell every notebook shows right after its parameters; the same
-dictionary is recorded in ``metrics.json`` and ``run.json`` under ``"provenance"``.
+dictionary is recorded in ``metrics.json`` and ``run.json`` under ``"provenance"``. Its
+``lock`` is :func:`crm_helpers.envlock.info`: the sha256 of ``requirements/lock.txt`` and
+whether the environment that made the report had exactly its pins (None outside a checkout).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from crm_helpers import config
+from crm_helpers import config, envlock
 
 #: Distribution name -> label shown in reports. pyspark only when installed.
 PACKAGES: dict[str, str] = {
@@ -99,7 +101,7 @@ def collect(params: dict[str, Any], data=None, title: str | None = None) -> dict
     -------
     dict
         ``title``, ``parameters``, ``data`` (``dir``, ``engine``, ``fingerprint`` with
-        ``sha256`` and ``rows``), ``versions`` and ``git``.
+        ``sha256`` and ``rows``), ``versions``, ``lock`` and ``git``.
     """
     from crm_helpers.report.metrics import to_jsonable
 
@@ -115,6 +117,7 @@ def collect(params: dict[str, Any], data=None, title: str | None = None) -> dict
             "fingerprint": data.fingerprint(),
         }
     out["versions"] = versions()
+    out["lock"] = envlock.info()
     out["git"] = git_info()
     return out
 
@@ -181,6 +184,20 @@ def _kv_table(rows: dict[str, Any], caption: str, notes: dict[str, str] | None =
     )
 
 
+def _lock_text(lock: dict[str, Any] | None) -> str:
+    """``Lock: <sha>.`` (and how the environment differed from it), or ``""`` without one."""
+    if not lock or not lock.get("sha256"):
+        return ""
+    out = f"Lock: <code>{html.escape(str(lock['sha256'])[:12])}</code>"
+    if lock.get("matches_environment") is False:
+        first = "; ".join(lock.get("differences") or [])
+        out += html.escape(
+            f" (the environment differed from it in {lock.get('n_differences')} package(s): "
+            f"{first})"
+        )
+    return out + ". "
+
+
 def to_html(prov: dict[str, Any]) -> str:
     """HTML of a provenance dict: title, marker, then parameters / data / versions / commit."""
     title = html.escape(str(prov.get("title") or "Report"))
@@ -204,6 +221,7 @@ def to_html(prov: dict[str, Any]) -> str:
     line = ", ".join(f"{k} {v}" for k, v in vers.items())
     parts.append(
         f"<p class='crm-versions' style='font-size:smaller'>Versions: {html.escape(line)}. "
+        f"{_lock_text(prov.get('lock'))}"
         f"Commit: <code>{html.escape(commit[:12])}</code>{html.escape(dirty)}.</p>"
     )
     parts.append("</div>")

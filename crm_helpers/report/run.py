@@ -137,6 +137,7 @@ class RunResult:
         prov = self.provenance or {}
         out["fingerprint"] = (prov.get("data") or {}).get("fingerprint")
         out["versions"] = prov.get("versions")
+        out["lock"] = prov.get("lock")  # crm_helpers.envlock.info(): the lock's sha256
         out["git"] = prov.get("git")
         return out
 
