@@ -29,8 +29,10 @@ __all__ = [
     "by_hour_records",
     "campaign_records",
     "campaign_summary",
+    "cell_windows_note",
     "choose_holdout",
     "choose_hour_metric",
+    "choose_optout",
     "choose_timezone",
     "holdout_hint",
     "fatigue_record",
@@ -71,6 +73,28 @@ def choose_hour_metric(responses: Any) -> tuple[str, str]:
     if responses.opens:
         return "open_rate", "the log records opens but no clicks"
     return "conversion_rate", "the log records no opens and no clicks"
+
+
+def choose_optout(data: Any) -> tuple[str | None, str]:
+    """The data's opt-out event and how it was found, or ``(None, why)``.
+
+    The ``unsubscribe`` stage of the shared vocabulary
+    (:data:`crm_helpers.events.OTHER_STAGES`: ``unsubscribe``, ``opt_out``, ``optout``,
+    ``email_unsubscribe``, ...; spam complaints are not opt-outs) looked up among the
+    events' names with :func:`crm_helpers.events.stage_event` (exact name first, then
+    ignoring case, in the stage's order). None without an events table or such an event.
+    """
+    from crm_helpers import events as ev
+
+    if not data.has("events", "user_id", "event", "ts"):
+        return None, "the data have no events table"
+    name = ev.stage_event("unsubscribe", ev.known_events(data.events))
+    if name is None:
+        return None, "no opt-out event (unsubscribe, opt_out, ...) among the events"
+    return name, (
+        "the first name of the shared opt-out vocabulary (unsubscribe, unsubscribed, opt_out, "
+        "optout, email_unsubscribe, ...) found among the events"
+    )
 
 
 def choose_holdout(candidates: pd.DataFrame) -> tuple[str, str, str] | None:
@@ -200,6 +224,31 @@ def fatigue_record(freq: pd.DataFrame, metric: str, cap: int | None, fit=None) -
         out.update(base=fit.base, decay=fit.decay, decay_ci_low=fit.decay_ci_low,
                    decay_ci_high=fit.decay_ci_high, decay_p_value=fit.p_value)  # fmt: skip
     return out
+
+
+def cell_windows_note(windows: pd.DataFrame) -> str:
+    """One line under the channel x segment send windows: how many cells have a window.
+
+    ``windows``: :func:`crm_helpers.campaigns.analysis.send_windows` by
+    ``["channel", "segment"]``.
+    """
+    n = len(windows)
+    found = int(windows["best_hour"].notna().sum()) if n else 0
+    if not n:
+        return "No channel and segment had sends to compare."
+    if not found:
+        return md(
+            "In none of the {n} channel and segment cells is a send hour significantly better "
+            "than the cell's other hours: the data cannot tell the hours apart there.",
+            n=n,
+        )
+    return md(
+        "{k} of {n} channel and segment cells have a send hour significantly better than the "
+        "cell's other hours (listed, best first; Benjamini-Hochberg across all hours of all "
+        "cells); in the cells marked *cannot tell* the data cannot tell the hours apart.",
+        k=found,
+        n=n,
+    )
 
 
 def _pct(x: float, digits: int = 1) -> str:
