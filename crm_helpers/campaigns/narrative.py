@@ -38,6 +38,8 @@ __all__ = [
     "fatigue_record",
     "hour_rates",
     "incremental_records",
+    "message_test_lines",
+    "named_test_note",
 ]
 
 
@@ -251,6 +253,70 @@ def cell_windows_note(windows: pd.DataFrame) -> str:
     )
 
 
+def named_test_note(arms: pd.DataFrame) -> str:
+    """The caveat beside tests named by ``message_test_campaigns``
+    (:func:`crm_helpers.campaigns.named_tests.named_message_tests`): which campaigns were
+    read as arms, which is the baseline, and that the audiences were not assigned at random
+    (with the number of users who got more than one arm)."""
+    parts = []
+    for name, g in arms.groupby("experiment_id", sort=False):
+        ids = [code(v) for v in g["variant"]]
+        parts.append(
+            md("{t}: {first} (baseline), {rest}", t=code(name), first=ids[0], rest=join(ids[1:]))
+        )
+    overlap = int(arms.groupby("experiment_id")["shared_users"].first().sum()) if len(arms) else 0
+    return md(
+        "Read as message tests, as named in message_test_campaigns: {p}. Each campaign is an "
+        "arm and each message a unit. These campaigns were not assigned by an experiment: a "
+        "difference can come from their audiences and send times as well as from the "
+        "message{o}.",
+        p=join(parts, "; "),
+        o=md(" ({n:,} recipients got more than one arm)", n=overlap) if overlap else "",
+    )
+
+
+def message_test_lines(variants: pd.DataFrame, alpha: float = 0.05) -> list[str]:
+    """Findings of the message tests (``holdout.message_test_table``): per test, each arm
+    whose click or conversion rate differs from the baseline's (Holm-adjusted p below
+    ``alpha``), else one line saying no arm differs."""
+    lines: list[str] = []
+    for exp, t in variants.groupby("experiment_id", sort=True):
+        base = t[t["baseline"]].iloc[0]
+        found = []
+        for rate in ("click_rate", "conversion_rate"):
+            p = pd.to_numeric(t[f"{rate}_p_holm"], errors="coerce")
+            for _, r in t[(p < alpha).to_numpy()].iterrows():
+                found.append(
+                    md(
+                        "{v} {what} {r} vs {b} for {bv} ({d:+.2f} pp [{lo:+.2f}, {hi:+.2f}], "
+                        "Holm p {p})",
+                        v=code(r["variant"]),
+                        what=rate.replace("_", " "),
+                        r=_pct(float(r[rate]), 2),
+                        b=_pct(float(base[rate]), 2),
+                        bv=code(base["variant"]),
+                        d=100 * r[f"{rate}_diff"],
+                        lo=100 * r[f"{rate}_ci_low"],
+                        hi=100 * r[f"{rate}_ci_high"],
+                        p="< 0.001"
+                        if r[f"{rate}_p_holm"] < 0.001
+                        else f"{r[f'{rate}_p_holm']:.3f}",
+                    )  # fmt: skip
+                )
+        if found:
+            lines.append(md("Message test {e}: {f}.", e=code(exp), f=join(found, "; ")))
+        else:
+            lines.append(
+                md(
+                    "Message test {e}: no arm differs significantly from {b} in click or "
+                    "conversion rate.",
+                    e=code(exp),
+                    b=code(base["variant"]),
+                )
+            )
+    return lines
+
+
 def _pct(x: float, digits: int = 1) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f}%"
 
@@ -267,12 +333,14 @@ def campaign_summary(
     fatigue_window_days: float = 7.0,
     fatigue_metric: str = "click_rate",
     min_sends: int = 1000,
+    message_tests: pd.DataFrame | None = None,
 ) -> list[str]:
     """The report's findings, most important first (safe Markdown lines).
 
     The first line is the index page's headline: messages sent, the best channel by
     conversions per message (or clicks, opens) and the holdout's incremental effect when
-    there is one.
+    there is one. ``message_tests``: ``holdout.message_test_table`` (one line per test,
+    :func:`message_test_lines`).
     """
     lines: list[str] = []
     sent = int(channels["sent"].sum())
@@ -308,6 +376,8 @@ def campaign_summary(
                     p=r["incremental_per_1000"],
                 )  # fmt: skip
             )
+    if message_tests is not None and len(message_tests):
+        lines.extend(message_test_lines(message_tests))
     big = scorecard[pd.to_numeric(scorecard["sent"]) >= min_sends]
     if rate is not None and len(big) > 1:
         top = big.loc[pd.to_numeric(big[rate], errors="coerce").idxmax()]

@@ -151,7 +151,11 @@ def message_tests(variants: pd.DataFrame):
         percent=rates,
         signed=[c for r in rates for c in (f"{r}_diff", f"{r}_ci_low", f"{r}_ci_high")],
         intervals=intervals,
-        baseline=lambda d: d["click_rate_diff"].isna() & d["conversion_rate_diff"].isna(),
+        baseline=lambda d: (
+            variants["baseline"].reindex(d.index).fillna(False).astype(bool)
+            if "baseline" in variants.columns
+            else d["click_rate_diff"].isna() & d["conversion_rate_diff"].isna()
+        ),
         labels={
             "click_rate_diff": "Click rate vs control",
             "conversion_rate_diff": "Conversion vs control",
