@@ -206,9 +206,10 @@ def window_grid(grid: pd.DataFrame, rows: str = "segment"):
     shown = grid.apply(
         lambda col: col.map(lambda h: None if h is None else (_hours(h) or CANNOT_TELL))
     )
-    shown = shown.reset_index().rename(columns={rows: label(rows)})
+    shown = shown.reset_index()
     shown.columns = [str(c) for c in shown.columns]
-    return tables.show(shown)
+    # the channels are names from the data: shown as they are, not as vocabulary labels
+    return tables.show(shown, labels={c: c for c in shown.columns[1:]} | {rows: label(rows)})
 
 
 def frequency(freq: pd.DataFrame, metric: str, window_days: float):

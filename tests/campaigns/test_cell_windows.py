@@ -132,3 +132,13 @@ def test_synthetic_world_cells_find_the_planted_hour_or_cannot_tell(tmp_path_fac
             big = sent.loc[channel].idxmax()
             w = windows[(windows.channel == channel) & (windows.segment == big)].iloc[0]
             assert w.best_hour is not None and abs(int(w.best_hour) - hour) <= 1, (metric, w)
+
+
+def test_grid_headers_are_the_data_s_channel_names(counts):
+    c = counts.assign(channel=counts["channel"].map({"email": "sms", "push": "<b>Push</b>"}))
+    hours = analysis.hour_table(c, "click_rate", by=["channel", "segment"], min_sends=100)
+    grid = analysis.window_grid(analysis.send_windows(hours, by=["channel", "segment"]))
+    html = views.window_grid(grid).data
+    assert ">sms</th>" in html
+    assert "&lt;b&gt;Push&lt;/b&gt;" in html and "<b>Push" not in html
+    assert "Sms" not in html
