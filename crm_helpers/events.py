@@ -26,7 +26,22 @@ the stage's order); :func:`resolve_event` maps a name a user gave (``purchase``)
 the data use (``buy``): the name itself when present, else the same name ignoring case,
 else the first present alias of a stage the name belongs to. The purchase stage also takes the
 won deal of a sales pipeline (``won``, ``closed_won``, ``deal_won``): the conversion of a
-lead funnel. :data:`EXPOSURE_EVENTS` names the events that record an exposure or assignment
+lead funnel.
+
+*Other stages.* :data:`OTHER_STAGES` names stages outside the shopping journey, in the same
+shape; :func:`stage_of`, :func:`stage_event` and :func:`resolve_event` know them, but the
+funnel's default steps and the AARRR mapping (which read :data:`EVENT_STAGES` only) do not.
+``unsubscribe`` is the opt-out from marketing messages: ``unsubscribe``, ``unsubscribed``,
+``opt_out``, ``optout``, ``opted_out``, ``opt-out``, ``email_unsubscribe``,
+``email_unsubscribed``, ``unsub``, ``list_unsubscribe``, ``sms_opt_out``,
+``push_opt_out`` (first found wins). Deliberately left out: spam complaints
+(``spam_complaint``, ``spamreport``: a complaint, not a request to stop; mail providers
+suppress such users but the report would count them as opt-outs), ``stop`` (an SMS keyword
+too generic as an event name), ``bounce``/``hard_bounce`` (delivery failures) and
+disabling notifications in the app (``push_disabled``: a device setting, not a message
+response). Name such an event explicitly (``optout_event``) to use it.
+
+:data:`EXPOSURE_EVENTS` names the events that record an exposure or assignment
 itself (an impression, a send); never an outcome (:func:`is_exposure`).
 
 *AARRR.* :data:`AARRR_STAGES` files event names under the five AARRR stages (acquisition,
@@ -53,6 +68,7 @@ __all__ = [
     "AARRR_STAGES",
     "EVENT_STAGES",
     "EXPOSURE_EVENTS",
+    "OTHER_STAGES",
     "aarrr_stage",
     "backend_name",
     "check_columns",
@@ -93,6 +109,27 @@ EVENT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "won",
             "closed_won",
             "deal_won",
+        ),
+    ),
+)
+
+#: Stages outside the shopping journey (module docstring, "Other stages"); not funnel steps.
+OTHER_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "unsubscribe",
+        (
+            "unsubscribe",
+            "unsubscribed",
+            "opt_out",
+            "optout",
+            "opted_out",
+            "opt-out",
+            "email_unsubscribe",
+            "email_unsubscribed",
+            "unsub",
+            "list_unsubscribe",
+            "sms_opt_out",
+            "push_opt_out",
         ),
     ),
 )
@@ -153,9 +190,9 @@ def _present(name: str, names: Iterable[str]) -> str | None:
 
 def stage_of(name: str) -> str | None:
     """The stage ``name`` is (``"purchase"``) or is an alias of (``"buy"`` -> ``"purchase"``),
-    ignoring case; None for a name outside :data:`EVENT_STAGES`."""
+    ignoring case; None for a name outside :data:`EVENT_STAGES` and :data:`OTHER_STAGES`."""
     low = name.lower()
-    for stage, accepted in EVENT_STAGES:
+    for stage, accepted in (*EVENT_STAGES, *OTHER_STAGES):
         if low == stage or low in accepted:
             return stage
     return None
@@ -177,13 +214,16 @@ def aarrr_stage(name: str) -> str | None:
 
 
 def stage_event(stage: str, names: Iterable[str]) -> str | None:
-    """The event of ``stage`` (a key of :data:`EVENT_STAGES`) among ``names``: the first
-    accepted name present exactly, else the first present ignoring case; None if absent.
+    """The event of ``stage`` (a key of :data:`EVENT_STAGES` or :data:`OTHER_STAGES`) among
+    ``names``: the first accepted name present exactly, else the first present ignoring case;
+    None if absent.
 
     >>> stage_event("purchase", ["pv", "cart", "BUY"])
     'BUY'
+    >>> stage_event("unsubscribe", ["visit", "Email_Unsubscribe"])
+    'Email_Unsubscribe'
     """
-    accepted = dict(EVENT_STAGES)[stage]
+    accepted = dict((*EVENT_STAGES, *OTHER_STAGES))[stage]
     names = [n for n in names if isinstance(n, str)]
     hit = next((a for a in accepted if a in names), None)
     if hit is None:

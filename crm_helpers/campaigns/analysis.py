@@ -19,7 +19,13 @@ within each campaign: Cochran-Mantel-Haenszel test over campaigns (hour vs the c
 other hours) for hours with at least ``min_sends`` sends, Benjamini-Hochberg across all
 tested hours of all channels; an hour is *better* when significant with a pooled odds ratio above 1.
 :func:`send_windows` recommends, per channel, the better hours (the best first), or none
-when no hour differs significantly.
+when no hour differs significantly. ``by`` may name several columns (``["channel",
+"segment"]``): each cell (channel x RFM segment) compares its hours with its own other
+hours, within campaigns, and Benjamini-Hochberg runs across all tested hours of all cells
+(the same control as per channel, over more tests). :func:`window_grid` lays the windows
+of two columns out as one compact table (rows: the second column, columns: the first).
+Hours with fewer than ``min_sends`` sends are kept with ``tested`` False: shown in tables,
+left out of the rate-by-hour chart (their intervals would set its scale).
 
 *Weekly review* (:func:`week_comparison`): per channel, the last complete week (every send
 of it has had the full attribution window before the data end) against the week before,
@@ -40,6 +46,7 @@ __all__ = [
     "send_windows",
     "week_comparison",
     "weekday_hour_grid",
+    "window_grid",
 ]
 
 #: rate -> (numerator, denominator) columns of the counts.
@@ -112,10 +119,14 @@ def _cmh(x: np.ndarray, n: np.ndarray, rx: np.ndarray, rn: np.ndarray) -> tuple[
         return float(st.oddsratio_pooled), float(st.test_null_odds(correction=False).pvalue)
 
 
+def _keys(by: str | list[str] | tuple[str, ...]) -> list[str]:
+    return [by] if isinstance(by, str) else list(by)
+
+
 def hour_table(
     counts: pd.DataFrame,
     metric: str = "click_rate",
-    by: str = "channel",
+    by: str | list[str] = "channel",
     q: float = 0.05,
     min_sends: int = 100,
     stratum: str | None = "campaign_id",
@@ -130,7 +141,8 @@ def hour_table(
     metric
         ``"open_rate"`` (human opens), ``"click_rate"`` or ``"conversion_rate"``.
     by
-        The group column (``channel`` or a segment column).
+        The group column (``channel`` or a segment column), or several (``["channel",
+        "segment"]``: one group per combination).
     q
         False discovery rate of the Benjamini-Hochberg correction.
     min_sends
@@ -149,17 +161,19 @@ def hour_table(
     pandas.DataFrame
         ``by, hour, sent, opened, clicked, converted, successes, rate, ci_low, ci_high,
         rest_rate, group_rate, adjusted_rate, odds_ratio, p_value, q_value, significant,
-        better``
+        better, tested``
         sorted by group and hour (``opened`` are human opens; ``odds_ratio`` the
         Mantel-Haenszel odds ratio of the hour vs the other hours); ``better`` when
-        significant and ``odds_ratio > 1``. Empty when the log lacks the metric's response.
+        significant and ``odds_ratio > 1``; ``tested``: the hour has ``min_sends`` sends.
+        Empty when the log lacks the metric's response.
     """
     if metric not in HOUR_METRICS:
         raise ValueError(f"metric must be one of {sorted(HOUR_METRICS)}, got {metric!r}")
     num = HOUR_METRICS[metric]
-    cols = [by, "hour", "sent", "opened", "clicked", "converted", "successes", "rate",
+    keys = _keys(by)
+    cols = [*keys, "hour", "sent", "opened", "clicked", "converted", "successes", "rate",
             "ci_low", "ci_high", "rest_rate", "group_rate", "adjusted_rate", "odds_ratio", "p_value",
-            "q_value", "significant", "better"]  # fmt: skip
+            "q_value", "significant", "better", "tested"]  # fmt: skip
     if not _known(counts, num):
         return pd.DataFrame(columns=cols)
     c = counts.copy()
@@ -168,29 +182,32 @@ def hour_table(
     c["_x"] = c[num].fillna(0.0)
     strat = stratum if stratum and stratum in c.columns else None
     c["_s"] = c[strat].astype(str) if strat else ""
-    cell = c.groupby([by, "_s", "hour"], sort=True)[["_x", "sent"]].sum().reset_index()
-    srate = cell.groupby([by, "_s"])[["_x", "sent"]].transform("sum")
+    cell = c.groupby([*keys, "_s", "hour"], sort=True)[["_x", "sent"]].sum().reset_index()
+    srate = cell.groupby([*keys, "_s"])[["_x", "sent"]].transform("sum")
     cell["_e"] = cell["sent"] * srate["_x"] / srate["sent"]
-    g = c.groupby([by, "hour"], sort=True)[["sent", "human_opened", "clicked", "converted"]]
+    g = c.groupby([*keys, "hour"], sort=True)[["sent", "human_opened", "clicked", "converted"]]
     t = g.sum(min_count=1).reset_index().rename(columns={"human_opened": "opened"})
-    t["successes"] = c.groupby([by, "hour"], sort=True)["_x"].sum().to_numpy()
-    tot = t.groupby(by)[["successes", "sent"]].transform("sum")
+    t["successes"] = c.groupby([*keys, "hour"], sort=True)["_x"].sum().to_numpy()
+    tot = t.groupby(keys)[["successes", "sent"]].transform("sum")
     x, n = t["successes"].to_numpy(float), t["sent"].to_numpy(float)
     rx, rn = tot["successes"].to_numpy(float) - x, tot["sent"].to_numpy(float) - n
     t["rate"] = x / n
     t["ci_low"], t["ci_high"] = wilson_interval(x, n)
     with np.errstate(divide="ignore", invalid="ignore"):
         t["rest_rate"] = np.where(rn > 0, rx / np.where(rn > 0, rn, 1.0), np.nan)
-        e = cell.groupby([by, "hour"], sort=True)["_e"].sum().to_numpy(float)
+        e = cell.groupby([*keys, "hour"], sort=True)["_e"].sum().to_numpy(float)
         group_rate = tot["successes"].to_numpy(float) / tot["sent"].to_numpy(float)
         t["adjusted_rate"] = np.where(e > 0, group_rate * x / e, np.nan)
         t["group_rate"] = group_rate
     ors, ps = np.full(len(t), np.nan), np.full(len(t), np.nan)
-    for grp, cg in cell.groupby(by, sort=False):
+    for grp, cg in cell.groupby(keys, sort=False):
         xs = cg.pivot_table(index="_s", columns="hour", values="_x", aggfunc="sum", fill_value=0)
         ns = cg.pivot_table(index="_s", columns="hour", values="sent", aggfunc="sum", fill_value=0)
         tx, tn = xs.sum(axis=1).to_numpy(float), ns.sum(axis=1).to_numpy(float)
-        for i in np.flatnonzero((t[by] == grp).to_numpy() & (n >= min_sends)):
+        mine = np.logical_and.reduce(
+            [(t[k] == v).to_numpy() for k, v in zip(keys, grp, strict=True)]
+        )
+        for i in np.flatnonzero(mine & (n >= min_sends)):
             h = t["hour"].iloc[i]
             hx, hn = xs[h].to_numpy(float), ns[h].to_numpy(float)
             ors[i], ps[i] = _cmh(hx, hn, tx - hx, tn - hn)
@@ -198,40 +215,62 @@ def hour_table(
     rej, qv = benjamini_hochberg(t["p_value"].to_numpy(float), q)
     t["q_value"], t["significant"] = qv, rej
     t["better"] = t["significant"] & (t["odds_ratio"] > 1)
+    t["tested"] = n >= min_sends
     for col in ("sent", "opened", "clicked", "converted", "successes"):
         t[col] = pd.array(t[col].round(), dtype="Int64")
     return t[cols].reset_index(drop=True)
 
 
-def send_windows(hours: pd.DataFrame, by: str = "channel") -> pd.DataFrame:
+def send_windows(hours: pd.DataFrame, by: str | list[str] = "channel") -> pd.DataFrame:
     """The recommended send hours per group: hours significantly better than the rest.
 
     Returns ``by, best_hour, best_rate, adjusted_rate, rest_rate, group_rate, odds_ratio,
     hours`` (all
-    better hours, largest odds ratio first, as a list) for every group of ``hours``;
+    better hours, largest odds ratio first, as a list) for every group of ``hours``
+    (``by``: one column or several, as given to :func:`hour_table`);
     ``best_hour`` is the better hour with the largest odds ratio, null where no hour is
     significantly better (the data cannot tell the hours apart).
     """
+    keys = _keys(by)
     rows = []
-    for group, h in hours.groupby(by, sort=True):
+    for grp, h in hours.groupby(keys, sort=True):
+        group = dict(zip(keys, grp, strict=True))
         good = h[h["better"]].sort_values("odds_ratio", ascending=False)
         if len(good):
             top = good.iloc[0]
             rows.append(
-                {by: group, "best_hour": int(top["hour"]), "best_rate": float(top["rate"]),
+                {**group, "best_hour": int(top["hour"]), "best_rate": float(top["rate"]),
                  "adjusted_rate": float(top["adjusted_rate"]), "rest_rate": float(top["rest_rate"]),
                  "group_rate": float(top["group_rate"]),
                  "odds_ratio": float(top["odds_ratio"]), "hours": [int(x) for x in good["hour"]]}
             )  # fmt: skip
         else:
             rows.append(
-                {by: group, "best_hour": None, "best_rate": np.nan, "adjusted_rate": np.nan,
+                {**group, "best_hour": None, "best_rate": np.nan, "adjusted_rate": np.nan,
                  "rest_rate": np.nan, "group_rate": float(h["group_rate"].iloc[0]),
                  "odds_ratio": np.nan, "hours": []}
             )  # fmt: skip
-    cols = [by, "best_hour", "best_rate", "adjusted_rate", "rest_rate", "group_rate",
+    cols = [*keys, "best_hour", "best_rate", "adjusted_rate", "rest_rate", "group_rate",
             "odds_ratio", "hours"]  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
+
+
+def window_grid(
+    windows: pd.DataFrame, columns: str = "channel", rows: str = "segment"
+) -> pd.DataFrame:
+    """The send windows of :func:`send_windows` over two columns as one compact table.
+
+    Returns one row per value of ``rows`` and one column per value of ``columns``; a cell
+    holds the better hours (best first, as a list of ints), an empty list where no hour is
+    significantly better (the data cannot tell that cell's hours apart) and None where the
+    cell has no sends.
+    """
+    if not len(windows):
+        return pd.DataFrame()
+    g = windows.set_index([rows, columns])["hours"].map(lambda h: [int(x) for x in h])
+    out = g.unstack(columns)
+    out = out.astype(object).where(out.notna(), None)
+    return out.sort_index().reindex(sorted(out.columns, key=str), axis=1)
 
 
 def weekday_hour_grid(

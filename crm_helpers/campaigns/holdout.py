@@ -283,7 +283,9 @@ def incremental_report(
     return pd.concat(parts, ignore_index=True)
 
 
-def message_test_table(tests: pd.DataFrame, scorecard: pd.DataFrame) -> pd.DataFrame:
+def message_test_table(
+    tests: pd.DataFrame, scorecard: pd.DataFrame, controls: dict[str, str] | None = None
+) -> pd.DataFrame:
     """Each arm of each message test with its campaign's rates, against the test's control.
 
     Parameters
@@ -292,15 +294,19 @@ def message_test_table(tests: pd.DataFrame, scorecard: pd.DataFrame) -> pd.DataF
         :func:`message_tests`.
     scorecard
         :func:`crm_helpers.campaigns.analysis.rates_table` of the campaign counts.
+    controls
+        ``{experiment_id: variant}``: the control arm of a test (default: the arm named
+        ``control``, else the first by name).
 
     Returns
     -------
     pandas.DataFrame
         ``experiment_id, variant, campaign_id, sent, click_rate, conversion_rate`` and, per
         rate, ``<rate>_diff, <rate>_ci_low, <rate>_ci_high, <rate>_p`` against the control
-        arm (the arm named ``control``, else the first by name; messages as units, binary
-        metric of :func:`crm_helpers.experiments.statistics.compare`) and ``<rate>_p_holm``
-        (Holm across the arms of one test).
+        arm (``controls``, else the arm named ``control``, else the first by name; messages
+        as units, binary
+        metric of :func:`crm_helpers.experiments.statistics.compare`), ``<rate>_p_holm``
+        (Holm across the arms of one test) and ``baseline`` (the control arm).
     """
     cols = ["experiment_id", "variant", "campaign_id", "sent", "click_rate", "conversion_rate"]
     rates = {"click_rate": "clicked", "conversion_rate": "converted"}
@@ -309,7 +315,11 @@ def message_test_table(tests: pd.DataFrame, scorecard: pd.DataFrame) -> pd.DataF
         sc = scorecard.drop_duplicates("campaign_id").set_index("campaign_id")
         t = arms.merge(sc, left_on="campaign_id", right_index=True, how="left")
         names = t["variant"].astype(str).tolist()
-        ctl = names.index("control") if "control" in names else 0
+        named = (controls or {}).get(exp)
+        if named is not None:
+            ctl = names.index(str(named))
+        else:
+            ctl = names.index("control") if "control" in names else 0
         for rate, num in rates.items():
             n = pd.to_numeric(t["sent"], errors="coerce").to_numpy(float)
             x = pd.to_numeric(t[num], errors="coerce").to_numpy(float)
@@ -324,8 +334,10 @@ def message_test_table(tests: pd.DataFrame, scorecard: pd.DataFrame) -> pd.DataF
             t[f"{rate}_p"] = np.where(keep, c.p_value, np.nan)
             t[f"{rate}_p_holm"] = S.adjust_p_values(t[f"{rate}_p"].to_numpy(float), "holm")
         t["experiment_id"] = exp
+        t["baseline"] = np.arange(len(t)) == ctl
         out.append(t)
     extra = [f"{r}{s}" for r in rates for s in ("_diff", "_ci_low", "_ci_high", "_p", "_p_holm")]
+    extra.append("baseline")
     if not out:
         return pd.DataFrame(columns=cols + extra)
     return pd.concat(out, ignore_index=True)[cols + extra]

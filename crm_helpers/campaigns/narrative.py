@@ -29,13 +29,17 @@ __all__ = [
     "by_hour_records",
     "campaign_records",
     "campaign_summary",
+    "cell_windows_note",
     "choose_holdout",
     "choose_hour_metric",
+    "choose_optout",
     "choose_timezone",
     "holdout_hint",
     "fatigue_record",
     "hour_rates",
     "incremental_records",
+    "message_test_lines",
+    "named_test_note",
 ]
 
 
@@ -71,6 +75,28 @@ def choose_hour_metric(responses: Any) -> tuple[str, str]:
     if responses.opens:
         return "open_rate", "the log records opens but no clicks"
     return "conversion_rate", "the log records no opens and no clicks"
+
+
+def choose_optout(data: Any) -> tuple[str | None, str]:
+    """The data's opt-out event and how it was found, or ``(None, why)``.
+
+    The ``unsubscribe`` stage of the shared vocabulary
+    (:data:`crm_helpers.events.OTHER_STAGES`: ``unsubscribe``, ``opt_out``, ``optout``,
+    ``email_unsubscribe``, ...; spam complaints are not opt-outs) looked up among the
+    events' names with :func:`crm_helpers.events.stage_event` (exact name first, then
+    ignoring case, in the stage's order). None without an events table or such an event.
+    """
+    from crm_helpers import events as ev
+
+    if not data.has("events", "user_id", "event", "ts"):
+        return None, "the data have no events table"
+    name = ev.stage_event("unsubscribe", ev.known_events(data.events))
+    if name is None:
+        return None, "no opt-out event (unsubscribe, opt_out, ...) among the events"
+    return name, (
+        "the first name of the shared opt-out vocabulary (unsubscribe, unsubscribed, opt_out, "
+        "optout, email_unsubscribe, ...) found among the events"
+    )
 
 
 def choose_holdout(candidates: pd.DataFrame) -> tuple[str, str, str] | None:
@@ -202,6 +228,95 @@ def fatigue_record(freq: pd.DataFrame, metric: str, cap: int | None, fit=None) -
     return out
 
 
+def cell_windows_note(windows: pd.DataFrame) -> str:
+    """One line under the channel x segment send windows: how many cells have a window.
+
+    ``windows``: :func:`crm_helpers.campaigns.analysis.send_windows` by
+    ``["channel", "segment"]``.
+    """
+    n = len(windows)
+    found = int(windows["best_hour"].notna().sum()) if n else 0
+    if not n:
+        return "No channel and segment had sends to compare."
+    if not found:
+        return md(
+            "In none of the {n} channel and segment cells is a send hour significantly better "
+            "than the cell's other hours: the data cannot tell the hours apart there.",
+            n=n,
+        )
+    return md(
+        "{k} of {n} channel and segment cells have a send hour significantly better than the "
+        "cell's other hours (listed, best first; Benjamini-Hochberg across all hours of all "
+        "cells); in the cells marked *cannot tell* the data cannot tell the hours apart.",
+        k=found,
+        n=n,
+    )
+
+
+def named_test_note(arms: pd.DataFrame) -> str:
+    """The caveat beside tests named by ``message_test_campaigns``
+    (:func:`crm_helpers.campaigns.named_tests.named_message_tests`): which campaigns were
+    read as arms, which is the baseline, and that the audiences were not assigned at random
+    (with the number of users who got more than one arm)."""
+    parts = []
+    for name, g in arms.groupby("experiment_id", sort=False):
+        ids = [code(v) for v in g["variant"]]
+        parts.append(
+            md("{t}: {first} (baseline), {rest}", t=code(name), first=ids[0], rest=join(ids[1:]))
+        )
+    overlap = int(arms.groupby("experiment_id")["shared_users"].first().sum()) if len(arms) else 0
+    return md(
+        "Read as message tests, as named in message_test_campaigns: {p}. Each campaign is an "
+        "arm and each message a unit. These campaigns were not assigned by an experiment: a "
+        "difference can come from their audiences and send times as well as from the "
+        "message{o}.",
+        p=join(parts, "; "),
+        o=md(" ({n:,} recipients got more than one arm)", n=overlap) if overlap else "",
+    )
+
+
+def message_test_lines(variants: pd.DataFrame, alpha: float = 0.05) -> list[str]:
+    """Findings of the message tests (``holdout.message_test_table``): per test, each arm
+    whose click or conversion rate differs from the baseline's (Holm-adjusted p below
+    ``alpha``), else one line saying no arm differs."""
+    lines: list[str] = []
+    for exp, t in variants.groupby("experiment_id", sort=True):
+        base = t[t["baseline"]].iloc[0]
+        found = []
+        for rate in ("click_rate", "conversion_rate"):
+            p = pd.to_numeric(t[f"{rate}_p_holm"], errors="coerce")
+            for _, r in t[(p < alpha).to_numpy()].iterrows():
+                found.append(
+                    md(
+                        "{v} {what} {r} vs {b} for {bv} ({d:+.2f} pp [{lo:+.2f}, {hi:+.2f}], "
+                        "Holm p {p})",
+                        v=code(r["variant"]),
+                        what=rate.replace("_", " "),
+                        r=_pct(float(r[rate]), 2),
+                        b=_pct(float(base[rate]), 2),
+                        bv=code(base["variant"]),
+                        d=100 * r[f"{rate}_diff"],
+                        lo=100 * r[f"{rate}_ci_low"],
+                        hi=100 * r[f"{rate}_ci_high"],
+                        p="< 0.001"
+                        if r[f"{rate}_p_holm"] < 0.001
+                        else f"{r[f'{rate}_p_holm']:.3f}",
+                    )  # fmt: skip
+                )
+        if found:
+            lines.append(md("Message test {e}: {f}.", e=code(exp), f=join(found, "; ")))
+        else:
+            lines.append(
+                md(
+                    "Message test {e}: no arm differs significantly from {b} in click or "
+                    "conversion rate.",
+                    e=code(exp),
+                    b=code(base["variant"]),
+                )
+            )
+    return lines
+
+
 def _pct(x: float, digits: int = 1) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f}%"
 
@@ -218,12 +333,14 @@ def campaign_summary(
     fatigue_window_days: float = 7.0,
     fatigue_metric: str = "click_rate",
     min_sends: int = 1000,
+    message_tests: pd.DataFrame | None = None,
 ) -> list[str]:
     """The report's findings, most important first (safe Markdown lines).
 
     The first line is the index page's headline: messages sent, the best channel by
     conversions per message (or clicks, opens) and the holdout's incremental effect when
-    there is one.
+    there is one. ``message_tests``: ``holdout.message_test_table`` (one line per test,
+    :func:`message_test_lines`).
     """
     lines: list[str] = []
     sent = int(channels["sent"].sum())
@@ -259,6 +376,8 @@ def campaign_summary(
                     p=r["incremental_per_1000"],
                 )  # fmt: skip
             )
+    if message_tests is not None and len(message_tests):
+        lines.extend(message_test_lines(message_tests))
     big = scorecard[pd.to_numeric(scorecard["sent"]) >= min_sends]
     if rate is not None and len(big) > 1:
         top = big.loc[pd.to_numeric(big[rate], errors="coerce").idxmax()]

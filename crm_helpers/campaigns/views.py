@@ -13,6 +13,7 @@ collapsed block so that a table fits a 1280 px page.
 * :func:`incremental` — the holdout comparison per campaign.
 * :func:`message_tests` — each arm of a message test against its control (``baseline``).
 * :func:`windows` — the send window per channel (or segment); ``by`` names the group.
+* :func:`window_grid` — the send windows per RFM segment (rows) and channel (columns).
 * :func:`frequency` — the response by messages in the fatigue window.
 * :func:`by_position` — the response by position of the message within its campaign.
 
@@ -37,6 +38,7 @@ __all__ = [
     "incremental",
     "message_tests",
     "weeks",
+    "window_grid",
     "windows",
 ]
 
@@ -149,7 +151,11 @@ def message_tests(variants: pd.DataFrame):
         percent=rates,
         signed=[c for r in rates for c in (f"{r}_diff", f"{r}_ci_low", f"{r}_ci_high")],
         intervals=intervals,
-        baseline=lambda d: d["click_rate_diff"].isna() & d["conversion_rate_diff"].isna(),
+        baseline=lambda d: (
+            variants["baseline"].reindex(d.index).fillna(False).astype(bool)
+            if "baseline" in variants.columns
+            else d["click_rate_diff"].isna() & d["conversion_rate_diff"].isna()
+        ),
         labels={
             "click_rate_diff": "Click rate vs control",
             "conversion_rate_diff": "Conversion vs control",
@@ -187,6 +193,23 @@ def windows(windows: pd.DataFrame, by: str = "channel"):
             "hours": "none better",
         },
     )
+
+
+#: A cell of :func:`window_grid` whose hours the data cannot tell apart.
+CANNOT_TELL = "cannot tell"
+
+
+def window_grid(grid: pd.DataFrame, rows: str = "segment"):
+    """:func:`crm_helpers.campaigns.analysis.window_grid` as a reader sees it: a cell lists
+    the significantly better hours (best first), says ``cannot tell`` where no hour differs
+    significantly, and shows a dash where that segment got nothing through that channel."""
+    shown = grid.apply(
+        lambda col: col.map(lambda h: None if h is None else (_hours(h) or CANNOT_TELL))
+    )
+    shown = shown.reset_index()
+    shown.columns = [str(c) for c in shown.columns]
+    # the channels are names from the data: shown as they are, not as vocabulary labels
+    return tables.show(shown, labels={c: c for c in shown.columns[1:]} | {rows: label(rows)})
 
 
 def frequency(freq: pd.DataFrame, metric: str, window_days: float):

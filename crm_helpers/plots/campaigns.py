@@ -91,14 +91,29 @@ def plot_hour_heatmap(
     return fig
 
 
-def plot_hours(hours: pd.DataFrame, by: str = "channel", title: str | None = None) -> go.Figure:
-    """Rate by send hour per group with Wilson intervals; significantly better hours marked."""
+def plot_hours(
+    hours: pd.DataFrame,
+    by: str = "channel",
+    title: str | None = None,
+    min_sends: int | None = None,
+) -> go.Figure:
+    """Rate by send hour per group with Wilson intervals; significantly better hours marked.
+
+    Only the hours ``analysis.hour_table`` tested (``tested``: at least ``min_sends`` sends)
+    are drawn: an hour with a handful of sends has an interval spanning most of the scale
+    and would flatten the real pattern. A note under the chart names the hours left out
+    (they stay in ``metrics.json`` ``by_hour``); ``min_sends`` is only for that note.
+    """
     fig = figure(title or "Rate by send hour (filled: significantly above the channel's other hours)",
                  xaxis_title="send hour", yaxis_tickformat=".1%")  # fmt: skip
-    for i, (group, g) in enumerate(hours.groupby(by, sort=True)):
-        g = g.sort_values("hour")
+    tested = (
+        hours["tested"].astype(bool) if "tested" in hours.columns else pd.Series(True, hours.index)
+    )
+    for i, (group, g) in enumerate(hours[tested].groupby(by, sort=True)):
+        # one row per hour 0-23, NaN where not drawn, so the line breaks instead of bridging
+        g = g.set_index("hour").reindex(range(24)).rename_axis("hour").reset_index()
         r = _f(g["rate"])
-        better = g["better"].astype(bool).to_numpy()
+        better = g["better"].fillna(False).astype(bool).to_numpy()
         fig.add_trace(
             go.Scatter(x=g["hour"], y=r, mode="lines+markers", name=esc(group),
                        line_color=COLORS[i % len(COLORS)],
@@ -107,6 +122,20 @@ def plot_hours(hours: pd.DataFrame, by: str = "channel", title: str | None = Non
                        error_y=_err(r, _f(g["ci_low"]), _f(g["ci_high"])),
                        meta={"group": str(group), "better": g["hour"][better].tolist()})
         )  # fmt: skip
+    left_out = hours[~tested]
+    if len(left_out):
+        parts = []
+        for group, g in left_out.groupby(by, sort=True):
+            hs = ", ".join(f"{int(h):02d}" for h in sorted(g["hour"]))
+            parts.append(f"{esc(group)}: {hs} h ({int(g['sent'].sum()):,} sends)")
+        few = f"fewer than {min_sends:,} sends each" if min_sends else "too few sends to test"
+        fig.add_annotation(
+            text=f"Not drawn ({few}, not tested; counts in metrics.json by_hour): "
+            + "; ".join(parts),
+            xref="paper", yref="paper", x=0, y=-0.22, showarrow=False, xanchor="left",
+            font={"size": 11, "color": GREY},
+        )  # fmt: skip
+        fig.update_layout(margin={"b": 110})
     return fig
 
 

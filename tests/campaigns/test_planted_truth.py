@@ -80,7 +80,19 @@ def test_fitted_fatigue_decay_covers_the_planted_curve(world):
     the open-rate interval four times (seed 3: 0.648 [0.628, 0.668], seed 31: 0.695
     [0.674, 0.716]): the open-rate estimates spread more across seeds (sd 0.017) than their
     standard error (0.010) says, and a jackknife over user groups did not widen them, so the
-    extra spread is not the clustering of one user's messages (open question).
+    extra spread is not the clustering of one user's messages.
+
+    Measured over 20 seeds (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61,
+    67, 71, 73; 20,000 users; this fit on the regular campaigns): no bias (mean z of the
+    log-decay against the plant -0.04 for opens, +0.05 for clicks), but z spreads with sd
+    1.38 for opens (17 of 20 intervals cover; sum of z^2 36 on 20 df, p = 0.015) and 1.14
+    for clicks (18 of 20; 25, p = 0.22). User-clustered (sandwich) standard errors equal
+    the model's (ratio 1.00 on 16 seeds): not clustering within users. Campaign-clustered
+    ones are 23% wider for opens on average (coverage 18 of 20, z sd 1.30): part of the
+    spread is a slope that differs between campaigns. Leaving out the users of the hidden
+    "churned" type (their opens drop x0.2 at a churn time the tables do not show) brings
+    the open z sd from 1.49 to 1.38 (16 seeds). The rest is not explained (open question);
+    the click-rate interval, twice as wide, covers. The report keeps the model interval.
     """
     data, conv, truth = world
     fat = truth["fatigue"]

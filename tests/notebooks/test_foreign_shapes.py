@@ -213,6 +213,7 @@ FUNNEL_STEPS = ["pv", "cart", "buy"]
 CAMPAIGN_NO_HOLDOUT = "an assignments table with a randomized no-message holdout"
 CAMPAIGN_NO_TEST = "an assignments table with a message test"
 CAMPAIGN_NO_RFM = "an orders table with revenue for the RFM segments"
+CAMPAIGN_NO_OPTOUT = "an opt-out event (unsubscribe, opt_out, ...)"
 CAMPAIGN_NO_CONVERSIONS = (
     "an orders table or a purchase event for conversions",
     "conversions (orders or a purchase event) to measure an effect",
@@ -358,11 +359,17 @@ REGISTRY: dict[str, dict[str, Case | Fails]] = {
         "users_assignments": Fails("messages"),
         "order_lines": Fails("messages"),
         "sms_no_opens": Case(
-            skips=("an opened_at column", CAMPAIGN_NO_HOLDOUT, CAMPAIGN_NO_TEST, CAMPAIGN_NO_RFM),
+            skips=(
+                "an opened_at column",
+                CAMPAIGN_NO_HOLDOUT,
+                CAMPAIGN_NO_TEST,
+                CAMPAIGN_NO_RFM,
+                CAMPAIGN_NO_OPTOUT,
+            ),
             check=campaign_check,
         ),
         "clicks_no_opens": Case(
-            skips=(CAMPAIGN_NO_HOLDOUT, CAMPAIGN_NO_TEST), check=campaign_check
+            skips=(CAMPAIGN_NO_HOLDOUT, CAMPAIGN_NO_TEST, CAMPAIGN_NO_OPTOUT), check=campaign_check
         ),
         "email_opens_no_clicks": Case(
             skips=(
@@ -371,6 +378,7 @@ REGISTRY: dict[str, dict[str, Case | Fails]] = {
                 CAMPAIGN_NO_CONVERSIONS[1],
                 CAMPAIGN_NO_TEST,
                 CAMPAIGN_NO_RFM,
+                CAMPAIGN_NO_OPTOUT,
             ),
             check=campaign_check,
         ),
@@ -381,6 +389,7 @@ REGISTRY: dict[str, dict[str, Case | Fails]] = {
                 CAMPAIGN_NO_CONVERSIONS[1],
                 CAMPAIGN_NO_TEST,
                 CAMPAIGN_NO_RFM,
+                CAMPAIGN_NO_OPTOUT,
             ),
             check=campaign_check,
         ),
