@@ -109,7 +109,7 @@ def collect(params: dict[str, Any], data=None, title: str | None = None) -> dict
         out["derived"] = how
     if data is not None:
         out["data"] = {
-            # warehouse tables (crm_helpers.warehouse) have a location instead of a folder
+            # warehouse tables (crm_helpers.data.warehouse) have a location instead of a folder
             "dir": getattr(data, "location", None) or str(data.data_dir),
             "engine": data.engine,
             "fingerprint": data.fingerprint(),
