@@ -261,7 +261,7 @@ def notebook_params(namespace: dict[str, Any], notebook: str | Path) -> dict[str
     """
     import nbformat
 
-    from crm_helpers.report.run import parameters_cell  # run imports this module
+    from crm_helpers.report.notebook import parameters_cell
 
     path = Path(notebook)
     if path.suffix != ".ipynb":
