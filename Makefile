@@ -55,9 +55,10 @@ test: $(STAMP) ## Run every test (unit, DuckDB+Spark agreement, notebooks, nbval
 test-fast: $(STAMP) ## Run the tests without Spark, notebooks or the browser
 	$(BIN)/python -m pytest -n 2 -m "not spark and not slow and not browser" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## Lint and format-check the package, tests, benchmarks and notebooks (ruff)
+lint: $(STAMP) ## Lint and format-check (ruff), and check the import contract (lint-imports)
 	$(BIN)/ruff check crm_helpers tests benchmarks notebooks
 	$(BIN)/ruff format --check crm_helpers tests benchmarks notebooks
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff check --fix crm_helpers tests benchmarks notebooks

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from crm_helpers.data import load
+from crm_helpers.data.validate import DataContractError
 from crm_helpers.schema import Schema
-from crm_helpers.validate import DataContractError
 from tests.test_validate import good_frames, write_frames
 
 # Wall times in Berlin around both 2024 DST changes (31 Mar, 27 Oct), incl. an ambiguous

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ibis
 import pytest
 
+from crm_helpers.data.validate import DataContractError
 from crm_helpers.funnels.core import FunnelSpec, closest_first, user_funnel
-from crm_helpers.validate import DataContractError
 from tests.test_validate import load_broken
 
 

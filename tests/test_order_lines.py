@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from crm_helpers.data import load
+from crm_helpers.data.validate import DataContractError
 from crm_helpers.schema import Schema
-from crm_helpers.validate import DataContractError
 
 SAMPLE = Path(__file__).parent / "data" / "online_retail_ii_sample"
 

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from crm_helpers import load, overview
+from crm_helpers.data.warehouse import WarehouseData
 from crm_helpers.engine import connect, local_to_utc
 from crm_helpers.funnels import FunnelSpec, Step, funnel_table
 from crm_helpers.funnels.analysis import breakdown_table, trend_table
 from crm_helpers.schema import Schema
-from crm_helpers.warehouse import WarehouseData
 from tests.report_helpers import assert_same_report, run_funnel_report
 from tests.test_engine import pandas_local_to_utc
 

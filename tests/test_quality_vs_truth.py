@@ -7,7 +7,7 @@ import json
 import pytest
 
 from crm_helpers import load
-from crm_helpers.validate import DataContractError, validate
+from crm_helpers.data.validate import DataContractError, validate
 
 
 @pytest.fixture(scope="module")

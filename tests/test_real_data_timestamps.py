@@ -19,15 +19,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from crm_helpers.column_types import (
+from crm_helpers.data import load
+from crm_helpers.data.column_types import (
     ParquetTimestamp,
     parquet_timestamps,
     parquet_type_words,
     type_words,
 )
-from crm_helpers.data import load
+from crm_helpers.data.validate import DataContractError
 from crm_helpers.schema import CONTRACT
-from crm_helpers.validate import DataContractError
 
 SCHEMA_TZ = "America/New_York"
 

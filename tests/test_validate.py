@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from crm_helpers.data import load
-from crm_helpers.validate import DataContractError, DataQualityReport, Finding, validate
+from crm_helpers.data.validate import DataContractError, DataQualityReport, Finding, validate
 
 N_USERS = 20
 

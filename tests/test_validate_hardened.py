@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from crm_helpers.data import load
+from crm_helpers.data.validate import EARLIEST_PLAUSIBLE, DataContractError
 from crm_helpers.overview import event_counts, overview_summary, quality_table, table_summary
-from crm_helpers.validate import EARLIEST_PLAUSIBLE, DataContractError
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,16 @@ import pandas as pd
 import pytest
 
 from crm_helpers import load
-from crm_helpers.report.run import ParametersError, run_notebook
-from crm_helpers.schema import Schema
-from crm_helpers.validate import DataContractError
-from crm_helpers.warehouse import (
+from crm_helpers.data.validate import DataContractError
+from crm_helpers.data.warehouse import (
     SourceConflict,
     WarehouseData,
     redact,
     source_of,
     split_name,
 )
+from crm_helpers.report.run import ParametersError, run_notebook
+from crm_helpers.schema import Schema
 from tests.test_validate import good_frames, write_frames
 
 

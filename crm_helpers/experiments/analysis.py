@@ -498,8 +498,8 @@ def economics_table(
     ``revenue`` among its statistics). ``revenue_is_gross``: subtract the coupon cost (the
     revenue is before the discount); default: revenue as customers paid it, the coupon cost
     a memo."""
+    from crm_helpers.experiments.core import coupon_redemptions
     from crm_helpers.experiments.decision import economics
-    from crm_helpers.experiments.readout import coupon_redemptions
 
     st = prep.stats
     if not {"conversion", "revenue"} <= set(st["metric"]):

@@ -47,6 +47,7 @@ __all__ = [
     "Assignments",
     "assignment_plan",
     "assigned_users",
+    "coupon_redemptions",
     "data_end",
     "days_text",
     "list_experiments",
@@ -566,3 +567,11 @@ def sufficient_stats(
     if "variant" in out:
         out["variant"] = out["variant"].astype(str)
     return out.sort_values([*keys, "metric"], kind="mergesort").reset_index(drop=True)
+
+
+def coupon_redemptions(per_user) -> dict[str, int]:
+    """``variant -> orders with the coupon`` in the analysis window (one small query)."""
+    if "coupon_orders" not in per_user.columns:
+        return {}
+    df = per_user.group_by("variant").aggregate(r=per_user.coupon_orders.sum()).to_pandas()
+    return {str(v): int(r) for v, r in zip(df["variant"], df["r"].fillna(0), strict=True)}

@@ -30,6 +30,7 @@ import pandas as pd
 
 from crm_helpers.experiments import analysis, core
 from crm_helpers.experiments import statistics as S
+from crm_helpers.experiments.core import coupon_redemptions  # re-exported: it lived here
 from crm_helpers.experiments.metrics import ExperimentError, parse_metric
 
 __all__ = ["MetricChoice", "Prepared", "coupon_redemptions", "metrics_for_data", "prepare"]
@@ -309,11 +310,3 @@ def prepare(
         notes=notes,
         split=split,
     )
-
-
-def coupon_redemptions(per_user) -> dict[str, int]:
-    """``variant -> orders with the coupon`` in the analysis window (one small query)."""
-    if "coupon_orders" not in per_user.columns:
-        return {}
-    df = per_user.group_by("variant").aggregate(r=per_user.coupon_orders.sum()).to_pandas()
-    return {str(v): int(r) for v, r in zip(df["variant"], df["r"].fillna(0), strict=True)}

@@ -1,6 +1,6 @@
 """Data-quality lines for every report's summary: what the load left out or cannot vouch for.
 
-A load's warnings (:mod:`crm_helpers.validate`) are listed in full in the data overview; the
+A load's warnings (:mod:`crm_helpers.data.validate`) are listed in full in the data overview; the
 few that change what a report's numbers mean are repeated in the summary of *every* report
 (:func:`summary_lines`), where the conclusions are read:
 
@@ -58,7 +58,7 @@ def summary_lines(quality: Any, skip: Iterable[tuple[str, str]] = ()) -> list[Sa
         At most two sentences: the rows/dates left out for implausible dates, and the lost
         time order of events.
     """
-    from crm_helpers.validate import ROW_TIME
+    from crm_helpers.data.validate import ROW_TIME
 
     frame = _frame(quality)
     if not len(frame):

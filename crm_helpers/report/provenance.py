@@ -111,7 +111,7 @@ def collect(params: dict[str, Any], data=None, title: str | None = None) -> dict
         out["derived"] = how
     if data is not None:
         out["data"] = {
-            # warehouse tables (crm_helpers.warehouse) have a location instead of a folder
+            # warehouse tables (crm_helpers.data.warehouse) have a location instead of a folder
             "dir": getattr(data, "location", None) or str(data.data_dir),
             "engine": data.engine,
             "fingerprint": data.fingerprint(),
@@ -279,7 +279,7 @@ def notebook_params(namespace: dict[str, Any], notebook: str | Path) -> dict[str
     """
     import nbformat
 
-    from crm_helpers.report.run import parameters_cell  # run imports this module
+    from crm_helpers.report.notebook import parameters_cell
 
     path = Path(notebook)
     if path.suffix != ".ipynb":

@@ -299,7 +299,7 @@ def run_notebook(
         values["engine"] = engine
     effective = {**defaults, **values}
     if effective.get("data_dir") and "://" in str(effective.get("engine") or ""):
-        from crm_helpers.warehouse import SourceConflict, source_of
+        from crm_helpers.data.warehouse import SourceConflict, source_of
 
         try:  # refuse before running: the notebook would stop at load() with the same message
             source_of(effective["data_dir"], str(effective["engine"]))
@@ -397,7 +397,7 @@ def _execute(
     )
     if env_data is None:
         env.pop("CRM_DATA_DIR")
-    if schema_file is not None:  # the warehouse tables' mapping (crm_helpers.warehouse)
+    if schema_file is not None:  # the warehouse tables' mapping (crm_helpers.data.warehouse)
         env["CRM_SCHEMA"] = str(Path(schema_file).expanduser().resolve())
     try:
         try:

@@ -14,6 +14,7 @@ import traitlets
 from crm_helpers.journeys import JourneySpec, prepare
 from crm_helpers.journeys import explore as X
 from crm_helpers.journeys import reference as R
+from crm_helpers.widgets import JourneyControls, journey_controls
 
 # users 1-3 reach "p" (the goal); 4-6 do not; device splits them 3 ios / 2 web / 1 none
 ROWS = [
@@ -45,7 +46,7 @@ def _paths(res) -> Counter:
 
 def test_controls_redraw_on_anchor_depth_and_groups(setup):
     prep, users, ref = setup
-    c = X.journey_controls(
+    c = journey_controls(
         prep, users=users, columns=["device"], goal="p", anchor="a", depth=1, draw=True
     )
     assert isinstance(c, widgets.VBox) and c.redraws == 1
@@ -78,7 +79,7 @@ def test_controls_redraw_on_anchor_depth_and_groups(setup):
 
 def test_controls_report_errors_and_stay_usable(setup):
     prep, users, _ = setup
-    c = X.JourneyControls(prep, users=None, columns=["device"], goal="p", anchor="a", draw=False)
+    c = JourneyControls(prep, users=None, columns=["device"], goal="p", anchor="a", draw=False)
     c.group_column.value = "device"  # no users table: the error is shown, nothing breaks
     assert "failed" in c.status.value and "users table" in c.status.value
     c.group_column.value = ""

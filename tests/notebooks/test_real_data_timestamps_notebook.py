@@ -20,7 +20,7 @@ from tests.notebooks.test_foreign_shapes import REGISTRY, _events_only, _skip_no
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", ["funnel_dropoff", "data_overview"])
 def test_report_on_zone_aware_nanosecond_parquet(notebook, tmp_path):
-    from crm_helpers.column_types import ParquetTimestamp, parquet_timestamps
+    from crm_helpers.data.column_types import ParquetTimestamp, parquet_timestamps
     from crm_helpers.report.run import run_notebook
 
     scratch, d = tmp_path / "csv", tmp_path / "data"

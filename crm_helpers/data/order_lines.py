@@ -13,8 +13,8 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
+from crm_helpers.data.findings import Finding
 from crm_helpers.schema import Schema
-from crm_helpers.validate import Finding
 
 __all__ = ["aggregate_order_lines"]
 

@@ -8,7 +8,7 @@ converted (:func:`aware_to_naive_utc`), naive ones read as wall time in the sche
 zone (:func:`crm_helpers.engine.local_to_utc`); a timestamp type Ibis cannot map (DuckDB's
 ``TIMESTAMPTZ_NS`` in a warehouse table) is cast first. A column whose type cannot hold its
 kind is a ``wrong_type`` finding that says what it holds in words
-(:func:`crm_helpers.column_types.type_words`). :func:`apply_cleaning` applies validation's
+(:func:`crm_helpers.data.column_types.type_words`). :func:`apply_cleaning` applies validation's
 cleaning rules as lazy filters. :mod:`crm_helpers.data` re-exports every name.
 """
 
@@ -20,10 +20,10 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from crm_helpers.column_types import raw_timestamp, type_name, type_words
+from crm_helpers.data.column_types import raw_timestamp, type_name, type_words
+from crm_helpers.data.findings import Finding
 from crm_helpers.engine import epoch_us, from_epoch_us, local_to_utc
 from crm_helpers.schema import CONTRACT, Schema
-from crm_helpers.validate import Finding
 
 __all__ = [
     "OFFSET_PATTERN",
@@ -232,7 +232,7 @@ def apply_cleaning(t: ibis.Table, rules: dict) -> ibis.Table:
 
     ``rules`` keys: ``drop_null``: columns whose NULL rows are dropped; ``ts_range``:
     ``{column: {"lo": datetime | None, "hi": datetime | None, "action": "drop" | "null"}}``,
-    values before ``lo`` or after ``hi`` are implausible (:mod:`crm_helpers.validate`):
+    values before ``lo`` or after ``hi`` are implausible (:mod:`crm_helpers.data.validate`):
     ``"drop"`` excludes their rows, ``"null"`` treats the value as missing and keeps the
     row; ``distinct``: drop exact duplicate rows.
     """

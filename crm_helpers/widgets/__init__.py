@@ -10,6 +10,10 @@ static results above them are the report.
 
 >>> controls = funnel_controls(data, lambda spec, opts: show(funnel_table(data, spec)))
 >>> controls          # display: steps, mode, window, breakdown, Run
+
+The live journey controls (:func:`journey_controls`, re-exported from
+:mod:`crm_helpers.widgets.journeys`) draw with :mod:`crm_helpers.plots`: the widget layer
+sits above drawing, and no computing module imports either.
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from crm_helpers.widgets.journeys import JourneyControls, journey_controls
+
 __all__ = [
     "DEFAULT_FUNNEL_STEPS",
     "FunnelControls",
+    "JourneyControls",
     "ParamControls",
     "controls_from_params",
     "funnel_controls",
+    "journey_controls",
     "known_breakdowns",
     "known_events",
     "live_session",

@@ -16,13 +16,13 @@ Both are counted warnings. A row's own time (:data:`ROW_TIME`: ``events.ts``, ``
 ``messages.sent_at``, ``assignments.assigned_at``) that is implausible excludes the row from
 the loaded table; an implausible optional time (``signup_at``, ``opened_at``,
 ``clicked_at``) is treated as missing and the row kept (cleaning rule ``ts_range``, applied
-by :func:`crm_helpers.normalise.apply_cleaning`).
+by :func:`crm_helpers.data.normalisation.apply_cleaning`).
 
 Lost time order (``tied_timestamps``, a warning, rows kept): more than
 :data:`MAX_TIED_EVENT_SHARE` of the events with a user_id share their exact timestamp with a
 *different* event name of the same user, so which came first is unknown.
 
-:mod:`crm_helpers.validate` runs these checks with the others and re-exports the constants.
+:mod:`crm_helpers.data.validate` runs these checks with the others and re-exports the constants.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import datetime as _dt
 import ibis
 import ibis.expr.datatypes as dt
 
-from crm_helpers.findings import (
+from crm_helpers.data.findings import (
     DataQualityReport,
     Finding,
     _examples,

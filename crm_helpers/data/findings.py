@@ -3,8 +3,9 @@
 :class:`Finding` (one problem: table, column, check, severity, count, message, fix, example
 rows), :class:`DataContractError` (raised on errors), :class:`DataQualityReport` (all
 findings of one load and its cleaning rules), and the small pieces the checks of
-:mod:`crm_helpers.validate` and :mod:`crm_helpers.validate_dates` share (a row-level check,
-a table's context, example rows). :mod:`crm_helpers.validate` re-exports the public names.
+:mod:`crm_helpers.data.validate` and :mod:`crm_helpers.data.validate_dates` share (a
+row-level check, a table's context, example rows). :mod:`crm_helpers.data.validate`
+re-exports the public names. The lowest layer of :mod:`crm_helpers.data`: imports none of it.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ column with dates beyond its future cutoff; example rows (at most 5) are fetched
 failed checks.
 
 The checks of time (implausible dates in every timestamp column, lost time order) are
-defined in :mod:`crm_helpers.validate_dates`; the findings and the report in
-:mod:`crm_helpers.findings`. This module runs them all and re-exports their public names.
+defined in :mod:`crm_helpers.data.validate_dates`; the findings and the report in
+:mod:`crm_helpers.data.findings`. This module runs them all and re-exports their public names.
 Numbers (``orders.revenue``, ``orders.quantity``) that are not finite or beyond
 :data:`MAX_ABS_AMOUNT` in absolute value are errors (``absurd_number``).
 """
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import ibis
 import ibis.expr.types as ir
 
-from crm_helpers.findings import (
+from crm_helpers.data.findings import (
     N_EXAMPLES,
     DataContractError,
     DataQualityReport,
@@ -37,7 +37,7 @@ from crm_helpers.findings import (
     _show,
     _TableContext,
 )
-from crm_helpers.validate_dates import (
+from crm_helpers.data.validate_dates import (
     EARLIEST_PLAUSIBLE,
     FUTURE_SLACK,
     FUTURE_TOLERANCE,
@@ -52,7 +52,7 @@ from crm_helpers.validate_dates import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from crm_helpers.data import CRMData
+    from crm_helpers.data.crmdata import CRMData
 
 __all__ = [
     "EARLIEST_PLAUSIBLE",
@@ -105,7 +105,7 @@ def validate(data: CRMData) -> DataQualityReport:
         Errors, warnings (with counts and up to 5 example rows) and the cleaning rules.
         Nothing is raised here; :func:`crm_helpers.data.load` raises on errors.
     """
-    from crm_helpers.data import plan_columns
+    from crm_helpers.data.normalisation import plan_columns
     from crm_helpers.schema import CONTRACT, MESSAGE_CHANNELS, PRIMARY_KEYS
 
     report = DataQualityReport()

@@ -37,10 +37,12 @@ from urllib.parse import urlsplit, urlunsplit
 import ibis
 from ibis.backends import BaseBackend
 
-from crm_helpers.data import CRMData, finish_load, rename_columns
+from crm_helpers.data.assemble import finish_load
+from crm_helpers.data.crmdata import CRMData
+from crm_helpers.data.findings import DataContractError, Finding
+from crm_helpers.data.mapping import rename_columns
 from crm_helpers.engine import connect, postgres_compat
 from crm_helpers.schema import DEFAULT_SCHEMA, TABLES, Schema
-from crm_helpers.validate import DataContractError, Finding
 
 #: Engines that can read a data directory's Parquet/CSV files themselves.
 FILE_READING_BACKENDS = frozenset({"duckdb", "pyspark"})
