@@ -12,10 +12,29 @@ ENGINE_PARAMS = [
 ]
 
 
+def _module_scoped_fixtures(item) -> list[str]:
+    """The module-scoped fixtures ``item`` uses (directly or through other fixtures)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return []
+    return [n for n, defs in info.name2fixturedefs.items() if defs and defs[-1].scope == "module"]
+
+
 def pytest_collection_modifyitems(config, items):
-    """Keep every Spark test on one xdist worker, so one JVM serves them all."""
+    """xdist groups for ``pytest -n 2 --dist loadgroup`` (``make test``).
+
+    * A test without a group of its own that uses a module-scoped fixture (an executed
+      report, a generated world) runs on the worker of its module's other such tests
+      (group: the module's path), so the fixture is built once, not once per worker.
+    * Every other Spark test runs on one worker, so one local JVM serves them all.
+    * Everything else is distributed test by test.
+    """
     for item in items:
-        if item.get_closest_marker("spark"):
+        if any(True for _ in item.iter_markers("xdist_group")):
+            continue  # the module chose its group
+        if _module_scoped_fixtures(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        elif item.get_closest_marker("spark"):
             item.add_marker(pytest.mark.xdist_group("spark"))
 
 

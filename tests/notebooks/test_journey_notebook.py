@@ -23,7 +23,7 @@ from crm_helpers import config
 from crm_helpers.journeys import JourneySpec
 from crm_helpers.journeys import reference as R
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+pytestmark = [pytest.mark.slow]
 
 NOTEBOOK = config.NOTEBOOKS_DIR / "journey_mapping.ipynb"
 

@@ -12,7 +12,7 @@ import pytest
 from crm_helpers import config
 from crm_helpers.report.run import run_notebook
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 #: Each report opened in the browser: notebook -> (page title, parameters, id of the heading

@@ -18,7 +18,7 @@ import pytest
 
 from crm_helpers import config
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+pytestmark = [pytest.mark.slow]
 
 NOTEBOOK = config.NOTEBOOKS_DIR / "segment_profiling.ipynb"
 KEYS = ("rfm_segments", "states", "migration", "bgnbd", "gamma_gamma", "holdout", "clusters")
