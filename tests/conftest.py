@@ -27,21 +27,21 @@ def pytest_collection_modifyitems(config, items):
     * A test without a group of its own that uses a module-scoped fixture (an executed
       report, a generated world) runs on the worker of its module's other such tests
       (group: the module's path), so the fixture is built once, not once per worker.
-    * Every other Spark test runs on one worker, so one local JVM serves them all.
-    * Everything else is distributed test by test.
+    * Everything else is distributed test by test, Spark tests too: each worker starts
+      one local Spark session (``spark_con``) when its first Spark test needs it. (Keeping
+      every Spark test on one worker saved one JVM start, ~10 s, but made that worker's
+      share of the suite the longest: the Spark tests take minutes.)
     """
     for item in items:
         if any(True for _ in item.iter_markers("xdist_group")):
             continue  # the module chose its group
         if _module_scoped_fixtures(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-        elif item.get_closest_marker("spark"):
-            item.add_marker(pytest.mark.xdist_group("spark"))
 
 
 @pytest.fixture(scope="session")
 def spark_con():
-    """One local Spark connection for the whole session (it takes ~9 s to start)."""
+    """One local Spark connection per test session and xdist worker (~9 s to start)."""
     pytest.importorskip("pyspark")
     return connect("spark")
 
