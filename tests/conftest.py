@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm_helpers.engine import connect
+from tests.shared_runs import shared_dir
 
 ENGINE_PARAMS = [
     pytest.param("duckdb", id="duckdb"),
@@ -12,16 +13,35 @@ ENGINE_PARAMS = [
 ]
 
 
+def _module_scoped_fixtures(item) -> list[str]:
+    """The module-scoped fixtures ``item`` uses (directly or through other fixtures)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return []
+    return [n for n, defs in info.name2fixturedefs.items() if defs and defs[-1].scope == "module"]
+
+
 def pytest_collection_modifyitems(config, items):
-    """Keep every Spark test on one xdist worker, so one JVM serves them all."""
+    """xdist groups for ``pytest -n 2 --dist loadgroup`` (``make test``).
+
+    * A test without a group of its own that uses a module-scoped fixture (an executed
+      report, a generated world) runs on the worker of its module's other such tests
+      (group: the module's path), so the fixture is built once, not once per worker.
+    * Everything else is distributed test by test, Spark tests too: each worker starts
+      one local Spark session (``spark_con``) when its first Spark test needs it. (Keeping
+      every Spark test on one worker saved one JVM start, ~10 s, but made that worker's
+      share of the suite the longest: the Spark tests take minutes.)
+    """
     for item in items:
-        if item.get_closest_marker("spark"):
-            item.add_marker(pytest.mark.xdist_group("spark"))
+        if any(True for _ in item.iter_markers("xdist_group")):
+            continue  # the module chose its group
+        if _module_scoped_fixtures(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(scope="session")
 def spark_con():
-    """One local Spark connection for the whole session (it takes ~9 s to start)."""
+    """One local Spark connection per test session and xdist worker (~9 s to start)."""
     pytest.importorskip("pyspark")
     return connect("spark")
 
@@ -37,11 +57,15 @@ def con(request):
 # --- small synthetic worlds (owned by crm_helpers.synth) -------------------------------
 
 
-def _write_synthetic_world(out, **cfg):
+def _write_synthetic_world(tmp_path_factory, name, **cfg):
+    """The world of ``cfg`` as Parquet, generated once per session (shared by the xdist
+    workers, see tests/shared_runs.py); its directory."""
     from crm_helpers.synth import SynthConfig, generate, write_world
 
-    write_world(generate(SynthConfig(**cfg)), out, fmt="parquet", overwrite=True)
-    return out
+    def build(out):
+        write_world(generate(SynthConfig(**cfg)), out, fmt="parquet", overwrite=True)
+
+    return shared_dir(tmp_path_factory, name, build)
 
 
 @pytest.fixture(scope="session")
@@ -50,15 +74,13 @@ def small_world(tmp_path_factory):
 
     The directory holds the five contract tables, ``truth/`` and ``ground_truth.json``.
     """
-    return _write_synthetic_world(tmp_path_factory.mktemp("small_world"), n_users=5_000, seed=7)
+    return _write_synthetic_world(tmp_path_factory, "small_world", n_users=5_000, seed=7)
 
 
 @pytest.fixture(scope="session")
 def dirty_world(tmp_path_factory):
     """Like ``small_world`` but ~2,000 users with planted dirt (counts in ground_truth["dirt"])."""
-    return _write_synthetic_world(
-        tmp_path_factory.mktemp("dirty_world"), n_users=2_000, seed=7, dirt=True
-    )
+    return _write_synthetic_world(tmp_path_factory, "dirty_world", n_users=2_000, seed=7, dirt=True)
 
 
 #: The dense world of the planted-effect tests: 60k users (seed 11) at 2.5x the session rates
@@ -76,9 +98,9 @@ DENSE_WORLD = {"n_users": 60_000, "seed": 11, **DENSE_KNOBS}
 def dense_world(tmp_path_factory):
     """The :data:`DENSE_WORLD` synthetic world written as Parquet; its directory (a Path).
 
-    ~10 s to generate and write; generated once per test session (per xdist worker).
+    ~10 s to generate and write; generated once per test session (for every xdist worker).
     """
-    return _write_synthetic_world(tmp_path_factory.mktemp("dense_world"), **DENSE_WORLD)
+    return _write_synthetic_world(tmp_path_factory, "dense_world", **DENSE_WORLD)
 
 
 @pytest.fixture(scope="session")
@@ -89,5 +111,5 @@ def dense_small_world(tmp_path_factory):
     the lookalike seed type).
     """
     return _write_synthetic_world(
-        tmp_path_factory.mktemp("dense_small_world"), n_users=5_000, seed=7, **DENSE_KNOBS
+        tmp_path_factory, "dense_small_world", n_users=5_000, seed=7, **DENSE_KNOBS
     )

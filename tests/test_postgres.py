@@ -8,6 +8,9 @@ port), loads ``small_world`` and stops it at the end.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import ibis
 import numpy as np
 import pandas as pd
@@ -20,6 +23,7 @@ from crm_helpers.funnels import FunnelSpec, Step, funnel_table
 from crm_helpers.funnels.analysis import breakdown_table, trend_table
 from crm_helpers.schema import Schema
 from tests.report_helpers import assert_same_report, run_funnel_report
+from tests.shared_runs import shared_report
 from tests.test_engine import pandas_local_to_utc
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
@@ -72,7 +76,9 @@ def both(postgres_url, small_world):
 @pytest.fixture(scope="module")
 def duckdb_funnel_report(small_world, tmp_path_factory):
     """The funnel report on ``small_world`` with DuckDB: what PostgreSQL's must equal."""
-    return run_funnel_report(tmp_path_factory.mktemp("duckdb_report"), data_dir=small_world)
+    # the same run as tests/notebooks/test_funnel_notebook.py's (tests/shared_runs.py)
+    res = shared_report(tmp_path_factory, "funnel_dropoff", small_world, export=True)
+    return res, json.loads(Path(res.metrics).read_text())
 
 
 def _relations(url) -> set[tuple[str, str, str]]:

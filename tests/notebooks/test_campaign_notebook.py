@@ -19,6 +19,7 @@ import pytest
 
 from crm_helpers import config, load
 from crm_helpers.campaigns import core, narrative
+from tests.shared_runs import shared_report
 
 pytestmark = pytest.mark.slow
 
@@ -43,9 +44,10 @@ def _run(world, out, **params):
 
 @pytest.fixture(scope="module")
 def report(small_world, tmp_path_factory):
-    out = tmp_path_factory.mktemp("campaign_reports")
-    res, m = _run(small_world, out, export_dir=str(out / "exports"))
-    return {"result": res, "metrics": m, "export": out / "exports"}
+    # the same run as test_report_browser's (tests/shared_runs.py: one run per session)
+    res = shared_report(tmp_path_factory, "campaign_performance", small_world, export=True)
+    m = json.loads(Path(res.metrics).read_text())
+    return {"result": res, "metrics": m, "export": Path(res.parameters["export_dir"])}
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from crm_helpers import config
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+pytestmark = [pytest.mark.slow]
 
 NOTEBOOK = config.NOTEBOOKS_DIR / "data_overview.ipynb"
 

@@ -422,7 +422,7 @@ def test_every_notebook_is_registered():
         assert set(by_shape) == set(SHAPES), f"{nb}: give a case for every shape {sorted(SHAPES)}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # cheap: built per worker, so the runs spread over workers
 def shapes(tmp_path_factory) -> dict[str, tuple[Path, dict[str, pd.DataFrame]]]:
     out = {}
     for name, build in SHAPES.items():

@@ -25,6 +25,7 @@ import pytest
 from crm_helpers import config, load
 from crm_helpers.funnels import funnel_table
 from crm_helpers.funnels.narrative import spec_from_params
+from tests.shared_runs import shared_report
 
 pytestmark = pytest.mark.slow
 
@@ -40,20 +41,11 @@ def _defaults() -> dict:
 
 @pytest.fixture(scope="module")
 def report(small_world, tmp_path_factory):
-    from crm_helpers.report.run import run_notebook
-
-    out = tmp_path_factory.mktemp("funnel_reports")
-    export = out / "exports"
-    res = run_notebook(
-        "funnel_dropoff",
-        data_dir=small_world,
-        out_dir=out,
-        parameters={"export_dir": str(export)},
-        update_index=False,
-    )
-    assert res.ok, res.error
+    # the same run as test_report_browser's and test_postgres's DuckDB report
+    # (tests/shared_runs.py: one run per session)
+    res = shared_report(tmp_path_factory, "funnel_dropoff", small_world, export=True)
     metrics = json.loads(Path(res.metrics).read_text())
-    return {"result": res, "metrics": metrics, "export": export}
+    return {"result": res, "metrics": metrics, "export": Path(res.parameters["export_dir"])}
 
 
 @pytest.fixture(scope="module")

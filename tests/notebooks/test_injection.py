@@ -26,7 +26,7 @@ from crm_helpers.report.render import render_html
 from crm_helpers.report.run import parameters_cell, run_notebook
 from tests.notebooks.payloads import PAYLOAD_IMG, PAYLOAD_SCRIPT, PAYLOADS
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 #: Notebook name -> the parameters that make it use the payload names of the data.
 ESSENTIAL_PARAMETERS: dict[str, dict] = {

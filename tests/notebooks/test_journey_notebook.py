@@ -22,8 +22,9 @@ import pytest
 from crm_helpers import config
 from crm_helpers.journeys import JourneySpec
 from crm_helpers.journeys import reference as R
+from tests.shared_runs import shared_report
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+pytestmark = [pytest.mark.slow]
 
 NOTEBOOK = config.NOTEBOOKS_DIR / "journey_mapping.ipynb"
 
@@ -128,8 +129,10 @@ def _check_against_reference(m: dict, events: pd.DataFrame, spec: JourneySpec) -
     assert m["summary"] and "derived" in m["provenance"]
 
 
-def test_default_report_on_the_synthetic_world(small_world, tmp_path):
-    m = _run(small_world, tmp_path)
+def test_default_report_on_the_synthetic_world(small_world, tmp_path_factory):
+    # the same run as test_report_browser's (tests/shared_runs.py: one run per session)
+    res = shared_report(tmp_path_factory, "journey_mapping", small_world)
+    m = json.loads(Path(res.metrics).read_text())
     p = _defaults()
     events = pd.read_parquet(
         small_world / "events.parquet", columns=["user_id", "event", "ts", "session_id"]

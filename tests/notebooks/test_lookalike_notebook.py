@@ -19,7 +19,7 @@ import pytest
 from crm_helpers import config, load
 from crm_helpers.lookalike import pipeline
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+pytestmark = [pytest.mark.slow]
 
 NOTEBOOK = config.NOTEBOOKS_DIR / "lookalike_expansion.ipynb"
 KEYS = {"seeds", "audience_size", "recall_at_n", "lift_at", "auc", "top_profile_differences"}

@@ -21,7 +21,7 @@ from crm_helpers import config
 from crm_helpers.plots import theme
 from crm_helpers.report.run import run_notebook
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+pytestmark = [pytest.mark.slow]
 
 LINK = '<a href="https://evil.example/">x</a>'
 SPAN = '<span style="font-size:80px">big</span>'

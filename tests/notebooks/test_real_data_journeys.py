@@ -28,7 +28,7 @@ from crm_helpers.journeys import reference as R
 from tests.journeys import real_shapes
 from tests.notebooks.test_journey_notebook import _check_against_reference, _defaults
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+pytestmark = [pytest.mark.slow]
 
 
 def _run(data_dir: Path, out: Path) -> dict:

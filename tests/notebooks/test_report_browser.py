@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from crm_helpers import config
-from crm_helpers.report.run import run_notebook
+from tests.shared_runs import shared_report
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 #: Each report opened in the browser: notebook -> (page title, parameters, id of the heading
@@ -38,15 +38,18 @@ def test_every_notebook_is_opened_in_the_browser():
     assert notebooks == sorted(NOTEBOOKS), "add the new notebook to NOTEBOOKS"
 
 
+#: Reports whose notebook tests also check the audience export: the browser opens the same run
+#: (tests/shared_runs.py: one run per session); the export adds one line of text to the page.
+WITH_EXPORT = {"campaign_performance", "funnel_dropoff", "segment_profiling"}
+
+
 @pytest.fixture(scope="module", params=sorted(NOTEBOOKS))
 def rendered(request, small_world, tmp_path_factory):
     notebook = request.param
     title, params, first_heading, min_figures = NOTEBOOKS[notebook]
-    out = tmp_path_factory.mktemp("browser_reports")
-    res = run_notebook(
-        notebook, data_dir=small_world, out_dir=out, parameters=params, update_index=False
+    res = shared_report(
+        tmp_path_factory, notebook, small_world, params, export=notebook in WITH_EXPORT
     )
-    assert res.ok, res.error
     res.page_title, res.first_heading, res.min_figures = title, first_heading, min_figures
     return res
 
@@ -113,10 +116,8 @@ def test_report_renders_in_chromium(rendered, driver, tmp_path):
 
 @pytest.fixture(scope="module")
 def rendered_lookalike(small_world, tmp_path_factory):
-    out = tmp_path_factory.mktemp("browser_lookalike")
-    res = run_notebook("lookalike_expansion", data_dir=small_world, out_dir=out)
-    assert res.ok, res.error
-    return res
+    # the run `rendered` opens for lookalike_expansion (one run, tests/shared_runs.py)
+    return shared_report(tmp_path_factory, "lookalike_expansion", small_world)
 
 
 def test_lookalike_report_renders_in_chromium(rendered_lookalike, driver):

@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 
 from crm_helpers import config
+from tests.shared_runs import shared_report
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+pytestmark = [pytest.mark.slow]
 
 NOTEBOOK = config.NOTEBOOKS_DIR / "segment_profiling.ipynb"
 KEYS = ("rfm_segments", "states", "migration", "bgnbd", "gamma_gamma", "holdout", "clusters")
@@ -40,8 +41,9 @@ def _run(data_dir, out, **parameters):
 
 @pytest.fixture(scope="module")
 def report(small_world, tmp_path_factory):
-    out = tmp_path_factory.mktemp("segment_reports")
-    return _run(small_world, out, export_dir=str(out / "exports"))
+    # the same run as test_report_browser's (tests/shared_runs.py: one run per session)
+    res = shared_report(tmp_path_factory, "segment_profiling", small_world, export=True)
+    return res, json.loads(Path(res.metrics).read_text())
 
 
 @pytest.fixture(scope="module")

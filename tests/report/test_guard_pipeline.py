@@ -10,7 +10,7 @@ import pytest
 
 from crm_helpers.cli import main
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
