@@ -38,9 +38,9 @@ def test_papermill_reads_every_parameters_cell_without_a_warning(path, caplog):
         found = translator.inspect(nb.cells[i])
     assert not caplog.records, [r.getMessage() for r in caplog.records]
     # papermill's own listing (``papermill --help-notebook``) has no ``|`` in its annotation
-    # grammar, so an optional parameter (``x: float | None = None``) is left out of it
-    # silently; crm's reader (report.params.annotations) takes those. Every other one is seen.
-    unions = {name for name, types in annotations(nb.cells[i].source).items() if "None" in types}
+    # grammar, so a union (``x: float | None = None``, ``x: list | dict = []``) is left out of
+    # it silently; crm's reader (report.params.annotations) takes those. Every other one is seen.
+    unions = {name for name, types in annotations(nb.cells[i].source).items() if len(types) > 1}
     assert set(defaults) - unions <= {p.name for p in found} <= set(defaults)
 
 
