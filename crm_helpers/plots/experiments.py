@@ -21,7 +21,16 @@ import pandas as pd
 import plotly.graph_objects as go
 from scipy import stats as _st
 
-from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, esc, figure
+from crm_helpers.plots.theme import (
+    COLORS,
+    GREY,
+    NEGATIVE,
+    POSITIVE,
+    esc,
+    figure,
+    money_title,
+    rate_title,
+)
 
 __all__ = [
     "plot_forest",
@@ -30,6 +39,10 @@ __all__ = [
     "plot_sequential",
     "plot_waterfall",
 ]
+
+
+#: The lift axes: the difference from the control as a share of the control's value.
+LIFT_TITLE = rate_title("lift", "the control's value")
 
 
 def _pct(x: float) -> str:
@@ -42,7 +55,7 @@ def plot_forest(arms: pd.DataFrame, title: str = "Relative lift vs control") -> 
     Significant rows (adjusted p < alpha, ``significant``) are coloured by sign; others grey.
     """
     rows = arms[arms["diff"].notna()].reset_index(drop=True) if len(arms) else arms
-    fig = figure(title, xaxis_title="relative lift vs control", xaxis_tickformat="+.0%")
+    fig = figure(title, xaxis_title=LIFT_TITLE, yaxis_title="Metric · arm", xaxis_tickformat="+.0%")
     labels = [f"{esc(r.metric)} · {esc(r.variant)}" for r in rows.itertuples()]
     for i, r in enumerate(rows.itertuples()):
         sig = bool(getattr(r, "significant", False))
@@ -77,8 +90,8 @@ def plot_sequential(path: pd.DataFrame, metric: str = "") -> go.Figure:
     and the always-valid confidence sequence (dashed), one colour per arm."""
     fig = figure(
         f"Cumulative lift over time{': ' + metric if metric else ''}",
-        xaxis_title="users assigned up to day",
-        yaxis_title="relative lift vs control",
+        xaxis_title="Assignment date (users assigned up to that day)",
+        yaxis_title=LIFT_TITLE,
         yaxis_tickformat="+.0%",
     )
     for i, (v, g) in enumerate(path.groupby("variant", sort=True)):
@@ -127,9 +140,9 @@ def plot_posteriors(posteriors: pd.DataFrame, metric: str = "") -> go.Figure:
     with the chance to beat control in the legend."""
     fig = figure(
         f"Posterior of the lift{': ' + metric if metric else ''}",
-        xaxis_title="relative lift vs control",
+        xaxis_title=LIFT_TITLE,
         xaxis_tickformat="+.0%",
-        yaxis_title="density",
+        yaxis_title="Probability density (per unit of lift)",
     )
     for i, r in enumerate(posteriors.dropna(subset=["mean", "sd"]).itertuples()):
         if not r.sd > 0:
@@ -154,7 +167,8 @@ def plot_segments(seg: pd.DataFrame, metric: str = "") -> go.Figure:
     """Relative lift per segment and arm with its interval; small segments grey (untested)."""
     fig = figure(
         f"Lift by segment{': ' + metric if metric else ''} (exploratory)",
-        xaxis_title="relative lift vs control",
+        xaxis_title=LIFT_TITLE,
+        yaxis_title="Segment",
         xaxis_tickformat="+.0%",
     )
     for i, (v, g) in enumerate(seg.groupby("variant", sort=True)):
@@ -196,7 +210,8 @@ def plot_waterfall(econ: dict, currency: str = "") -> go.Figure:
     coupon = econ.get("coupon_cost_deducted", econ["coupon_cost"])
     fig = figure(
         f"Campaign economics: {econ['variant']} vs control",
-        yaxis_title=f"money{(' (' + currency + ')') if currency else ''}",
+        xaxis_title="From gross profit to net profit",
+        yaxis_title=money_title("amount", currency),
     )
     fig.add_trace(
         go.Waterfall(

@@ -81,6 +81,29 @@ def esc_all(values: object) -> list[str]:
     return [esc(v) for v in values]  # type: ignore[attr-defined]
 
 
+def axis_title(what: str, unit: str = "") -> str:
+    """An axis title that names its unit: ``axis_title("users")`` -> ``"Users"``,
+    ``axis_title("revenue", "EUR")`` -> ``"Revenue (EUR)"`` (first letter capitalised)."""
+    text = what[:1].upper() + what[1:]
+    return f"{text} ({unit})" if unit else text
+
+
+def rate_title(what: str, of: str) -> str:
+    """The title of a rate or share axis, saying what it is a share of:
+    ``rate_title("click rate", "messages sent")`` -> ``"Click rate (% of messages sent)"``."""
+    return axis_title(what, f"% of {of}")
+
+
+#: The unit of a money axis when no currency is known: amounts as the data hold them.
+NO_CURRENCY = "in the data's currency"
+
+
+def money_title(what: str, currency: str = "") -> str:
+    """The title of a money axis: ``"Net value (EUR)"``; without a currency
+    ``"Net value (in the data's currency)"`` (never a guessed symbol)."""
+    return axis_title(what, currency or NO_CURRENCY)
+
+
 def apply(fig: go.Figure) -> go.Figure:
     """Give one figure the shared template (returns the same figure)."""
     fig.update_layout(template=TEMPLATE)
