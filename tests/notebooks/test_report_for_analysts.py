@@ -152,3 +152,18 @@ def test_the_summary_is_at_the_top_of_the_executed_notebook(executed, notebook):
     assert params < at < first_other
     # the report shows the summary once (its own cell at the top), not the slot as well
     assert "the full section" not in html
+
+
+#: Notebooks that show money: their currency parameter is derived when empty (#26).
+MONEY = ["campaign_performance", "data_overview", "experiment_readout", "funnel_dropoff",
+         "segment_profiling"]  # fmt: skip
+
+
+@pytest.mark.parametrize("notebook", MONEY)
+def test_an_empty_currency_is_derived_and_said_so(executed, notebook):
+    nb, html, recorded = executed[notebook]
+    prov = recorded["provenance"]
+    assert prov["parameters"]["currency"] == ""  # the small world's orders name none
+    how = prov["derived"]["currency"]
+    assert how.startswith("the orders have no currency column")
+    assert f"none <em class='crm-derived'>(derived: {how[:30]}" in html
