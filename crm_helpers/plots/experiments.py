@@ -132,7 +132,43 @@ def plot_sequential(path: pd.DataFrame, metric: str = "") -> go.Figure:
             )
         )
     fig.add_hline(y=0, line_color="#888", line_dash="dot")
+    lo, hi = _settled_range(path)
+    if lo is not None:
+        fig.update_yaxes(range=[lo, hi])
+        fig.add_annotation(
+            text="the first days' intervals are wider than the chart",
+            xref="paper", yref="paper", x=0, y=1.02, showarrow=False,
+            xanchor="left", yanchor="bottom", font={"size": 11, "color": "#666"},
+        )  # fmt: skip
     return fig
+
+
+def _settled_range(path: pd.DataFrame, settled: float = 0.2) -> tuple[float | None, float | None]:
+    """The y range of the lift over time once each arm has ``settled`` (20%) of its users.
+
+    The first days' intervals (a handful of users) span hundreds of percent and would squash
+    the rest; the range covers the estimate, the fixed interval and the always-valid bounds
+    of the later days (and 0), padded by 10%. ``(None, None)`` when nothing is cut.
+    """
+    cols = [c for c in ("rel_lift", "ci_low", "ci_high", "seq_ci_low", "seq_ci_high") if c in path]
+    if not len(path) or not cols:
+        return None, None
+    late = pd.Series(True, index=path.index)
+    for n in ("n", "n_control"):
+        if n in path:
+            final = path.groupby("variant")[n].transform("max")
+            late &= path[n] >= settled * final
+    vals = path.loc[late, cols].to_numpy(dtype=float)
+    allv = path[cols].to_numpy(dtype=float)
+    vals, allv = vals[np.isfinite(vals)], allv[np.isfinite(allv)]
+    if not vals.size:
+        return None, None
+    lo, hi = min(float(vals.min()), 0.0), max(float(vals.max()), 0.0)
+    pad = 0.1 * (hi - lo or 1.0)
+    lo, hi = lo - pad, hi + pad
+    if allv.min() >= lo and allv.max() <= hi:
+        return None, None
+    return lo, hi
 
 
 def plot_posteriors(posteriors: pd.DataFrame, metric: str = "") -> go.Figure:

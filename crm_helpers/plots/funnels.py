@@ -481,6 +481,18 @@ def _driver_texts(d: pd.DataFrame) -> list[str]:
     return [f"{p} = {v}" if pd.notna(v) else str(p) for p, v in zip(d[prop], d[val], strict=True)]
 
 
+def _log_ticks(values: np.ndarray) -> dict:
+    """Ticks 1-2-5 per decade over the finite positive ``values`` (plotly's own log ticks
+    crowd the axis with unlabelled 2..9 minor labels)."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if not v.size:
+        return {}
+    lo, hi = float(np.floor(np.log10(v.min()))), float(np.ceil(np.log10(v.max())))
+    ticks = [m * 10**e for e in range(int(lo), int(hi) + 1) for m in (1, 2, 5)]
+    ticks = [t for t in ticks if v.min() / 1.5 <= t <= v.max() * 1.5] or [1.0]
+    return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
+
+
 def plot_drivers(
     drivers: pd.DataFrame, *, title: str | None = "Conversion drivers (odds ratio)"
 ) -> go.Figure:
@@ -531,7 +543,7 @@ def plot_drivers(
         )
     )
     fig.add_vline(x=1.0, line_dash="dash", line_color="#666")
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", **_log_ticks(np.concatenate([lo, hi, ratio])))
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=max(300, 40 + 28 * len(d)))
     return fig

@@ -126,6 +126,8 @@ def plot_migration(
         title,
         xaxis_title=axis_title(f"{what} at the end of the month"),
         yaxis_title=axis_title(f"{what} a month before"),
+        # two lines of text per cell: 11 RFM segments need more than the default height
+        height=max(420, 200 + 44 * matrix.shape[0]),
     )
     fig.add_trace(go.Heatmap(z=share.to_numpy(), x=esc_all(matrix.columns), y=esc_all(matrix.index), text=text,
                              texttemplate="%{text}", colorscale="Purples", zmin=0, zmax=1,
@@ -256,7 +258,7 @@ def plot_cluster_indices(profiles: pd.DataFrame, title: str | None = None):
             linewidths=0.5, linecolor="white",
             cbar_kws={"label": "log2(index / 100)", "ticks": [-2, -1, 0, 1, 2]},
         )  # fmt: skip
-    ax.set_xlabel("feature")
+    ax.set_xlabel("Feature")
     ax.set_ylabel("")
     ax.tick_params(axis="y", rotation=0)  # "cluster k" reads across, not stacked
     ax.set_title(title or "Cluster profiles: feature index vs the average customer (100)")
@@ -278,11 +280,16 @@ def static_image(fig, dpi: int = 110):
 def plot_cluster_map(
     points: pd.DataFrame, title: str = "Clusters in two dimensions (PCA)"
 ) -> go.Figure:
-    """Scatter of the 2-D projection coloured by cluster."""
+    """Scatter of the 2-D projection coloured by cluster.
+
+    SVG markers, not WebGL: the projection is a sample of at most a few thousand users
+    (``projection_2d``), and a WebGL chart shows "WebGL is not supported" instead of the
+    points in a browser without it (remote desktops, headless browsers).
+    """
     fig = figure(title, xaxis_title="Principal component 1 (standardised features)",
                  yaxis_title="Principal component 2 (standardised features)")  # fmt: skip
     for i, (c, d) in enumerate(points.groupby("cluster", sort=True)):
-        fig.add_trace(go.Scattergl(x=d["x"], y=d["y"], mode="markers", name=f"cluster {c}",
+        fig.add_trace(go.Scatter(x=d["x"], y=d["y"], mode="markers", name=f"cluster {c}",
                                    marker={"size": 4, "opacity": 0.5, "color": COLORS[i % len(COLORS)]}))  # fmt: skip
     return fig
 

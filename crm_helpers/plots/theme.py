@@ -53,7 +53,13 @@ TEMPLATE: go.layout.Template = go.layout.Template(
         paper_bgcolor="white",
         plot_bgcolor="white",
         xaxis={"showgrid": False, "linecolor": "#888", "ticks": "outside", "automargin": True},
-        yaxis={"gridcolor": "#E6E6E6", "zerolinecolor": "#BBB", "automargin": True},
+        # standoff: a y title never overlaps the tick labels (it did on short category axes)
+        yaxis={
+            "gridcolor": "#E6E6E6",
+            "zerolinecolor": "#BBB",
+            "automargin": True,
+            "title": {"standoff": 12},
+        },
         legend={"bgcolor": "rgba(255,255,255,0)", "title": {"text": ""}},
         hoverlabel={"font": {"family": FONT}},
         margin={"l": 60, "r": 20, "t": 60, "b": 50},

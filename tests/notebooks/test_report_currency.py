@@ -68,6 +68,6 @@ def test_an_overview_of_orders_in_eur_derives_eur(small_world, tmp_path):
     assert prov["parameters"]["currency"] == "EUR"
     assert prov["derived"]["currency"] == "the one value of the orders' currency column"
     html = Path(res.html).read_text()
-    assert "EUR <em class='crm-derived'>(derived: the one value" in html
+    assert 'EUR <em class="crm-derived">(derived: the one value' in html
     assert html.count(" EUR</td>") >= 4  # revenue, gross, per order, per customer
     assert any(" EUR in " in line or " EUR gross" in line for line in recorded["summary"])

@@ -166,4 +166,4 @@ def test_an_empty_currency_is_derived_and_said_so(executed, notebook):
     assert prov["parameters"]["currency"] == ""  # the small world's orders name none
     how = prov["derived"]["currency"]
     assert how.startswith("the orders have no currency column")
-    assert f"none <em class='crm-derived'>(derived: {how[:30]}" in html
+    assert f'none <em class="crm-derived">(derived: {how[:30]}' in html
