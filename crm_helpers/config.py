@@ -8,6 +8,10 @@ In a source checkout (also an editable install) the defaults are the checkout's
 ``site-packages``) never writes into its install folder: its data default is
 ``$XDG_DATA_HOME/crm-workbench/synthetic`` (``~/.local/share/...``) and its reports go to
 ``reports/`` of the current folder.
+
+The notebooks are the checkout's ``notebooks/``; an installed package carries a copy of them
+inside it, ``crm_helpers/notebooks/`` (the build copies them there, see ``setup.py``), read
+only, so ``crm run`` works after ``pip install .`` too.
 """
 
 from __future__ import annotations
@@ -16,15 +20,25 @@ import os
 from pathlib import Path
 
 ROOT: Path = Path(__file__).resolve().parents[1]
-NOTEBOOKS_DIR: Path = ROOT / "notebooks"
-PARAMS_DIR: Path = NOTEBOOKS_DIR / "params"
-BENCHMARKS_DIR: Path = ROOT / "benchmarks"
+#: The folder of the notebooks inside an installed package (``crm_helpers/notebooks``).
+PACKAGE_NOTEBOOKS: Path = Path(__file__).resolve().parent / "notebooks"
 
 
 def is_checkout(root: Path) -> bool:
     """Whether ``root`` (the folder holding ``crm_helpers/``) is a source checkout (it has
     ``pyproject.toml``), not an installed package's ``site-packages``."""
     return (Path(root) / "pyproject.toml").is_file()
+
+
+def notebooks_dir(root: Path) -> Path:
+    """``<checkout>/notebooks`` in a source checkout (also an editable install), else the
+    copy inside the installed package, ``crm_helpers/notebooks``."""
+    return Path(root) / "notebooks" if is_checkout(root) else PACKAGE_NOTEBOOKS
+
+
+NOTEBOOKS_DIR: Path = notebooks_dir(ROOT)
+PARAMS_DIR: Path = NOTEBOOKS_DIR / "params"
+BENCHMARKS_DIR: Path = ROOT / "benchmarks"
 
 
 def user_data_root(env: dict[str, str] | None = None) -> Path:

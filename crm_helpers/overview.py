@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers.data import CRMData
+from crm_helpers.report.currency import money
 from crm_helpers.report.data_quality import summary_lines
 from crm_helpers.report.text import Safe, join, md
 
@@ -319,6 +320,7 @@ def overview_summary(
     quality: pd.DataFrame,
     top_n_events: int = 3,
     orders: pd.DataFrame | None = None,
+    currency: str = "",
 ) -> list[str]:
     """Plain-language findings of the overview, one sentence per bullet.
 
@@ -334,6 +336,8 @@ def overview_summary(
         How many event names to mention.
     orders
         :func:`order_summary` output, or None when there is no orders table.
+    currency
+        The money's currency (``EUR``, ``€``; empty: amounts alone), for the revenue.
 
     Returns
     -------
@@ -392,7 +396,7 @@ def overview_summary(
             )
         )
     if orders is not None and len(orders) and int(orders["orders"].iloc[0]):
-        lines += _order_lines(orders.iloc[0])
+        lines += _order_lines(orders.iloc[0], currency)
     # implausible dates of other tables, lost time order (the events' dates: above; the
     # largest warning: below)
     said = [("events", "ancient_dates"), ("events", "future_events")]
@@ -422,7 +426,7 @@ def overview_summary(
     return lines
 
 
-def _order_lines(o: pd.Series) -> list[str]:
+def _order_lines(o: pd.Series, currency: str = "") -> list[str]:
     """The orders sentences of :func:`overview_summary` (one :func:`order_summary` row).
 
     Each figure names its definition: purchases are the orders with ``revenue >= 0``,
@@ -435,15 +439,15 @@ def _order_lines(o: pd.Series) -> list[str]:
     if refunds:
         first = md(
             "{n:,} orders: {p:,} purchases by {c:,} customers (users with at least one "
-            "purchase) bring {gross:,.2f} gross; {k:,} refunds/cancellations (orders with "
-            "negative revenue) take back {ref:,.2f}, leaving {net:,.2f} in net revenue",
+            "purchase) bring {gross} gross; {k:,} refunds/cancellations (orders with "
+            "negative revenue) take back {ref}, leaving {net} in net revenue",
             n=n,
             p=int(o["purchases"]),
             c=customers,
-            gross=float(o["gross_revenue"]),
+            gross=money(float(o["gross_revenue"]), currency, 2),
             k=refunds,
-            ref=-float(o["refund_revenue"]),
-            net=float(o["revenue"]),
+            ref=money(-float(o["refund_revenue"]), currency, 2),
+            net=money(float(o["revenue"]), currency, 2),
         )
         only = int(o["users_with_orders"]) - customers
         if only:
@@ -454,21 +458,20 @@ def _order_lines(o: pd.Series) -> list[str]:
         first += "."
     else:
         first = md(
-            "{n:,} orders by {c:,} customers bring {net:,.2f} in revenue (no refunds or "
-            "cancellations).",
+            "{n:,} orders by {c:,} customers bring {net} in revenue (no refunds or cancellations).",
             n=n,
             c=customers,
-            net=float(o["revenue"]),
+            net=money(float(o["revenue"]), currency, 2),
         )
     lines = [first]
     if np.isfinite(o["average_order_value"]) and customers:
         lines.append(
             md(
-                "An order with positive revenue is worth {aov:,.2f} on average (gross, before "
-                "refunds); per customer, net revenue ÷ customers = {rpc:,.2f} and purchases ÷ "
+                "An order with positive revenue is worth {aov} on average (gross, before "
+                "refunds); per customer, net revenue ÷ customers = {rpc} and purchases ÷ "
                 "customers = {ppc:,.2f}.",
-                aov=float(o["average_order_value"]),
-                rpc=float(o["revenue_per_customer"]),
+                aov=money(float(o["average_order_value"]), currency, 2),
+                rpc=money(float(o["revenue_per_customer"]), currency, 2),
                 ppc=float(o["orders_per_customer"]),
             )
         )

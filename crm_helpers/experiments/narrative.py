@@ -20,6 +20,7 @@ import math
 import pandas as pd
 
 from crm_helpers.experiments.metrics import ExperimentError, parse_metric
+from crm_helpers.report.currency import money
 from crm_helpers.report.text import Safe, code, esc, md
 
 __all__ = ["ARM_KEYS", "arm_records", "cuped_record", "memo", "srm_record", "verdict_line"]
@@ -128,6 +129,7 @@ def memo(
     segments_small: int = 0,
     split_assumed: bool = False,
     split=None,
+    currency: str = "",
 ) -> list[str]:
     """The decision memo: verdict, the effect in plain words, the money, the caveats.
 
@@ -138,6 +140,8 @@ def memo(
     ``split``: the :class:`~crm_helpers.experiments.analysis.SplitPlan`; when it has no plan
     (the check was not run) a line says the observed split and that SRM needs
     ``planned_split``.
+    ``currency``: the money's currency (:func:`crm_helpers.report.currency.money`: ``1,234 EUR``,
+    ``€1,234``; empty: the amount alone).
 
     Returns
     -------
@@ -205,39 +209,39 @@ def memo(
         gross = bool(e.get("revenue_is_gross", True))
         lines.append(
             md(
-                "Money ({v}): {conv:,.0f} extra conversions and {rev:,.0f} extra revenue from "
-                "{n:,} treated users; after {costs} the net profit is {net:,.0f} (95% interval "
-                "{lo:,.0f} to {hi:,.0f}); on {aud:,} eligible users about {ext:,.0f}.",
+                "Money ({v}): {conv:,.0f} extra conversions and {rev} extra revenue from "
+                "{n:,} treated users; after {costs} the net profit is {net} (95% interval "
+                "{lo} to {hi}); on {aud:,} eligible users about {ext}.",
                 v=code(e["variant"]),
                 conv=e["incremental_conversions"],
-                rev=e["incremental_revenue"],
+                rev=money(e["incremental_revenue"], currency),
                 n=e["treated_users"],
                 costs=Safe(
                     md(
-                        "coupons ({cc:,.0f}) and sends ({sc:,.0f})",
-                        cc=e["coupon_cost"],
-                        sc=e["send_cost"],
+                        "coupons ({cc}) and sends ({sc})",
+                        cc=money(e["coupon_cost"], currency),
+                        sc=money(e["send_cost"], currency),
                     )
                     if gross
-                    else md("sends ({sc:,.0f})", sc=e["send_cost"])
+                    else md("sends ({sc})", sc=money(e["send_cost"], currency))
                 ),  # fmt: skip
-                net=e["net_profit"],
-                lo=e["net_profit_low"],
-                hi=e["net_profit_high"],
+                net=money(e["net_profit"], currency),
+                lo=money(e["net_profit_low"], currency),
+                hi=money(e["net_profit_high"], currency),
                 aud=e["eligible_audience"],
-                ext=e["extrapolated_net_profit"],
+                ext=money(e["extrapolated_net_profit"], currency),
             )
         )
         if e.get("coupon_redemptions") and not gross:
             lines.append(
                 md(
-                    "Memo ({v}): {k:,} coupon redemptions worth {cc:,.0f} in discounts are "
+                    "Memo ({v}): {k:,} coupon redemptions worth {cc} in discounts are "
                     "already in the revenue, which is what customers paid (net of the "
                     "discount), so they are not subtracted again; pass "
                     "`-p revenue_is_gross true` if revenue is before discounts.",
                     v=code(e["variant"]),
                     k=e["coupon_redemptions"],
-                    cc=e["coupon_cost"],
+                    cc=money(e["coupon_cost"], currency),
                 )
             )
     caveats = [esc(n) for n in notes]

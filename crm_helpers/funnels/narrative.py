@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_helpers.report.currency import money
 from crm_helpers.report.text import esc, join, md
 
 __all__ = [
@@ -343,7 +344,7 @@ def _breakdown(breakdown: pd.DataFrame, by: str | None, alpha: float) -> list[st
     return out
 
 
-def _sizing(sizing: pd.DataFrame) -> list[str]:
+def _sizing(sizing: pd.DataFrame, currency: str = "") -> list[str]:
     if sizing is None or sizing.empty:
         return []
     s = sizing.sort_values("step").reset_index(drop=True)
@@ -356,10 +357,10 @@ def _sizing(sizing: pd.DataFrame) -> list[str]:
             out.append(
                 md(
                     "The most valuable win-back campaign targets the {n:,} users who left "
-                    "after '{s}': expected net value {v:,.0f}.",
+                    "after '{s}': expected net value {v}.",
                     n=int(best[aud_c]),
                     s=_name(best),
-                    v=float(best["net_value"]),
+                    v=money(float(best["net_value"]), currency),
                 )
             )
         else:
@@ -418,6 +419,7 @@ def funnel_summary(
     *,
     by: str | None = None,
     alpha: float = 0.05,
+    currency: str = "",
 ) -> list[str]:
     """Sentences summarising a funnel for a non-technical reader.
 
@@ -438,6 +440,8 @@ def funnel_summary(
         Name of the breakdown property, used in the wording.
     alpha
         The false-discovery level the breakdown used (for the wording only).
+    currency
+        The money's currency (``EUR``, ``€``; empty: the amount alone), for the net value.
 
     Returns
     -------
@@ -450,5 +454,5 @@ def funnel_summary(
     if breakdown is not None:
         out += _breakdown(breakdown, by, alpha)
     if sizing is not None:
-        out += _sizing(sizing)
+        out += _sizing(sizing, currency)
     return out

@@ -20,7 +20,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, esc, figure
+from crm_helpers.plots.theme import (
+    COLORS,
+    GREY,
+    HIGHLIGHT,
+    axis_title,
+    esc,
+    figure,
+    rate_title,
+)
 
 __all__ = ["plot_frequency", "plot_hour_heatmap", "plot_hours", "plot_scorecard", "plot_weekly"]
 
@@ -42,8 +50,8 @@ def plot_scorecard(
 
     Rates the log lacks (all null) are left out.
     """
-    fig = figure(title, yaxis_title="share of messages sent", yaxis_tickformat=".0%",
-                 barmode="group")  # fmt: skip
+    fig = figure(title, yaxis_title=rate_title("response rate", "messages sent"),
+                 xaxis_title=axis_title(by), yaxis_tickformat=".0%", barmode="group")  # fmt: skip
     x = [esc(v) for v in table[by]]
     for i, rate in enumerate(("open_rate", "click_rate", "conversion_rate")):
         r = _f(table[rate])
@@ -62,7 +70,8 @@ def plot_weekly(
 ) -> go.Figure:
     """One line per group of a rate by week of sending, with its Wilson band as error bars."""
     fig = figure(title or f"{rate.replace('_', ' ').capitalize()} by week",
-                 yaxis_title=rate.replace("_", " "), yaxis_tickformat=".1%")  # fmt: skip
+                 yaxis_title=rate_title(rate.replace("_", " "), "messages sent"),
+                 xaxis_title="Week of sending", yaxis_tickformat=".1%")  # fmt: skip
     for i, (group, g) in enumerate(table.groupby(by, sort=True)):
         g = g.sort_values("week")
         r = _f(g[rate])
@@ -80,11 +89,12 @@ def plot_hour_heatmap(
 ) -> go.Figure:
     """Heatmap of a rate by weekday (rows) and send hour (columns); blank where nothing was sent."""
     fig = figure(title or f"{metric.replace('_', ' ').capitalize()} by send weekday and hour",
-                 xaxis_title="send hour", height=360)  # fmt: skip
+                 xaxis_title="Send hour (0-23)", yaxis_title="Send weekday", height=360)  # fmt: skip
     z = grid.to_numpy(dtype=float)
     fig.add_trace(
         go.Heatmap(z=z, x=list(grid.columns), y=[WEEKDAYS[i] for i in grid.index],
-                   colorscale="Blues", colorbar={"tickformat": ".1%"},
+                   colorscale="Blues",
+                   colorbar={"tickformat": ".1%", "title": {"text": rate_title(metric.replace("_", " "), "sent")}},
                    hovertemplate="%{y} %{x}:00: %{z:.2%}<extra></extra>")
     )  # fmt: skip
     fig.update_yaxes(autorange="reversed")
@@ -96,6 +106,7 @@ def plot_hours(
     by: str = "channel",
     title: str | None = None,
     min_sends: int | None = None,
+    metric: str = "",
 ) -> go.Figure:
     """Rate by send hour per group with Wilson intervals; significantly better hours marked.
 
@@ -103,9 +114,12 @@ def plot_hours(
     are drawn: an hour with a handful of sends has an interval spanning most of the scale
     and would flatten the real pattern. A note under the chart names the hours left out
     (they stay in ``metrics.json`` ``by_hour``); ``min_sends`` is only for that note.
+    ``metric`` (``click_rate``, ...) names the rate on the y axis (default: "rate").
     """
-    fig = figure(title or "Rate by send hour (filled: significantly above the channel's other hours)",
-                 xaxis_title="send hour", yaxis_tickformat=".1%")  # fmt: skip
+    what = metric.replace("_", " ") if metric else "rate"
+    fig = figure(title or f"{axis_title(what)} by send hour (filled: significantly above the "
+                 "channel's other hours)", xaxis_title="Send hour (0-23)",
+                 yaxis_title=rate_title(what, "messages sent"), yaxis_tickformat=".1%")  # fmt: skip
     tested = (
         hours["tested"].astype(bool) if "tested" in hours.columns else pd.Series(True, hours.index)
     )
@@ -144,8 +158,9 @@ def plot_frequency(
 ) -> go.Figure:
     """Response rate by messages received in the window before, the fitted decay and the cap."""
     fig = figure(f"{metric.replace('_', ' ').capitalize()} by messages received just before",
-                 xaxis_title="messages in the window before this one",
-                 yaxis_tickformat=".1%", yaxis_title=metric.replace("_", " "))  # fmt: skip
+                 xaxis_title="Messages received in the window before this one",
+                 yaxis_tickformat=".1%",
+                 yaxis_title=rate_title(metric.replace("_", " "), "messages sent"))  # fmt: skip
     r = _f(table["rate"])
     fig.add_trace(
         go.Bar(x=table["label"], y=r, marker_color=GREY, name="observed",

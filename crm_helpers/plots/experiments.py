@@ -21,7 +21,16 @@ import pandas as pd
 import plotly.graph_objects as go
 from scipy import stats as _st
 
-from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, esc, figure
+from crm_helpers.plots.theme import (
+    COLORS,
+    GREY,
+    NEGATIVE,
+    POSITIVE,
+    esc,
+    figure,
+    money_title,
+    rate_title,
+)
 
 __all__ = [
     "plot_forest",
@@ -30,6 +39,10 @@ __all__ = [
     "plot_sequential",
     "plot_waterfall",
 ]
+
+
+#: The lift axes: the difference from the control as a share of the control's value.
+LIFT_TITLE = rate_title("lift", "the control's value")
 
 
 def _pct(x: float) -> str:
@@ -42,7 +55,7 @@ def plot_forest(arms: pd.DataFrame, title: str = "Relative lift vs control") -> 
     Significant rows (adjusted p < alpha, ``significant``) are coloured by sign; others grey.
     """
     rows = arms[arms["diff"].notna()].reset_index(drop=True) if len(arms) else arms
-    fig = figure(title, xaxis_title="relative lift vs control", xaxis_tickformat="+.0%")
+    fig = figure(title, xaxis_title=LIFT_TITLE, yaxis_title="Metric · arm", xaxis_tickformat="+.0%")
     labels = [f"{esc(r.metric)} · {esc(r.variant)}" for r in rows.itertuples()]
     for i, r in enumerate(rows.itertuples()):
         sig = bool(getattr(r, "significant", False))
@@ -77,8 +90,8 @@ def plot_sequential(path: pd.DataFrame, metric: str = "") -> go.Figure:
     and the always-valid confidence sequence (dashed), one colour per arm."""
     fig = figure(
         f"Cumulative lift over time{': ' + metric if metric else ''}",
-        xaxis_title="users assigned up to day",
-        yaxis_title="relative lift vs control",
+        xaxis_title="Assignment date (users assigned up to that day)",
+        yaxis_title=LIFT_TITLE,
         yaxis_tickformat="+.0%",
     )
     for i, (v, g) in enumerate(path.groupby("variant", sort=True)):
@@ -119,7 +132,43 @@ def plot_sequential(path: pd.DataFrame, metric: str = "") -> go.Figure:
             )
         )
     fig.add_hline(y=0, line_color="#888", line_dash="dot")
+    lo, hi = _settled_range(path)
+    if lo is not None:
+        fig.update_yaxes(range=[lo, hi])
+        fig.add_annotation(
+            text="the first days' intervals are wider than the chart",
+            xref="paper", yref="paper", x=0, y=1.02, showarrow=False,
+            xanchor="left", yanchor="bottom", font={"size": 11, "color": "#666"},
+        )  # fmt: skip
     return fig
+
+
+def _settled_range(path: pd.DataFrame, settled: float = 0.2) -> tuple[float | None, float | None]:
+    """The y range of the lift over time once each arm has ``settled`` (20%) of its users.
+
+    The first days' intervals (a handful of users) span hundreds of percent and would squash
+    the rest; the range covers the estimate, the fixed interval and the always-valid bounds
+    of the later days (and 0), padded by 10%. ``(None, None)`` when nothing is cut.
+    """
+    cols = [c for c in ("rel_lift", "ci_low", "ci_high", "seq_ci_low", "seq_ci_high") if c in path]
+    if not len(path) or not cols:
+        return None, None
+    late = pd.Series(True, index=path.index)
+    for n in ("n", "n_control"):
+        if n in path:
+            final = path.groupby("variant")[n].transform("max")
+            late &= path[n] >= settled * final
+    vals = path.loc[late, cols].to_numpy(dtype=float)
+    allv = path[cols].to_numpy(dtype=float)
+    vals, allv = vals[np.isfinite(vals)], allv[np.isfinite(allv)]
+    if not vals.size:
+        return None, None
+    lo, hi = min(float(vals.min()), 0.0), max(float(vals.max()), 0.0)
+    pad = 0.1 * (hi - lo or 1.0)
+    lo, hi = lo - pad, hi + pad
+    if allv.min() >= lo and allv.max() <= hi:
+        return None, None
+    return lo, hi
 
 
 def plot_posteriors(posteriors: pd.DataFrame, metric: str = "") -> go.Figure:
@@ -127,9 +176,9 @@ def plot_posteriors(posteriors: pd.DataFrame, metric: str = "") -> go.Figure:
     with the chance to beat control in the legend."""
     fig = figure(
         f"Posterior of the lift{': ' + metric if metric else ''}",
-        xaxis_title="relative lift vs control",
+        xaxis_title=LIFT_TITLE,
         xaxis_tickformat="+.0%",
-        yaxis_title="density",
+        yaxis_title="Probability density (per unit of lift)",
     )
     for i, r in enumerate(posteriors.dropna(subset=["mean", "sd"]).itertuples()):
         if not r.sd > 0:
@@ -154,7 +203,8 @@ def plot_segments(seg: pd.DataFrame, metric: str = "") -> go.Figure:
     """Relative lift per segment and arm with its interval; small segments grey (untested)."""
     fig = figure(
         f"Lift by segment{': ' + metric if metric else ''} (exploratory)",
-        xaxis_title="relative lift vs control",
+        xaxis_title=LIFT_TITLE,
+        yaxis_title="Segment",
         xaxis_tickformat="+.0%",
     )
     for i, (v, g) in enumerate(seg.groupby("variant", sort=True)):
@@ -196,7 +246,8 @@ def plot_waterfall(econ: dict, currency: str = "") -> go.Figure:
     coupon = econ.get("coupon_cost_deducted", econ["coupon_cost"])
     fig = figure(
         f"Campaign economics: {econ['variant']} vs control",
-        yaxis_title=f"money{(' (' + currency + ')') if currency else ''}",
+        xaxis_title="From gross profit to net profit",
+        yaxis_title=money_title("amount", currency),
     )
     fig.add_trace(
         go.Waterfall(

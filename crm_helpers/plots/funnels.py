@@ -29,7 +29,18 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, NEGATIVE, POSITIVE, esc, figure
+from crm_helpers.plots.theme import (
+    COLORS,
+    GREY,
+    HIGHLIGHT,
+    NEGATIVE,
+    POSITIVE,
+    axis_title,
+    esc,
+    figure,
+    money_title,
+    rate_title,
+)
 
 __all__ = [
     "COLORS",
@@ -79,6 +90,10 @@ def _unique_names(names: Sequence[str], steps: Sequence[int]) -> list[str]:
     return [f"{int(s)}. {n}" for s, n in zip(steps, names, strict=True)]
 
 
+#: The conversion axes: a share of the users who did the first step.
+CONVERSION_TITLE = rate_title("conversion", "the first step's users")
+
+
 def _pct(x: float) -> str:
     return "" if not np.isfinite(x) else f"{100 * x:.1f}%"
 
@@ -114,7 +129,8 @@ def plot_funnel(table: pd.DataFrame, *, title: str | None = "Funnel") -> go.Figu
     )
     text = [_pct(r) for r in rate]
     custom = np.column_stack([rate, lo, hi, prev])
-    fig = figure(title, yaxis_title=users_col, xaxis_title="step", showlegend=False)
+    fig = figure(title, yaxis_title=axis_title(users_col), xaxis_title="Funnel step",
+                 showlegend=False)  # fmt: skip
     fig.add_trace(
         go.Bar(
             x=x,
@@ -166,7 +182,8 @@ def plot_dropoff(table: pd.DataFrame, *, title: str | None = "Drop-off per step"
     share = _floats(t["dropoff_share"])
     largest = int(np.nanargmax(drop)) if len(drop) and np.isfinite(drop).any() else -1
     colors = [HIGHLIGHT if i == largest else COLORS[0] for i in range(len(drop))]
-    fig = figure(title, yaxis_title="users lost", xaxis_title="transition", showlegend=False)
+    fig = figure(title, yaxis_title="Users lost", xaxis_title="From step → to step",
+                 showlegend=False)  # fmt: skip
     fig.add_trace(
         go.Bar(
             x=x,
@@ -231,11 +248,12 @@ def plot_time_to_convert(hist: pd.DataFrame, *, title: str | None = "Time to con
     if uniform:
         finite_right = right[np.isfinite(right)]
         unit, size = _time_unit(float(finite_right.max()) if finite_right.size else 0.0)
-        x, width, xlabel = (left + right) / 2 / size, widths / size, f"time to convert ({unit})"
+        x, width, xlabel = (left + right) / 2 / size, widths / size, f"Time to convert ({unit})"
     else:
-        unit, size, width, xlabel = "category", 1.0, None, "time to convert"
+        unit, size, width = "category", 1.0, None
+        xlabel = "Time to convert (bins; s = seconds, h = hours, d = days)"
         x = [f"{_duration(a)}-{_duration(b)}" for a, b in zip(left, right, strict=True)]
-    fig = figure(title, xaxis_title=xlabel, yaxis_title=count_c)
+    fig = figure(title, xaxis_title=xlabel, yaxis_title=axis_title(count_c))
     fig.add_trace(
         go.Bar(
             x=x,
@@ -294,9 +312,8 @@ def plot_breakdown(
             strict=True,
         )
     )
-    fig = figure(
-        title, yaxis_title="conversion from first step", barmode="group", yaxis_tickformat=".0%"
-    )
+    fig = figure(title, yaxis_title=CONVERSION_TITLE, xaxis_title="Funnel step",
+                 barmode="group", yaxis_tickformat=".0%")  # fmt: skip
     for i, (group, g) in enumerate(b.groupby("group", sort=True)):
         significant = bool(g["significant"].fillna(False).any()) if "significant" in g else False
         small = bool(g["small_group"].fillna(False).any()) if "small_group" in g else False
@@ -360,7 +377,8 @@ def plot_trend(
     period_c = _col(trend, "period", "period_start", "entry_period")
     if steps is None:
         steps = [int(trend["step"].max())]
-    fig = figure(title, yaxis_title="conversion from first step", yaxis_tickformat=".0%")
+    fig = figure(title, yaxis_title=CONVERSION_TITLE, xaxis_title="Period of entry (its start)",
+                 yaxis_tickformat=".0%")  # fmt: skip
     for i, s in enumerate(steps):
         g = trend[trend["step"] == s].sort_values(period_c)
         if g.empty:
@@ -405,7 +423,9 @@ def plot_trend(
     return fig
 
 
-def plot_sizing(sizing: pd.DataFrame, *, title: str | None = "Campaign sizing") -> go.Figure:
+def plot_sizing(
+    sizing: pd.DataFrame, *, title: str | None = "Campaign sizing", currency: str = ""
+) -> go.Figure:
     """Net value of a win-back campaign per drop-off step (positive green, negative red).
 
     Parameters
@@ -418,7 +438,8 @@ def plot_sizing(sizing: pd.DataFrame, *, title: str | None = "Campaign sizing") 
     Returns
     -------
     plotly.graph_objects.Figure
-        One bar trace, one bar per drop-off step, text = audience size.
+        One bar trace, one bar per drop-off step, text = audience size; the y axis names
+        ``currency`` (:func:`~crm_helpers.plots.theme.money_title`).
     """
     s = sizing.sort_values("step")
     aud_c = _col(s, "audience", "audience_size", "users")
@@ -426,7 +447,8 @@ def plot_sizing(sizing: pd.DataFrame, *, title: str | None = "Campaign sizing") 
     aud = _floats(s[aud_c])
     roi = _floats(s["roi"]) if "roi" in s else np.full(len(s), np.nan)
     x = [f"left after {n}" for n in _unique_names(_step_names(s), s["step"].tolist())]
-    fig = figure(title, yaxis_title="expected net value", showlegend=False)
+    fig = figure(title, yaxis_title=money_title("expected net value", currency),
+                 xaxis_title="Drop-off audience", showlegend=False)  # fmt: skip
     fig.add_trace(
         go.Bar(
             x=x,
@@ -459,6 +481,18 @@ def _driver_texts(d: pd.DataFrame) -> list[str]:
     return [f"{p} = {v}" if pd.notna(v) else str(p) for p, v in zip(d[prop], d[val], strict=True)]
 
 
+def _log_ticks(values: np.ndarray) -> dict:
+    """Ticks 1-2-5 per decade over the finite positive ``values`` (plotly's own log ticks
+    crowd the axis with unlabelled 2..9 minor labels)."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if not v.size:
+        return {}
+    lo, hi = float(np.floor(np.log10(v.min()))), float(np.ceil(np.log10(v.max())))
+    ticks = [m * 10**e for e in range(int(lo), int(hi) + 1) for m in (1, 2, 5)]
+    ticks = [t for t in ticks if v.min() / 1.5 <= t <= v.max() * 1.5] or [1.0]
+    return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
+
+
 def plot_drivers(
     drivers: pd.DataFrame, *, title: str | None = "Conversion drivers (odds ratio)"
 ) -> go.Figure:
@@ -488,7 +522,8 @@ def plot_drivers(
         else [False] * len(d)
     )
     labels = _driver_labels(d)
-    fig = figure(title, xaxis_title="odds ratio (converters vs drop-offs)", showlegend=False)
+    fig = figure(title, xaxis_title="Odds ratio of converting (1 = no difference, log scale)",
+                 yaxis_title="Factor", showlegend=False)  # fmt: skip
     fig.add_trace(
         go.Scatter(
             x=ratio,
@@ -508,7 +543,7 @@ def plot_drivers(
         )
     )
     fig.add_vline(x=1.0, line_dash="dash", line_color="#666")
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", **_log_ticks(np.concatenate([lo, hi, ratio])))
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=max(300, 40 + 28 * len(d)))
     return fig

@@ -188,12 +188,13 @@ def plot_transition_matrix(
             x=[_label(c) for c in m.columns],
             y=[_label(i) for i in m.index],
             colorscale="Blues",
+            colorbar={"title": {"text": weight.replace("_", " ")}},
             hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>",
             meta={"weight": weight},
         )
     )
-    fig.update_yaxes(autorange="reversed", title="from")
-    fig.update_xaxes(title="to")
+    fig.update_yaxes(autorange="reversed", title="From step (event)")
+    fig.update_xaxes(title="To step (event)")
     return fig
 
 
@@ -257,12 +258,13 @@ def plot_step_matrix_diff(
             z=z.to_numpy(float), x=[str(c) for c in z.columns], y=[_label(i) for i in z.index],
             text=text, texttemplate="%{text}", zmid=0, zmin=-lim, zmax=lim,
             colorscale=[[0, NEGATIVE], [0.5, "#FFFFFF"], [1, POSITIVE]],
+            colorbar={"title": {"text": "Difference in share"}},
             hovertemplate="%{y} at step %{x}: %{z:+.3f}<extra></extra>",
             meta={"significant_cells": int(sig.to_numpy().sum())},
         )
     )  # fmt: skip
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title="step position")
+    fig.update_yaxes(autorange="reversed", title="Step (event)")
+    fig.update_xaxes(title="Position in the journey (1 = first step)")
     return fig
 
 
@@ -280,7 +282,8 @@ def plot_transition_times(
         go.Scatter(y=names, x=e["p90_seconds"].clip(lower=0.5), mode="markers", name="p90",
                    marker={"color": GREY, "size": 9, "symbol": "line-ns-open"})
     )  # fmt: skip
-    fig.update_xaxes(title="seconds (log scale)")
+    fig.update_xaxes(title="Time on the transition (seconds, log scale)")
+    fig.update_yaxes(title="Transition (from → to)")
     return fig
 
 

@@ -20,7 +20,16 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, NEGATIVE, POSITIVE, esc, esc_all, figure
+from crm_helpers.plots.theme import (
+    COLORS,
+    GREY,
+    NEGATIVE,
+    POSITIVE,
+    esc,
+    esc_all,
+    figure,
+    rate_title,
+)
 
 __all__ = [
     "plot_feature_importance",
@@ -43,8 +52,8 @@ def plot_lift_curve(gains: dict[str, pd.DataFrame | None], title: str | None = N
     """
     fig = figure(
         title or "Held-out seeds captured by the top of the ranking",
-        xaxis_title="top share of candidates",
-        yaxis_title="share of held-out seeds captured",
+        xaxis_title=rate_title("top of the ranking", "candidates"),
+        yaxis_title=rate_title("held-out seeds captured", "held-out seeds"),
         xaxis_tickformat=".0%",
         yaxis_tickformat=".0%",
     )
@@ -78,8 +87,8 @@ def plot_recall_vs_n(
     """Held-out recall (y) against audience size in users (x), per model; ``n`` marked."""
     fig = figure(
         title or "Held-out recall by audience size",
-        xaxis_title="audience size (users)",
-        yaxis_title="held-out recall",
+        xaxis_title="Audience size (users)",
+        yaxis_title=rate_title("held-out recall", "held-out seeds"),
         yaxis_tickformat=".0%",
     )
     for i, (name, g) in enumerate(_curves(gains).items()):
@@ -104,8 +113,8 @@ def plot_score_histogram(dist: pd.DataFrame, title: str | None = None) -> go.Fig
     width = float((dist["right"] - dist["left"]).iloc[0]) if len(dist) else 1.0
     fig = figure(
         title or "Score distribution",
-        xaxis_title="score",
-        yaxis_title="users",
+        xaxis_title="Lookalike score (higher: more like the seeds)",
+        yaxis_title="Users (log scale)",
         barmode="overlay",
     )
     for col, color in (("population", GREY), ("audience", COLORS[0])):
@@ -133,7 +142,8 @@ def plot_profile(profile: pd.DataFrame, title: str | None = None) -> go.Figure:
     names = esc_all(p["label"] if "label" in p.columns else p["feature"])
     fig = figure(
         title or "Seeds and lookalikes against the population",
-        xaxis_title="index vs population (100 = same)",
+        xaxis_title="Index vs the population (100 = same)",
+        yaxis_title="Feature",
         barmode="group",
         height=max(320, 28 * len(p) + 140),
     )
@@ -162,7 +172,8 @@ def plot_feature_importance(drivers: pd.DataFrame, title: str | None = None) -> 
     colors = [POSITIVE if w > 0 else NEGATIVE for w in d["weight"]]
     fig = figure(
         title or "What drives the score (weight per standard deviation)",
-        xaxis_title="weight",
+        xaxis_title="Weight (score change per standard deviation)",
+        yaxis_title="Feature",
         height=max(320, 24 * len(d) + 140),
     )
     fig.add_trace(
@@ -190,7 +201,8 @@ def plot_segment_overlap(table: pd.DataFrame, title: str | None = None) -> go.Fi
     names = [esc(f"{SEGMENTATIONS.get(g, g)}: {s}") for g, s in pairs]
     fig = figure(
         title or "Seeds and lookalikes in the existing segments",
-        xaxis_title="index vs population (100 = same share)",
+        xaxis_title="Index vs the population (100 = same share)",
+        yaxis_title="Segment",
         barmode="group",
         height=max(320, 28 * len(t) + 140),
     )

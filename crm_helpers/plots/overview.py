@@ -53,8 +53,8 @@ def plot_users_by_attribute(df: pd.DataFrame, attribute: str, top_n: int = 20) -
     fig.update_layout(
         template=theme.TEMPLATE,
         title=theme.esc(f"Users by {attribute}"),
-        xaxis_title="users",
-        yaxis_title=None,
+        xaxis_title="Users",
+        yaxis_title=theme.esc(theme.axis_title(str(attribute))),
         height=max(260, 60 + 28 * len(d)),
     )
     return fig
@@ -89,8 +89,8 @@ def plot_events_over_time(df: pd.DataFrame, top_n: int | None = 10) -> go.Figure
     fig.update_layout(
         template=theme.TEMPLATE,
         title="Events over time",
-        xaxis_title=None,
-        yaxis_title="events",
+        xaxis_title="Period (its start date)",
+        yaxis_title="Events per period",
         hovermode="x unified",
     )
     return fig
@@ -122,7 +122,8 @@ def plot_event_counts(df: pd.DataFrame, top_n: int = 15) -> go.Figure:
     fig.update_layout(
         template=theme.TEMPLATE,
         title="Events by name",
-        xaxis_title="events",
+        xaxis_title="Events",
+        yaxis_title="Event name",
         height=max(260, 60 + 28 * len(d)),
     )
     return fig
@@ -148,6 +149,9 @@ def plot_table_rows(df: pd.DataFrame) -> go.Figure:
         )
     )
     fig.update_layout(
-        template=theme.TEMPLATE, title="Rows per table", yaxis={"type": "log", "dtick": 1}
+        template=theme.TEMPLATE,
+        title="Rows per table",
+        xaxis_title="Table",
+        yaxis={"type": "log", "dtick": 1, "title": {"text": "Rows (log scale)"}},
     )
     return fig

@@ -22,7 +22,16 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from crm_helpers.plots.theme import COLORS, GREY, HIGHLIGHT, esc, esc_all, figure
+from crm_helpers.plots.theme import (
+    COLORS,
+    GREY,
+    HIGHLIGHT,
+    axis_title,
+    esc,
+    esc_all,
+    figure,
+    money_title,
+)
 
 __all__ = [
     "STATE_COLORS",
@@ -96,7 +105,7 @@ def plot_states_over_time(
     counts: pd.DataFrame, title: str = "Health states at each month end"
 ) -> go.Figure:
     """Stacked bars of users per state (columns ``period_end, state, users``)."""
-    fig = figure(title, barmode="stack", yaxis_title="users", xaxis_title="period end")
+    fig = figure(title, barmode="stack", yaxis_title="Users", xaxis_title="Month end (date)")
     for state, color in STATE_COLORS.items():
         d = counts[counts["state"] == state]
         x = pd.to_datetime(d["period_end"]).dt.strftime("%Y-%m-%d")
@@ -114,11 +123,15 @@ def plot_migration(
     text = [[f"{int(matrix.iat[i, j]):,}<br>{share.iat[i, j]:.0%}" for j in range(matrix.shape[1])]
             for i in range(matrix.shape[0])]  # fmt: skip
     fig = figure(
-        title, xaxis_title=f"{what} at the end of the month", yaxis_title=f"{what} a month before"
+        title,
+        xaxis_title=axis_title(f"{what} at the end of the month"),
+        yaxis_title=axis_title(f"{what} a month before"),
+        # two lines of text per cell: 11 RFM segments need more than the default height
+        height=max(420, 200 + 44 * matrix.shape[0]),
     )
     fig.add_trace(go.Heatmap(z=share.to_numpy(), x=esc_all(matrix.columns), y=esc_all(matrix.index), text=text,
                              texttemplate="%{text}", colorscale="Purples", zmin=0, zmax=1,
-                             colorbar={"title": "row share", "tickformat": ".0%"},
+                             colorbar={"title": "% of the row", "tickformat": ".0%"},
                              hovertemplate="%{y} -> %{x}: %{text}<extra></extra>"))  # fmt: skip
     fig.update_yaxes(autorange="reversed")
     return fig
@@ -182,10 +195,11 @@ def plot_retention(ret: pd.DataFrame, title: str = "Retention by cohort month") 
     """Heatmap of the share of each cohort active k months later."""
     piv = ret.pivot_table(index="cohort", columns="period", values="share")
     labels = [pd.Timestamp(c).strftime("%Y-%m") for c in piv.index]
-    fig = figure(title, xaxis_title="months since the cohort month", yaxis_title="cohort")
+    fig = figure(title, xaxis_title="Months since the cohort month",
+                 yaxis_title="Cohort (the month it started)")  # fmt: skip
     fig.add_trace(go.Heatmap(z=piv.to_numpy(), x=list(piv.columns), y=labels, colorscale="Greens",
                              zmin=0, zmax=1, texttemplate="%{z:.0%}",
-                             colorbar={"title": "active", "tickformat": ".0%"},
+                             colorbar={"title": "% of the cohort active", "tickformat": ".0%"},
                              hovertemplate="cohort %{y}, month %{x}: %{z:.1%}<extra></extra>"))  # fmt: skip
     fig.update_yaxes(autorange="reversed", type="category")
     return fig
@@ -202,7 +216,7 @@ def plot_cluster_profiles(
     piv = profiles.pivot_table(index="cluster", columns="feature", values="effect_size")
     z = piv.to_numpy()
     lim = float(min(3.0, max(1.0, abs(pd.DataFrame(z).stack()).max())))
-    fig = figure(title, xaxis_title="feature", yaxis_title="cluster")
+    fig = figure(title, xaxis_title="Feature", yaxis_title="Cluster")
     fig.add_trace(go.Heatmap(z=z, x=esc_all(piv.columns), y=[f"cluster {esc(c)}" for c in piv.index],
                              colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, texttemplate="%{z:.1f}",
                              colorbar={"title": "effect size (d)"},
@@ -244,7 +258,7 @@ def plot_cluster_indices(profiles: pd.DataFrame, title: str | None = None):
             linewidths=0.5, linecolor="white",
             cbar_kws={"label": "log2(index / 100)", "ticks": [-2, -1, 0, 1, 2]},
         )  # fmt: skip
-    ax.set_xlabel("feature")
+    ax.set_xlabel("Feature")
     ax.set_ylabel("")
     ax.tick_params(axis="y", rotation=0)  # "cluster k" reads across, not stacked
     ax.set_title(title or "Cluster profiles: feature index vs the average customer (100)")
@@ -266,19 +280,28 @@ def static_image(fig, dpi: int = 110):
 def plot_cluster_map(
     points: pd.DataFrame, title: str = "Clusters in two dimensions (PCA)"
 ) -> go.Figure:
-    """Scatter of the 2-D projection coloured by cluster."""
-    fig = figure(title, xaxis_title="component 1", yaxis_title="component 2")
+    """Scatter of the 2-D projection coloured by cluster.
+
+    SVG markers, not WebGL: the projection is a sample of at most a few thousand users
+    (``projection_2d``), and a WebGL chart shows "WebGL is not supported" instead of the
+    points in a browser without it (remote desktops, headless browsers).
+    """
+    fig = figure(title, xaxis_title="Principal component 1 (standardised features)",
+                 yaxis_title="Principal component 2 (standardised features)")  # fmt: skip
     for i, (c, d) in enumerate(points.groupby("cluster", sort=True)):
-        fig.add_trace(go.Scattergl(x=d["x"], y=d["y"], mode="markers", name=f"cluster {c}",
+        fig.add_trace(go.Scatter(x=d["x"], y=d["y"], mode="markers", name=f"cluster {c}",
                                    marker={"size": 4, "opacity": 0.5, "color": COLORS[i % len(COLORS)]}))  # fmt: skip
     return fig
 
 
-def plot_clv(hist: pd.DataFrame, horizon_label: str, title: str | None = None) -> go.Figure:
-    """Histogram (bars) of expected revenue per customer over the horizon."""
+def plot_clv(
+    hist: pd.DataFrame, horizon_label: str, title: str | None = None, currency: str = ""
+) -> go.Figure:
+    """Histogram (bars) of expected revenue per customer over the horizon (x in ``currency``)."""
     mid = (hist["clv_low"] + hist["clv_high"]) / 2
     fig = figure(title or f"Expected revenue per customer, next {horizon_label}",
-                  xaxis_title="expected revenue", yaxis_title="customers", bargap=0.05)  # fmt: skip
+                  xaxis_title=money_title("expected revenue per customer", currency),
+                  yaxis_title="Customers", bargap=0.05)  # fmt: skip
     fig.add_trace(go.Bar(x=mid, y=hist["customers"], width=(hist["clv_high"] - hist["clv_low"]) * 0.95,
                          marker_color=COLORS[0], hovertemplate="%{x:,.0f}: %{y:,.0f} customers<extra></extra>"))  # fmt: skip
     return fig
@@ -288,8 +311,8 @@ def plot_holdout(
     table: pd.DataFrame, title: str = "Holdout: predicted vs actual purchases"
 ) -> go.Figure:
     """Grouped bars of mean predicted and actual holdout purchases per calibration frequency."""
-    fig = figure(title, barmode="group", xaxis_title="repeat purchases in the calibration period",
-                  yaxis_title="purchases per customer in the holdout")  # fmt: skip
+    fig = figure(title, barmode="group", xaxis_title="Repeat purchases in the calibration period",
+                  yaxis_title="Purchases per customer in the holdout")  # fmt: skip
     fig.add_trace(go.Bar(x=table["bucket"], y=table["actual"], name="actual", marker_color=GREY))
     fig.add_trace(go.Bar(x=table["bucket"], y=table["predicted"], name="predicted (BG/NBD)",
                          marker_color=HIGHLIGHT))  # fmt: skip

@@ -54,7 +54,13 @@ TEMPLATE: go.layout.Template = go.layout.Template(
         paper_bgcolor="white",
         plot_bgcolor="white",
         xaxis={"showgrid": False, "linecolor": "#888", "ticks": "outside", "automargin": True},
-        yaxis={"gridcolor": "#E6E6E6", "zerolinecolor": "#BBB", "automargin": True},
+        # standoff: a y title never overlaps the tick labels (it did on short category axes)
+        yaxis={
+            "gridcolor": "#E6E6E6",
+            "zerolinecolor": "#BBB",
+            "automargin": True,
+            "title": {"standoff": 12},
+        },
         legend={"bgcolor": "rgba(255,255,255,0)", "title": {"text": ""}},
         hoverlabel={"font": {"family": FONT}},
         margin={"l": 60, "r": 20, "t": 60, "b": 50},
@@ -80,6 +86,29 @@ def esc(value: object) -> str:
 def esc_all(values: object) -> list[str]:
     """:func:`esc` of each value of an iterable (category labels, trace names)."""
     return [esc(v) for v in values]  # type: ignore[attr-defined]
+
+
+def axis_title(what: str, unit: str = "") -> str:
+    """An axis title that names its unit: ``axis_title("users")`` -> ``"Users"``,
+    ``axis_title("revenue", "EUR")`` -> ``"Revenue (EUR)"`` (first letter capitalised)."""
+    text = what[:1].upper() + what[1:]
+    return f"{text} ({unit})" if unit else text
+
+
+def rate_title(what: str, of: str) -> str:
+    """The title of a rate or share axis, saying what it is a share of:
+    ``rate_title("click rate", "messages sent")`` -> ``"Click rate (% of messages sent)"``."""
+    return axis_title(what, f"% of {of}")
+
+
+#: The unit of a money axis when no currency is known: amounts as the data hold them.
+NO_CURRENCY = "in the data's currency"
+
+
+def money_title(what: str, currency: str = "") -> str:
+    """The title of a money axis: ``"Net value (EUR)"``; without a currency
+    ``"Net value (in the data's currency)"`` (never a guessed symbol)."""
+    return axis_title(what, currency or NO_CURRENCY)
 
 
 def apply(fig: go.Figure) -> go.Figure:

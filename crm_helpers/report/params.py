@@ -42,6 +42,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from crm_helpers.report.currency import check_currency
+
 __all__ = [
     "COMMON_CHECKS",
     "NOTEBOOK_CHECKS",
@@ -305,6 +307,7 @@ COMMON_CHECKS: dict[str, Check] = {
     "coupon_cost": NON_NEGATIVE,
     "send_cost": NON_NEGATIVE,
     "average_order_value": NON_NEGATIVE,
+    "currency": check_currency,
 }
 
 #: Notebook name -> parameter name -> check (see :func:`register`).

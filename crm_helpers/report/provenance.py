@@ -165,8 +165,16 @@ def _shown(value: Any, name: str = "") -> str:
     return shown_value(value, name)
 
 
+def _kv_table_value(k: str, v: Any, notes: dict[str, str]) -> str:
+    """A derived empty value reads "none" (its note says why), not '"" (default)'."""
+    return "none" if v == "" and k in notes else _shown(v, k)
+
+
 def _kv_table(rows: dict[str, Any], caption: str, notes: dict[str, str] | None = None) -> str:
     notes = notes or {}
+
+    def _value(k: Any, v: Any) -> str:
+        return _kv_table_value(str(k), v, notes)
 
     def note(k: str) -> str:
         if k not in notes:
@@ -175,7 +183,7 @@ def _kv_table(rows: dict[str, Any], caption: str, notes: dict[str, str] | None =
 
     body = "".join(
         f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-        f"<td style='text-align:left'>{html.escape(_shown(v, str(k)))}{note(str(k))}</td></tr>"
+        f"<td style='text-align:left'>{html.escape(_value(k, v))}{note(str(k))}</td></tr>"
         for k, v in rows.items()
     )
     return (

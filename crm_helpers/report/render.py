@@ -2,6 +2,10 @@
 
 * code cells are hidden (``exclude_input``), only their outputs and the markdown remain;
 * cells tagged ``lab-only`` (the introduction a notebook shows in JupyterLab) are left out;
+* progress lines of long steps (:mod:`crm_helpers.report.progress`, outputs flagged
+  ``crm_progress``) are left out: they are for the analyst waiting, not for the reader;
+  so is the copy of the summary at the top of the notebook (:mod:`crm_helpers.report.answer`),
+  as the summary cell itself moves there;
 * cells tagged ``summary`` move to the top, right after the title (the header's ``<h1>``),
   although the notebook computes them at the end;
 * plotly figures become interactive ``<div>``s; plotly.js is embedded once in the page
@@ -20,6 +24,8 @@ import nbformat
 from nbformat import NotebookNode
 
 from crm_helpers.report import csp
+from crm_helpers.report.answer import ANSWER_META
+from crm_helpers.report.progress import PROGRESS_META
 from crm_helpers.report.provenance import PROVENANCE_MARKER
 
 TEMPLATES_DIR: Path = Path(__file__).resolve().parent / "templates"
@@ -103,6 +109,8 @@ def prepare(nb: NotebookNode) -> tuple[NotebookNode, int]:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
                 continue
+            if {PROGRESS_META, ANSWER_META} & set(out.get("metadata") or {}):
+                continue  # progress lines, and the summary's copy at the top (moved here)
             if out.get("output_type") in ("display_data", "execute_result"):
                 if _is_plotlyjs_loader(out):
                     continue

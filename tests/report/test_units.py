@@ -227,6 +227,7 @@ def test_data_overview_notebook_is_stored_without_outputs_and_tagged():
         "title": "Data overview",
         "freq": "week",
         "top_n_events": 10,
+        "currency": "",
     }
     tags = [t for c in nb.cells for t in c.metadata.get("tags", [])]
     assert tags.count("summary") == 1 and tags.count("parameters") == 1
@@ -522,7 +523,8 @@ def test_notebook_params_follow_the_parameters_cell(tmp_path):
     namespace = {"a": 5, "name": "injected", "other": 1}
     assert provenance.notebook_params(namespace, path) == {"a": 5, "name": "injected"}
     shipped = provenance.notebook_params(
-        {"data_dir": "", "engine": "duckdb", "title": "t", "freq": "week", "top_n_events": 3},
+        {"data_dir": "", "engine": "duckdb", "title": "t", "freq": "week", "top_n_events": 3,
+         "currency": ""},
         "data_overview",
-    )
-    assert list(shipped) == ["data_dir", "engine", "title", "freq", "top_n_events"]
+    )  # fmt: skip
+    assert list(shipped) == ["data_dir", "engine", "title", "freq", "top_n_events", "currency"]
