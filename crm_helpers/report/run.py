@@ -125,6 +125,10 @@ class RunResult:
     last_success: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     log: str | None = None  # run.log, when the kernel or papermill said something
+    #: What was asked for, as passed (``crm rerun`` reads it): ``notebook`` (its name in
+    #: notebooks/), ``run``, ``parameters`` (only those given: params file, ``-p``,
+    #: ``--data``/``--engine``; the full set is ``parameters`` above) and ``schema_file``.
+    request: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -440,6 +444,14 @@ def _execute(
             error=error,
             last_success=last_success,
             provenance=prov,
+            request={
+                "notebook": name,
+                "run": run_name,
+                "parameters": _metrics.to_jsonable(values),
+                "schema_file": str(Path(schema_file).expanduser().resolve())
+                if schema_file is not None
+                else None,
+            },
         )
         if error is None:
             recorded.setdefault("provenance", prov)
