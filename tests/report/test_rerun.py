@@ -220,3 +220,20 @@ def test_compare_metrics_names_the_keys_and_only_leaves_out_run_specific_ones():
     # the same values written otherwise are not the same file
     same_values = json.dumps(a, indent=1).encode()
     assert rr.compare_metrics(json.dumps(a).encode(), same_values)[0] != []
+
+
+def test_a_named_run_reruns_with_its_parameters(tiny_report, tmp_path):
+    data = Path(json.loads((tiny_report / "run.json").read_text())["provenance"]["data"]["dir"])
+    pf = config.PARAMS_DIR / "data_overview--daily.yaml"
+    res = run_notebook(
+        "data_overview", params_file=pf, data_dir=data, out_dir=tmp_path, update_index=False
+    )
+    assert res.ok, res.error
+    request = json.loads((Path(res.out_dir) / "run.json").read_text())["request"]
+    assert request["run"] == "daily"
+    assert request["parameters"]["freq"] == "day"  # as passed, from the params file
+    assert "top_n_events" in request["parameters"] and "engine" not in request["parameters"]
+    out = rr.rerun(res.out_dir)
+    assert out.identical and out.out_dir.name == "data_overview--daily"
+    got = json.loads((out.out_dir / "metrics.json").read_text())["provenance"]["parameters"]
+    assert got["freq"] == "day" and got["title"] == "Data overview (daily)"
