@@ -13,6 +13,8 @@ What is read from the record (:func:`read_record`):
   the notebook derived from the data is derived again;
 - the data: the folder the run read (``provenance.data.dir``; ``--data`` to read it from
   elsewhere) through the recorded engine, and ``request.schema_file`` when there was one;
+- the load time (``request.load_time``, else ``started_at``): what was "in the future" for
+  the data's validation (:func:`crm_helpers.config.load_time`) is judged as of then;
 - the environment: data fingerprint, lock hash (``lock_hash``, at the top of ``run.json``
   or in its provenance; absent is *unknown*), git commit and package versions.
 
@@ -43,7 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crm_helpers import config
 from crm_helpers.report import provenance
+from crm_helpers.report.run import _environ
 
 __all__ = [
     "RUN_SPECIFIC",
@@ -115,6 +119,7 @@ class Record:
     lock_hash: str | None
     commit: str | None
     versions: dict[str, str]
+    load_time: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,7 @@ def read_record(report_dir: str | Path, data_dir: str | Path | None = None) -> R
         lock_hash=run.get("lock_hash") or prov.get("lock_hash"),
         commit=git.get("commit"),
         versions=dict(run.get("versions") or prov.get("versions") or {}),
+        load_time=request.get("load_time") or run.get("started_at"),
     )
 
 
@@ -383,10 +389,15 @@ def rerun(
     crm_helpers.report.run.RunRefused
         The parameters are refused by this checkout's notebook.
     """
-    from crm_helpers.report.run import run_notebook
-
     say = say or (lambda _line: None)
     record = read_record(report_dir, data_dir)
+    with _environ(**{config.LOAD_TIME_ENV: record.load_time}):  # validate as of the record
+        return _rerun(record, force=force, out=out, say=say)
+
+
+def _rerun(record: Record, *, force: bool, out: str | Path | None, say) -> RerunResult:
+    from crm_helpers.report.run import run_notebook
+
     if record.notebook_path is None:
         raise RerunRefused(
             f"no notebook {record.notebook!r} in this checkout (recorded at commit "

@@ -392,7 +392,12 @@ def _execute(
     error: str | None = None
     n_figures: int | None = None
     html: str | None = None
-    env = {"CRM_METRICS_PATH": str(tmp_metrics), "CRM_DATA_DIR": env_data}
+    load_time = os.environ.get(config.LOAD_TIME_ENV) or started  # a rerun sets the recorded one
+    env = {
+        "CRM_METRICS_PATH": str(tmp_metrics),
+        "CRM_DATA_DIR": env_data,
+        config.LOAD_TIME_ENV: load_time,
+    }
     env[guard.ENV_VAR] = (
         None if allow_shrink else guard.previous_rows_env(metrics_path, share, last_success)
     )
@@ -451,6 +456,7 @@ def _execute(
                 "schema_file": str(Path(schema_file).expanduser().resolve())
                 if schema_file is not None
                 else None,
+                "load_time": load_time,  # "now" of the data's validation ($CRM_LOAD_TIME)
             },
         )
         if error is None:

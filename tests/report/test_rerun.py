@@ -233,7 +233,13 @@ def test_a_named_run_reruns_with_its_parameters(tiny_report, tmp_path):
     assert request["run"] == "daily"
     assert request["parameters"]["freq"] == "day"  # as passed, from the params file
     assert "top_n_events" in request["parameters"] and "engine" not in request["parameters"]
+    assert (
+        request["load_time"]
+        == json.loads((Path(res.out_dir) / "run.json").read_text())["started_at"]
+    )
     out = rr.rerun(res.out_dir)
     assert out.identical and out.out_dir.name == "data_overview--daily"
+    again = json.loads((out.out_dir / "run.json").read_text())
+    assert again["request"]["load_time"] == request["load_time"]  # validated as of the record
     got = json.loads((out.out_dir / "metrics.json").read_text())["provenance"]["parameters"]
     assert got["freq"] == "day" and got["title"] == "Data overview (daily)"
