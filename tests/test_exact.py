@@ -7,6 +7,7 @@ from decimal import Decimal
 import ibis
 import numpy as np
 import pandas as pd
+import pytest
 
 from crm_helpers.engine import connect
 from crm_helpers.exact import exact_sum
@@ -33,3 +34,17 @@ def test_exact_sum_does_not_depend_on_row_order():
 def test_exact_sum_of_nothing_is_null_like_sum():
     t = ibis.memtable({"r": pd.Series([None, None], dtype="float64")})
     assert pd.isna(t.aggregate(s=exact_sum(t.r)).to_pandas()["s"][0])
+
+
+@pytest.mark.spark
+def test_exact_sum_is_the_same_on_spark(spark_con):
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame(
+        {"g": rng.integers(0, 3, 50_000), "r": np.round(rng.lognormal(3, 1.5, 50_000), 2)}
+    )
+    got = {}
+    for name, con in (("duckdb", connect("duckdb")), ("spark", spark_con)):
+        t = con.create_table("exact_sum_t", df, overwrite=True)
+        out = t.group_by("g").aggregate(s=exact_sum(t.r)).to_pandas().sort_values("g")
+        got[name] = out["s"].tolist()
+    assert got["duckdb"] == got["spark"]
