@@ -4,6 +4,8 @@ crm generate [--users N] [--seed S] [--out DIR] [--dirt] [--overwrite]
 crm run NOTEBOOK [-p name value]... [-f params.yaml] [--data DIR] [--engine E] [--schema F]
         [--out DIR] [--allow-shrink] [--shrink-share S]    (exit: 0 built, 1 failed, 2 refused)
 crm run-all [--data DIR] [--engine E] [--out DIR] [--jobs N] [--allow-shrink] [--shrink-share S]
+crm rerun REPORT_DIR [--force] [--out DIR] [--data DIR]
+        (exit: 0 identical metrics.json, 1 different or failed, 2 refused)
 crm index [--out DIR]
 """
 
@@ -31,6 +33,18 @@ exit status:
 
 One run per report folder at a time: a second run of the same report waits for the first
 (or, with --no-wait, is refused). Nothing is written outside --out.
+"""
+
+
+RERUN_EXIT_CODES = """\
+exit status:
+  0  the rerun's metrics.json is identical to the recorded one ("identical")
+  1  it differs (the keys that differ are listed), or the rerun failed
+  2  refused before running: no run.json / metrics.json, a failed last run, the data's
+     fingerprint or the lock hash differ from the recorded ones (--force runs anyway and
+     says what differs), an --out folder that is not empty
+A different commit, uncommitted changes, other package versions or an unknown lock hash
+are warnings. The recorded report is never written: the rerun goes to REPORT_DIR/rerun-<time>.
 """
 
 
@@ -107,6 +121,26 @@ def _parser() -> argparse.ArgumentParser:
         help="reports run at once (default $CRM_JOBS, else 2, at most the CPU count)",
     )
     _guard_options(a)
+
+    rr = sub.add_parser(
+        "rerun",
+        help="run a report again from its run.json and compare its metrics.json",
+        description="Run a report again from its record (run.json: notebook, parameters, "
+        "data fingerprint, lock hash, commit) into a fresh folder, and compare the new "
+        "metrics.json with the recorded one.",
+        epilog=RERUN_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rr.add_argument("report_dir", type=Path, help="the report folder (reports/<notebook>...)")
+    rr.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when the data fingerprint or the lock hash differ (says what differs)",
+    )
+    rr.add_argument(
+        "--out", type=Path, help="fresh folder for the rerun (default REPORT_DIR/rerun-<time>)"
+    )
+    rr.add_argument("--data", type=Path, help="read the data from here, not the recorded folder")
 
     i = sub.add_parser("index", help="rebuild reports/index.html")
     i.add_argument("--out", type=Path)
@@ -203,6 +237,41 @@ def _run_all(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _rerun(args: argparse.Namespace) -> int:
+    from crm_helpers.report.rerun import RerunRefused, rerun
+    from crm_helpers.report.run import RunRefused
+
+    def say(line: str) -> None:
+        print(f"crm rerun: {line}", file=sys.stderr, flush=True)
+
+    try:
+        res = rerun(args.report_dir, force=args.force, out=args.out, data_dir=args.data, say=say)
+    except (RerunRefused, RunRefused, FileNotFoundError) as exc:
+        print(f"crm rerun: refused: {exc}", file=sys.stderr)
+        return 2
+    if not res.status == "ok":
+        print(f"FAILED  {res.out_dir}: {res.error}", file=sys.stderr)
+        return 1
+    recorded = res.record.report_dir / "metrics.json"
+    if res.identical:
+        extra = ""
+        if res.ignored_keys:
+            extra = f" (apart from run-specific {', '.join(res.ignored_keys)}; see RUN_SPECIFIC)"
+        print(f"identical{extra}: {res.out_dir}/metrics.json = {recorded}")
+        return 0
+    shown = res.differing_keys[:50]
+    more = len(res.differing_keys) - len(shown)
+    print(
+        f"differs: {len(res.differing_keys)} key(s) of {recorded} differ in the rerun's "
+        f"{res.out_dir}/metrics.json:"
+    )
+    for key in shown:
+        print(f"  {key}")
+    if more:
+        print(f"  ... and {more} more")
+    return 1
+
+
 def _index(args: argparse.Namespace) -> int:
     from crm_helpers.report.index import write_index
 
@@ -213,13 +282,20 @@ def _index(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``crm``; returns the exit status."""
     args = _parser().parse_args(argv)
-    handler = {"generate": _generate, "run": _run, "run-all": _run_all, "index": _index}
+    handler = {
+        "generate": _generate,
+        "run": _run,
+        "run-all": _run_all,
+        "rerun": _rerun,
+        "index": _index,
+    }
     try:
         return handler[args.command](args)
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; published reports untouched
         kept = {
             "run": "; the last good report is kept",
             "run-all": "; reports not finished keep their last good version",
+            "rerun": "; the recorded report is untouched",
         }.get(args.command, "")
         print(f"crm {args.command}: interrupted{kept}", file=sys.stderr)
         # the kernel client's cancelled tasks would log their tracebacks when collected

@@ -16,6 +16,7 @@ only, so ``crm run`` works after ``pip install .`` too.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from pathlib import Path
 
@@ -66,6 +67,37 @@ DEFAULT_SEED: int = 42
 def data_dir() -> Path:
     """The data directory analyses read (``$CRM_DATA_DIR`` or the embedded default)."""
     return Path(os.environ.get("CRM_DATA_DIR", DEFAULT_DATA_DIR)).expanduser().resolve()
+
+
+#: The environment variable of :func:`load_time`.
+LOAD_TIME_ENV = "CRM_LOAD_TIME"
+
+
+def load_time() -> _dt.datetime:
+    """When the data are loaded, as naive UTC: ``$CRM_LOAD_TIME`` (ISO 8601) or now.
+
+    What is "in the future" depends on it (the future-date rule of
+    :mod:`crm_helpers.validate_dates`). ``crm run`` sets it to the run's start for the kernel
+    (``request.load_time`` in ``run.json``) and ``crm rerun`` to the recorded one, so a rerun
+    months later excludes the same rows as the run it reproduces.
+
+    Raises
+    ------
+    ValueError
+        ``$CRM_LOAD_TIME`` is not an ISO 8601 date-time.
+    """
+    text = os.environ.get(LOAD_TIME_ENV)
+    if not text:
+        return _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
+    try:
+        value = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"${LOAD_TIME_ENV} = {text!r} is not an ISO 8601 date-time (2024-05-01T06:00:00+00:00)"
+        ) from None
+    if value.tzinfo is not None:
+        value = value.astimezone(_dt.UTC).replace(tzinfo=None)
+    return value
 
 
 def reports_dir() -> Path:

@@ -20,7 +20,7 @@ def test_entry_point_is_installed_and_lists_commands():
     exe = Path(sys.executable).with_name("crm")
     assert exe.exists(), "the `crm` console script is not installed (pip install -e .)"
     res = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
-    for cmd in ("generate", "run", "run-all", "index"):
+    for cmd in ("generate", "run", "run-all", "rerun", "index"):
         assert cmd in res.stdout
 
 

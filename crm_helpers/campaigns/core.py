@@ -49,6 +49,7 @@ import pandas as pd
 from crm_helpers import events as _ev
 from crm_helpers.engine import _utc_to_wall, is_utc
 from crm_helpers.engine import epoch_us as _epoch_us
+from crm_helpers.exact import exact_sum
 
 __all__ = [
     "CLICK_FLAGS",
@@ -320,7 +321,7 @@ def _last_touch(
         group_by=[j.uid, j._cid], order_by=[ibis.desc(j._st), ibis.desc(j.message_id)]
     )
     picked = j.mutate(_rk=rank).filter(lambda t: t._rk == 0)
-    return picked.group_by("message_id").aggregate(_n=picked.count(), _rev=picked._r.sum())
+    return picked.group_by("message_id").aggregate(_n=picked.count(), _rev=exact_sum(picked._r))
 
 
 def with_optouts(
@@ -357,7 +358,11 @@ def with_segment(
 
 
 def _sums(facts: ir.Table, by: list[str]) -> pd.DataFrame:
-    aggs = {c: facts[c].sum() for c in COUNT_COLUMNS if c in facts.columns}
+    aggs = {
+        c: exact_sum(facts[c]) if c == "revenue" else facts[c].sum()
+        for c in COUNT_COLUMNS
+        if c in facts.columns
+    }
     aggs["sent"] = facts.count()
     df = facts.group_by(by).aggregate(**aggs).to_pandas()
     for c in COUNT_COLUMNS:

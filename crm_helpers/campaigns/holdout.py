@@ -30,6 +30,7 @@ import pandas as pd
 
 from crm_helpers import events as _ev
 from crm_helpers.engine import epoch_us as _epoch_us
+from crm_helpers.exact import exact_sum
 from crm_helpers.experiments import statistics as S
 
 __all__ = [
@@ -164,14 +165,14 @@ def incremental_counts(
     c = conversions.select(cu=conversions.user_id, _ct=_epoch_us(conversions.ts, backend), _r=rev)
     w = int(round(attribution_days * US_PER_DAY))
     jj = u.join(c, [u.user_id == c.cu, c._ct > u._t0, c._ct <= u._t0 + w])
-    per = jj.group_by("user_id").aggregate(_k=jj.count(), _rv=jj._r.sum())
+    per = jj.group_by("user_id").aggregate(_k=jj.count(), _rv=exact_sum(jj._r))
     uu = u.left_join(per, u.user_id == per.user_id)
     rv = uu._rv.fill_null(0.0)
     out = uu.group_by("arm").aggregate(
         users=uu.count(),
         converted=(uu._k.fill_null(0) > 0).ifelse(1, 0).sum(),
-        revenue=rv.sum(),
-        revenue_sq=(rv * rv).sum(),
+        revenue=exact_sum(rv),
+        revenue_sq=exact_sum(rv * rv),
     )
     df = out.to_pandas().set_index("arm").reindex(["treated", "control"]).reset_index()
     return df.fillna({"users": 0, "converted": 0, "revenue": 0.0, "revenue_sq": 0.0})

@@ -18,13 +18,13 @@ Numbers (``orders.revenue``, ``orders.quantity``) that are not finite or beyond
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
 
+from crm_helpers import config
 from crm_helpers.data.findings import (
     N_EXAMPLES,
     DataContractError,
@@ -172,7 +172,7 @@ def validate(data: CRMData) -> DataQualityReport:
         if "users" in stages and "user_id" in plans["users"].checkable
         else None
     )
-    now = _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
+    now = config.load_time()  # $CRM_LOAD_TIME: a rerun validates as of its record
     contexts = [
         _TableContext(
             name=name,

@@ -39,6 +39,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from crm_helpers.engine import epoch_us
+from crm_helpers.exact import exact_sum
 from crm_helpers.experiments.metrics import ExperimentError, MetricSpec, parse_metric
 
 __all__ = [
@@ -427,11 +428,11 @@ def per_user_metrics(
         j = j.filter(in_win | in_pre)
         agg = j.group_by("user_id").aggregate(
             orders=_i(in_win).sum(),
-            revenue=in_win.ifelse(j.revenue, 0.0).sum(),
+            revenue=exact_sum(in_win.ifelse(j.revenue, 0.0)),
             pre_orders=_i(in_pre).sum(),
-            pre_revenue=in_pre.ifelse(j.revenue, 0.0).sum(),
+            pre_revenue=exact_sum(in_pre.ifelse(j.revenue, 0.0)),
             coupon_orders=_i(in_win & j.cp).sum(),
-            coupon_revenue=(in_win & j.cp).ifelse(j.revenue, 0.0).sum(),
+            coupon_revenue=exact_sum((in_win & j.cp).ifelse(j.revenue, 0.0)),
         )
         out = out.left_join(agg, "user_id").drop("user_id_right")
     names = event_names(specs)
@@ -531,9 +532,15 @@ def sufficient_stats(
             y = _value(per_user, s.numerator, names, False)
             d = _value(per_user, s.denominator, names, False)
             aggs.update(
-                {f"m{i}_sum": y.sum(), f"m{i}_sum_sq": (y * y).sum(), f"m{i}_den_sum": d.sum()}
+                {
+                    f"m{i}_sum": exact_sum(y),
+                    f"m{i}_sum_sq": exact_sum(y * y),
+                    f"m{i}_den_sum": exact_sum(d),
+                }
             )
-            aggs.update({f"m{i}_den_sum_sq": (d * d).sum(), f"m{i}_num_den_sum": (y * d).sum()})
+            aggs.update(
+                {f"m{i}_den_sum_sq": exact_sum(d * d), f"m{i}_num_den_sum": exact_sum(y * d)}
+            )
             continue
         y = _value(per_user, s, names, False)
         x = _value(per_user, s, names, True) if has_pre else ibis.literal(0.0)
@@ -541,12 +548,12 @@ def sufficient_stats(
             cap = float(caps[s.name])
             y = (y > cap).ifelse(cap, y)
             x = (x > cap).ifelse(cap, x)
-        aggs.update({f"m{i}_sum": y.sum(), f"m{i}_sum_sq": (y * y).sum()})
+        aggs.update({f"m{i}_sum": exact_sum(y), f"m{i}_sum_sq": exact_sum(y * y)})
         aggs.update(
             {
-                f"m{i}_pre_sum": x.sum(),
-                f"m{i}_pre_sum_sq": (x * x).sum(),
-                f"m{i}_cross_sum": (x * y).sum(),
+                f"m{i}_pre_sum": exact_sum(x),
+                f"m{i}_pre_sum_sq": exact_sum(x * x),
+                f"m{i}_cross_sum": exact_sum(x * y),
             }
         )
     wide = per_user.group_by(by).aggregate(**aggs).to_pandas()

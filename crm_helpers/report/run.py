@@ -127,6 +127,10 @@ class RunResult:
     last_success: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     log: str | None = None  # run.log, when the kernel or papermill said something
+    #: What was asked for, as passed (``crm rerun`` reads it): ``notebook`` (its name in
+    #: notebooks/), ``run``, ``parameters`` (only those given: params file, ``-p``,
+    #: ``--data``/``--engine``; the full set is ``parameters`` above) and ``schema_file``.
+    request: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -391,7 +395,12 @@ def _execute(
     error: str | None = None
     n_figures: int | None = None
     html: str | None = None
-    env = {"CRM_METRICS_PATH": str(tmp_metrics), "CRM_DATA_DIR": env_data}
+    load_time = os.environ.get(config.LOAD_TIME_ENV) or started  # a rerun sets the recorded one
+    env = {
+        "CRM_METRICS_PATH": str(tmp_metrics),
+        "CRM_DATA_DIR": env_data,
+        config.LOAD_TIME_ENV: load_time,
+    }
     env[guard.ENV_VAR] = (
         None if allow_shrink else guard.previous_rows_env(metrics_path, share, last_success)
     )
@@ -443,6 +452,15 @@ def _execute(
             error=error,
             last_success=last_success,
             provenance=prov,
+            request={
+                "notebook": name,
+                "run": run_name,
+                "parameters": _metrics.to_jsonable(values),
+                "schema_file": str(Path(schema_file).expanduser().resolve())
+                if schema_file is not None
+                else None,
+                "load_time": load_time,  # "now" of the data's validation ($CRM_LOAD_TIME)
+            },
         )
         if error is None:
             recorded.setdefault("provenance", prov)

@@ -70,7 +70,11 @@ class ModelFit:
 
 
 def _grouped(summary: ir.Table, keys: list[str]) -> pd.DataFrame:
-    return summary.group_by(keys).agg(n=summary.user_id.count()).to_pandas()
+    """Distinct ``keys`` rows with their customer count ``n``, sorted by ``keys``: the engine
+    returns groups in any order, and the fits and totals summed over these rows in that order
+    (float addition is not associative) changed in the last digits from run to run."""
+    out = summary.group_by(keys).agg(n=summary.user_id.count()).to_pandas()
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 #: L2 penalty of the refit when the plain BG/NBD maximum likelihood is degenerate.

@@ -62,6 +62,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from crm_helpers.engine import epoch_us
+from crm_helpers.exact import exact_sum
 
 __all__ = [
     "DEFAULT_RULES",
@@ -191,7 +192,7 @@ def purchase_days(orders: ir.Table, until: Any) -> ir.Table:
     end = day_number(until)
     o = orders.select("user_id", "revenue", day=_day(orders))
     o = o.filter((o.revenue >= 0) & (o.day <= end))
-    return o.group_by(["user_id", "day"]).agg(revenue=o.revenue.sum())
+    return o.group_by(["user_id", "day"]).agg(revenue=exact_sum(o.revenue))
 
 
 def score_expr(t: ir.Table, col: str, higher_is_better: bool) -> ir.IntegerValue:
@@ -237,7 +238,7 @@ def rfm_table(orders: ir.Table, as_of: Any, rules: Any = DEFAULT_RULES) -> ir.Ta
     buy = o.revenue >= 0
     per = o.group_by("user_id").agg(
         frequency=buy.ifelse(1, 0).sum().cast("int64"),
-        monetary=o.revenue.sum().cast("float64"),
+        monetary=exact_sum(o.revenue),
         first_day=buy.ifelse(o.day, None).min(),
         last_day=buy.ifelse(o.day, None).max(),
     )
@@ -278,7 +279,7 @@ def segment_summary(rfm: ir.Table, rules: Any = DEFAULT_RULES) -> pd.DataFrame:
         rfm.group_by("segment")
         .agg(
             customers=rfm.user_id.count(),
-            revenue=rfm.monetary.sum(),
+            revenue=exact_sum(rfm.monetary),
             purchases=rfm.frequency.sum(),
         )
         .to_pandas()
@@ -349,9 +350,9 @@ def btyd_summary(
         first_day=d.first_day.min(),
         last_day=in_cal.ifelse(d.day, None).max(),
         frequency=repeat.ifelse(1, 0).sum().cast("int64"),
-        repeat_revenue=repeat.ifelse(d.revenue, 0.0).sum().cast("float64"),
+        repeat_revenue=exact_sum(repeat.ifelse(d.revenue, 0.0)),
         frequency_holdout=hold.ifelse(1, 0).sum().cast("int64"),
-        holdout_revenue=hold.ifelse(d.revenue, 0.0).sum().cast("float64"),
+        holdout_revenue=exact_sum(hold.ifelse(d.revenue, 0.0)),
     )
     unit = float(time_unit_days)
     cols = {
