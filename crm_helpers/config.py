@@ -77,7 +77,7 @@ def load_time() -> _dt.datetime:
     """When the data are loaded, as naive UTC: ``$CRM_LOAD_TIME`` (ISO 8601) or now.
 
     What is "in the future" depends on it (the future-date rule of
-    :mod:`crm_helpers.validate_dates`). ``crm run`` sets it to the run's start for the kernel
+    :mod:`crm_helpers.data.validate_dates`). ``crm run`` sets it to the run's start for the kernel
     (``request.load_time`` in ``run.json``) and ``crm rerun`` to the recorded one, so a rerun
     months later excludes the same rows as the run it reproduces.
 

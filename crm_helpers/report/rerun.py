@@ -247,7 +247,8 @@ def current_fingerprint(record: Record) -> str:
     RerunRefused
         The data cannot be read.
     """
-    from crm_helpers import load, warehouse
+    from crm_helpers import load
+    from crm_helpers.data import warehouse
 
     try:
         on_files = warehouse.source_of(record.data_dir, record.engine) == "files"
