@@ -65,7 +65,8 @@ def first_metrics(ctx: _TableContext, backend: str, single_key: str | None) -> d
     if ctx.users_ids is not None and "user_id" in ok and _user_bitmap(ctx, backend):
         m["uid_lo"], m["uid_hi"] = t.user_id.min(), t.user_id.max()
     for col in timestamp_columns(ctx):
-        m[f"{col}_max"] = t[col].epoch_seconds().cast("float64").max()  # 9999 fits
+        # the latest date, then its epoch (not an epoch per row); a float: 9999 fits
+        m[f"{col}_max"] = t[col].max().epoch_seconds().cast("float64")
         m[f"{col}_nn"] = t[col].count()
     return m
 
