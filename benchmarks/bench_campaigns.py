@@ -102,10 +102,13 @@ def helper(data_dir: Path, engine: str = "duckdb") -> tuple[pd.DataFrame, pd.Dat
     return core.scorecard_counts(facts), core.hour_counts(facts), t_load
 
 
-def sql(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The hand-written DuckDB SQL (default settings): scorecard and hour table."""
+def sql(data_dir: Path, memory_limit: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The hand-written DuckDB SQL (default settings unless ``memory_limit``): both tables."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET temp_directory = '{Path(tempfile.gettempdir()) / 'bench_campaigns_sql'}'")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
     files = {"msgs": data_dir / "messages.parquet", "orders": data_dir / "orders.parquet"}
     # one scan for both tables: the facts as a temp table, then the two GROUP BYs
     con.execute("CREATE TEMP TABLE facts AS " + SQL.format(**files))
@@ -121,11 +124,11 @@ def sql(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return out[0], out[1]
 
 
-def worker(impl: str, data_dir: Path, out: Path) -> dict:
+def worker(impl: str, data_dir: Path, out: Path, sql_memory: str = "") -> dict:
     """Run ``impl`` once in this process; write its two tables under ``out``; timings."""
     t0 = time.perf_counter()
     if impl == "duckdb_sql":
-        score, hours = sql(data_dir)
+        score, hours = sql(data_dir, sql_memory)
         t_load = None
     else:
         score, hours, t_load = helper(data_dir, "spark" if impl == "spark" else "duckdb")
@@ -135,9 +138,10 @@ def worker(impl: str, data_dir: Path, out: Path) -> dict:
     return {"wall_s": wall, "load_s": t_load}
 
 
-def measure(impl: str, data_dir: Path, out: Path, timeout: float) -> dict:
+def measure(impl: str, data_dir: Path, out: Path, timeout: float, sql_memory: str = "") -> dict:
     """One run of ``impl`` in its own process; the peak RSS of its process tree (bytes)."""
     cmd = [sys.executable, __file__, "--worker", impl, "--data-dir", str(data_dir)]
+    cmd += ["--sql-memory-limit", sql_memory] if sql_memory else []
     code, stdout, err, peak = run_polled([*cmd, "--out", str(out)], timeout)
     if code != 0:
         raise RuntimeError(f"{impl} failed: {err[-3000:] or f'timed out after {timeout:.0f} s'}")
@@ -153,11 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--spark", action="store_true", help="also run the helper on Spark, once")
     ap.add_argument("--timeout", type=float, default=7200)
+    ap.add_argument(
+        "--sql-memory-limit", default="", help="DuckDB memory_limit of the SQL (default: DuckDB's)"
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.data_dir, args.out)))
+        print(json.dumps(worker(args.worker, args.data_dir, args.out, args.sql_memory_limit)))
         return 0
     data_dir = args.data_dir
     if data_dir is None:
@@ -177,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(tmp)
         for _ in range(args.repeat):
             for impl in runs:
-                runs[impl].append(measure(impl, data_dir, out, args.timeout))
+                runs[impl].append(measure(impl, data_dir, out, args.timeout, args.sql_memory_limit))
         if args.spark:
             runs["spark"] = [measure("spark", data_dir, out, args.timeout)]
         res = {
