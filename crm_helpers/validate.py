@@ -8,7 +8,8 @@ table one aggregate query for the row-level checks and at most one more for dupl
 unknown users, events that share a user's timestamp, and at most one more per timestamp
 column with dates beyond its future cutoff, and one for exact duplicate events only when
 two events share a user and a timestamp (else none can be duplicates); example rows (at
-most 5) are fetched only for failed checks.
+most 5) are fetched only for failed checks. Distinct keys, unknown users and the date ends'
+percentiles are counted the cheap way first, exactly (:mod:`crm_helpers.validate_scale`).
 
 The checks of time (implausible dates in every timestamp column, lost time order) are
 defined in :mod:`crm_helpers.validate_dates`; the findings and the report in
