@@ -6,8 +6,10 @@ concern are dropped or kept as documented in ``data/README.md`` (cleaning is a l
 on the loaded Ibis table; files are never rewritten). Every check runs in the engine: per
 table one aggregate query for the row-level checks and at most one more for duplicates,
 unknown users, events that share a user's timestamp, and at most one more per timestamp
-column with dates beyond its future cutoff; example rows (at most 5) are fetched only for
-failed checks.
+column with dates beyond its future cutoff, and one for exact duplicate events only when
+two events share a user and a timestamp (else none can be duplicates); example rows (at
+most 5) are fetched only for failed checks. Distinct keys, unknown users and the date ends'
+percentiles are counted the cheap way first, exactly (:mod:`crm_helpers.data.validate_scale`).
 
 The checks of time (implausible dates in every timestamp column, lost time order) are
 defined in :mod:`crm_helpers.data.validate_dates`; the findings and the report in
@@ -25,6 +27,7 @@ import ibis
 import ibis.expr.types as ir
 
 from crm_helpers import config
+from crm_helpers.data import validate_scale
 from crm_helpers.data.findings import (
     N_EXAMPLES,
     DataContractError,
@@ -46,7 +49,6 @@ from crm_helpers.data.validate_dates import (
     ancient_checks,
     future_dates,
     tied_finding,
-    tied_groups,
     timestamp_columns,
     ts_rule,
 )
@@ -189,7 +191,7 @@ def validate(data: CRMData) -> DataQualityReport:
     ]
     # every table's counts in ONE query: one-row aggregates, cross-joined (a single job on
     # Spark, where each query has a fixed start-up cost)
-    queries = [_table_queries(ctx) for ctx in contexts]
+    queries = [_table_queries(ctx, backend) for ctx in contexts]
     parts = [p for _, ps in queries for p in ps]
     row: dict = {}
     if parts:
@@ -197,6 +199,7 @@ def validate(data: CRMData) -> DataQualityReport:
         for p in parts[1:]:
             joined = joined.cross_join(p)
         row = joined.to_pyarrow().to_pylist()[0]
+        validate_scale.complete(data.con, contexts, row)
     for ctx, (checks, _) in zip(contexts, queries, strict=True):
         prefix = f"{ctx.name}__"
         mine = {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
@@ -369,7 +372,9 @@ def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
     return checks
 
 
-def _table_queries(ctx: _TableContext) -> tuple[list[_RowCheck], list[ibis.Table]]:
+def _table_queries(
+    ctx: _TableContext, backend: str = ""
+) -> tuple[list[_RowCheck], list[ibis.Table]]:
     """The checks of one table and its one-row aggregate tables (columns ``<table>__<key>``)."""
     t, name, ok = ctx.stage, ctx.name, ctx.plan.checkable
     p = f"{name}__"
@@ -378,26 +383,30 @@ def _table_queries(ctx: _TableContext) -> tuple[list[_RowCheck], list[ibis.Table
     for ch in checks:
         metrics[ch.key] = ch.cond.cast("int64").sum()
     single_key = ctx.keys[0] if len(ctx.keys) == 1 and ctx.keys[0] in ok else None
-    if single_key:
-        metrics["key_n"] = t[single_key].count()
-        metrics["key_distinct"] = t[single_key].nunique()
-    for col in timestamp_columns(ctx):
-        metrics[f"{col}_q"] = t[col].epoch_seconds().quantile(0.999)
-        metrics[f"{col}_median"] = t[col].epoch_seconds().quantile(0.5)
-        metrics[f"{col}_max"] = t[col].epoch_seconds().cast("float64").max()  # 9999 fits
+    # key counts, user-id ranges and date ends; validate_scale.complete adds the rest
+    metrics.update(validate_scale.first_metrics(ctx, backend, single_key))
     parts = [t.aggregate(**{p + k: v for k, v in metrics.items()})]
-    if name == "events":
-        parts.append(t.distinct().count().name(p + "distinct_rows").as_table())
     if name == "events" and {"user_id", "ts", "event"} <= ok:
-        g = tied_groups(t)
+        # one GROUP BY (user_id, ts) over all rows answers two checks: tied timestamps
+        # (two event names in a group <=> min(event) != max(event), far cheaper than a
+        # count distinct) and whether any two rows can be exact duplicates at all (only
+        # rows of one group can be; the full DISTINCT runs later only when a group has
+        # several rows: "shared")
+        g = t.group_by(["user_id", "ts"]).aggregate(
+            rows=t.count(), lo=t.event.min(), hi=t.event.max()
+        )
+        keyed = g.user_id.notnull() & g.ts.notnull()
         parts.append(
             g.aggregate(
                 **{
-                    p + "tied": ibis.ifelse(g.names > 1, g.rows, 0).sum(),
-                    p + "with_user": g.rows.sum(),
+                    p + "tied": ibis.ifelse(keyed & (g.lo != g.hi), g.rows, 0).sum(),
+                    p + "with_user": ibis.ifelse(keyed, g.rows, 0).sum(),
+                    p + "shared": (g.rows > 1).cast("int64").sum(),
                 }
             )
         )
+    elif name == "events":
+        parts.append(t.distinct().count().name(p + "distinct_rows").as_table())
     if len(ctx.keys) > 1 and set(ctx.keys) <= ok:
         per_key = t.group_by(list(ctx.keys)).aggregate(
             k_n=t.count(), k_var=t.variant.nunique() if "variant" in ok else ibis.literal(1)
@@ -411,7 +420,11 @@ def _table_queries(ctx: _TableContext) -> tuple[list[_RowCheck], list[ibis.Table
                 }
             )
         )
-    if ctx.users_ids is not None and "user_id" in ok:
+    if (
+        ctx.users_ids is not None
+        and "user_id" in ok
+        and validate_scale.anti_join_in_first(ctx, backend)
+    ):
         orphans = t.filter(t.user_id.notnull()).anti_join(ctx.users_ids, "user_id")
         parts.append(orphans.count().name(p + "unknown_users").as_table())
     return checks, parts
@@ -513,6 +526,9 @@ def _check_table(
         )
     if name == "events":
         tied_finding(report, ctx, extra)
+    if name == "events" and "shared" in extra:  # exact duplicates need a shared group
+        shared = _n(extra["shared"])
+        extra["distinct_rows"] = t.distinct().count().to_pyarrow().as_py() if shared else n
     if name == "events" and "distinct_rows" in extra:
         dup = n - _n(extra["distinct_rows"])
         if dup:
