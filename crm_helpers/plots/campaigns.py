@@ -146,17 +146,25 @@ def plot_hours(
         fig.add_annotation(
             text=f"Not drawn ({few}, not tested; counts in metrics.json by_hour): "
             + "; ".join(parts),
-            xref="paper", yref="paper", x=0, y=-0.22, showarrow=False, xanchor="left",
-            font={"size": 11, "color": GREY},
+            xref="paper", yref="paper", x=0, y=-0.3, yanchor="top", showarrow=False,
+            xanchor="left", font={"size": 11, "color": GREY},
         )  # fmt: skip
-        fig.update_layout(margin={"b": 110})
+        fig.update_layout(margin={"b": 120})
     return fig
 
 
 def plot_frequency(
-    table: pd.DataFrame, fit=None, cap: int | None = None, metric: str = "click_rate"
+    table: pd.DataFrame,
+    fit=None,
+    cap: int | None = None,
+    metric: str = "click_rate",
+    min_sends: int = 100,
 ) -> go.Figure:
-    """Response rate by messages received in the window before, the fitted decay and the cap."""
+    """Response rate by messages received in the window before, the fitted decay and the cap.
+
+    The y axis fits the bands with at least ``min_sends`` messages; where a smaller band's
+    interval reaches far above them, it is cut at the chart's top and a note names the band.
+    """
     fig = figure(f"{metric.replace('_', ' ').capitalize()} by messages received just before",
                  xaxis_title="Messages received in the window before this one",
                  yaxis_tickformat=".1%",
@@ -176,4 +184,21 @@ def plot_frequency(
     if cap is not None:
         fig.add_annotation(text=f"cap: {cap} per window", x=str(cap), y=float(np.nanmax(r)),
                            showarrow=True)  # fmt: skip
+    # a band of a handful of messages (e.g. 6 sends at 7 before) has an interval of most of
+    # the scale: the y axis fits the bands with at least ``min_sends`` and cuts the others'
+    # intervals at its top, saying so, rather than flattening every band that has data
+    sent = table["sent"].to_numpy(float)
+    hi = _f(table["ci_high"])
+    solid = sent >= min_sends
+    if solid.any() and np.nanmax(hi) > np.nanmax(hi[solid]) * 1.5:
+        top = float(np.nanmax(hi[solid])) * 1.3
+        fig.update_yaxes(range=[0, top])
+        cut = ", ".join(str(x) for x in table["label"][(~solid) & (hi > top)])
+        fig.add_annotation(
+            text=f"Intervals cut at the top of the chart for bands of fewer than {min_sends:,} "
+            f"messages ({cut})",
+            xref="paper", yref="paper", x=0, y=-0.3, yanchor="top", showarrow=False,
+            xanchor="left", font={"size": 11, "color": GREY},
+        )  # fmt: skip
+        fig.update_layout(margin={"b": 120})
     return fig

@@ -12,8 +12,8 @@ of every report goes through it (one presentation layer):
   :data:`~crm_helpers.report.labels.PERCENT` and those named in ``percent``; relative lifts and
   changes (:data:`~crm_helpers.report.labels.SIGNED_PERCENT` and ``signed``) with their sign
   (``+29.3%``, ``-4.0%``);
-* p- and q-values (columns ``p_value``, ``q_value``, ``p_adjusted`` or ending in ``_p_value`` /
-  ``_q_value``) with three decimals, and below 0.001 as ``< 0.001`` (never ``0.0000``);
+* p- and q-values (columns ``p_value``, ``q_value``, ``p_adjusted``, ``p_holm`` or ending in
+  ``_p_value`` / ``_q_value`` / ``_p_adjusted`` / ``_p_holm`` / ``_rate_p``) with three decimals, and below 0.001 as ``< 0.001`` (never ``0.0000``);
 * money (``money`` columns) with thousands separators, two decimals and the ``currency``
   (a symbol of one character before the amount, a code after it: ``€1,234.50``,
   ``1,234.50 EUR``);
@@ -58,7 +58,9 @@ _MARKS = "*†‡§¶"
 def is_pvalue_column(name: str) -> bool:
     """Whether a column holds p- or q-values, by name."""
     n = str(name)
-    return n in ("p_value", "q_value", "p_adjusted") or n.endswith(("_p_value", "_q_value"))
+    return n in ("p_value", "q_value", "p_adjusted", "p_holm") or n.endswith(
+        ("_p_value", "_q_value", "_p_adjusted", "_p_holm", "_rate_p")
+    )
 
 
 def format_pvalue(p: Any) -> str:

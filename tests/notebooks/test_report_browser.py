@@ -151,6 +151,15 @@ for (const t of tables) {
     if (/^(nan|NaN|None|NaT|<NA>)$/.test(s)) out.nan.push(s);
     if (/^-?0\.0000+$/.test(s)) out.zeros.push(s);
   }
+  // a p- or q-value column never reads 0.00 (it is "< 0.001")
+  const heads = Array.from(t.querySelectorAll('thead th')).map(th => th.textContent);
+  heads.forEach((h, i) => {
+    if (!/\b[pq]-value/i.test(h)) return;
+    for (const tr of t.querySelectorAll('tbody tr')) {
+      const c = tr.children[i];
+      if (c && /^0\.0+$/.test(c.textContent.trim())) out.zeros.push(h + ': ' + c.textContent);
+    }
+  });
   if (t.querySelectorAll('tbody th').length) out.index.push(t.outerHTML.slice(0, 200));
   for (const th of t.querySelectorAll('thead th')) {
     const s = th.textContent.trim();

@@ -51,3 +51,16 @@ def test_rows_are_capped_and_unknown_percent_columns_fail():
     with pytest.raises(KeyError, match="nope"):
         tables.to_html(df, percent=["nope"])
     assert tables.format_pvalue(0.001) == "0.001" and tables.format_pvalue(0.000999) == "< 0.001"
+
+
+def test_holm_adjusted_p_values_read_as_p_values():
+    # the campaign message tests' Holm columns showed "0.00" before they were named p-values
+    df = pd.DataFrame(
+        {"arm": ["a", "b"], "click_rate_p_holm": [1e-9, 0.0123], "p_adjusted": [0.5, 2e-4]}
+    )
+    got = _cells(tables.to_html(df, labels={"click_rate_p_holm": "p, clicks (Holm)"}))
+    assert [row[1:] for row in got[1:]] == [["&lt; 0.001", "0.500"], ["0.012", "&lt; 0.001"]]
+    assert tables.is_pvalue_column("conversion_rate_p_holm") and tables.is_pvalue_column(
+        "click_rate_p"
+    )
+    assert not tables.is_pvalue_column("top_share")
