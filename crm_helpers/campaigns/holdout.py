@@ -284,6 +284,20 @@ def incremental_report(
     return pd.concat(parts, ignore_index=True)
 
 
+def _per_campaign(scorecard: pd.DataFrame) -> pd.DataFrame:
+    """The scorecard indexed by ``campaign_id``, rows of one campaign's channels summed."""
+    if not scorecard["campaign_id"].duplicated().any():
+        return scorecard.set_index("campaign_id")
+    counts = [c for c in ("sent", "clicked", "converted") if c in scorecard.columns]
+    sc = scorecard.groupby("campaign_id", sort=False)[counts].sum(min_count=1)
+    sent = pd.to_numeric(sc["sent"], errors="coerce").astype(float)
+    for rate, num in (("click_rate", "clicked"), ("conversion_rate", "converted")):
+        sc[rate] = (
+            pd.to_numeric(sc[num], errors="coerce").astype(float) / sent if num in sc else np.nan
+        )
+    return sc
+
+
 def message_test_table(
     tests: pd.DataFrame, scorecard: pd.DataFrame, controls: dict[str, str] | None = None
 ) -> pd.DataFrame:
@@ -294,7 +308,9 @@ def message_test_table(
     tests
         :func:`message_tests`.
     scorecard
-        :func:`crm_helpers.campaigns.analysis.rates_table` of the campaign counts.
+        :func:`crm_helpers.campaigns.analysis.rates_table` of the campaign counts: one row
+        per campaign, or per campaign and channel (a campaign sent on several channels is
+        summed over them, its rates recomputed from the sums).
     controls
         ``{experiment_id: variant}``: the control arm of a test (default: the arm named
         ``control``, else the first by name).
@@ -312,8 +328,8 @@ def message_test_table(
     cols = ["experiment_id", "variant", "campaign_id", "sent", "click_rate", "conversion_rate"]
     rates = {"click_rate": "clicked", "conversion_rate": "converted"}
     out = []
+    sc = _per_campaign(scorecard)
     for exp, arms in tests.groupby("experiment_id", sort=True):
-        sc = scorecard.drop_duplicates("campaign_id").set_index("campaign_id")
         t = arms.merge(sc, left_on="campaign_id", right_index=True, how="left")
         names = t["variant"].astype(str).tolist()
         named = (controls or {}).get(exp)

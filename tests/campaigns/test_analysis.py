@@ -196,3 +196,24 @@ def test_frequency_bands_carry_the_opt_out_guardrail():
     assert t["optout_rate"].tolist() == pytest.approx([0.002, 0.005, 0.03])
     lo, hi = proportion_confint(30, 1000, method="wilson")
     assert (t["optout_ci_low"].iloc[2], t["optout_ci_high"].iloc[2]) == pytest.approx((lo, hi))
+
+
+def test_a_message_test_arm_sent_on_two_channels_counts_both():
+    # the scorecard has a row per campaign and channel; arm "b" went out by email and push:
+    # its 100 + 100 messages and 15 + 25 clicks are one arm (only the first row was read)
+    m, a, _ = _holdout_world()
+    t = holdout.message_tests(m, a)
+    sc = analysis.rates_table(
+        pd.DataFrame(
+            {"campaign_id": ["sa", "sb", "sb", "sc"], "channel": ["email", "email", "push", "email"],
+             "sent": [100, 100, 100, 100], "opened": 0, "machine_opened": 0, "human_opened": 0,
+             "clicked": [5, 15, 25, 5], "clicked_opened": 0, "converted": [1, 2, 4, 3],
+             "conversions": [1, 2, 4, 3], "revenue": 0.0}
+        )
+    )  # fmt: skip
+    v = holdout.message_test_table(t, sc).set_index("variant")
+    assert v.loc["b", "sent"] == 200 and v.loc["b", "click_rate"] == pytest.approx(0.20)
+    assert v.loc["b", "conversion_rate"] == pytest.approx(0.03)
+    want = S.compare(S.MeanStats(100, 5, 5, binary=True), S.MeanStats(200, 40, 40, binary=True))
+    assert v.loc["b", "click_rate_diff"] == pytest.approx(want.diff)
+    assert v.loc["b", "click_rate_ci_low"] == pytest.approx(want.diff_ci_low)
