@@ -62,3 +62,17 @@ def test_tz_aware_times_are_utc_and_check_catches_a_broken_layout():
     broken = type(a)(a.user, a.t, a.event, np.array([0, 2]), a.user_ids, a.event_names)
     with pytest.raises(ValueError, match="offsets"):
         broken.check()
+
+
+def test_paths_used_records_each_analysis_path():
+    from crm_helpers.store.paths import paths_used, record_path, reset_paths
+
+    reset_paths()
+    record_path("funnel", "kernel")
+    record_path("funnel", "ibis")
+    record_path("journeys", "kernel")
+    assert paths_used() == {"funnel": ["ibis", "kernel"], "journeys": ["kernel"]}
+    with pytest.raises(ValueError):
+        record_path("funnel", "numpy")
+    reset_paths()
+    assert paths_used() == {}
