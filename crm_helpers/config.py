@@ -9,6 +9,11 @@ In a source checkout (also an editable install) the defaults are the checkout's
 ``$XDG_DATA_HOME/crm-workbench/synthetic`` (``~/.local/share/...``) and its reports go to
 ``reports/`` of the current folder.
 
+Derived data (the prepared event store, :mod:`crm_helpers.store`) go to a cache root outside
+any data directory (:func:`cache_root`): ``$CRM_CACHE_DIR``, else ``<checkout>/.cache`` in a
+source checkout, else ``$XDG_CACHE_HOME/crm-workbench`` (``~/.cache/crm-workbench``); one
+store per data set, keyed by its resolved directory (:func:`store_dir`).
+
 The notebooks are the checkout's ``notebooks/``; an installed package carries a copy of them
 inside it, ``crm_helpers/notebooks/`` (the build copies them there, see ``setup.py``), read
 only, so ``crm run`` works after ``pip install .`` too.
@@ -17,6 +22,7 @@ only, so ``crm run`` works after ``pip install .`` too.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 from pathlib import Path
 
@@ -105,3 +111,36 @@ def reports_dir() -> Path:
     of the current folder for an installed package)."""
     default = ROOT / "reports" if is_checkout(ROOT) else Path.cwd() / "reports"
     return Path(os.environ.get("CRM_REPORTS_DIR", default)).expanduser().resolve()
+
+
+#: The environment variable of :func:`cache_root`.
+CACHE_DIR_ENV = "CRM_CACHE_DIR"
+
+
+def cache_root(env: dict[str, str] | None = None, root: Path | None = None) -> Path:
+    """Where derived data are cached: ``$CRM_CACHE_DIR``, else ``<checkout>/.cache`` in a
+    source checkout, else ``$XDG_CACHE_HOME/crm-workbench`` (default ``~/.cache/...``).
+
+    Never inside a data directory: the source data stay read-only.
+    """
+    env = os.environ if env is None else env
+    root = ROOT if root is None else Path(root)
+    if env.get(CACHE_DIR_ENV):
+        return Path(env[CACHE_DIR_ENV]).expanduser().resolve()
+    if is_checkout(root):
+        return (root / ".cache").resolve()
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return (Path(base).expanduser() / "crm-workbench").resolve()
+
+
+def store_dir(data_dir: str | Path, env: dict[str, str] | None = None) -> Path:
+    """The prepared event store of the data set in ``data_dir``:
+    ``cache_root()/stores/<folder name>-<sha256 of the resolved path, 12 hex>``.
+
+    One store per data set: two folders of the same name are two stores; a symlink and its
+    target are one.
+    """
+    resolved = Path(data_dir).expanduser().resolve()
+    key = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in resolved.name)[:40]
+    return cache_root(env) / "stores" / f"{name or 'data'}-{key}"

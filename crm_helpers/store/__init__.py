@@ -2,10 +2,37 @@
 
 :mod:`crm_helpers.store.arrays` defines :class:`EventArrays`, the in-memory layout (events
 sorted by user and time, users and event names coded to integers, times as int64 epoch
-microseconds). The store on disk (built once per data set, reused while the source data are
-unchanged) reads back into it.
+microseconds). The store on disk (:mod:`~crm_helpers.store.build`, built once per data set
+in a cache outside the data, reused while the source data are unchanged:
+:mod:`~crm_helpers.store.prepare`) reads back into it (:mod:`~crm_helpers.store.read`).
+
+Analyses call :func:`event_arrays` ``(data, columns=())``: the arrays on the embedded engine
+(DuckDB over files), None elsewhere (the Ibis path). It is a function of this package, not a
+method of :class:`~crm_helpers.data.CRMData`, because the store sits above the data layer in
+the import contract (``pyproject.toml``): the data package never imports the store.
 """
 
 from crm_helpers.store.arrays import EventArrays, from_frame
+from crm_helpers.store.prepare import (
+    STORE_ENV,
+    Prepared,
+    StoreInsideData,
+    ensure_store,
+    event_arrays,
+    store_path,
+    supports_store,
+)
+from crm_helpers.store.read import load_arrays
 
-__all__ = ["EventArrays", "from_frame"]
+__all__ = [
+    "STORE_ENV",
+    "EventArrays",
+    "Prepared",
+    "StoreInsideData",
+    "ensure_store",
+    "event_arrays",
+    "from_frame",
+    "load_arrays",
+    "store_path",
+    "supports_store",
+]
