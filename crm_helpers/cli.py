@@ -7,6 +7,7 @@ crm run-all [--data DIR] [--engine E] [--out DIR] [--jobs N] [--allow-shrink] [-
 crm rerun REPORT_DIR [--force] [--out DIR] [--data DIR]
         (exit: 0 identical metrics.json, 1 different or failed, 2 refused)
 crm index [--out DIR]
+crm prepare [--data DIR]      (exit: 0 fresh or built, 1 the data do not load, 2 not applicable)
 """
 
 from __future__ import annotations
@@ -142,6 +143,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     rr.add_argument("--data", type=Path, help="read the data from here, not the recorded folder")
 
+    pr = sub.add_parser(
+        "prepare",
+        help="build the prepared event store of a data folder (or say it is fresh)",
+        description="Build the prepared event store (events sorted by user and time, coded "
+        "to integers, in the cache outside the data folder) that the reports' kernels read, "
+        "or say it is fresh. crm run and run-all do this by themselves before the kernels "
+        "start.",
+    )
+    pr.add_argument("--data", type=Path, help="data folder (default: $CRM_DATA_DIR or built-in)")
+
     i = sub.add_parser("index", help="rebuild reports/index.html")
     i.add_argument("--out", type=Path)
     return p
@@ -272,6 +283,35 @@ def _rerun(args: argparse.Namespace) -> int:
     return 1
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    from crm_helpers.data import DataContractError
+    from crm_helpers.store import StoreInsideData, prepare_data_dir
+
+    try:
+        prepared = prepare_data_dir(args.data, "duckdb")
+    except DataContractError as exc:
+        print(f"crm prepare: the data do not load: {exc}", file=sys.stderr)
+        return 1
+    except StoreInsideData as exc:
+        print(f"crm prepare: refused: {exc}", file=sys.stderr)
+        return 2
+    if prepared is None:
+        print("crm prepare: the data have no events table: no store to prepare", file=sys.stderr)
+        return 2
+    m = prepared.manifest
+    what = (
+        f"built in {m.get('build_seconds', 0):.1f} s ({prepared.reason})"
+        if prepared.status == "built"
+        else "fresh (reused)"
+    )
+    print(
+        f"{prepared.status:<7} {prepared.path}  {m['n_events']:,} events, {m['n_users']:,} "
+        f"users, {len(m['event_names'])} event names, {len(m['files'])} part(s); {what}; "
+        f"manifest {prepared.manifest_sha256}"
+    )
+    return 0
+
+
 def _index(args: argparse.Namespace) -> int:
     from crm_helpers.report.index import write_index
 
@@ -288,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run-all": _run_all,
         "rerun": _rerun,
         "index": _index,
+        "prepare": _prepare,
     }
     try:
         return handler[args.command](args)

@@ -5,7 +5,9 @@
 atomic write and last-good-report rule as ``crm run`` — so reports can run side by side:
 ``jobs`` worker processes (default ``$CRM_JOBS``, else 2, at most the CPU count) take the
 reports longest first (by the previous run's ``duration_s``, when there is one), so the
-slowest report does not start last. A report refused before running (bad parameters, a
+slowest report does not start last. The prepared event store
+(:mod:`crm_helpers.report.prepared`) is made fresh once, here, before the first kernel, and
+every report gets its record (all reports read one store; none builds it). A report refused before running (bad parameters, a
 malformed params file) is recorded as a failed run; the others go on. The index page is
 rewritten once, at the end.
 """
@@ -58,6 +60,7 @@ def _run_one(
     reports_root: Path,
     allow_shrink: bool,
     shrink_share: float | None,
+    store: dict | None = None,
 ) -> RunResult:
     """One report; a refusal before execution becomes a failed :class:`RunResult`."""
     try:
@@ -70,6 +73,8 @@ def _run_one(
             update_index=False,
             allow_shrink=allow_shrink,
             shrink_share=shrink_share,
+            store=store,
+            prepare=False,  # run_all prepared it (or found it does not apply)
         )
     except (ParametersError, FileNotFoundError, OSError, ValueError) as exc:
         now = _now()
@@ -124,7 +129,13 @@ def run_all(
     check_outside_data(reports_root, data)
     check_writable(reports_root)
     runs = discover_runs(notebooks_dir)
-    args = [(nb, pf, data_dir, engine, reports_root, allow_shrink, shrink_share) for nb, pf in runs]
+    from crm_helpers.report.prepared import prepare_store
+
+    store = prepare_store(data, engine, os.environ.get(config.LOAD_TIME_ENV) or _now())
+    args = [
+        (nb, pf, data_dir, engine, reports_root, allow_shrink, shrink_share, store)
+        for nb, pf in runs
+    ]
     jobs = default_jobs() if jobs is None else max(1, int(jobs))
     if jobs == 1 or len(args) <= 1:
         results = [_run_one(*a) for a in args]

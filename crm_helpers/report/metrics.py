@@ -114,11 +114,25 @@ def set_provenance(provenance: dict) -> None:
 
 
 def current() -> dict[str, Any]:
-    """Everything recorded so far: ``{"metrics", "tables", "summary"[, "provenance"]}``."""
-    return json.loads(json.dumps(_STATE, sort_keys=True, default=str))
+    """Everything recorded so far: ``{"metrics", "tables", "summary"[, "provenance"]}``.
+
+    ``provenance.paths`` is :func:`crm_helpers.store.paths.paths_used` at the time of the
+    call (which analysis computed on the sorted-array kernels, which on Ibis), when any
+    analysis recorded one: the last record of a notebook (its summary) carries them all.
+    """
+    from crm_helpers.store.paths import paths_used
+
+    out = json.loads(json.dumps(_STATE, sort_keys=True, default=str))
+    paths = paths_used()
+    if paths and "provenance" in out:
+        out["provenance"]["paths"] = paths
+    return out
 
 
 def reset() -> None:
-    """Forget everything recorded (tests, or a fresh interactive run)."""
+    """Forget everything recorded (tests, or a fresh interactive run), paths included."""
+    from crm_helpers.store.paths import reset_paths
+
+    reset_paths()
     _STATE.clear()
     _STATE.update({"metrics": {}, "tables": {}, "summary": []})

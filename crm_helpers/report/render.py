@@ -183,7 +183,9 @@ def external_scripts(html: str) -> list[str]:
     return [m.group(0) for m in _EXTERNAL_SCRIPT.finditer(html)]
 
 
-def render_html(nb: NotebookNode | str | Path, title: str | None = None) -> tuple[str, int]:
+def render_html(
+    nb: NotebookNode | str | Path, title: str | None = None, computed_on: str | None = None
+) -> tuple[str, int]:
     """Render an executed notebook to one self-contained HTML page without code cells.
 
     Parameters
@@ -192,6 +194,9 @@ def render_html(nb: NotebookNode | str | Path, title: str | None = None) -> tupl
         The executed notebook, or its path.
     title
         The page ``<title>`` (default: the notebook's file name).
+    computed_on
+        The footer's line (HTML) saying which path computed the numbers
+        (:func:`crm_helpers.report.prepared.computed_on_text`); none by default.
 
     Returns
     -------
@@ -221,6 +226,7 @@ def render_html(nb: NotebookNode | str | Path, title: str | None = None) -> tupl
     resources = {
         "plotly_js": plotly.offline.get_plotlyjs(),
         "crm_generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "crm_computed_on": computed_on or "",
     }
     html, _ = exporter.from_notebook_node(report, resources=resources)
     html = csp.with_policy(html, [resources["plotly_js"], *_figure_scripts(report)])

@@ -131,6 +131,12 @@ class RunResult:
     #: notebooks/), ``run``, ``parameters`` (only those given: params file, ``-p``,
     #: ``--data``/``--engine``; the full set is ``parameters`` above) and ``schema_file``.
     request: dict[str, Any] = field(default_factory=dict)
+    #: The prepared event store the run used (:mod:`crm_helpers.report.prepared`): its
+    #: ``dir``, ``manifest_sha256``, ``status`` (``fresh``/``built``/``failed``); None when
+    #: it does not apply (Spark, a warehouse).
+    store: dict[str, Any] | None = None
+    #: Which path each analysis computed on in the kernel: ``{"funnel": ["kernel"]}``.
+    computed_on: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -218,6 +224,8 @@ def run_notebook(
     shrink_share: float | None = None,
     schema_file: str | Path | None = None,
     wait: bool = True,
+    store: dict[str, Any] | None = None,
+    prepare: bool = True,
 ) -> RunResult:
     """Execute a notebook with parameters and publish its report (see the module docstring).
 
@@ -251,6 +259,10 @@ def run_notebook(
     wait
         When another run of the same report folder is in progress: wait for it (a line on
         stderr says so), or refuse at once (:class:`ReportBusy`).
+    store, prepare
+        The prepared event store: ``store`` is the record of one already prepared (``crm
+        run-all`` prepares it once for all reports); else, with ``prepare``, it is made
+        fresh here before the kernel starts (:func:`crm_helpers.report.prepared.prepare_store`).
 
     Returns
     -------
@@ -337,6 +349,8 @@ def run_notebook(
             allow_shrink=allow_shrink,
             share=share,
             schema_file=schema_file,
+            store=store,
+            prepare=prepare,
         )
         if update_index:
             from crm_helpers.report.index import write_index
@@ -362,6 +376,8 @@ def _execute(
     allow_shrink: bool,
     share: float,
     schema_file: str | Path | None,
+    store: dict[str, Any] | None = None,
+    prepare: bool = True,
 ) -> RunResult:
     """Execute and publish, holding the report folder's lock (see :func:`run_notebook`).
 
@@ -408,6 +424,18 @@ def _execute(
         env.pop("CRM_DATA_DIR")
     if schema_file is not None:  # the warehouse tables' mapping (crm_helpers.data.warehouse)
         env["CRM_SCHEMA"] = str(Path(schema_file).expanduser().resolve())
+    run_data = str(Path(env_data or config.data_dir()).resolve())
+    if store is not None and store.get("data_dir") not in (None, run_data):
+        store, prepare = None, True  # a named run on other data than run-all's
+    if effective.get("engine") not in (None, "", "duckdb"):
+        store = None  # Spark or a warehouse: no store (the Ibis path)
+    if store is None and prepare:  # before the kernel: it finds the store fresh
+        from crm_helpers.report.prepared import prepare_store
+
+        store = prepare_store(run_data, effective.get("engine"), load_time)
+    from crm_helpers.store import STORE_ENV
+
+    env[STORE_ENV] = (store or {}).get("dir")
     try:
         try:
             with _environ(**env), quiet_kernel(tmp_log, timeout_s) as quiet:
@@ -422,18 +450,17 @@ def _execute(
                     request_save_on_cell_execute=False,
                     **quiet,
                 )
+            from crm_helpers.report.prepared import computed_on_text
             from crm_helpers.report.render import render_html
 
             title = str(effective.get("title") or name.replace("_", " ").capitalize())
-            html, n_figures = render_html(tmp_ipynb, title=title)
+            footer = computed_on_text(_paths_of(_read_json(tmp_metrics)), store)
+            html, n_figures = render_html(tmp_ipynb, title=title, computed_on=footer)
         except Exception as exc:  # noqa: BLE001 - any failure of the notebook is reported
             error = _error_text(exc)
         duration = round(time.perf_counter() - t0, 3)
 
-        recorded: dict[str, Any] = {}
-        if tmp_metrics.exists():
-            with contextlib.suppress(ValueError):
-                recorded = json.loads(tmp_metrics.read_text())
+        recorded = _read_json(tmp_metrics)
         prov = recorded.get("provenance") or provenance.collect(
             effective, None, effective.get("title")
         )
@@ -452,6 +479,8 @@ def _execute(
             error=error,
             last_success=last_success,
             provenance=prov,
+            store=store,
+            computed_on=_paths_of(recorded),
             request={
                 "notebook": name,
                 "run": run_name,
@@ -491,6 +520,20 @@ def _execute(
             tmp.unlink(missing_ok=True)
     _write_atomic(run_path, json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
     return result
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` when it is missing or unreadable."""
+    with contextlib.suppress(ValueError, OSError):
+        value = json.loads(path.read_text())
+        return value if isinstance(value, dict) else {}
+    return {}
+
+
+def _paths_of(recorded: dict[str, Any]) -> dict[str, list[str]]:
+    """The kernel's ``paths_used()``, as ``metrics.json`` keeps it (``provenance.paths``)."""
+    paths = (recorded.get("provenance") or {}).get("paths")
+    return dict(paths) if isinstance(paths, dict) else {}
 
 
 def _record_history(folder: Path, metrics_path: Path, finished_at: str) -> None:

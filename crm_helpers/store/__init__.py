@@ -19,6 +19,7 @@ from crm_helpers.store.prepare import (
     StoreInsideData,
     ensure_store,
     event_arrays,
+    prepare_data_dir,
     store_path,
     supports_store,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "ensure_store",
     "event_arrays",
     "from_frame",
+    "prepare_data_dir",
     "load_arrays",
     "store_path",
     "supports_store",

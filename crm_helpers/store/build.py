@@ -90,6 +90,7 @@ def build_store(data, dest: str | Path, *, rows_per_part: int = ROWS_PER_PART) -
     tok = uuid.uuid4().hex[:8]
     src, users, names = f"crm_store_src_{tok}", f"crm_store_u_{tok}", f"crm_store_e_{tok}"
     steps: dict[str, float] = {}
+    reader = None
 
     def step(name: str) -> None:
         steps[name] = round(time.perf_counter() - t0 - sum(steps.values()), 3)
@@ -134,6 +135,8 @@ def build_store(data, dest: str | Path, *, rows_per_part: int = ROWS_PER_PART) -
             raw.execute(f"SELECT column_name, column_type FROM (DESCRIBE {src})").fetchall()
         )
     finally:
+        if reader is not None:  # an open result blocks the connection (a failed build)
+            reader.close()
         for name, kind in ((src, "VIEW"), (users, "TABLE"), (names, "TABLE")):
             raw.execute(f"DROP {kind} IF EXISTS {name}")
     n_users = sum(int(p[1]) for p in parts)

@@ -54,6 +54,7 @@ __all__ = [
     "StoreInsideData",
     "ensure_store",
     "event_arrays",
+    "prepare_data_dir",
     "store_path",
     "supports_store",
 ]
@@ -94,6 +95,7 @@ class Prepared:
         """What ``run.json`` keeps of the store."""
         return {
             "dir": str(self.path),
+            "data_dir": self.manifest.get("data_dir"),
             "manifest_sha256": self.manifest_sha256,
             "status": self.status,
             "reason": self.reason,
@@ -235,3 +237,35 @@ def event_arrays(data, columns: Sequence[str] = ()) -> EventArrays | None:
             except (OSError, StoreInvalid):
                 pass
     raise RuntimeError(f"the event store {prepared.path} kept changing while being read")
+
+
+def prepare_data_dir(
+    data_dir: str | Path | None = None, engine: str | None = None
+) -> Prepared | None:
+    """Load the files in ``data_dir`` on DuckDB and return their fresh store (built if need be).
+
+    What ``crm prepare`` and ``crm run``/``run-all`` call before any kernel starts. None when
+    the store does not apply: another engine (Spark, an Ibis URL) or no events table.
+
+    Parameters
+    ----------
+    data_dir
+        The data folder (default :func:`crm_helpers.config.data_dir`).
+    engine
+        The run's engine; only ``"duckdb"`` (or None) prepares a store.
+
+    Raises
+    ------
+    crm_helpers.data.DataContractError
+        The data cannot be loaded (the run's notebook reports the same error).
+    """
+    if engine not in (None, "", "duckdb"):
+        return None
+    from crm_helpers.data import load
+
+    data = load(data_dir, engine="duckdb")
+    try:
+        return ensure_store(data) if supports_store(data) else None
+    finally:
+        with contextlib.suppress(Exception):
+            data.con.disconnect()
