@@ -21,6 +21,10 @@ from crm_helpers import config
 
 __all__ = ["computed_on_text", "prepare_store"]
 
+#: ``CRM_PREPARE_STORE=0`` (or ``off``, ``no``, ``false``): runs do not prepare the store
+#: (the kernels still build it on first use).
+OFF_ENV = "CRM_PREPARE_STORE"
+_OFF = ("0", "off", "no", "false")
 _LABEL = {"kernel": "kernel path (sorted arrays)", "ibis": "Ibis path"}
 
 
@@ -29,7 +33,8 @@ def prepare_store(
 ) -> dict[str, Any] | None:
     """Make the store of ``data_dir`` fresh (building it if need be); its run record.
 
-    None when the store does not apply (an engine other than DuckDB, no events table). A
+    None when the store does not apply (an engine other than DuckDB, no events table) or
+    ``$CRM_PREPARE_STORE`` is ``0``/``off``. A
     failure (the data do not load, the cache is not writable) is recorded as
     ``{"status": "failed", "error": ...}`` and the run goes on: the kernel takes the Ibis
     path or reports the data's error itself.
@@ -44,7 +49,7 @@ def prepare_store(
         The run's ``$CRM_LOAD_TIME`` (ISO 8601), so the validation's cleaning, part of the
         store's source key, is the kernel's.
     """
-    if engine not in (None, "", "duckdb"):
+    if engine not in (None, "", "duckdb") or os.environ.get(OFF_ENV, "").lower() in _OFF:
         return None
     from crm_helpers.store import prepare_data_dir
 

@@ -52,6 +52,7 @@ __all__ = [
     "STORE_ENV",
     "Prepared",
     "StoreInsideData",
+    "collect_garbage",
     "ensure_store",
     "event_arrays",
     "prepare_data_dir",
@@ -239,6 +240,62 @@ def event_arrays(data, columns: Sequence[str] = ()) -> EventArrays | None:
     raise RuntimeError(f"the event store {prepared.path} kept changing while being read")
 
 
+def _quick_fresh(data_dir: Path) -> Prepared | None:
+    """The store of ``data_dir`` when its events files and schema mapping are those its
+    manifest records and its files check out, without loading the data; else None.
+
+    The parent of a run uses it to skip loading (and validating) the data when nothing
+    changed; the validation's part of the key (cleaning rules, column types) is checked by
+    the kernel, which has the data loaded and rebuilds the store if that part differs.
+    """
+    from crm_helpers.data.mapping import _resolve_schema
+    from crm_helpers.data.sources import _data_files, find_table_file
+    from crm_helpers.store.manifest import _file_entry, _jsonable
+
+    path = store_path(data_dir)
+    try:
+        manifest = read_manifest(path)
+        schema = _resolve_schema(data_dir, None)
+        events = find_table_file(data_dir, schema.file_stem("events"))
+        if events is None:
+            return None
+        source = manifest.get("source") or {}
+        files = [_file_entry(p, events) for p in _data_files(events)]
+        if files != source.get("events_files") or _jsonable(schema.to_dict()) != source.get(
+            "schema"
+        ):
+            return None
+        with _lock(path, exclusive=False):
+            check_files(path, manifest)
+            return Prepared(path, manifest, "fresh", None, manifest_sha256(path))
+    except (StoreInvalid, OSError, ValueError):
+        return None
+
+
+def collect_garbage(root: str | Path | None = None) -> list[Path]:
+    """Remove the stores whose data directory no longer exists (e.g. of temporary test
+    data) and the leftovers of killed builds; skip any store in use. Returns what went."""
+    stores = Path(root) if root is not None else config.cache_root() / "stores"
+    gone: list[Path] = []
+    if not stores.is_dir():
+        return gone
+    for store in sorted(p for p in stores.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        with contextlib.suppress(StoreInvalid, OSError):
+            data_dir = read_manifest(store).get("data_dir")
+            if not data_dir or Path(data_dir).exists():
+                continue
+            lock = store.with_name(f"{store.name}.lock")
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # in use: leave it
+                shutil.rmtree(store)
+                lock.unlink(missing_ok=True)
+                gone.append(store)
+            finally:
+                os.close(fd)
+    return gone
+
+
 def prepare_data_dir(
     data_dir: str | Path | None = None, engine: str | None = None
 ) -> Prepared | None:
@@ -246,6 +303,10 @@ def prepare_data_dir(
 
     What ``crm prepare`` and ``crm run``/``run-all`` call before any kernel starts. None when
     the store does not apply: another engine (Spark, an Ibis URL) or no events table.
+    When the events files and the schema mapping are those the store was built from, the
+    data are not loaded at all (the kernel, which loads them, checks the rest of the key).
+    Before a build, stores of data directories that no longer exist are removed
+    (:func:`collect_garbage`).
 
     Parameters
     ----------
@@ -263,6 +324,12 @@ def prepare_data_dir(
         return None
     from crm_helpers.data import load
 
+    data_dir = Path(data_dir).expanduser().resolve() if data_dir else config.data_dir()
+    quick = _quick_fresh(data_dir) if data_dir.is_dir() else None
+    if quick is not None:
+        return quick
+    with contextlib.suppress(OSError):
+        collect_garbage()
     data = load(data_dir, engine="duckdb")
     try:
         return ensure_store(data) if supports_store(data) else None
