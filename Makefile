@@ -15,7 +15,7 @@ UV_VERSION ?= 0.13.10
 LOCK_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock data reports test test-fast lint format lab bench clean-reports
+.PHONY: help install lock data prepare reports test test-fast lint format lab bench clean-reports
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -46,7 +46,10 @@ $(DATA)/ground_truth.json: | $(STAMP)
 
 data: $(DATA)/ground_truth.json ## Generate the embedded synthetic CRM data set (once; seeded)
 
-reports: $(STAMP) data ## Build every report on the embedded default data into reports/
+prepare: $(STAMP) data ## Build the prepared event store of the data (.cache/; reused while fresh)
+	$(BIN)/crm prepare --data $(DATA)
+
+reports: $(STAMP) data ## Build every report on the embedded default data into reports/ (the event store once, first)
 	$(BIN)/crm run-all --data $(DATA)
 
 test: $(STAMP) ## Run every test (unit, DuckDB+Spark agreement, notebooks, nbval, browser)
@@ -71,6 +74,7 @@ bench: $(STAMP) data ## Run the benchmarks (prints tables; takes minutes)
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_engines.py --reports
 	$(BIN)/python benchmarks/bench_funnel.py --spark
+	$(BIN)/python benchmarks/bench_store.py
 	$(BIN)/python benchmarks/bench_trend.py --data $(DATA)
 	$(BIN)/python benchmarks/bench_journeys.py
 	$(BIN)/python benchmarks/bench_segments.py --data $(DATA)

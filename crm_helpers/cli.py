@@ -33,7 +33,9 @@ exit status:
 130  interrupted (Ctrl-C); the last good report is kept
 
 One run per report folder at a time: a second run of the same report waits for the first
-(or, with --no-wait, is refused). Nothing is written outside --out.
+(or, with --no-wait, is refused). Nothing is written outside --out, except the prepared
+event store (built before the kernel starts, reused while the data are unchanged) in the
+cache: $CRM_CACHE_DIR, else .cache/ of the checkout (see crm prepare).
 """
 
 

@@ -89,6 +89,7 @@ def build_store(data, dest: str | Path, *, rows_per_part: int = ROWS_PER_PART) -
     coded = coded.mutate(t=epoch_us(coded.ts, "duckdb")).select("user_id", "event", "t", *props)
     tok = uuid.uuid4().hex[:8]
     src, users, names = f"crm_store_src_{tok}", f"crm_store_u_{tok}", f"crm_store_e_{tok}"
+    pairs = f"crm_store_ue_{tok}"
     steps: dict[str, float] = {}
     reader = None
 
@@ -97,17 +98,23 @@ def build_store(data, dest: str | Path, *, rows_per_part: int = ROWS_PER_PART) -
 
     try:
         raw.execute(f"CREATE TEMP VIEW {src} AS {con.compile(coded)}")
+        # one scan of the events for both code tables (a cleaned view may de-duplicate
+        # rows, which every scan repeats): counts per (user, event), then users and names
+        raw.execute(
+            f"CREATE TEMP TABLE {pairs} AS SELECT user_id, event, count(*) AS n FROM {src} "
+            "GROUP BY user_id, event"
+        )
         raw.execute(
             f"""CREATE TEMP TABLE {users} AS
             SELECT user_id, n, (row_number() OVER w - 1)::INTEGER AS code,
                    (sum(n) OVER (w ROWS UNBOUNDED PRECEDING) - n) // {int(rows_per_part)} AS part
-            FROM (SELECT user_id, count(*) AS n FROM {src} GROUP BY user_id)
+            FROM (SELECT user_id, sum(n)::BIGINT AS n FROM {pairs} GROUP BY user_id)
             WINDOW w AS (ORDER BY user_id)"""
         )
         raw.execute(
             f"""CREATE TEMP TABLE {names} AS
             SELECT event, (row_number() OVER (ORDER BY event) - 1)::INTEGER AS code
-            FROM (SELECT DISTINCT event FROM {src})"""
+            FROM (SELECT DISTINCT event FROM {pairs})"""
         )
         step("codes")
         event_names = [
@@ -137,7 +144,7 @@ def build_store(data, dest: str | Path, *, rows_per_part: int = ROWS_PER_PART) -
     finally:
         if reader is not None:  # an open result blocks the connection (a failed build)
             reader.close()
-        for name, kind in ((src, "VIEW"), (users, "TABLE"), (names, "TABLE")):
+        for name, kind in ((src, "VIEW"), (pairs, "TABLE"), (users, "TABLE"), (names, "TABLE")):
             raw.execute(f"DROP {kind} IF EXISTS {name}")
     n_users = sum(int(p[1]) for p in parts)
     manifest = {
