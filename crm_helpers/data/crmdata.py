@@ -5,6 +5,11 @@ A container, filled by :func:`crm_helpers.data.load` (files) or
 analysis. It sits below the checks: :func:`crm_helpers.data.validate.validate` takes a
 :class:`CRMData` and :func:`crm_helpers.data.assemble.finish_load` fills its ``quality``
 and ``tables``.
+
+The events as sorted integer-coded arrays (the embedded kernels' layout, from the prepared
+event store) are ``crm_helpers.store.event_arrays(data, columns=())``, a function of the
+store package rather than a method here: the store sits above this package in the import
+contract (``pyproject.toml``), and the data package never imports it.
 """
 
 from __future__ import annotations
