@@ -7,9 +7,9 @@ atomic write and last-good-report rule as ``crm run`` — so reports can run sid
 reports longest first (by the previous run's ``duration_s``, when there is one), so the
 slowest report does not start last. The prepared event store
 (:mod:`crm_helpers.report.prepared`) is made fresh once, here, before the first kernel, and
-every report gets its record (all reports read one store; none builds it). A report refused before running (bad parameters, a
-malformed params file) is recorded as a failed run; the others go on. The index page is
-rewritten once, at the end.
+every report gets its record (all reports read one store; none builds it). A report refused
+before running (bad parameters, a malformed params file) is recorded as a failed run; the
+others go on. The index page is rewritten once, at the end.
 """
 
 from __future__ import annotations
