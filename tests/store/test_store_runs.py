@@ -151,3 +151,20 @@ def test_run_all_prepares_once_for_reports_in_parallel(tmp_path, data_dir):
     assert runs[0]["store"] == runs[1]["store"] and runs[0]["store"]["status"] == "built"
     assert [k["metrics"]["kernel_store_status"] for k in kernels] == ["fresh", "fresh"]
     assert {k["metrics"]["n_events"] for k in kernels} == {runs[0]["store"]["n_events"]}
+
+
+def test_metrics_carry_the_paths_used_once_provenance_is_set():
+    from crm_helpers.report import metrics
+    from crm_helpers.store.paths import paths_used, record_path
+
+    metrics.reset()
+    record_path("funnel", "kernel")
+    assert "provenance" not in metrics.current()  # no header yet: nothing to attach to
+    metrics.set_provenance({"title": "t"})
+    record_path("journeys", "ibis")
+    assert metrics.current()["provenance"]["paths"] == {
+        "funnel": ["kernel"],
+        "journeys": ["ibis"],
+    }
+    metrics.reset()
+    assert paths_used() == {} and "provenance" not in metrics.current()
