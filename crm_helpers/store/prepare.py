@@ -219,6 +219,8 @@ def event_arrays(data, columns: Sequence[str] = ()) -> EventArrays | None:
     The store is built on first use and rebuilt when stale (:func:`ensure_store`); reading
     holds the store's shared lock, so no rebuild swaps it underneath. None when ``data`` is
     not embedded files on DuckDB (Spark, PostgreSQL, warehouse tables: the Ibis path).
+    ``user``, ``t`` and ``event`` may be read-only views of Arrow memory
+    (:mod:`crm_helpers.store.read`): copy before writing in place.
 
     Parameters
     ----------

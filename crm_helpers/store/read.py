@@ -7,6 +7,10 @@ strings), ``event_names`` the manifest's code table. Property columns convert as
 :func:`~crm_helpers.store.arrays.from_frame` gives them from the pandas frame Ibis returns:
 numbers without missing values stay numeric, strings become object arrays with ``None``
 for missing, integers with missing values become float64 with NaN.
+
+The zero-copy arrays are views of Arrow's memory and **read-only** (``writeable`` False,
+unlike :func:`~crm_helpers.store.arrays.from_frame`'s): a kernel that writes in place copies
+first.
 """
 
 from __future__ import annotations

@@ -232,3 +232,11 @@ def test_manifest_records_counts_codes_and_columns(tmp_path):
     assert m["data_dir"] == str(d.resolve())
     assert m["source"]["events_files"][0]["name"] == "events.parquet"
     assert isinstance(dt.datetime.fromisoformat(m["built_at"].replace("Z", "+00:00")), dt.datetime)
+
+
+def test_core_arrays_of_one_part_are_zero_copy_views(tmp_path):
+    d = _write(tmp_path / "zc", _events(seed=8))
+    a = event_arrays(load(d))
+    for name in ("user", "t", "event"):
+        arr = getattr(a, name)
+        assert not arr.flags.writeable and not arr.flags.owndata, name  # Arrow's buffer

@@ -248,3 +248,18 @@ def test_the_store_env_var_is_used_only_for_its_own_data(data_dir, tmp_path, mon
     other = tmp_path / "other"
     other.mkdir()
     assert store_path(other) == config.store_dir(other)
+
+
+def test_a_directory_of_parts_is_keyed_by_each_part(tmp_path):
+    d = tmp_path / "parts"
+    (d / "events").mkdir(parents=True)
+    df = _frame(n=400, seed=6)
+    df.iloc[:200].to_parquet(d / "events" / "a.parquet", index=False)
+    df.iloc[200:].to_parquet(d / "events" / "b.parquet", index=False)
+    p = ensure_store(load(d))
+    names = [f["name"] for f in p.manifest["source"]["events_files"]]
+    assert names == ["a.parquet", "b.parquet"]
+    assert p.manifest["n_events"] == len(load(d).events.to_pandas())
+    df.iloc[200:350].to_parquet(d / "events" / "b.parquet", index=False)
+    again = ensure_store(load(d))
+    assert again.status == "built" and again.manifest["n_events"] < p.manifest["n_events"]
