@@ -7,7 +7,10 @@ atomic write and last-good-report rule as ``crm run`` — so reports can run sid
 reports longest first (by the previous run's ``duration_s``, when there is one), so the
 slowest report does not start last. The prepared event store
 (:mod:`crm_helpers.report.prepared`) is made fresh once, here, before the first kernel, and
-every report gets its record (all reports read one store; none builds it). A report refused
+every report gets its record (all reports read one store; none builds it). The reports of
+one ``run_all`` share its start as their load time (``$CRM_LOAD_TIME``, unless already set),
+so the validation's "now" (a future-date cutoff excludes rows) is the same in every kernel,
+and so is the store's source key. A report refused
 before running (bad parameters, a malformed params file) is recorded as a failed run; the
 others go on. The index page is rewritten once, at the end.
 """
@@ -24,6 +27,7 @@ from crm_helpers import config
 from crm_helpers.report.run import (
     ParametersError,
     RunResult,
+    _environ,
     _now,
     _run_name_of,
     _write_atomic,
@@ -131,19 +135,23 @@ def run_all(
     runs = discover_runs(notebooks_dir)
     from crm_helpers.report.prepared import prepare_store
 
-    store = prepare_store(data, engine, os.environ.get(config.LOAD_TIME_ENV) or _now())
+    load_time = os.environ.get(config.LOAD_TIME_ENV) or _now()
+    store = prepare_store(data, engine, load_time)
     args = [
         (nb, pf, data_dir, engine, reports_root, allow_shrink, shrink_share, store)
         for nb, pf in runs
     ]
     jobs = default_jobs() if jobs is None else max(1, int(jobs))
-    if jobs == 1 or len(args) <= 1:
-        results = [_run_one(*a) for a in args]
-    else:
-        order = sorted(range(len(args)), key=lambda i: -_previous_seconds(reports_root, *runs[i]))
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = {i: pool.submit(_run_one, *args[i]) for i in order}
-            results = [futures[i].result() for i in range(len(args))]
+    with _environ(**{config.LOAD_TIME_ENV: load_time}):  # workers inherit it at spawn
+        if jobs == 1 or len(args) <= 1:
+            results = [_run_one(*a) for a in args]
+        else:
+            order = sorted(
+                range(len(args)), key=lambda i: -_previous_seconds(reports_root, *runs[i])
+            )
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                futures = {i: pool.submit(_run_one, *args[i]) for i in order}
+                results = [futures[i].result() for i in range(len(args))]
     from crm_helpers.report.index import write_index
 
     write_index(reports_root)

@@ -151,6 +151,8 @@ def test_run_all_prepares_once_for_reports_in_parallel(tmp_path, data_dir):
     assert runs[0]["store"] == runs[1]["store"] and runs[0]["store"]["status"] == "built"
     assert [k["metrics"]["kernel_store_status"] for k in kernels] == ["fresh", "fresh"]
     assert {k["metrics"]["n_events"] for k in kernels} == {runs[0]["store"]["n_events"]}
+    # one load time for the batch: the same validation "now", the same store key
+    assert runs[0]["request"]["load_time"] == runs[1]["request"]["load_time"]
 
 
 def test_metrics_carry_the_paths_used_once_provenance_is_set():
