@@ -85,5 +85,9 @@ def computed_on_text(paths: dict[str, list[str]] | None, store: dict[str, Any] |
         text = "Computed on: Ibis path (no analysis recorded the kernel path)."
     if store and store.get("manifest_sha256"):
         how = "built for this run" if store.get("status") == "built" else "reused"
-        text += f" Event store <code>{html.escape(str(store['manifest_sha256']))}</code> ({how})."
+        if "manifest_sha256_after" in store:
+            sha = store["manifest_sha256_after"] or "removed"
+            how += f"; rebuilt during the run as <code>{html.escape(str(sha))}</code>"
+        sha0 = html.escape(str(store["manifest_sha256"]))
+        text += f" Event store <code>{sha0}</code> ({how})."
     return text

@@ -454,13 +454,14 @@ def _execute(
             from crm_helpers.report.render import render_html
 
             title = str(effective.get("title") or name.replace("_", " ").capitalize())
-            footer = computed_on_text(_paths_of(_read_json(tmp_metrics)), store)
+            footer = computed_on_text(_paths_of(_read_json(tmp_metrics)), _store_after(store))
             html, n_figures = render_html(tmp_ipynb, title=title, computed_on=footer)
         except Exception as exc:  # noqa: BLE001 - any failure of the notebook is reported
             error = _error_text(exc)
         duration = round(time.perf_counter() - t0, 3)
 
         recorded = _read_json(tmp_metrics)
+        store = _store_after(store)
         prov = recorded.get("provenance") or provenance.collect(
             effective, None, effective.get("title")
         )
@@ -520,6 +521,20 @@ def _execute(
             tmp.unlink(missing_ok=True)
     _write_atomic(run_path, json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
     return result
+
+
+def _store_after(store: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The store record, with ``manifest_sha256_after`` when the store changed during the
+    run (a kernel rebuilt it: its validation's key differed from the parent's)."""
+    if not store or not store.get("dir") or not store.get("manifest_sha256"):
+        return store
+    from crm_helpers.store.manifest import manifest_sha256
+
+    try:
+        after = manifest_sha256(store["dir"])
+    except OSError:
+        after = None
+    return store if after == store["manifest_sha256"] else {**store, "manifest_sha256_after": after}
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -170,3 +170,19 @@ def test_metrics_carry_the_paths_used_once_provenance_is_set():
     }
     metrics.reset()
     assert paths_used() == {} and "provenance" not in metrics.current()
+
+
+def test_a_store_changed_during_the_run_is_said(tmp_path, data_dir):
+    from crm_helpers.data import load
+    from crm_helpers.report.run import _store_after
+    from crm_helpers.store import ensure_store
+
+    p = ensure_store(load(data_dir))
+    rec = p.record()
+    assert _store_after(rec) == rec
+    manifest = p.path / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"format_version"', '"format_version" '))
+    after = _store_after(rec)
+    assert after["manifest_sha256_after"] not in (None, rec["manifest_sha256"])
+    assert "rebuilt during the run as <code>" in computed_on_text({}, after)
+    assert _store_after(None) is None and _store_after({"status": "failed"}) == {"status": "failed"}
