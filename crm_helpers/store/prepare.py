@@ -31,7 +31,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from crm_helpers.store.manifest import (
     source_hash,
     source_key,
 )
-from crm_helpers.store.read import load_arrays
+from crm_helpers.store.read import load_arrays, load_columns
 
 __all__ = [
     "STORE_ENV",
@@ -213,6 +213,26 @@ def ensure_store(data, path: str | Path | None = None) -> Prepared:
         return Prepared(path, manifest, "built", reason, manifest_sha256(path))
 
 
+#: The arrays last read in this process: ``(store dir, manifest hash)`` -> EventArrays with
+#: every column read so far. One entry: a kernel reads one data set.
+_LAST: dict[tuple[str, str], EventArrays] = {}
+
+
+def _cached(prepared: Prepared, columns: list[str]) -> EventArrays:
+    """The arrays of ``prepared`` with ``columns``, read once per store version per process
+    (missing columns are read alone and added)."""
+    key = (str(prepared.path), prepared.manifest_sha256)
+    have = _LAST.get(key)
+    if have is None:
+        _LAST.clear()
+        have = _LAST[key] = load_arrays(prepared.path, columns)
+    missing = [c for c in columns if c not in have.columns]
+    if missing:
+        extra = load_columns(prepared.path, missing)
+        have = _LAST[key] = replace(have, columns={**have.columns, **extra})
+    return replace(have, columns={c: have.columns[c] for c in columns})
+
+
 def event_arrays(data, columns: Sequence[str] = ()) -> EventArrays | None:
     """The events of ``data`` as :class:`EventArrays` from its prepared store, or None.
 
@@ -220,7 +240,9 @@ def event_arrays(data, columns: Sequence[str] = ()) -> EventArrays | None:
     holds the store's shared lock, so no rebuild swaps it underneath. None when ``data`` is
     not embedded files on DuckDB (Spark, PostgreSQL, warehouse tables: the Ibis path).
     ``user``, ``t`` and ``event`` may be read-only views of Arrow memory
-    (:mod:`crm_helpers.store.read`): copy before writing in place.
+    (:mod:`crm_helpers.store.read`): copy before writing in place. The arrays are read once
+    per store version in a process and shared by later calls (the columns asked for are
+    added as needed): treat every array as read-only.
 
     Parameters
     ----------
@@ -236,7 +258,7 @@ def event_arrays(data, columns: Sequence[str] = ()) -> EventArrays | None:
         with _lock(prepared.path, exclusive=False):
             try:
                 if manifest_sha256(prepared.path) == prepared.manifest_sha256:
-                    return load_arrays(prepared.path, columns)
+                    return _cached(prepared, list(dict.fromkeys(columns)))
             except (OSError, StoreInvalid):
                 pass
     raise RuntimeError(f"the event store {prepared.path} kept changing while being read")

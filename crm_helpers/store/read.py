@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from crm_helpers.store.arrays import EventArrays
 from crm_helpers.store.manifest import read_manifest
 
-__all__ = ["load_arrays"]
+__all__ = ["load_arrays", "load_columns"]
 
 
 def _numpy(col: pa.ChunkedArray) -> np.ndarray:
@@ -70,11 +70,7 @@ def load_arrays(store: str | Path, columns: Sequence[str] = ()) -> EventArrays:
         raise KeyError(
             f"the event store has no column(s) {unknown}; it has {list(manifest['columns'])}"
         )
-    tables = [
-        pq.read_table(store / f["path"], columns=["user", "t", "event", *columns])
-        for f in manifest["files"]
-    ]
-    tbl = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    tbl = _read(store, manifest, ["user", "t", "event", *columns])
     users = pq.read_table(store / manifest["users_file"]["path"])
     counts = _numpy(users.column("n")).astype(np.int64, copy=False)
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
@@ -90,3 +86,25 @@ def load_arrays(store: str | Path, columns: Sequence[str] = ()) -> EventArrays:
         event_names=tuple(manifest["event_names"]),
         columns={c: _property(tbl.column(c)) for c in columns},
     )
+
+
+def _read(store: Path, manifest: dict, names: list[str]) -> pa.Table:
+    tables = [pq.read_table(store / f["path"], columns=names) for f in manifest["files"]]
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+def load_columns(store: str | Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """Only the property ``columns`` of the store, in its row order (as :func:`load_arrays`
+    gives them); ``KeyError`` for one the store lacks."""
+    store = Path(store)
+    manifest = read_manifest(store)
+    columns = list(dict.fromkeys(columns))
+    unknown = [c for c in columns if c not in manifest["columns"]]
+    if unknown:
+        raise KeyError(
+            f"the event store has no column(s) {unknown}; it has {list(manifest['columns'])}"
+        )
+    if not columns:
+        return {}
+    tbl = _read(store, manifest, columns)
+    return {c: _property(tbl.column(c)) for c in columns}

@@ -240,3 +240,17 @@ def test_core_arrays_of_one_part_are_zero_copy_views(tmp_path):
     for name in ("user", "t", "event"):
         arr = getattr(a, name)
         assert not arr.flags.writeable and not arr.flags.owndata, name  # Arrow's buffer
+
+
+def test_arrays_are_read_once_per_store_version_and_columns_added(tmp_path):
+    d = _write(tmp_path / "cache_me", _events(seed=12))
+    data = load(d)
+    a = event_arrays(data, ["page"])
+    b = event_arrays(data, ["amount", "page"])
+    assert b.t is a.t and b.columns["page"] is a.columns["page"]  # not read again
+    assert list(b.columns) == ["amount", "page"]
+    assert list(event_arrays(data).columns) == []
+    assert_same(b, reference(data, ["amount", "page"]))
+    _write(d, _events(n=300, seed=13))  # new data: a new store, read afresh
+    c = event_arrays(load(d), ["page"])
+    assert c.t is not a.t and c.n_events == reference(load(d)).n_events
