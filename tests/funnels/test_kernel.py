@@ -1,0 +1,146 @@
+"""The sorted-array funnel kernel (crm_helpers.funnels.kernel) equals the Ibis path and the
+brute-force reference EXACTLY.
+
+Random small logs and specs (the strategies of test_properties.py: ties, same-time steps,
+windows of 0..10 s so chains end exactly at W, per-step gaps, exclusions, attempts, property
+filters, entry ranges): every per-unit column and its dtype; ``funnel_table(..., arrays=)``
+equals the Ibis path's table; the hand-checked cases of conftest.py; coverage and fallback.
+The synthetic world: tests/funnels/test_kernel_world.py.
+"""
+
+from __future__ import annotations
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from crm_helpers.funnels import Exclusion, FunnelSpec, Step, funnel_table, kernel, user_funnel
+from crm_helpers.funnels.reference import reference_user_funnel
+from crm_helpers.store import from_frame
+from crm_helpers.store.paths import paths_used, reset_paths
+from tests.funnels.test_properties import rows_st, spec_st
+
+SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@SETTINGS
+@given(rows=rows_st, spec=spec_st())
+def test_kernel_equals_reference_and_engine(rows, spec, fx):
+    df = fx.events_df(rows, props=("cat",))
+    got = kernel.user_funnel_frame(from_frame(df, ["cat"]), spec)
+    fx.assert_same_users(got, reference_user_funnel(df, spec))
+    engine = user_funnel(ibis.memtable(df), spec, check_events=False).to_pandas()
+    fx.assert_same_users(got, engine)
+    assert got.dtypes.to_dict() == engine.dtypes.to_dict()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(rows=rows_st, spec=spec_st())
+def test_kernel_table_equals_engine_table(rows, spec, fx):
+    df = fx.events_df(rows, props=("cat",))
+    t = ibis.memtable(df)
+    reset_paths()
+    got = funnel_table(t, spec, arrays=from_frame(df, ["cat"]), check_events=False)
+    assert paths_used() == {"funnel": ["kernel"]}
+    want = funnel_table(t, spec, check_events=False)
+    assert paths_used() == {"funnel": ["ibis", "kernel"]}
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, atol=0)
+
+
+def test_hand_cases_kernel(hand_case, fx):
+    df, spec, reached, values = hand_case
+    props = [c for c in df.columns if c not in ("user_id", "event", "ts")]
+    out = kernel.user_funnel_frame(from_frame(df, props), spec)
+    fx.check_hand_case(out, spec, reached, values)
+    fx.assert_same_users(out, reference_user_funnel(df, spec))
+
+
+# --- tiny inline cases with obvious answers ---------------------------------------------------
+
+
+def test_window_exactly_w_and_ties(fx):
+    # 1: b exactly W after a (inside); 2: one second late; 3: a and b tie
+    # (one moment: no step 2), then b 5 s later; 4: a, b, c all at one instant
+    df = fx.events_df(
+        [(1, "a", 0), (1, "b", 10), (2, "a", 0), (2, "b", 11)]
+        + [(3, "a", 0), (3, "b", 0), (3, "b", 5), (4, "a", 7), (4, "b", 7), (4, "c", 7)]
+    )
+    spec = FunnelSpec(["a", "b", "c"], conversion_window_days=10 / 86_400)
+    out = kernel.user_funnel_frame(from_frame(df), spec).set_index("user_id")
+    assert out["steps_reached"].to_dict() == {1: 2, 2: 1, 3: 2, 4: 1}
+    assert out.loc[3, "step_2_from_prev_s"] == 5.0
+    assert out.loc[1, "step_2_from_start_s"] == 10.0
+
+
+def test_attempts_and_exclusion(fx):
+    # attempts: a(0) b(3) | a(5) b(6) c(7): two attempts, 2 and 3 steps
+    # exclusion x between steps 1 and 2: user 2's x at 1 breaks a(0)->b(2), a(3)->b(4) holds
+    df = fx.events_df(
+        [(1, "a", 0), (1, "b", 3), (1, "a", 5), (1, "b", 6), (1, "c", 7)]
+        + [(2, "a", 0), (2, "x", 1), (2, "b", 2), (2, "a", 3), (2, "b", 4)]
+    )
+    att = kernel.user_funnel_frame(from_frame(df), FunnelSpec(["a", "b", "c"], count="attempts"))
+    u1 = att[att.user_id == 1]
+    assert u1["attempt"].tolist() == [1, 2]
+    assert u1["steps_reached"].tolist() == [2, 3]
+    spec = FunnelSpec(["a", "b"], exclusions=[Exclusion("x", from_step=1, to_step=2)])
+    ex = kernel.user_funnel_frame(from_frame(df), spec).set_index("user_id")
+    assert ex.loc[2, "steps_reached"] == 2
+    assert ex.loc[2, "entry_at"] == fx.T0 + pd.Timedelta(seconds=3)
+    assert ex.loc[2, "step_2_from_prev_s"] == 1.0
+
+
+def test_min_gap_and_date_range(fx):
+    df = fx.events_df([(1, "a", 0), (1, "a", 4), (1, "b", 5), (2, "a", 20), (2, "b", 30)])
+    spec = FunnelSpec(["a", Step("b", min_seconds_from_previous=3)])
+    out = kernel.user_funnel_frame(from_frame(df), spec).set_index("user_id")
+    # a(4)->b(5) is too quick; a(0)->b(5) takes 5 s
+    assert out.loc[1, "step_2_from_prev_s"] == 5.0
+    ranged = FunnelSpec(["a", "b"], start=fx.T0 + pd.Timedelta(seconds=10))
+    out = kernel.user_funnel_frame(from_frame(df), ranged)
+    assert out["user_id"].tolist() == [2]
+
+
+# --- coverage and fallback --------------------------------------------------------------------
+
+
+def test_uncovered_specs_take_the_ibis_path(fx):
+    df = fx.events_df([(1, "a", 0, "p"), (1, "b", 1, "p"), (2, "a", 0, "q")], props=("cat",))
+    spec = FunnelSpec(["a", Step("b", where={"cat": "p"})])
+    bare = from_frame(df)  # no property columns: the filter cannot run on the arrays
+    assert kernel.uncovered(spec, bare) is not None
+    assert kernel.uncovered(spec, from_frame(df, ["cat"])) is None
+    assert kernel.uncovered(FunnelSpec(["a"]), bare, extra_partition="cat") == "extra_partition"
+    assert kernel.needed_columns(spec) == ("cat",)
+    reset_paths()
+    tab = funnel_table(ibis.memtable(df), spec, arrays=bare)
+    assert paths_used() == {"funnel": ["ibis"]}
+    assert tab["users"].tolist() == [2, 1]
+    with pytest.raises(ValueError, match="does not cover"):
+        kernel.compute(bare, spec)
+
+
+def test_unknown_event_still_raises_on_the_kernel_path(fx):
+    df = fx.events_df([(1, "a", 0), (1, "b", 1)])
+    with pytest.raises(ValueError, match="zzz"):
+        funnel_table(ibis.memtable(df), FunnelSpec(["a", "zzz"]), arrays=from_frame(df))
+
+
+def test_empty_and_no_entries(fx):
+    df = fx.events_df([(1, "b", 0), (2, "c", 3)])
+    out = kernel.user_funnel_frame(from_frame(df), FunnelSpec(["a", "b"]))
+    assert len(out) == 0
+    engine = user_funnel(ibis.memtable(df), FunnelSpec(["a", "b"]), check_events=False)
+    assert out.dtypes.to_dict() == engine.to_pandas().dtypes.to_dict()
+    kf = kernel.compute(from_frame(df), FunnelSpec(["b", "c"], mode="any_order"))
+    assert np.asarray(kf.steps_reached).tolist() == [1, 1]
