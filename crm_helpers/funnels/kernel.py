@@ -285,7 +285,12 @@ def _chains_ordered_strict(m: _Moments, spec: Any) -> tuple[list, np.ndarray | N
         else:
             Q = np.flatnonzero(m.step[k - 1])
             if shift == 1:
-                pos = np.searchsorted(P, Q) - 1  # moments of one user have distinct times
+                # the latest c_{k-1} moment before q (moments of one user have distinct
+                # times): a forward fill of positions in P, read just before q
+                mark = np.full(m.t.shape[0], -1, dtype=np.int64)
+                mark[P] = np.arange(P.shape[0])
+                np.maximum.accumulate(mark, out=mark)
+                pos = np.where(Q > 0, mark[Q - 1], -1)
             else:
                 pos = _latest_leq(m.user[P], m.t[P], m.user[Q], m.t[Q] - shift)
             ok = pos >= 0
@@ -316,12 +321,15 @@ def _per_unit(m: _Moments, spec: Any, chains: list, att: np.ndarray | None) -> K
     """First ``c_k`` moment per unit -> :class:`KernelFunnel`."""
     n = spec.n_steps
     P1 = chains[0][0]
-    key = att if att is not None else m.user.astype(np.int64)
+    key = att if att is not None else m.user
     k1 = key[P1]
     first1 = np.ones(P1.shape[0], dtype=bool)
     first1[1:] = k1[1:] != k1[:-1]
     units = k1[first1]
     nu = units.shape[0]
+    # unit key -> unit position (keys are user codes or moment indices: a small lookup)
+    slot = np.full(int(units[-1]) + 1 if nu else 0, -1, dtype=np.int64)
+    slot[units] = np.arange(nu)
     r = np.full((n, nu), NULL, dtype=np.int64)
     e = np.full((n, nu), NULL, dtype=np.int64)
     p = np.full((n, nu), NULL, dtype=np.int64)
@@ -329,7 +337,7 @@ def _per_unit(m: _Moments, spec: Any, chains: list, att: np.ndarray | None) -> K
         kk = key[P]
         first = np.ones(P.shape[0], dtype=bool)
         first[1:] = kk[1:] != kk[:-1]
-        at = np.searchsorted(units, kk[first])
+        at = slot[kk[first]]
         r[k, at] = m.t[P[first]]
         e[k, at] = S[first]
         p[k, at] = PV[first]
