@@ -197,13 +197,14 @@ def _worker_kernel(out: dict, data_dir: Path, repeat: int) -> dict:
     alone, the numpy floor on the same arrays and the preparation as extra rows."""
     import crm_helpers
     from crm_helpers.funnels import FunnelSpec, funnel_table, kernel
-    from crm_helpers.store.paths import paths_used
+    from crm_helpers.store.paths import paths_used, reset_paths
 
     t0 = time.perf_counter()
     arrays = prepare_arrays(data_dir)
     prep = time.perf_counter() - t0
     loaded = crm_helpers.load(data_dir, validate=False)
     spec = FunnelSpec(list(F.STEPS), mode="ordered", conversion_window_days=F.WINDOW_DAYS)
+    reset_paths()
     for _ in range(repeat):
         c0 = time.process_time()
         dt, table = F.timed(lambda: funnel_table(loaded.events, spec, arrays=arrays))
