@@ -144,3 +144,26 @@ def test_empty_and_no_entries(fx):
     assert out.dtypes.to_dict() == engine.to_pandas().dtypes.to_dict()
     kf = kernel.compute(from_frame(df), FunnelSpec(["b", "c"], mode="any_order"))
     assert np.asarray(kf.steps_reached).tolist() == [1, 1]
+
+
+def test_prepared_arrays_follows_the_store(fx, monkeypatch):
+    from crm_helpers import store
+    from crm_helpers.funnels import analysis
+
+    df = fx.events_df([(1, "a", 0, "p"), (1, "b", 1, "p"), (2, "a", 0, "q")], props=("cat",))
+    spec = FunnelSpec(["a", Step("b", where={"cat": "p"})])
+    monkeypatch.delattr(store, "event_arrays", raising=False)
+    assert analysis.prepared_arrays(df, spec) is None  # no store yet: the Ibis path
+    seen = {}
+
+    def event_arrays(data, columns=()):
+        seen["columns"] = tuple(columns)
+        return from_frame(data, columns)
+
+    monkeypatch.setattr(store, "event_arrays", event_arrays, raising=False)
+    arrays = analysis.prepared_arrays(df, spec)
+    assert seen["columns"] == ("cat",)
+    reset_paths()
+    tab = funnel_table(ibis.memtable(df), spec, arrays=arrays)
+    assert paths_used() == {"funnel": ["kernel"]}
+    assert tab["users"].tolist() == [2, 1]
