@@ -180,11 +180,28 @@ def _moments(arrays: Any, spec: Any) -> _Moments:
         new[1:] |= t[1:] != t[:-1]
         if not new.all():
             starts = np.flatnonzero(new)
-            uniq = {id(f): np.logical_or.reduceat(f, starts) for f in (*step_f, *excl_f)}
+            uniq = _or_per_moment([*step_f, *excl_f], starts)
             return _Moments(
                 u[starts], t[starts], [uniq[id(f)] for f in step_f], [uniq[id(f)] for f in excl_f]
             )
     return _Moments(u, t, step_f, excl_f)
+
+
+def _or_per_moment(flags: list[np.ndarray], starts: np.ndarray) -> dict[int, np.ndarray]:
+    """``id(flag)`` -> the flag OR-ed over each moment (rows ``starts[i]:starts[i + 1]``):
+    the distinct flags packed as bits of one integer per row, one ``bitwise_or.reduceat``."""
+    distinct = list({id(f): f for f in flags}.values())
+    out: dict[int, np.ndarray] = {}
+    for lo in range(0, len(distinct), 64):
+        chunk = distinct[lo : lo + 64]
+        dtype = np.uint8 if len(chunk) <= 8 else np.uint64
+        bits = np.zeros(chunk[0].shape[0], dtype=dtype)
+        for b, f in enumerate(chunk):
+            bits |= f.view(np.uint8).astype(dtype, copy=False) << dtype(b)
+        per = np.bitwise_or.reduceat(bits, starts)
+        for b, f in enumerate(chunk):
+            out[id(f)] = (per & dtype(1 << b)) != 0
+    return out
 
 
 def _in_range(t: np.ndarray, spec: Any) -> np.ndarray:

@@ -167,3 +167,18 @@ def test_prepared_arrays_follows_the_store(fx, monkeypatch):
     tab = funnel_table(ibis.memtable(df), spec, arrays=arrays)
     assert paths_used() == {"funnel": ["kernel"]}
     assert tab["users"].tolist() == [2, 1]
+
+
+def test_many_distinct_steps_with_ties(fx):
+    # ten distinct step events (moment flags packed in 64-bit words): user 1 does them one a
+    # second (9 s from entry to step 10: exactly W), user 2 likewise but 10 s, user 3 in
+    # pairs at one instant (a with b at 0, c with d at 1, ...: b shares a's moment)
+    names = "abcdefghij"
+    rows = [(1, e, k) for k, e in enumerate(names)]
+    rows += [(2, e, k + (k == 9)) for k, e in enumerate(names)]
+    rows += [(3, e, k // 2) for k, e in enumerate(names)]
+    df = fx.events_df(rows)
+    spec = FunnelSpec(list(names), conversion_window_days=9 / 86_400)
+    got = kernel.user_funnel_frame(from_frame(df), spec)
+    assert got.set_index("user_id")["steps_reached"].to_dict() == {1: 10, 2: 9, 3: 1}
+    fx.assert_same_users(got, reference_user_funnel(df, spec))
