@@ -5,7 +5,9 @@ the per-step aggregate (one row) comes back as pandas. *ordered* funnels without
 (the common case) use *pruned windows* (one small window or ASOF join per step, each step
 reading its own rows with its own filter pushed into the scan, see below); *strict*,
 *any_order* and exclusions group one scan of the funnel's events into *moments* first and
-run their windows over all of them.
+run their windows over all of them. Given prepared arrays (``funnel_table(..., arrays=)``,
+:class:`crm_helpers.store.EventArrays`), :mod:`crm_helpers.funnels.kernel` computes the same
+table in numpy on the sorted arrays instead; the path taken is recorded for the report.
 
 Semantics
 ---------

@@ -14,6 +14,10 @@ Every :class:`~crm_helpers.funnels.core.FunnelSpec` is covered, with two excepti
 take the Ibis path (:func:`uncovered` names the reason): a ``where`` filter (of a step or
 an exclusion) on a property column the arrays do not carry, and ``extra_partition``
 (per ``(user, value)`` funnels; :func:`user_funnel_frame` has no such parameter).
+:func:`crm_helpers.funnels.core.funnel_table` takes the arrays (``arrays=``);
+:func:`~crm_helpers.funnels.core.user_funnel` stays on the Ibis path (it returns a lazy
+table that the analyses join to users in the engine): :func:`user_funnel_frame` is its
+pandas result computed here, for callers that want the per-unit rows in memory.
 
 Algorithm
 ---------
