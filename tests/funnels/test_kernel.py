@@ -3,8 +3,9 @@ brute-force reference EXACTLY.
 
 Random small logs and specs (the strategies of test_properties.py: ties, same-time steps,
 windows of 0..10 s so chains end exactly at W, per-step gaps, exclusions, attempts, property
-filters, entry ranges): every per-unit column and its dtype; ``funnel_table(..., arrays=)``
-equals the Ibis path's table; the hand-checked cases of conftest.py; coverage and fallback.
+filters, entry ranges): every per-unit column equals the brute force (300 logs) and the Ibis
+path, with its dtypes (40 logs), and ``funnel_table(..., arrays=)`` the Ibis path's table;
+the hand-checked cases of conftest.py; tiny inline cases; coverage and fallback.
 The synthetic world: tests/funnels/test_kernel_world.py.
 """
 
@@ -22,39 +23,39 @@ from crm_helpers.store import from_frame
 from crm_helpers.store.paths import paths_used, reset_paths
 from tests.funnels.test_properties import rows_st, spec_st
 
-SETTINGS = settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+
+def _settings(n: int):
+    return settings(
+        max_examples=n,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
 
 
-@SETTINGS
+@_settings(300)
 @given(rows=rows_st, spec=spec_st())
-def test_kernel_equals_reference_and_engine(rows, spec, fx):
+def test_kernel_equals_reference(rows, spec, fx):
     df = fx.events_df(rows, props=("cat",))
     got = kernel.user_funnel_frame(from_frame(df, ["cat"]), spec)
     fx.assert_same_users(got, reference_user_funnel(df, spec))
-    engine = user_funnel(ibis.memtable(df), spec, check_events=False).to_pandas()
+
+
+@_settings(40)
+@given(rows=rows_st, spec=spec_st())
+def test_kernel_equals_engine(rows, spec, fx):
+    df = fx.events_df(rows, props=("cat",))
+    arrays = from_frame(df, ["cat"])
+    t = ibis.memtable(df)
+    got = kernel.user_funnel_frame(arrays, spec)
+    engine = user_funnel(t, spec, check_events=False).to_pandas()
     fx.assert_same_users(got, engine)
     assert got.dtypes.to_dict() == engine.dtypes.to_dict()
-
-
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(rows=rows_st, spec=spec_st())
-def test_kernel_table_equals_engine_table(rows, spec, fx):
-    df = fx.events_df(rows, props=("cat",))
-    t = ibis.memtable(df)
     reset_paths()
-    got = funnel_table(t, spec, arrays=from_frame(df, ["cat"]), check_events=False)
+    tab = funnel_table(t, spec, arrays=arrays, check_events=False)
     assert paths_used() == {"funnel": ["kernel"]}
     want = funnel_table(t, spec, check_events=False)
     assert paths_used() == {"funnel": ["ibis", "kernel"]}
-    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, atol=0)
+    pd.testing.assert_frame_equal(tab, want, check_exact=False, rtol=1e-12, atol=0)
 
 
 def test_hand_cases_kernel(hand_case, fx):
