@@ -107,19 +107,13 @@ def uncovered(spec: Any, arrays: Any, *, extra_partition: str | None = None) -> 
 def _where_ok(col: np.ndarray, where: Mapping[str, object] | None, name: str) -> np.ndarray:
     """``crm_helpers.events.match`` for one column on its rows (nulls never match a value)."""
     val = where[name]
-    s = pd.Series(col, dtype=object if col.dtype == object else col.dtype)
+    s = pd.Series(col)
     missing = s.isna().to_numpy()
     if isinstance(val, tuple):
-        return s.isin(list(val)).to_numpy() & ~missing
+        return s.isin(list(val)).to_numpy(dtype=bool) & ~missing
     if val is None:
         return missing
-    with np.errstate(invalid="ignore"):
-        eq = np.asarray(col == val, dtype=bool) if col.dtype != object else _obj_eq(col, val)
-    return eq & ~missing
-
-
-def _obj_eq(col: np.ndarray, val: object) -> np.ndarray:
-    return np.fromiter((v == val for v in col), dtype=bool, count=col.shape[0])
+    return s.eq(val).to_numpy(dtype=bool) & ~missing
 
 
 def _matcher_rows(arrays: Any, idx: np.ndarray | None, ev: np.ndarray, matcher: Any) -> np.ndarray:

@@ -183,3 +183,25 @@ def test_many_distinct_steps_with_ties(fx):
     got = kernel.user_funnel_frame(from_frame(df), spec)
     assert got.set_index("user_id")["steps_reached"].to_dict() == {1: 10, 2: 9, 3: 1}
     fx.assert_same_users(got, reference_user_funnel(df, spec))
+
+
+def test_where_on_numeric_and_missing_properties(fx):
+    # an integer property (with a missing value) filtered by equality, membership and None
+    df = fx.events_df(
+        [(1, "a", 0, 1), (1, "b", 1, 2), (2, "a", 0, 1), (2, "b", 1, None), (3, "a", 0, 3)]
+        + [(3, "b", 2, 5)],
+        props=("n",),
+    )
+    df["n"] = df["n"].astype("Int64")
+    arrays = from_frame(df, ["n"])
+    for where, reached in (
+        ({"n": 2}, {1: 2, 2: 1, 3: 1}),
+        ({"n": [2, 5]}, {1: 2, 2: 1, 3: 2}),
+        ({"n": None}, {1: 1, 2: 2, 3: 1}),
+    ):
+        spec = FunnelSpec(["a", Step("b", where=where)])
+        got = kernel.user_funnel_frame(arrays, spec)
+        assert got.set_index("user_id")["steps_reached"].to_dict() == reached, where
+        engine = user_funnel(ibis.memtable(df), spec, check_events=False).to_pandas()
+        fx.assert_same_users(got, engine)
+        fx.assert_same_users(got, reference_user_funnel(df, spec))
