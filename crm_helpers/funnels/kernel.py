@@ -21,10 +21,10 @@ pandas result computed here, for callers that want the per-unit rows in memory.
 
 Algorithm
 ---------
-*Rows.* The rows a funnel can use (``t`` in ``[start, end + W]``; the step and exclusion
-events unless *strict*, which needs the full stream) are gathered once; each distinct step
-matcher and each exclusion gets a boolean per row (event code, then ``where`` on those rows
-only). *Moments*: rows of one ``(user, t)`` are adjacent (the sort), so moment boundaries
+*Rows.* The rows a funnel can use (``t`` in ``[start, end + W]``; unless *strict*, which
+needs the full stream, the rows matching a step or an exclusion) are gathered once; each
+distinct step matcher and each exclusion gets a boolean per row (event code, then ``where``
+on those rows only). *Moments*: rows of one ``(user, t)`` are adjacent (the sort), so moment boundaries
 are where ``user`` or ``t`` changes and a moment's flags are the OR over its rows
 (``np.logical_or.reduceat``).
 
@@ -170,6 +170,17 @@ def _moments(arrays: Any, spec: Any) -> _Moments:
             flags[key] = _matcher_rows(arrays, idx, ev, s)
         step_f.append(flags[key])
     excl_f = [_matcher_rows(arrays, idx, ev, x) for x in spec.exclusions]
+    if spec.mode != "strict" and any(x.where for x in [*steps, *spec.exclusions]):
+        # rows of a funnel event that match no step or exclusion (their filters fail) are
+        # not moments (any_order starts windows at moments)
+        keep = np.zeros(t.shape[0], dtype=bool)
+        for f in {id(f): f for f in (*step_f, *excl_f)}.values():
+            keep |= f
+        if not keep.all():
+            u, t = u[keep], t[keep]
+            sub = {id(f): f[keep] for f in (*step_f, *excl_f)}
+            step_f = [sub[id(f)] for f in step_f]
+            excl_f = [sub[id(f)] for f in excl_f]
     n = t.shape[0]
     if n > 1:
         new = np.empty(n, dtype=bool)

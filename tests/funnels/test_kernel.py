@@ -205,3 +205,19 @@ def test_where_on_numeric_and_missing_properties(fx):
         engine = user_funnel(ibis.memtable(df), spec, check_events=False).to_pandas()
         fx.assert_same_users(got, engine)
         fx.assert_same_users(got, reference_user_funnel(df, spec))
+
+
+def test_any_order_windows_start_only_at_matching_rows(fx):
+    # found by hypothesis: c at 1 s fails its filter, so it is no moment and no window
+    # starts there; the only step moments (a at 0 and 2) lie outside the entry range [1, 2)
+    df = fx.events_df([(1, "a", 0, None), (1, "a", 2, None), (1, "c", 1, None)], props=("cat",))
+    spec = FunnelSpec(
+        ["a", Step("b", where={"cat": "p"}), Step("c", where={"cat": "p"})],
+        mode="any_order",
+        conversion_window_days=10 / 86_400,
+        start=fx.T0 + pd.Timedelta(seconds=1),
+        end=fx.T0 + pd.Timedelta(seconds=2),
+    )
+    got = kernel.user_funnel_frame(from_frame(df, ["cat"]), spec)
+    assert len(got) == 0
+    fx.assert_same_users(got, reference_user_funnel(df, spec))
