@@ -9,7 +9,9 @@ Usage::
 (``funnel_table(..., arrays=)``, the sorted-array kernel of ``crm_helpers.funnels.kernel``,
 issue #25) and, in the same subprocess, with the numpy floor on the same arrays
 (:func:`floor_kernel`); the arrays are built in memory from the Parquet file
-(:func:`prepare_arrays`, reported apart: it stands in for the prepared store).
+(:func:`prepare_arrays`, reported apart: it stands in for the prepared store). On a machine
+shared with other work, run it at 1M and 10M events only (``--events 1M --users 100k``,
+``--events 10M --users 1M``) and read the CPU-time ratio beside the wall-time one.
 
 Each implementation (see ``funnel_impls.py``) runs in its own subprocess, ``--repeat``
 times; the best wall time is reported with the subprocess's peak memory: the larger of its
@@ -425,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--impls",
-        default="helper,duckdb_sql,duckdb_sql_windows,polars,pandas,numpy",
+        default="helper,helper_kernel,duckdb_sql,duckdb_sql_windows,polars,pandas,numpy",
         help="comma-separated implementations",
     )
     p.add_argument("--timeout", type=float, default=1800, help="seconds per implementation")
