@@ -5,6 +5,14 @@ Usage::
     python benchmarks/bench_funnel.py [--events 10M,50M] [--users 1M] [--repeat 2]
                                       [--spark] [--quick] [--data-dir /tmp/crm_bench]
 
+``--impls helper,helper_kernel`` compares the Ibis helper with the helper on prepared arrays
+(``funnel_table(..., arrays=)``, the sorted-array kernel of ``crm_helpers.funnels.kernel``,
+issue #25) and, in the same subprocess, with the numpy floor on the same arrays
+(:func:`floor_kernel`); the arrays are built in memory from the Parquet file
+(:func:`prepare_arrays`, reported apart: it stands in for the prepared store). On a machine
+shared with other work, run it at 1M and 10M events only (``--events 1M --users 100k``,
+``--events 10M --users 1M``) and read the CPU-time ratio beside the wall-time one.
+
 Each implementation (see ``funnel_impls.py``) runs in its own subprocess, ``--repeat``
 times; the best wall time is reported with the subprocess's peak memory: the larger of its
 own ``VmHWM`` (Linux: the resident high-water mark of its address space, which starts afresh
@@ -41,6 +49,10 @@ LABELS = {
     "numpy": "numpy end to end (read, sort, kernel)",
     "numpy_kernel": "↳ numpy kernel only (arrays in memory)",
     "numpy_sorted": "↳ numpy kernel on events sorted by (user, ts): the floor",
+    "helper_kernel": "helper `funnel_table(arrays=)` (sorted-array kernel, arrays in memory)",
+    "kernel_compute": "↳ kernel only (`kernel.compute`, arrays in memory)",
+    "arrays_floor": "↳ numpy floor on the same arrays (minimal 4-step ordered kernel)",
+    "arrays_prepare": "↳ preparing the arrays (read, code, sort; stands in for the store)",
     "spark_helper": "helper on Spark local (query)",
     "spark_session": "↳ Spark session start",
 }
@@ -76,6 +88,8 @@ def worker(impl: str, data_dir: Path, repeat: int) -> dict:
             dt, counts = F.timed(lambda: F.funnel_helper(data_dir, engine=con))
             out["times"].append(dt)
             out["cpu"].append(time.process_time() - c0)
+    elif impl == "helper_kernel":
+        return _worker_kernel(out, data_dir, repeat)
     else:
         fn = F.IMPLEMENTATIONS[impl]
         for _ in range(repeat):
@@ -98,6 +112,119 @@ def worker(impl: str, data_dir: Path, repeat: int) -> dict:
             assert c == counts
             search.append(dt)
         out["extra"] = {"numpy_kernel": kernel, "numpy_sorted": search}
+    out["self_hwm_bytes"] = vm_hwm_bytes()
+    return out
+
+
+def prepare_arrays(data_dir: Path):
+    """:class:`crm_helpers.store.EventArrays` of the benchmark's events, built in numpy from
+    the Parquet file (what the prepared store will hold; the store itself is not used)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from crm_helpers.store import EventArrays
+
+    t = pq.read_table(
+        F.events_path(data_dir), columns=["user_id", "event", "ts"], read_dictionary=["event"]
+    )
+    ev = t.column("event").combine_chunks()
+    names = ev.dictionary.to_pylist()
+    rank = np.empty(len(names), dtype=np.int32)
+    rank[np.argsort(np.array(names, dtype=object))] = np.arange(len(names), dtype=np.int32)
+    code = rank[ev.indices.to_numpy(zero_copy_only=False)]
+    uids, ucode = np.unique(t.column("user_id").to_numpy(), return_inverse=True)
+    ts = t.column("ts").cast(pa.timestamp("us")).combine_chunks().view(pa.int64()).to_numpy()
+    order = np.lexsort((code, ts, ucode))
+    user = ucode[order].astype(np.int32)
+    counts = np.bincount(user, minlength=len(uids))
+    return EventArrays(
+        user=user,
+        t=np.ascontiguousarray(ts[order], dtype=np.int64),
+        event=code[order],
+        offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        user_ids=uids,
+        event_names=tuple(sorted(names)),
+    )
+
+
+def floor_kernel(arrays, steps=F.STEPS, window: int | None = None) -> list[int]:
+    """The numpy floor on :class:`EventArrays`: a minimal ordered windowed funnel (no date
+    range, gaps, exclusions, filters or timing; users reaching each step only).
+
+    Step rows only; ``before`` is the last row of an earlier moment; ``best`` the latest
+    entry row among them (``np.maximum.accumulate`` of row indices: rows are sorted by
+    (user, t), so the latest row is the latest-starting chain); same user and in window.
+    """
+    import numpy as np
+
+    w = F.window_us() if window is None else window
+    lut = np.full(len(arrays.event_names) + 1, -1, dtype=np.int8)
+    for k, name in enumerate(steps):
+        c = arrays.event_code(name)
+        if c is not None:
+            lut[c] = k
+    code = lut[arrays.event]
+    idx = np.flatnonzero(code >= 0)
+    if idx.size == 0:
+        return [0] * len(steps)
+    u, t, code = arrays.user[idx], arrays.t[idx], code[idx]
+    n = idx.size
+    pos = np.arange(n, dtype=np.int64)
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(t[1:], t[:-1], out=new[1:])
+    new[1:] |= u[1:] != u[:-1]
+    before = np.maximum.accumulate(np.where(new, pos, 0)) - 1
+    has = before >= 0
+    before[~has] = 0
+    ent = np.where(code == 0, pos, -1)
+    ok = code == 0
+    counts = [_n_distinct_sorted(u[ok])]
+    for k in range(1, len(steps)):
+        best = np.maximum.accumulate(ent)[before]
+        bc = np.maximum(best, 0)
+        ok = (code == k) & has & (best >= 0) & (u[bc] == u) & (t - t[bc] <= w)
+        ent = np.where(ok, best, -1)
+        counts.append(_n_distinct_sorted(u[ok]))
+    return counts
+
+
+def _n_distinct_sorted(a) -> int:
+    return 0 if len(a) == 0 else int((a[1:] != a[:-1]).sum()) + 1
+
+
+def _worker_kernel(out: dict, data_dir: Path, repeat: int) -> dict:
+    """``helper_kernel``: the helper's ``funnel_table`` on arrays in memory, with the kernel
+    alone, the numpy floor on the same arrays and the preparation as extra rows."""
+    import crm_helpers
+    from crm_helpers.funnels import FunnelSpec, funnel_table, kernel
+    from crm_helpers.store.paths import paths_used, reset_paths
+
+    t0 = time.perf_counter()
+    arrays = prepare_arrays(data_dir)
+    prep = time.perf_counter() - t0
+    loaded = crm_helpers.load(data_dir, validate=False)
+    spec = FunnelSpec(list(F.STEPS), mode="ordered", conversion_window_days=F.WINDOW_DAYS)
+    reset_paths()
+    for _ in range(repeat):
+        c0 = time.process_time()
+        dt, table = F.timed(lambda: funnel_table(loaded.events, spec, arrays=arrays))
+        out["times"].append(dt)
+        out["cpu"].append(time.process_time() - c0)
+    assert paths_used().get("funnel") == ["kernel"], paths_used()
+    out["counts"] = [int(v) for v in table["users"].tolist()]
+    comp, floor, floor_cpu = [], [], []
+    for _ in range(max(repeat, 3)):
+        dt, kf = F.timed(lambda: kernel.compute(arrays, spec))
+        comp.append(dt)
+        c0 = time.process_time()
+        dt, c = F.timed(lambda: floor_kernel(arrays))
+        floor_cpu.append(time.process_time() - c0)
+        assert c == out["counts"], (c, out["counts"])
+        floor.append(dt)
+    out["extra"] = {"kernel_compute": comp, "arrays_floor": floor, "arrays_prepare": [prep]}
+    out["floor_cpu"] = floor_cpu
     out["self_hwm_bytes"] = vm_hwm_bytes()
     return out
 
@@ -214,6 +341,24 @@ def summarise(n_events: int, results: list[dict]) -> dict:
         notes["helper / numpy kernel on sorted events (floor)"] = (
             f"{best['helper'] / sorted_floor:.0f}x ({sorted_floor:.2f} s)"
         )
+    if "helper_kernel" in ok:
+        afloor = min(ok["helper_kernel"]["extra"]["arrays_floor"])
+        hk = best["helper_kernel"]
+        notes["numpy floor on the same arrays"] = f"{afloor:.3f} s"
+        ratio = hk / afloor
+        goals["helper kernel from prepared arrays within 2x of the numpy floor"] = (
+            ratio <= 2.0,
+            f"{ratio:.2f}x ({hk:.3f} s vs {afloor:.3f} s)",
+        )
+        hk_cpu = ok["helper_kernel"]["cpu"][ok["helper_kernel"]["times"].index(hk)]
+        fl_cpu = min(ok["helper_kernel"]["floor_cpu"])
+        notes["helper kernel / numpy floor by CPU time (steadier on a shared machine)"] = (
+            f"{hk_cpu / fl_cpu:.2f}x ({hk_cpu:.3f} s vs {fl_cpu:.3f} s)"
+        )
+        if "helper" in best:
+            notes["helper Ibis path / helper kernel from arrays"] = (
+                f"{best['helper'] / hk:.1f}x ({best['helper']:.2f} s vs {hk:.3f} s)"
+            )
     return {
         "n_events": n_events,
         "notes": notes,
@@ -245,7 +390,7 @@ def markdown(summaries: list[dict], n_users: int) -> str:
             vf = f"{r['vs_fastest']:.2f}" if r.get("vs_fastest") else ""
             vfl = f"{r['vs_floor']:.1f}" if r.get("vs_floor") else ""
             lines.append(
-                f"| {size} | {label} | {r['best_s']:.2f} | {r['runs']} | {cpu} | {load} | {peak} "
+                f"| {size} | {label} | {r['best_s']:.3f} | {r['runs']} | {cpu} | {load} | {peak} "
                 f"| {vf} | {vfl} |"
             )
     text = head + "\n".join(lines) + "\n"
@@ -282,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--impls",
-        default="helper,duckdb_sql,duckdb_sql_windows,polars,pandas,numpy",
+        default="helper,helper_kernel,duckdb_sql,duckdb_sql_windows,polars,pandas,numpy",
         help="comma-separated implementations",
     )
     p.add_argument("--timeout", type=float, default=1800, help="seconds per implementation")

@@ -49,6 +49,7 @@ __all__ = [
     "dropoff_audience",
     "export_audience",
     "period_comparison",
+    "prepared_arrays",
     "trend_table",
 ]
 
@@ -73,6 +74,22 @@ def user_funnel(events: ibis.Table, spec: Any, *, extra_partition: str | None = 
     from crm_helpers.funnels.core import user_funnel as _uf
 
     return _uf(events, spec, extra_partition=extra_partition)
+
+
+def prepared_arrays(data: Any, spec: Any) -> Any:
+    """The prepared event arrays of ``data`` for ``spec``'s funnel, or None.
+
+    ``crm_helpers.store.event_arrays(data, columns=...)`` with the property columns the
+    spec's ``where`` filters read (:func:`crm_helpers.funnels.kernel.needed_columns`), when
+    the store offers that function (None itself on Spark and warehouses); None when it does
+    not. ``funnel_table(data, spec, arrays=prepared_arrays(data, spec))`` then takes the
+    sorted-array kernel where it can and the Ibis path elsewhere.
+    """
+    from crm_helpers import store
+    from crm_helpers.funnels.kernel import needed_columns
+
+    event_arrays = getattr(store, "event_arrays", None)
+    return None if event_arrays is None else event_arrays(data, columns=needed_columns(spec))
 
 
 def _events(data: Any) -> ibis.Table:

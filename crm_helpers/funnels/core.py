@@ -5,7 +5,9 @@ the per-step aggregate (one row) comes back as pandas. *ordered* funnels without
 (the common case) use *pruned windows* (one small window or ASOF join per step, each step
 reading its own rows with its own filter pushed into the scan, see below); *strict*,
 *any_order* and exclusions group one scan of the funnel's events into *moments* first and
-run their windows over all of them.
+run their windows over all of them. Given prepared arrays (``funnel_table(..., arrays=)``,
+:class:`crm_helpers.store.EventArrays`), :mod:`crm_helpers.funnels.kernel` computes the same
+table in numpy on the sorted arrays instead; the path taken is recorded for the report.
 
 Semantics
 ---------
@@ -109,6 +111,9 @@ import pandas as pd
 from crm_helpers import events as _ev
 from crm_helpers.engine import epoch_us as _epoch_us
 from crm_helpers.engine import from_epoch_us as _us_to_ts
+from crm_helpers.funnels import kernel as _kernel
+from crm_helpers.store import EventArrays
+from crm_helpers.store.paths import record_path
 
 _norm_where = _ev.norm_where
 _where_text = _ev.where_text
@@ -942,8 +947,9 @@ def funnel_table(
     *,
     alpha: float = 0.05,
     check_events: bool = True,
+    arrays: EventArrays | None = None,
 ) -> pd.DataFrame:
-    """The funnel: one row per step, aggregated in the engine.
+    """The funnel: one row per step, aggregated in the engine (or on prepared arrays).
 
     Parameters
     ----------
@@ -953,6 +959,14 @@ def funnel_table(
         The funnel.
     alpha
         Level of the Wilson confidence intervals (``1 - alpha`` coverage).
+    check_events
+        When a step has no unit (or with exclusions), check that every step/exclusion event
+        occurs in the data (a clear error naming the closest events).
+    arrays
+        The same events as :class:`~crm_helpers.store.EventArrays` (the prepared store):
+        when given and the spec is covered (:func:`crm_helpers.funnels.kernel.uncovered`),
+        the sorted-array kernel computes the table; else the Ibis expressions do. Same
+        table either way; the path is recorded (:func:`crm_helpers.store.paths.record_path`).
 
     Returns
     -------
@@ -976,6 +990,15 @@ def funnel_table(
     # exclusions never show in the counts. One query in the common case.
     validate_spec(events, spec, check_events=False)
     n = spec.n_steps
+    if arrays is not None and _kernel.uncovered(spec, arrays) is None:
+        record_path("funnel", "kernel")
+        row = pd.Series(_kernel.table_values(arrays, spec), dtype=object)
+        if check_events and (
+            spec.exclusions or any(_count(row[f"n{k}"]) == 0 for k in range(1, n + 1))
+        ):
+            validate_spec(events, spec, check_events=True)
+        return _assemble_table(row, spec, alpha, wilson_interval)
+    record_path("funnel", "ibis")
     cached: list[ir.Table] = []
     if _uses_pruned(spec):
         cache = cached if _backend_name(events) in CACHE_STAGES_BACKENDS else None
