@@ -108,6 +108,17 @@ def test_model_and_user_clustered_variance_equal_statsmodels():
     assert robust.log_decay_se > 1.1 * model.log_decay_se
 
 
+def test_the_fatigue_record_says_which_interval():
+    from crm_helpers.campaigns import narrative
+
+    counts = _counts(_messages(7, spread=0.8), ["campaign_id", "user_id"])
+    fit = frequency.fit_decay(counts, cluster="user_id")
+    rec = narrative.fatigue_record(frequency.frequency_table(counts), "click_rate", None, fit)
+    assert rec["decay_variance"] == "cluster-robust by user_id"
+    assert rec["log_decay_se"] == fit.log_decay_se
+    assert {"by_count", "cap"} <= set(rec)  # the interface keys stay
+
+
 def test_an_absent_cluster_column_gives_the_model_interval():
     counts = _counts(_messages(6), ["campaign_id"])
     a = frequency.fit_decay(counts)
