@@ -1,4 +1,5 @@
-"""Gaps found auditing #22 against its tests: the weekly review and the summary's wording.
+"""Gaps found auditing #22 against its tests: the weekly review, the summary's wording and
+the audiences' content.
 
 * Weekly trend (section 1): :func:`~crm_helpers.campaigns.core.weekly_counts` equals a
   brute-force count by ISO week (Monday 00:00 UTC), and
@@ -7,6 +8,9 @@
   equal to statsmodels' pooled two-proportion z-test (to 1e-12).
 * Send time (section 3): where no hour differs significantly the summary says "the data
   cannot tell the send hours apart" for exactly those channels.
+* Audiences (section 6): the fatigued users and each user's best send hour equal a
+  brute-force selection in pandas (machine opens left out of the best hour; ties: the
+  earliest hour), not only the exported row counts the notebook test checks.
 """
 
 from __future__ import annotations
@@ -86,3 +90,46 @@ def test_summary_says_the_data_cannot_tell_the_hours_apart():
     # every channel with a window: no such line
     found = narrative.campaign_summary(channels, scorecard, windows=windows.iloc[:1])
     assert not [ln for ln in found if "cannot tell" in ln]
+
+
+def _log_with_opens(seed: int = 8, n: int = 900) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    m = _log(seed, n)
+    r = rng.random(n)
+    delay = np.where(r < 0.1, 2.0, rng.uniform(60, 7200, n))  # 10% machine opens (2 s)
+    opened = m["sent_at"] + pd.to_timedelta(delay, unit="s")
+    m["opened_at"] = opened.where(rng.random(n) < 0.45).astype("datetime64[us]")
+    m.loc[m["opened_at"].isna(), "clicked_at"] = pd.NaT  # no click without an open here
+    return m
+
+
+def test_fatigued_users_equal_a_brute_force_selection():
+    from crm_helpers.campaigns import audience
+
+    m = _log_with_opens()
+    got = audience.fatigued_users(ibis.memtable(m), min_messages=5, days=10.0).to_pandas()
+    recent = m[m["sent_at"] >= m["sent_at"].max() - pd.Timedelta(days=10)]
+    g = recent.assign(r=recent["opened_at"].notna() | recent["clicked_at"].notna()).groupby(
+        "user_id"
+    )
+    want = g.agg(messages=("message_id", "size"), r=("r", "sum"))
+    want = want[(want["messages"] >= 5) & (want["r"] == 0)]
+    assert len(want) > 0  # the fixture has fatigued users
+    assert sorted(got["user_id"]) == sorted(want.index)
+    assert got.set_index("user_id")["messages"].to_dict() == want["messages"].to_dict()
+
+
+def test_best_send_hour_per_user_equals_a_brute_force_count():
+    from crm_helpers.campaigns import audience
+
+    m = _log_with_opens()
+    got = audience.best_hours(ibis.memtable(m), min_responses=3).to_pandas()
+    human = m[(m["opened_at"] - m["sent_at"]) > pd.Timedelta(seconds=5)]  # machine opens out
+    per = human.assign(hour=human["sent_at"].dt.hour).groupby(["user_id", "hour"]).size()
+    want = {}
+    for user, s in per.groupby(level=0):
+        s = s.droplevel(0)
+        if s.sum() >= 3:
+            want[user] = (int(s[s == s.max()].index.min()), int(s.sum()))  # ties: earliest
+    assert len(want) > 10
+    assert {r.user_id: (r.best_hour, r.responses) for r in got.itertuples()} == want
