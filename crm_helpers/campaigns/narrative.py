@@ -212,7 +212,8 @@ def incremental_records(table: pd.DataFrame | None) -> list[dict[str, Any]]:
 
 def fatigue_record(freq: pd.DataFrame, metric: str, cap: int | None, fit=None) -> dict[str, Any]:
     """``metrics.json`` ``fatigue``: ``by_count`` (``count, sent, click_rate`` and the rate
-    of the metric used), ``cap``, the metric and the fitted decay."""
+    of the metric used), ``cap``, the metric and the fitted decay (with ``decay_variance``:
+    which interval, ``"model"`` or ``"cluster-robust by <column>"``, and ``log_decay_se``)."""
     by_count = []
     for _, r in freq.iterrows():
         rec = {"count": int(r["count"]), "sent": int(r["sent"])}
@@ -224,7 +225,8 @@ def fatigue_record(freq: pd.DataFrame, metric: str, cap: int | None, fit=None) -
     out: dict[str, Any] = {"by_count": by_count, "cap": cap, "metric": metric}
     if fit is not None:
         out.update(base=fit.base, decay=fit.decay, decay_ci_low=fit.decay_ci_low,
-                   decay_ci_high=fit.decay_ci_high, decay_p_value=fit.p_value)  # fmt: skip
+                   decay_ci_high=fit.decay_ci_high, decay_p_value=fit.p_value,
+                   decay_variance=fit.variance, log_decay_se=fit.log_decay_se)  # fmt: skip
     return out
 
 
