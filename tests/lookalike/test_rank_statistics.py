@@ -128,3 +128,34 @@ def test_kmeans_finds_separated_clusters_sampled_or_not():
         nearest = ((got[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=0)
         assert sorted(nearest.tolist()) == [0, 1, 2]  # one found centre per true one
         np.testing.assert_allclose(got[nearest], centres, atol=0.1)
+
+
+@pytest.mark.parametrize("C", [0.001, 0.01, 1.0])
+def test_newton_logistic_equals_sklearn(C):
+    from sklearn.linear_model import LogisticRegression
+
+    from crm_helpers.lookalike.models import fit_logistic
+
+    rng = np.random.default_rng(4)
+    Z = rng.standard_normal((5000, 6)).astype(np.float32)
+    y = (rng.random(5000) < 1 / (1 + np.exp(-(Z[:, 0] - 0.5 * Z[:, 1] - 2)))).astype(float)
+    coef, b = fit_logistic(Z, y, C)
+    ref = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(Z.astype(np.float64), y)
+    np.testing.assert_allclose(coef, ref.coef_.ravel(), rtol=1e-5, atol=1e-7)
+    assert b == pytest.approx(ref.intercept_[0], rel=1e-5, abs=1e-7)
+
+
+def test_expand_imports_no_sklearn():
+    """A report's lookalike step does not pay scikit-learn's import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, pandas as pd\n"
+        "from crm_helpers.lookalike.analysis import expand\n"
+        "rng = np.random.default_rng(0); X = rng.standard_normal((3000, 5)).astype('float32')\n"
+        "expand(np.arange(3000), pd.Series(np.arange(40)), size=100, matrix=X)\n"
+        "print('sklearn' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
