@@ -82,6 +82,12 @@ def _in_buckets(b, keys, wanted, candidates) -> tuple[np.ndarray, np.ndarray]:
         hit &= candidates
     rows = np.flatnonzero(hit)
     k = keys[rows]
+    if k.dtype == np.uint32 and len(keys) < 2**32:  # one sort of 64-bit (key, row) pairs
+        pair = (k.astype(np.uint64) << np.uint64(32)) | rows.astype(np.uint64)
+        pair.sort()
+        return (pair & np.uint64(0xFFFFFFFF)).astype(np.intp), (pair >> np.uint64(32)).astype(
+            np.uint32
+        )
     order = np.lexsort((rows, k))
     return rows[order], k[order]
 
