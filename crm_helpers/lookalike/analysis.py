@@ -12,8 +12,13 @@
    sub-centroids, ``random``) on the training seeds; audits each on the same split
    (:mod:`crm_helpers.lookalike.audit`) with ``n`` = the audience size actually built
    (capped at the candidates), so the audit's recall and lift are those of this audience;
-4. refits the chosen model on *all* found seeds, scores everyone in chunks and takes the
-   ``n`` best *eligible* users: not excluded, and not seeds when ``exclude_seeds``.
+4. refits the chosen model on *all* found seeds and takes the ``n`` best *eligible* users:
+   not excluded, and not seeds when ``exclude_seeds``.
+
+Every model (the audited ones and the final one) is fitted first; then all of them score the
+matrix in one pass (:func:`score_models`: blocks of rows read once, scored by every model
+while in cache), and each audit is computed from the ranks' sufficient statistics
+(:mod:`crm_helpers.lookalike.ranks`), without sorting the population.
 
 The audience size is absolute (``size >= 1``, a whole number) or a share of the eligible
 users (``0 < size < 1``, rounded up). When fewer users are eligible than asked for, all
