@@ -12,8 +12,13 @@
    sub-centroids, ``random``) on the training seeds; audits each on the same split
    (:mod:`crm_helpers.lookalike.audit`) with ``n`` = the audience size actually built
    (capped at the candidates), so the audit's recall and lift are those of this audience;
-4. refits the chosen model on *all* found seeds, scores everyone in chunks and takes the
-   ``n`` best *eligible* users: not excluded, and not seeds when ``exclude_seeds``.
+4. refits the chosen model on *all* found seeds and takes the ``n`` best *eligible* users:
+   not excluded, and not seeds when ``exclude_seeds``.
+
+Every model (the audited ones and the final one) is fitted first; then all of them score the
+matrix in one pass (:func:`score_models`: blocks of rows read once, scored by every model
+while in cache), and each audit is computed from the ranks' sufficient statistics
+(:mod:`crm_helpers.lookalike.ranks`), without sorting the population.
 
 The audience size is absolute (``size >= 1``, a whole number) or a share of the eligible
 users (``0 < size < 1``, rounded up). When fewer users are eligible than asked for, all
@@ -27,6 +32,7 @@ n)`` (1 = best tenth of the audience).
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +108,10 @@ class Expansion:
     log_columns: np.ndarray | None = None
     #: Features left out as near copies of the seed label: ``feature, column, auc``.
     near_copies: pd.DataFrame | None = None
+    #: Wall seconds per stage of :func:`expand`: ``prepare`` (matrix, ``log1p``, seeds),
+    #: ``leakage`` (near-copy guard, exclusions), ``fit`` (every model), ``score`` (the one
+    #: pass), ``audit``, ``select`` (top n and the audience frame).
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def audience_size(self) -> int:
@@ -171,17 +181,78 @@ def _unique_ids(ids: pd.Series) -> bool:
     return not ids.duplicated().any()
 
 
-def _scores(model, X, chunk_rows, progress=False) -> np.ndarray:
-    if hasattr(model, "predict_proba"):
-        s = score_in_chunks(model, X, chunk_rows, progress)
-        # the logistic in place, in float32 (10x faster than through float64 at 10M rows);
-        # logits are clipped to +-80 so exp stays finite (p within 2e-35 of 0 or 1)
-        np.clip(s, -80.0, 80.0, out=s)
-        np.negative(s, out=s)
-        np.exp(s, out=s)
-        s += 1.0
-        return np.reciprocal(s, out=s)
-    return score_in_chunks(model, X, chunk_rows, progress)
+def _logistic_inplace(s: np.ndarray) -> np.ndarray:
+    """The logistic of logits ``s``, in place in float32 (10x faster than through float64
+    at 10M rows); logits are clipped to +-80 so exp stays finite (p within 2e-35 of 0 or 1)."""
+    np.clip(s, -80.0, 80.0, out=s)
+    np.negative(s, out=s)
+    np.exp(s, out=s)
+    s += 1.0
+    return np.reciprocal(s, out=s)
+
+
+#: Rows per block of the fused scoring pass (16k x 32 float32 = 2 MB: one core's L2).
+PASS_ROWS = 16_384
+
+
+def score_models(
+    models: dict, X: np.ndarray, progress: bool = False, pool=None, chunk_rows: int = 262_144
+) -> dict:
+    """Every model's scores in one pass over ``X``: block by block, each block (cache-sized)
+    is scored by every model while it is in cache, so memory is read once for all models.
+
+    PU models give P(seed | x) (the logistic of their logit, in place); a
+    :class:`~crm_helpers.lookalike.models.RandomScorer` draws its stream in row order apart
+    from the pass (its draws must not depend on the threads' interleaving). Two threads
+    (``pool``, or a new one) take alternate halves of the rows.
+
+    Returns ``{name: float32 scores, shape (n_rows,)}``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from crm_helpers.lookalike.models import RandomScorer, one_blas_thread
+
+    n = len(X)
+    out = {k: np.empty(n, dtype=np.float32) for k in models}
+    pass_models = {k: m for k, m in models.items() if not isinstance(m, RandomScorer)}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc="scoring", unit="row", unit_scale=True)
+
+    def run(a: int, b: int) -> None:
+        for s in range(a, b, PASS_ROWS):
+            e = min(s + PASS_ROWS, b)
+            block = X[s:e]
+            for k, m in pass_models.items():
+                out[k][s:e] = m.score_samples(block)
+            if bar is not None:
+                bar.update(e - s)
+
+    mid = (n // 2 // PASS_ROWS) * PASS_ROWS
+    halves = [(0, mid), (mid, n)] if mid else [(0, n)]
+    own = pool is None
+    pool = ThreadPoolExecutor(2) if own else pool
+    try:
+        with one_blas_thread():  # two threads of one-thread BLAS products, never 2 x 2
+            list(pool.map(lambda ab: run(*ab), halves))
+    finally:
+        if own:
+            pool.shutdown()
+    if bar is not None:
+        bar.close()
+    for k, m in models.items():
+        if isinstance(m, RandomScorer):
+            out[k] = score_in_chunks(m, X, chunk_rows)
+        elif hasattr(m, "predict_proba"):
+            _logistic_inplace(out[k])
+    return out
+
+
+def _scores(model, X, chunk_rows: int = 262_144, progress: bool = False) -> np.ndarray:
+    """One model's scores as :func:`expand` computes them (:func:`score_models`)."""
+    return score_models({"m": model}, X, progress, None, chunk_rows)["m"]
 
 
 def expand(
@@ -220,6 +291,9 @@ def expand(
     exclude_seeds : bool
     n_centroids : int
         ``k`` of the ``centroids`` model and baseline.
+    chunk_rows : int
+        Rows per call of the random baseline's scorer (the models are scored together in
+        blocks of :data:`PASS_ROWS` rows, :func:`score_models`).
     matrix : ndarray, shape (n_users, n_features), optional
         The features as one (float32) matrix, used as it is (no copy): for large
         populations, so that memory holds the matrix once.
@@ -238,6 +312,14 @@ def expand(
     Expansion
     """
     make_model(model)  # validates the name before any work
+    clock = [time.perf_counter()]
+    timings: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings[stage] = now - clock[0]
+        clock[0] = now
+
     if matrix is not None:
         ids = pd.Series(np.asarray(features), name="user_id")
         X = np.asarray(matrix)
@@ -271,6 +353,7 @@ def expand(
             f"{len(seeds.missing):,} of {seeds.given:,} seed ids are not in the population"
         )
     n_users = len(ids)
+    lap("prepare")
     seed_mask = np.zeros(n_users, dtype=bool)
     seed_mask[seeds.index] = True
     copies = pd.DataFrame(columns=["feature", "column", "auc"])
@@ -309,6 +392,7 @@ def expand(
             "the audience is all of them"
         )
 
+    lap("leakage")
     # audit: same split for every model
     train, held = _audit.split_seeds(seeds.index, holdout_share, random_state)
     train_mask = np.zeros(n_users, dtype=bool)
@@ -318,39 +402,47 @@ def expand(
     candidates = ~train_mask
     n_audit = min(n, int(candidates.sum()))  # the audience actually built
 
-    def audit_one(name: str):
-        m = make_model(model if name == "default" else name, n_centroids, random_state, False)
-        m.fit(X, train_mask, names)
-        s = _scores(m, X, chunk_rows)
-        order = _audit.rank_order(s, candidates, held_mask)  # one value sort per model
-        a = _audit.audit_ranking(s, held_mask, candidates, n_audit, order=order)
-        g = _audit.gain_table(s, held_mask, candidates, order=order) if len(held) else None
-        c = None
-        if name == "default" and len(held) and hasattr(m, "predict_proba"):
-            c = _audit.calibration_table(s, held_mask, candidates, len(train), order=order)
-        return a, g, c
-
-    # the four audits are independent: two at a time on the two cores (numpy and BLAS
-    # release the GIL), each with one BLAS thread (one process-wide limit set here, so the
-    # threads never race to set and restore it)
+    # fit every model first (the chosen one on the training seeds, the baselines, and the
+    # chosen one again on all seeds), two at a time on the two cores (numpy and BLAS release
+    # the GIL), each with one BLAS thread (one process-wide limit set here, so the threads
+    # never race to set and restore it); then score them all in one pass over X, then audit
     from concurrent.futures import ThreadPoolExecutor
 
     from crm_helpers.lookalike.models import one_blas_thread
 
-    def final_fit():
-        m = make_model(model, n_centroids, random_state, False).fit(X, seed_mask, names)
-        return m, _scores(m, X, chunk_rows, progress)
-
     names_audited = ("default", *BASELINES)
+    jobs = {k: (model if k == "default" else k, train_mask) for k in names_audited}
+    jobs["final"] = (model, seed_mask)
+
+    def fit_one(key: str):
+        name, mask = jobs[key]
+        return make_model(name, n_centroids, random_state, False).fit(X, mask, names)
+
+    def audit_one(name: str):
+        s = scored[name]
+        order = _audit.rank_order(s, candidates, held_mask)  # one bincount pass per model
+        a = _audit.audit_ranking(s, held_mask, candidates, n_audit, order=order)
+        g = _audit.gain_table(s, held_mask, candidates, order=order) if len(held) else None
+        c = None
+        if name == "default" and len(held) and hasattr(fitted[name], "predict_proba"):
+            c = _audit.calibration_table(s, held_mask, candidates, len(train), order=order)
+        return a, g, c
+
     with one_blas_thread(), ThreadPoolExecutor(2) as pool:
-        final_job = pool.submit(final_fit)  # independent of the audits: runs beside them
+        fitted = dict(zip(jobs, pool.map(fit_one, list(jobs)), strict=True))
+        lap("fit")
+        scored = score_models(fitted, X, progress, pool, chunk_rows)
+        lap("score")
         results = list(pool.map(audit_one, names_audited))
-        final, scores = final_job.result()
+        lap("audit")
+    final, scores = fitted["final"], scored["final"]
     audits = {k: r[0] for k, r in zip(names_audited, results, strict=True)}
     gains = {k: r[1] for k, r in zip(names_audited, results, strict=True)}
     calibration = results[0][2]
 
     chosen = top_n(scores, n, eligible)
+    audience = audience_frame(ids.to_numpy()[chosen], scores[chosen])
+    lap("select")
     return Expansion(
         user_ids=ids,
         feature_names=names,
@@ -364,12 +456,13 @@ def expand(
         calibration=calibration,
         scores=scores,
         audience_index=chosen,
-        audience=audience_frame(ids.to_numpy()[chosen], scores[chosen]),
+        audience=audience,
         requested_size=size,
         n_eligible=n_eligible,
         notes=notes,
         log_columns=log_columns,
         near_copies=copies,
+        timings=timings,
     )
 
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crm_helpers.lookalike.ranks import group_sums, held_positions
+
 __all__ = [
     "RankAudit",
     "Ranking",
@@ -62,30 +64,33 @@ def split_seeds(
 
 @dataclass(frozen=True)
 class Ranking:
-    """Where the held-out seeds land among the candidates, without sorting the rows.
+    """Where the held-out seeds land among the candidates, without sorting the candidates.
 
-    One value sort of the candidates' scores (no index sort: a SIMD sort of 10M float32 takes
-    ~0.1 s where a stable argsort takes ~2.5 s) and, for the ``H`` held-out seeds, their exact
-    positions under the order "score descending, row ascending". Every audit number is a
-    function of these two.
+    The audit's sufficient statistics (:mod:`crm_helpers.lookalike.ranks`): for each of the
+    ``H`` held-out seeds, its exact position under "score descending, row ascending" and
+    the numbers of candidates scoring strictly above and exactly equal to it. Every audit
+    number but the calibration's sums is a function of these (the calibration sums the
+    scores by position group, :func:`crm_helpers.lookalike.ranks.group_sums`). One
+    ``bincount`` pass over the scores and a sort of the few candidates that share a bucket
+    with a held-out seed replace a sort of every candidate (~0.2 s instead of ~1.5 s at 10M).
 
     Attributes
     ----------
-    sorted_desc : ndarray, shape (n_cand,)
-        Candidate scores, highest first.
+    n_candidates : int
     held_rank : ndarray of int, shape (H,)
         0-based positions of the held-out seeds in that order, ascending.
     held_scores : ndarray, shape (H,)
         Their scores, in the same order as ``held_rank``.
+    held_above, held_equal : ndarray of int, shape (H,)
+        Candidates scoring strictly higher than / exactly as each held-out seed (itself
+        included in ``held_equal``), in the same order.
     """
 
-    sorted_desc: np.ndarray
+    n_candidates: int
     held_rank: np.ndarray
     held_scores: np.ndarray
-
-    @property
-    def n_candidates(self) -> int:
-        return len(self.sorted_desc)
+    held_above: np.ndarray
+    held_equal: np.ndarray
 
     @property
     def n_held_out(self) -> int:
@@ -105,6 +110,7 @@ def rank_order(scores: np.ndarray, candidates: np.ndarray, held_out: np.ndarray)
     Parameters
     ----------
     scores : ndarray, shape (n_users,)
+        No NaN.
     candidates, held_out : ndarray of bool, shape (n_users,)
         Every held-out row must be a candidate.
     """
@@ -114,52 +120,16 @@ def rank_order(scores: np.ndarray, candidates: np.ndarray, held_out: np.ndarray)
     if (held_out & ~candidates).any():
         raise ValueError("every held-out seed must be a candidate")
     held_rows = np.flatnonzero(held_out)
-    v = scores[held_rows]
-    n_cand = int(candidates.sum())
-    rank = None
-    if scores.dtype == np.float32 and len(scores) - n_cand < 0.05 * len(scores):
-        # few non-candidates (the training seeds): rank every row with theirs at -inf, which
-        # puts them after every candidate and leaves the candidates' positions as they are
-        vals = scores.copy()
-        vals[~candidates] = -np.inf
-        rank, sorted_all = _positions(vals, held_rows)
-        sorted_desc = sorted_all[:n_cand]
-        if n_cand and not sorted_desc[-1] > -np.inf:  # a candidate at -inf: ties with them
-            rank = None
-    if rank is None:
-        cand_rows = np.flatnonzero(candidates)  # ascending: an index keeps the row order
-        at = np.searchsorted(cand_rows, held_rows)  # held-out seeds' candidate indices
-        rank, sorted_desc = _positions(scores[cand_rows], at)
-    o = np.argsort(rank, kind="stable")
-    return Ranking(sorted_desc=sorted_desc, held_rank=rank[o], held_scores=v[o])
-
-
-def _positions(values: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """0-based positions of ``values[at]`` under (value descending, index ascending), and
-    ``values`` in that order (highest first).
-
-    float32 (the models' scores): one sort of 64-bit keys ``(descending score bits << 32) |
-    index``, a search per asked index, the values decoded from the sorted keys (~0.3 s for
-    10M). Other types: a stable argsort.
-    """
-    m = len(values)
-    if values.dtype == np.float32 and m < 2**32:
-        u = (values + np.float32(0)).view(np.uint32)  # + 0 turns -0.0 into 0.0
-        # order-preserving map float32 -> uint32 (flip all bits of negatives, the sign bit of
-        # the others), complemented for descending order
-        desc = ~(u ^ np.where(u >> 31, np.uint32(0xFFFFFFFF), np.uint32(0x80000000)))
-        keys = (desc.astype(np.uint64) << np.uint64(32)) | np.arange(m, dtype=np.uint64)
-        keys.sort()
-        pos = np.searchsorted(
-            keys, (desc[at].astype(np.uint64) << np.uint64(32)) | at.astype(np.uint64)
-        )
-        mapped = ~(keys >> np.uint64(32)).astype(np.uint32)
-        back = mapped ^ np.where(mapped >> 31, np.uint32(0x80000000), np.uint32(0xFFFFFFFF))
-        return pos.astype(np.int64), back.view(np.float32)
-    order = np.lexsort((np.arange(m), -np.asarray(values, dtype=np.float64)))
-    pos = np.empty(m, dtype=np.int64)
-    pos[order] = np.arange(m)
-    return pos[at], values[order]
+    all_candidates = bool(candidates.all())
+    pos = held_positions(scores, held_rows, None if all_candidates else candidates)
+    o = np.argsort(pos.rank, kind="stable")
+    return Ranking(
+        n_candidates=pos.n_candidates,
+        held_rank=pos.rank[o],
+        held_scores=scores[held_rows][o],
+        held_above=pos.above[o],
+        held_equal=pos.equal[o],
+    )
 
 
 def _auc(r: Ranking) -> float:
@@ -167,13 +137,12 @@ def _auc(r: Ranking) -> float:
     h, m = r.n_held_out, r.n_candidates
     if h == 0 or h == m:
         return math.nan
-    asc = r.sorted_desc[::-1]
     v = r.held_scores
     pos_asc = np.sort(v)
-    lower = np.searchsorted(asc, v, side="left") - np.searchsorted(pos_asc, v, side="left")
-    eq_all = np.searchsorted(asc, v, side="right") - np.searchsorted(asc, v, side="left")
+    lower_all = m - r.held_above - r.held_equal  # candidates strictly below
+    lower = lower_all - np.searchsorted(pos_asc, v, side="left")
     eq_pos = np.searchsorted(pos_asc, v, side="right") - np.searchsorted(pos_asc, v, side="left")
-    return float((lower + 0.5 * (eq_all - eq_pos)).sum() / (h * (m - h)))
+    return float((lower + 0.5 * (r.held_equal - eq_pos)).sum() / (h * (m - h)))
 
 
 @dataclass(frozen=True)
@@ -292,9 +261,11 @@ def calibration_table(
     sizes = np.full(n_groups, m // n_groups)
     sizes[: m % n_groups] += 1
     edges = np.r_[0, np.cumsum(sizes)]
-    p = r.sorted_desc.astype(np.float64)
-    odds = np.r_[0.0, np.cumsum(p / np.clip(1 - p, 1e-12, None))]
-    csum = np.r_[0.0, np.cumsum(p)]
+    p = np.asarray(proba, dtype=np.float64)
+    cand = np.asarray(candidates, dtype=bool)
+    psum, osum = group_sums(
+        proba, edges, [p, p / np.clip(1 - p, 1e-12, None)], None if cand.all() else cand
+    )
     observed = np.diff(r.captured(edges))
     out = []
     for i in range(n_groups):
@@ -303,8 +274,8 @@ def calibration_table(
             {
                 "decile": i + 1,
                 "users": int(hi - lo),
-                "mean_proba": float((csum[hi] - csum[lo]) / (hi - lo)) if hi > lo else math.nan,
-                "expected_held_out": float((odds[hi] - odds[lo]) * h / n_training_seeds),
+                "mean_proba": float(psum[i] / (hi - lo)) if hi > lo else math.nan,
+                "expected_held_out": float(osum[i] * h / n_training_seeds),
                 "observed_held_out": int(observed[i]),
             }
         )

@@ -33,6 +33,8 @@ import threading
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from crm_helpers.lookalike.solvers import fit_logistic, kmeans
+
 _CONTROLLER: ThreadpoolController | None = None
 
 
@@ -53,6 +55,8 @@ __all__ = [
     "RandomScorer",
     "make_model",
     "score_in_chunks",
+    "fit_logistic",
+    "kmeans",
     "linear_score_expr",
     "log1p_columns_inplace",
     "log_count_columns",
@@ -153,6 +157,37 @@ def _runs(columns: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
 
 
+def _log1p_runs(z: np.ndarray, runs: list[tuple[int, int]]) -> None:
+    """``z[:, a:b] = log1p(max(z[:, a:b], 0))`` for each run, in place.
+
+    Each run goes through a contiguous temporary (one strided read, one strided write):
+    ufuncs over the strided view loop over rows of ``b - a`` values and ran ~2x slower.
+    """
+    for a, b in runs:
+        tmp = np.maximum(z[:, a:b], 0)
+        np.log1p(tmp, out=tmp)
+        z[:, a:b] = tmp
+
+
+#: Rows folded into one row for the elementwise clip (64 x 32 = 2048 values per inner loop:
+#: a ufunc over 32-wide rows with a broadcast bound spends its time in loop overhead).
+_FOLD = 64
+
+
+def _clip_rows(src: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> None:
+    """``out = min(max(src, lo), hi)`` per column (``lo``, ``hi`` of shape (d,)), over rows
+    folded ``_FOLD`` at a time (``src`` and ``out`` C-contiguous, same shape)."""
+    n, d = src.shape
+    r = (n // _FOLD) * _FOLD
+    if r:
+        f_out = out[:r].reshape(r // _FOLD, _FOLD * d)
+        np.minimum(src[:r].reshape(r // _FOLD, _FOLD * d), np.tile(hi, _FOLD), out=f_out)
+        np.maximum(f_out, np.tile(lo, _FOLD), out=f_out)
+    if r < n:
+        np.minimum(src[r:], hi, out=out[r:])
+        np.maximum(out[r:], lo, out=out[r:])
+
+
 def log1p_columns_inplace(X: np.ndarray, columns: np.ndarray, chunk_rows: int = 65_536) -> None:
     """``X[:, columns] = log1p(max(X, 0))`` and NaN -> 0, in place, chunk by chunk.
 
@@ -167,10 +202,7 @@ def log1p_columns_inplace(X: np.ndarray, columns: np.ndarray, chunk_rows: int = 
         c = X[s : s + chunk_rows]
         if np.isnan(c).any():
             np.nan_to_num(c, copy=False)
-        for a, b in runs:
-            v = c[:, a:b]
-            np.maximum(v, 0, out=v)
-            np.log1p(v, out=v)
+        _log1p_runs(c, runs)
 
     starts = range(0, len(X), chunk_rows)
     if len(X) <= 4 * chunk_rows:
@@ -197,7 +229,8 @@ class PUClassifier:
         Unlabeled sample size per seed (at least ``min_unlabeled``, at most all non-seeds).
     min_unlabeled : int, default 20_000
     C : float, default 0.01
-        Inverse L2 regularisation strength (scikit-learn ``LogisticRegression``; the data
+        Inverse L2 regularisation strength (scikit-learn ``LogisticRegression``'s objective,
+        solved by :func:`fit_logistic`; the data
         term sums over the training rows, so the penalty weighs less as seeds grow).
     clip : float or None, default 3.0
         Standardised features are clipped to ``[-clip, clip]`` (winsorised) before fitting
@@ -245,8 +278,6 @@ class PUClassifier:
 
     def fit(self, X, seed_mask, feature_names=None) -> PUClassifier:
         """Fit on ``X`` (n_users, n_features) with ``seed_mask`` (n_users,) marking the seeds."""
-        from sklearn.linear_model import LogisticRegression
-
         X, mask = _check(X, seed_mask)
         rng = np.random.default_rng(self.random_state)
         n_pos = int(mask.sum())
@@ -266,16 +297,15 @@ class PUClassifier:
             self.coef_ = np.zeros(X.shape[1])
             self.intercept_ = float(np.log(1e6))
             return self
-        clf = LogisticRegression(C=self.C, max_iter=500)
         with one_blas_thread():  # small problem: BLAS threads only contend (7x slower)
             Z = std.transform(X[rows])
             if self.clip is not None:
                 np.clip(Z, -self.clip, self.clip, out=Z)
-            clf.fit(Z, y)
-        self.coef_ = clf.coef_.ravel().astype(np.float64)
+            coef, intercept = fit_logistic(Z, y, self.C)
+        self.coef_ = coef
         train_share = len(pos) / len(rows)
         shift = _logit(self.prior_) - _logit(train_share)
-        self.intercept_ = float(clf.intercept_[0] + shift)
+        self.intercept_ = float(intercept + shift)
         return self
 
     def _std(self) -> _Standardiser:
@@ -305,8 +335,10 @@ class PUClassifier:
         out = np.empty(len(X), dtype=np.float32)
         runs = _runs(self.log_)
 
-        # per block, into a reused cache-sized buffer per thread: copy, log1p of the count
-        # column runs, clip by minimum + maximum (twice as fast as np.clip), one product.
+        # per block, into a reused cache-sized buffer per thread: copy and log1p of the
+        # count column runs (through a contiguous temporary), clip by minimum + maximum over
+        # folded rows (reading the block straight into the buffer when no log1p is due),
+        # one product.
         # A NaN propagates to its row's score: those rows are redone exactly afterwards
         # (NaN counts as 0). Two threads over two halves of the rows (ufuncs and a
         # one-thread BLAS release the GIL): the block work is compute-, not read-bound.
@@ -315,15 +347,15 @@ class PUClassifier:
             for s in range(a, b, _BLOCK):
                 e = min(s + _BLOCK, b)
                 z = buf[: e - s]
-                np.copyto(z, X[s:e], casting="same_kind")
-                for c0, c1 in runs:
-                    v = z[:, c0:c1]
-                    np.maximum(v, 0, out=v)
-                    np.log1p(v, out=v)
-                if clip:
-                    np.minimum(z, hi, out=z)
-                    np.maximum(z, lo, out=z)
-                np.dot(z, w, out=out[s:e])
+                src = X[s:e]
+                if runs or src.dtype != np.float32 or not src.flags.c_contiguous:
+                    np.copyto(z, src, casting="same_kind")
+                    _log1p_runs(z, runs)
+                    src = z
+                if clip:  # reads the block and writes the buffer in one go
+                    _clip_rows(src, lo, hi, z)
+                    src = z
+                np.dot(src, w, out=out[s:e])
 
         n = len(X)
         # two threads from the main thread only: the audits already score two models at once
@@ -424,11 +456,7 @@ class CentroidSimilarity:
         if k == 1:
             C = Z.mean(axis=0, keepdims=True)
         else:
-            from sklearn.cluster import KMeans
-
-            with one_blas_thread():
-                km = KMeans(n_clusters=k, n_init=4, random_state=self.random_state).fit(Z)
-            C = km.cluster_centers_
+            C = kmeans(Z, k, n_init=4, random_state=self.random_state)
         norm = np.linalg.norm(C, axis=1, keepdims=True)
         self.centroids_ = C / np.where(norm > 0, norm, 1.0)
         return self
@@ -438,21 +466,35 @@ class CentroidSimilarity:
 
         Computed without a standardised copy of ``X``: with ``z = (x - m) / s``,
         ``z . c = x . (c / s) - m . (c / s)`` and ``|z|^2 = sum x^2 / s^2 - 2 x . (m / s^2) +
-        sum m^2 / s^2`` (one matrix product and one fused sum of squares). Rows whose
+        sum m^2 / s^2`` (one matrix product and a product of the squares: a temporary of
+        ``X``'s size, cache-sized when called on the blocks of the scoring pass). Rows whose
         ``|z|^2`` is small (where float32 cancellation matters) or NaN are recomputed from
         ``z`` itself, NaN counted as 0 before standardising.
         """
         X, _ = _check(X)
+        if len(X) > 4 * _BLOCK:  # in blocks: the temporaries stay cache-sized
+            out = np.empty(len(X), dtype=np.float32)
+            for s in range(0, len(X), _BLOCK):
+                out[s : s + _BLOCK] = self._score_block(X[s : s + _BLOCK])
+            return out
+        return self._score_block(X)
+
+    def _score_block(self, X: np.ndarray) -> np.ndarray:
         if self.log_.any():
             X = self._std_log(X)  # float32 copy, NaN -> 0
         X = np.asarray(X, dtype=np.float32)
         inv = 1.0 / self.scale_
         cs = self.centroids_ * inv  # (k, d): the centroids as weights on raw features
-        B = np.vstack([cs, -2.0 * self.mean_ * inv**2]).astype(np.float32)  # (k + 1, d)
-        A = B @ X.T  # (k + 1, rows): the max over centroids runs along contiguous rows
-        q = np.einsum("ij,ij,j->i", X, X, (inv**2).astype(np.float32))
-        q += A[-1] + np.float32((self.mean_**2 * inv**2).sum())
-        best = (A[:-1] - (cs @ self.mean_).astype(np.float32)[:, None]).max(axis=0)
+        W = np.vstack([cs, -2.0 * self.mean_ * inv**2]).T.astype(np.float32)  # (d, k + 1)
+        A = X @ W  # (rows, k + 1): one product with X as it lies (X.T in front ran 4x slower)
+        sq = np.multiply(X, X)  # per row sum x^2 / s^2 as a product: an einsum ran 4x slower
+        q = sq @ (inv**2).astype(np.float32)
+        del sq
+        q += A[:, -1] + np.float32((self.mean_**2 * inv**2).sum())
+        off = (cs @ self.mean_).astype(np.float32)
+        best = A[:, 0] - off[0]
+        for j in range(1, len(cs)):  # max over the centroids, column by column
+            np.maximum(best, A[:, j] - off[j], out=best)
         redo = ~(q > 1e-2)  # NaN rows and rows within ~0.1 standard units of the mean
         if redo.any():
             Z = (np.nan_to_num(X[redo]).astype(np.float64) - self.mean_) * inv
@@ -530,23 +572,12 @@ def top_n(scores: np.ndarray, n: int, eligible: np.ndarray | None = None) -> np.
     """Row positions of the ``n`` highest scores among ``eligible`` rows, best first.
 
     Ties are broken by row position (lower first), so the result is deterministic.
-    Fewer than ``n`` rows are returned when fewer are eligible.
+    Fewer than ``n`` rows are returned when fewer are eligible. One partition finds the cut
+    and only the rows at or above it are sorted (:func:`crm_helpers.lookalike.ranks.top_rows`).
     """
-    scores = np.asarray(scores)
-    rows = np.arange(len(scores)) if eligible is None else np.flatnonzero(eligible)
-    n = int(min(max(n, 0), len(rows)))
-    if n == 0:
-        return np.array([], dtype=np.int64)
-    s = scores[rows]
-    if n < len(rows):
-        part = np.argpartition(-s, n - 1)[:n]
-        cut = s[part].min()
-        # keep every row tied at the cut, then order and trim (deterministic ties)
-        part = np.flatnonzero(s >= cut)
-    else:
-        part = np.arange(len(rows))
-    order = np.lexsort((rows[part], -s[part]))[:n]
-    return rows[part][order]
+    from crm_helpers.lookalike.ranks import top_rows
+
+    return top_rows(scores, n, eligible)
 
 
 def linear_score_expr(table, model: PUClassifier, feature_names, log_columns=None):
