@@ -81,10 +81,31 @@ def anti_join_in_first(ctx: _TableContext, backend: str) -> bool:
 
 
 def complete(con: BaseBackend, contexts: list[_TableContext], row: dict) -> None:
-    """Fill ``row`` (``<table>__<key>``) with the counts the first query left out."""
+    """Fill ``row`` (``<table>__<key>``) with the counts the first query left out.
+
+    On DuckDB the bitmaps and the tail counts are one query that scans each table once
+    (one aggregate per table, every bitmap and tail count of it; then the unions of user-id
+    bitmaps across tables); elsewhere the tail counts are one Ibis query.
+    """
     users = next((c for c in contexts if c.name == "users"), None)
     u_lo, u_hi = row.get("users__key_lo"), row.get("users__key_hi")
-    bitmaps: dict[str, str] = {}  # row key -> DuckDB scalar sub-query
+    # users' ids fill their range when as many as the range is wide are non-null and
+    # distinct (the distinct count comes with the bitmaps below): then every id of another
+    # table inside that range is a user's, and no union of bitmaps is needed
+    dense = (
+        users is not None
+        and users.keys == ("user_id",)
+        and u_lo is not None
+        and _n(row.get("users__key_n")) == u_hi - u_lo + 1
+    )
+    assumed: list[str] = []  # tables whose unknown_users = 0 rests on users being dense
+    aggs: dict[str, dict[str, str]] = {}  # table -> {aggregate SQL: its alias}
+    outer: dict[str, str] = {}  # row key -> SQL over the per-table aggregates
+
+    def agg(ctx: _TableContext, sql: str) -> str:
+        mine = aggs.setdefault(ctx.name, {})
+        return f"a_{ctx.name}.{mine.setdefault(sql, f'x{len(mine)}')}"
+
     for ctx in contexts:
         p, t = f"{ctx.name}__", ctx.stage
         lo, hi = row.get(p + "key_lo"), row.get(p + "key_hi")
@@ -93,7 +114,8 @@ def complete(con: BaseBackend, contexts: list[_TableContext], row: dict) -> None
             if lo is None:  # no key at all
                 row[p + "key_distinct"] = 0
             elif hi - lo < MAX_BITMAP_RANGE:
-                bitmaps[p + "key_distinct"] = _bits(con, t.select(k=t[key]), lo, hi)
+                bits = agg(ctx, _bits(key, lo, hi))
+                outer[p + "key_distinct"] = f"coalesce(bit_count({bits}), 0)"
             else:
                 row[p + "key_distinct"] = _scalar(t[key].nunique())
         if p + "uid_lo" in row:
@@ -102,18 +124,42 @@ def complete(con: BaseBackend, contexts: list[_TableContext], row: dict) -> None
                 row[p + "unknown_users"] = 0
             elif u_lo is None or t_lo < u_lo or t_hi > u_hi or u_hi - u_lo >= MAX_BITMAP_RANGE:
                 row[p + "unknown_users"] = None  # counted below
-            else:
-                own = users.stage.select(k=users.stage.user_id.cast("int64"))
-                both = t.select(k=t.user_id.cast("int64")).union(own)
-                bitmaps[p + "unknown_ids"] = (
-                    f"({_bits(con, both, u_lo, u_hi)}) - ({_bits(con, own, u_lo, u_hi)})"
+            elif dense:  # every id in users' range is a user (confirmed below)
+                row[p + "unknown_users"] = 0
+                assumed.append(p)
+            else:  # ids beyond users' own: the union has more bits than users' bitmap
+                mine = agg(ctx, _bits("user_id", u_lo, u_hi))
+                own = agg(users, _bits("user_id", u_lo, u_hi))
+                outer[p + "unknown_ids"] = (
+                    f"coalesce(bit_count({mine} | {own}) - bit_count({own}), 0)"
                 )
     tails = _tails(contexts, row)
-    if bitmaps:
-        sql = "SELECT " + ", ".join(f'({q}) AS "{k}"' for k, q in bitmaps.items())
+    if con.name == "duckdb":  # the tail counts join the bitmaps' scans
+        by_name = {c.name: c for c in contexts}
+        for k, (_, col, x) in tails.items():
+            ctx = by_name[k.split("__", 1)[0]]
+            lit = f"TIMESTAMP '{x.isoformat(sep=' ', timespec='microseconds')}'"
+            outer[k] = agg(ctx, f"count(*) FILTER (WHERE {_q(col)} >= {lit})")
+        tails = {}
+    if outer:
+        by_name = {c.name: c for c in contexts}
+        froms = [
+            f"(SELECT {', '.join(f'{sql} AS {a}' for sql, a in mine.items())} "
+            f"FROM ({con.compile(by_name[name].stage)})) AS a_{name}"
+            for name, mine in aggs.items()
+        ]
+        sql = (
+            "SELECT "
+            + ", ".join(f'{q} AS "{k}"' for k, q in outer.items())
+            + " FROM "
+            + " CROSS JOIN ".join(froms)
+        )
         got = con.raw_sql(sql).fetchall()[0]
-        for k, v in zip(bitmaps, got, strict=True):
+        for k, v in zip(outer, got, strict=True):
             row[k] = _n(v)
+    if assumed and row.get("users__key_distinct") != _n(row.get("users__key_n")):
+        for p in assumed:  # users has duplicate ids, so not dense: count exactly below
+            row[p + "unknown_users"] = None
     if tails:
         parts = [
             t.aggregate(**{k: (t[col] >= ibis.literal(x, type=dt.timestamp)).cast("int64").sum()})
@@ -174,12 +220,13 @@ def _exact_quantiles(ctx: _TableContext, row: dict, tails: dict) -> None:
         row.update(t.aggregate(**need).to_pyarrow().to_pylist()[0])
 
 
-def _bits(con: BaseBackend, ids: ibis.Table, lo: int, hi: int) -> str:
-    """A DuckDB scalar sub-query: distinct non-null ``k`` of ``ids`` in ``[lo, hi]``."""
-    return (
-        f"SELECT coalesce(bit_count(bitstring_agg(k, {int(lo)}, {int(hi)})), 0) "
-        f"FROM ({con.compile(ids)}) WHERE k IS NOT NULL"
-    )
+def _q(col: str) -> str:
+    return '"' + col.replace('"', '""') + '"'
+
+
+def _bits(col: str, lo: int, hi: int) -> str:
+    """A DuckDB aggregate: the bitmap of ``col``'s non-null values in ``[lo, hi]`` (as BIGINT)."""
+    return f"bitstring_agg(CAST({_q(col)} AS BIGINT), {int(lo)}, {int(hi)})"
 
 
 def _scalar(expr: ibis.Scalar) -> int:
