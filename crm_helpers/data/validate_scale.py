@@ -39,6 +39,8 @@ from crm_helpers.data.findings import _n, _TableContext
 if TYPE_CHECKING:  # pragma: no cover
     from ibis.backends import BaseBackend
 
+    from crm_helpers.data.crmdata import CRMData
+
 #: Widest id range (max - min + 1) counted with a bitmap (2^28 bits = 32 MB).
 MAX_BITMAP_RANGE = 1 << 28
 _EPOCH = _dt.datetime(1970, 1, 1)
@@ -69,6 +71,104 @@ def first_metrics(ctx: _TableContext, backend: str, single_key: str | None) -> d
         m[f"{col}_max"] = t[col].max().epoch_seconds().cast("float64")
         m[f"{col}_nn"] = t[col].count()
     return m
+
+
+def guesses(data: CRMData, contexts: list[_TableContext], backend: str) -> dict:
+    """Free guesses of the ranges the second query needs, from Parquet statistics.
+
+    On DuckDB over Parquet files the min and max of a plain column come from the files'
+    statistics without a scan: each single integer key's range (``<t>__key_glo/ghi``) and
+    each timestamp column's latest raw value as naive UTC (``<t>__<col>_guess``, ``None``
+    when the file's column is no timestamp). :func:`first_metrics` turns them into a key
+    bitmap and a tail count in the first query; :func:`complete` uses those only when the
+    first query proves the guess covers the data (the key inside the guessed range; the
+    guessed latest date not before the column's max, so the count from it is a lower bound
+    of the tail count), else it counts as without a guess. Empty for other engines and
+    sources (where the min and max would cost a scan).
+    """
+    files = getattr(data, "files", None) or {}
+    if backend != "duckdb" or not all(_parquet(files.get(c.name)) for c in contexts):
+        return {}
+    raw = data.raw or data.tables
+    parts = []
+    for ctx in contexts:
+        p, t, r = f"{ctx.name}__", ctx.stage, raw[ctx.name]
+        m = {}
+        key = ctx.keys[0] if len(ctx.keys) == 1 and ctx.keys[0] in ctx.plan.checkable else None
+        if key and bitmap_ids(backend, t[key]):
+            m[p + "key_glo"], m[p + "key_ghi"] = t[key].min(), t[key].max()
+        for col in _timestamp_columns(ctx):
+            if col in r.columns and r[col].type().is_timestamp():
+                m[f"{p}{col}_guess"] = r[col].max()
+        if m:
+            parts.append(_stats_query(t, r, m))
+    if not parts:
+        return {}
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.cross_join(part)
+    got = joined.to_pyarrow().to_pylist()[0]
+    for k, v in got.items():
+        if k.endswith("_guess") and isinstance(v, _dt.datetime) and v.tzinfo is not None:
+            got[k] = v.astimezone(_dt.UTC).replace(tzinfo=None)
+    return got
+
+
+def _stats_query(t: ibis.Table, r: ibis.Table, m: dict) -> ibis.Table:
+    """One table's guesses: key range from the stage, latest dates from the raw table."""
+    ids = {k: v for k, v in m.items() if not k.endswith("_guess")}
+    dates = {k: v for k, v in m.items() if k.endswith("_guess")}
+    if ids and dates:
+        return t.aggregate(**ids).cross_join(r.aggregate(**dates))
+    return t.aggregate(**ids) if ids else r.aggregate(**dates)
+
+
+def _parquet(path) -> bool:
+    if path is None:
+        return False
+    if path.is_dir():
+        return any(path.rglob("*.parquet"))
+    return path.suffix == ".parquet"
+
+
+def _timestamp_columns(ctx: _TableContext) -> list[str]:
+    from crm_helpers.data.validate_dates import timestamp_columns
+
+    return timestamp_columns(ctx)
+
+
+def guessed_metrics(ctx: _TableContext, backend: str, single_key: str | None, guess: dict) -> dict:
+    """The first query's aggregates that use :func:`guesses`: a key bitmap, tail counts."""
+    from crm_helpers.data.validate_dates import FUTURE_TOLERANCE
+
+    t, p = ctx.stage, f"{ctx.name}__"
+    m: dict = {}
+    lo, hi = guess.get(p + "key_glo"), guess.get(p + "key_ghi")
+    if single_key and lo is not None and hi - lo < MAX_BITMAP_RANGE:
+        k = t[single_key].cast("int64")
+        m["key_gbits"] = _bit_count(_bitstring_agg(k, int(lo), int(hi), where=k.between(lo, hi)))
+    for col in _timestamp_columns(ctx):
+        g = guess.get(f"{p}{col}_guess")
+        if not isinstance(g, _dt.datetime):
+            continue
+        try:
+            x = g - FUTURE_TOLERANCE + _dt.timedelta(seconds=1)
+        except OverflowError:
+            continue
+        m[f"{col}_gtail"] = (t[col] >= ibis.literal(x, type=dt.timestamp)).cast("int64").sum()
+        # the guess is usable when not before the column's max (compared in the engine)
+        m[f"{col}_gok"] = (t[col].max() <= ibis.literal(g, type=dt.timestamp)).fill_null(False)
+    return m
+
+
+@ibis.udf.agg.builtin(name="bitstring_agg")
+def _bitstring_agg(x: dt.int64, lo: dt.int64, hi: dt.int64) -> dt.binary:  # type: ignore[empty-body]
+    """DuckDB ``bitstring_agg(x, lo, hi)``: the bitmap of the values in ``[lo, hi]``."""
+
+
+@ibis.udf.scalar.builtin(name="bit_count")
+def _bit_count(b: dt.binary) -> dt.int64:  # type: ignore[empty-body]
+    """DuckDB ``bit_count(BIT)``: the bits set."""
 
 
 def _user_bitmap(ctx: _TableContext, backend: str) -> bool:
@@ -111,8 +211,11 @@ def complete(con: BaseBackend, contexts: list[_TableContext], row: dict) -> None
         lo, hi = row.get(p + "key_lo"), row.get(p + "key_hi")
         if p + "key_lo" in row:
             key = ctx.keys[0]
+            glo, ghi = row.get(p + "key_glo"), row.get(p + "key_ghi")
             if lo is None:  # no key at all
                 row[p + "key_distinct"] = 0
+            elif p + "key_gbits" in row and glo is not None and glo <= lo and hi <= ghi:
+                row[p + "key_distinct"] = _n(row[p + "key_gbits"])  # the guess covered it
             elif hi - lo < MAX_BITMAP_RANGE:
                 bits = agg(ctx, _bits(key, lo, hi))
                 outer[p + "key_distinct"] = f"coalesce(bit_count({bits}), 0)"
@@ -194,6 +297,14 @@ def _tails(contexts: list[_TableContext], row: dict) -> dict:
                 end = _EPOCH + _dt.timedelta(seconds=float(top))
                 if end + _dt.timedelta(seconds=1) > ctx.now + FUTURE_SLACK:
                     continue  # the median decides the cutoff: exact quantiles
+                g_tail = row.get(f"{p}{col}_gtail")
+                if (
+                    row.get(f"{p}{col}_gok") is True  # max <= guess: the count is a lower bound
+                    and g_tail is not None
+                    and _n(g_tail) >= (1 - _Q) * _n(row.get(f"{p}{col}_nn")) + 2
+                ):
+                    row[f"{p}{col}_tail"] = g_tail  # settles it (see _exact_quantiles)
+                    continue
                 x = end - FUTURE_TOLERANCE + _dt.timedelta(seconds=1)
             except OverflowError:  # near year 1 or 9999: exact quantiles
                 continue
