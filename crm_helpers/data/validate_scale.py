@@ -5,7 +5,7 @@ checks need more than a streaming aggregate: a key's distinct values (``duplicat
 rows whose user_id is not in users (``unknown_user``) and a timestamp column's 99.9th
 percentile and median (``future_dates``). At 10M messages these took most of the load time
 (a hash of every key, a join, and a sort per column), so they are answered here, exactly,
-in at most two further queries:
+in at most two further queries (none for clean integer ids and dates in Parquet on DuckDB):
 
 * **keys and users (DuckDB, integer ids)**: the first query returns each id column's
   min and max; a bitmap over that range (``bitstring_agg``) then counts distinct keys, and
@@ -20,6 +20,15 @@ in at most two further queries:
   date whenever ``c >= 0.001 N + 2``, so ``M`` is within the column's cutoff and there is
   nothing to report; when, besides, ``M`` is not beyond the load time + 1 day the median
   is not needed. Otherwise the exact percentile and median are computed as before.
+* **one scan per table**: on DuckDB the bitmaps and tail counts of a table are one
+  aggregate (one query for all tables). When users' ids fill their range (as many non-null
+  ids as the range is wide, and all distinct), a table whose ids lie in that range has no
+  unknown user and needs no bitmap of its ids. On DuckDB over Parquet files,
+  :func:`guesses` reads each key's range and each timestamp column's latest value from the
+  files' statistics (no scan) and the first query takes the key bitmap and the tail count
+  with them; they are used only when that query proves the guess covers the data (key
+  range inside the guessed one; column max not after the guessed date, so the count is a
+  lower bound of ``c``), otherwise the second query counts as above.
 
 The counts are written into the first query's row under the names the checks read
 (``key_distinct``, ``unknown_users``, ``<col>_q``, ``<col>_median``; ``None`` for a
