@@ -12,16 +12,24 @@ own worker process, ``--repeat`` times (best wall time reported), end to end fro
 
 * **helper**: ``crm_helpers.load`` (finding, typing and validating every table present),
   ``conversions_of``, ``message_facts`` (last-touch attribution within 3 days, machine opens,
-  UTC hours), ``scorecard_counts`` per campaign and channel and ``hour_counts`` per channel
-  x weekday x hour (Ibis -> DuckDB); ``load`` is also timed alone.
-* **duckdb_sql**: the same two tables from one hand-written DuckDB SQL script over the
-  Parquet files (a range join of orders to messages, ``row_number`` for the last touch),
-  DuckDB's default settings.
+  UTC hours) and ``counts_tables``: the scorecard per campaign and channel and the counts
+  per channel x weekday x hour from one pass over the facts (equal to ``scorecard_counts``
+  and ``hour_counts``; Ibis -> DuckDB); ``load`` is also timed alone.
+* **duckdb_sql**: the same two tables from one hand-written DuckDB SQL query over the
+  Parquet files (a range join of orders to messages, ``row_number`` for the last touch, and
+  ``GROUP BY GROUPING SETS`` for both tables in one pass; until 2026-12-07 19:00 UTC the
+  facts went to a temporary table first, which made the SQL slower).
 * **spark** (``--spark``, once): the helper on Spark (``load(engine="spark")``); its counts
   must equal the SQL's too.
 
+Both DuckDB sides run with the same ``memory_limit`` and ``threads`` (``--memory-limit``,
+default the helper's own :data:`crm_helpers.engine.DUCKDB_MEMORY_LIMIT`; ``--threads``,
+default the machine's cores) and both spill to a temp directory; the table prints them.
 Wall time is measured inside the worker from the first read to the two tables in pandas
-(interpreter start and imports excluded for both). Peak memory is each worker's own: the
+(interpreter start and imports excluded for both), with the worker's CPU seconds (user +
+system of all its threads; not for Spark, whose JVM is another process). The machine's load
+average is printed before and after: on a shared machine the ratio of two workers run
+back to back is what travels, and the best of ``--repeat`` interleaved runs is reported. Peak memory is each worker's own: the
 RSS of its process tree (Spark's JVM included) polled with psutil (``procmem.run_polled``),
 the largest over the repeats. All implementations must give the same counts (exit status 1
 otherwise). The result is a Markdown table on stdout.
@@ -32,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -87,61 +96,93 @@ def same(a: pd.DataFrame, b: pd.DataFrame, keys: str) -> bool:
     )
 
 
-def helper(data_dir: Path, engine: str = "duckdb") -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    """The helper path; returns the scorecard, the hour table and ``load``'s seconds."""
+def helper(
+    data_dir: Path, engine: str = "duckdb", memory_limit: str = "", threads: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """The helper path; returns the scorecard, the hour table and ``load``'s seconds.
+
+    On DuckDB the connection gets ``memory_limit`` and ``threads`` (those of the SQL)."""
     from crm_helpers import load
     from crm_helpers.campaigns import core
+    from crm_helpers.engine import connect
 
     t0 = time.perf_counter()
-    data = load(data_dir, engine=engine, require=["messages"])
+    con = engine
+    if engine == "duckdb":
+        con = connect("duckdb", memory_limit=memory_limit or None, threads=threads or None)
+    data = load(data_dir, engine=con, require=["messages"])
     t_load = time.perf_counter() - t0
     conv = core.conversions_of(data)
-    # not .cache()d (the report caches facts for its dozen tables): for these two tables
-    # two queries that each build the facts beat materialising them (see README)
     facts = core.message_facts(data.messages, conv.table, attribution_days=3.0)
-    return core.scorecard_counts(facts), core.hour_counts(facts), t_load
+    # the facts once, grouped by campaign x channel x weekday x hour, both tables from that
+    score, hours = core.counts_tables(
+        facts, [("campaign_id", "channel"), ("channel", "weekday", "hour")]
+    )
+    return score, hours, t_load
 
 
-def sql(data_dir: Path, memory_limit: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The hand-written DuckDB SQL (default settings unless ``memory_limit``): both tables."""
+def sql(
+    data_dir: Path, memory_limit: str = "", threads: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The hand-written DuckDB SQL (``memory_limit`` and ``threads`` as given): both tables."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET temp_directory = '{Path(tempfile.gettempdir()) / 'bench_campaigns_sql'}'")
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
     files = {"msgs": data_dir / "messages.parquet", "orders": data_dir / "orders.parquet"}
-    # one scan for both tables: the facts as a temp table, then the two GROUP BYs
-    con.execute("CREATE TEMP TABLE facts AS " + SQL.format(**files))
+    # one pass for both tables: the facts grouped by both sets at once
+    q = (
+        f"SELECT campaign_id, channel, weekday, hour, grouping(campaign_id) AS g, "
+        "count(*) AS sent, sum(opened) AS opened, sum(machine_opened) AS machine_opened, "
+        "sum(clicked) AS clicked, sum(converted) AS converted, "
+        "sum(conversions) AS conversions, sum(revenue) AS revenue "
+        f"FROM ({SQL.format(**files)}) "
+        f"GROUP BY GROUPING SETS (({SCORE_KEYS}), ({HOUR_KEYS}))"
+    )
+    both = con.execute(q).df()
     out = []
-    for keys in (SCORE_KEYS, HOUR_KEYS):
-        q = (
-            f"SELECT {keys}, count(*) AS sent, sum(opened) AS opened, "
-            "sum(machine_opened) AS machine_opened, sum(clicked) AS clicked, "
-            "sum(converted) AS converted, sum(conversions) AS conversions, "
-            f"sum(revenue) AS revenue FROM facts GROUP BY {keys} ORDER BY {keys}"
+    for g, keys in ((0, SCORE_KEYS), (1, HOUR_KEYS)):
+        k = [c.strip() for c in keys.split(",")]
+        part = both[both.g == g].drop(
+            columns=["g", *({"campaign_id", "channel", "weekday", "hour"} - set(k))]
         )
-        out.append(con.execute(q).df())
+        out.append(part.sort_values(k).reset_index(drop=True))
     return out[0], out[1]
 
 
-def worker(impl: str, data_dir: Path, out: Path, sql_memory: str = "") -> dict:
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def worker(impl: str, data_dir: Path, out: Path, memory: str = "", threads: int = 0) -> dict:
     """Run ``impl`` once in this process; write its two tables under ``out``; timings."""
-    t0 = time.perf_counter()
+    if impl != "duckdb_sql":  # imports before the clock, like the SQL's duckdb (until
+        # 2026-12-07 19:45 UTC they were timed: ~0.8 CPU s, 1-11 s wall on a loaded VM)
+        import crm_helpers.campaigns.core  # noqa: F401
+        import crm_helpers.data  # noqa: F401
+    t0, c0 = time.perf_counter(), _cpu()
     if impl == "duckdb_sql":
-        score, hours = sql(data_dir, sql_memory)
+        score, hours = sql(data_dir, memory, threads)
         t_load = None
     else:
-        score, hours, t_load = helper(data_dir, "spark" if impl == "spark" else "duckdb")
-    wall = time.perf_counter() - t0
+        engine = "spark" if impl == "spark" else "duckdb"
+        score, hours, t_load = helper(data_dir, engine, memory, threads)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
     score.to_parquet(out / f"{impl}_score.parquet")
     hours.to_parquet(out / f"{impl}_hours.parquet")
-    return {"wall_s": wall, "load_s": t_load}
+    return {"wall_s": wall, "cpu_s": cpu, "load_s": t_load}
 
 
-def measure(impl: str, data_dir: Path, out: Path, timeout: float, sql_memory: str = "") -> dict:
+def measure(
+    impl: str, data_dir: Path, out: Path, timeout: float, memory: str = "", threads: int = 0
+) -> dict:
     """One run of ``impl`` in its own process; the peak RSS of its process tree (bytes)."""
     cmd = [sys.executable, __file__, "--worker", impl, "--data-dir", str(data_dir)]
-    cmd += ["--sql-memory-limit", sql_memory] if sql_memory else []
+    cmd += ["--memory-limit", memory, "--threads", str(threads)]
     code, stdout, err, peak = run_polled([*cmd, "--out", str(out)], timeout)
     if code != 0:
         raise RuntimeError(f"{impl} failed: {err[-3000:] or f'timed out after {timeout:.0f} s'}")
@@ -158,13 +199,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spark", action="store_true", help="also run the helper on Spark, once")
     ap.add_argument("--timeout", type=float, default=7200)
     ap.add_argument(
-        "--sql-memory-limit", default="", help="DuckDB memory_limit of the SQL (default: DuckDB's)"
+        "--memory-limit",
+        default=None,
+        help="DuckDB memory_limit of both the helper and the SQL (default: the helper's own)",
+    )
+    ap.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="DuckDB threads of both"
     )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    mem = args.memory_limit
+    if mem is None and not args.worker:  # not imported by the SQL's worker (its peak memory)
+        from crm_helpers.engine import DUCKDB_MEMORY_LIMIT
+
+        mem = DUCKDB_MEMORY_LIMIT
     if args.worker:
-        print(json.dumps(worker(args.worker, args.data_dir, args.out, args.sql_memory_limit)))
+        print(json.dumps(worker(args.worker, args.data_dir, args.out, mem or "", args.threads)))
         return 0
     data_dir = args.data_dir
     if data_dir is None:
@@ -179,14 +230,16 @@ def main(argv: list[str] | None = None) -> int:
         .execute(f"SELECT count(*) FROM read_parquet('{data_dir / 'messages.parquet'}')")
         .fetchone()[0]
     )
+    load_before = os.getloadavg()
     runs: dict[str, list[dict]] = {"helper": [], "duckdb_sql": []}
     with tempfile.TemporaryDirectory(prefix="bench_campaigns_") as tmp:
         out = Path(tmp)
         for _ in range(args.repeat):
             for impl in runs:
-                runs[impl].append(measure(impl, data_dir, out, args.timeout, args.sql_memory_limit))
+                runs[impl].append(measure(impl, data_dir, out, args.timeout, mem, args.threads))
         if args.spark:
             runs["spark"] = [measure("spark", data_dir, out, args.timeout)]
+        load_after = os.getloadavg()
         res = {
             impl: (
                 pd.read_parquet(out / f"{impl}_score.parquet"),
@@ -201,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     ok = all(equal.values())
     best = {impl: min(r["wall_s"] for r in rs) for impl, rs in runs.items()}
+    cpu = {impl: min(r["cpu_s"] for r in rs) for impl, rs in runs.items()}
     peak = {impl: max(r["peak"] for r in rs) / 2**20 for impl, rs in runs.items()}
     t_load = min(r["load_s"] for r in runs["helper"])
     sql_s = best["duckdb_sql"]
@@ -208,16 +262,25 @@ def main(argv: list[str] | None = None) -> int:
         f"{n_msgs:,} messages from {data_dir}; best of {args.repeat}; "
         f"same counts as the SQL: {equal}"
     )
+    print(
+        f"DuckDB (helper and SQL): memory_limit {mem}, threads {args.threads}; "
+        f"{os.cpu_count()} cores; load average (1/5/15 min) before "
+        f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
+        f"{'/'.join(f'{x:.1f}' for x in load_after)}"
+    )
     print()
-    print("| implementation | wall s | vs SQL | peak MB (own process tree) |")
-    print("|---|---:|---:|---:|")
+    print("| implementation | wall s | vs SQL | CPU s | vs SQL | peak MB (own process tree) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    h, q = "helper", "duckdb_sql"
     print(f"| helper end to end (`load` + facts + scorecard + hour x weekday) | "
-          f"{best['helper']:.2f} | {best['helper'] / sql_s:.2f}x | {peak['helper']:,.0f} |")  # fmt: skip
-    print(f"| ↳ `load`: finds, types and validates every table | {t_load:.2f} | | |")
-    print(f"| hand-written DuckDB SQL | {sql_s:.2f} | 1.00x | {peak['duckdb_sql']:,.0f} |")
+          f"{best[h]:.2f} | {best[h] / sql_s:.2f}x | {cpu[h]:.2f} | {cpu[h] / cpu[q]:.2f}x | "
+          f"{peak[h]:,.0f} |")  # fmt: skip
+    print(f"| ↳ `load`: finds, types and validates every table | {t_load:.2f} | | | | |")
+    print(f"| hand-written DuckDB SQL | {sql_s:.2f} | 1.00x | {cpu[q]:.2f} | 1.00x | "
+          f"{peak[q]:,.0f} |")  # fmt: skip
     if "spark" in best:
         print(f"| helper on Spark (once; counts compared) | {best['spark']:.2f} | "
-              f"{best['spark'] / sql_s:.2f}x | {peak['spark']:,.0f} |")  # fmt: skip
+              f"{best['spark'] / sql_s:.2f}x | | | {peak['spark']:,.0f} |")  # fmt: skip
     return 0 if ok else 1
 
 

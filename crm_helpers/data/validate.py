@@ -191,7 +191,8 @@ def validate(data: CRMData) -> DataQualityReport:
     ]
     # every table's counts in ONE query: one-row aggregates, cross-joined (a single job on
     # Spark, where each query has a fixed start-up cost)
-    queries = [_table_queries(ctx, backend) for ctx in contexts]
+    guess = validate_scale.guesses(data, contexts, backend)  # free on Parquet, else {}
+    queries = [_table_queries(ctx, backend, guess) for ctx in contexts]
     parts = [p for _, ps in queries for p in ps]
     row: dict = {}
     if parts:
@@ -199,6 +200,7 @@ def validate(data: CRMData) -> DataQualityReport:
         for p in parts[1:]:
             joined = joined.cross_join(p)
         row = joined.to_pyarrow().to_pylist()[0]
+        row.update(guess)
         validate_scale.complete(data.con, contexts, row)
     for ctx, (checks, _) in zip(contexts, queries, strict=True):
         prefix = f"{ctx.name}__"
@@ -373,7 +375,7 @@ def _row_checks(ctx: _TableContext) -> list[_RowCheck]:
 
 
 def _table_queries(
-    ctx: _TableContext, backend: str = ""
+    ctx: _TableContext, backend: str = "", guess: dict | None = None
 ) -> tuple[list[_RowCheck], list[ibis.Table]]:
     """The checks of one table and its one-row aggregate tables (columns ``<table>__<key>``)."""
     t, name, ok = ctx.stage, ctx.name, ctx.plan.checkable
@@ -385,6 +387,7 @@ def _table_queries(
     single_key = ctx.keys[0] if len(ctx.keys) == 1 and ctx.keys[0] in ok else None
     # key counts, user-id ranges and date ends; validate_scale.complete adds the rest
     metrics.update(validate_scale.first_metrics(ctx, backend, single_key))
+    metrics.update(validate_scale.guessed_metrics(ctx, backend, single_key, guess or {}))
     parts = [t.aggregate(**{p + k: v for k, v in metrics.items()})]
     if name == "events" and {"user_id", "ts", "event"} <= ok:
         # one GROUP BY (user_id, ts) over all rows answers two checks: tied timestamps

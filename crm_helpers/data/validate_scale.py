@@ -5,7 +5,7 @@ checks need more than a streaming aggregate: a key's distinct values (``duplicat
 rows whose user_id is not in users (``unknown_user``) and a timestamp column's 99.9th
 percentile and median (``future_dates``). At 10M messages these took most of the load time
 (a hash of every key, a join, and a sort per column), so they are answered here, exactly,
-in at most two further queries:
+in at most two further queries (none for clean integer ids and dates in Parquet on DuckDB):
 
 * **keys and users (DuckDB, integer ids)**: the first query returns each id column's
   min and max; a bitmap over that range (``bitstring_agg``) then counts distinct keys, and
@@ -20,6 +20,15 @@ in at most two further queries:
   date whenever ``c >= 0.001 N + 2``, so ``M`` is within the column's cutoff and there is
   nothing to report; when, besides, ``M`` is not beyond the load time + 1 day the median
   is not needed. Otherwise the exact percentile and median are computed as before.
+* **one scan per table**: on DuckDB the bitmaps and tail counts of a table are one
+  aggregate (one query for all tables). When users' ids fill their range (as many non-null
+  ids as the range is wide, and all distinct), a table whose ids lie in that range has no
+  unknown user and needs no bitmap of its ids. On DuckDB over Parquet files,
+  :func:`guesses` reads each key's range and each timestamp column's latest value from the
+  files' statistics (no scan) and the first query takes the key bitmap and the tail count
+  with them; they are used only when that query proves the guess covers the data (key
+  range inside the guessed one; column max not after the guessed date, so the count is a
+  lower bound of ``c``), otherwise the second query counts as above.
 
 The counts are written into the first query's row under the names the checks read
 (``key_distinct``, ``unknown_users``, ``<col>_q``, ``<col>_median``; ``None`` for a
@@ -38,6 +47,8 @@ from crm_helpers.data.findings import _n, _TableContext
 
 if TYPE_CHECKING:  # pragma: no cover
     from ibis.backends import BaseBackend
+
+    from crm_helpers.data.crmdata import CRMData
 
 #: Widest id range (max - min + 1) counted with a bitmap (2^28 bits = 32 MB).
 MAX_BITMAP_RANGE = 1 << 28
@@ -71,6 +82,104 @@ def first_metrics(ctx: _TableContext, backend: str, single_key: str | None) -> d
     return m
 
 
+def guesses(data: CRMData, contexts: list[_TableContext], backend: str) -> dict:
+    """Free guesses of the ranges the second query needs, from Parquet statistics.
+
+    On DuckDB over Parquet files the min and max of a plain column come from the files'
+    statistics without a scan: each single integer key's range (``<t>__key_glo/ghi``) and
+    each timestamp column's latest raw value as naive UTC (``<t>__<col>_guess``, ``None``
+    when the file's column is no timestamp). :func:`first_metrics` turns them into a key
+    bitmap and a tail count in the first query; :func:`complete` uses those only when the
+    first query proves the guess covers the data (the key inside the guessed range; the
+    guessed latest date not before the column's max, so the count from it is a lower bound
+    of the tail count), else it counts as without a guess. Empty for other engines and
+    sources (where the min and max would cost a scan).
+    """
+    files = getattr(data, "files", None) or {}
+    if backend != "duckdb" or not all(_parquet(files.get(c.name)) for c in contexts):
+        return {}
+    raw = data.raw or data.tables
+    parts = []
+    for ctx in contexts:
+        p, t, r = f"{ctx.name}__", ctx.stage, raw[ctx.name]
+        m = {}
+        key = ctx.keys[0] if len(ctx.keys) == 1 and ctx.keys[0] in ctx.plan.checkable else None
+        if key and bitmap_ids(backend, t[key]):
+            m[p + "key_glo"], m[p + "key_ghi"] = t[key].min(), t[key].max()
+        for col in _timestamp_columns(ctx):
+            if col in r.columns and r[col].type().is_timestamp():
+                m[f"{p}{col}_guess"] = r[col].max()
+        if m:
+            parts.append(_stats_query(t, r, m))
+    if not parts:
+        return {}
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.cross_join(part)
+    got = joined.to_pyarrow().to_pylist()[0]
+    for k, v in got.items():
+        if k.endswith("_guess") and isinstance(v, _dt.datetime) and v.tzinfo is not None:
+            got[k] = v.astimezone(_dt.UTC).replace(tzinfo=None)
+    return got
+
+
+def _stats_query(t: ibis.Table, r: ibis.Table, m: dict) -> ibis.Table:
+    """One table's guesses: key range from the stage, latest dates from the raw table."""
+    ids = {k: v for k, v in m.items() if not k.endswith("_guess")}
+    dates = {k: v for k, v in m.items() if k.endswith("_guess")}
+    if ids and dates:
+        return t.aggregate(**ids).cross_join(r.aggregate(**dates))
+    return t.aggregate(**ids) if ids else r.aggregate(**dates)
+
+
+def _parquet(path) -> bool:
+    if path is None:
+        return False
+    if path.is_dir():
+        return any(path.rglob("*.parquet"))
+    return path.suffix == ".parquet"
+
+
+def _timestamp_columns(ctx: _TableContext) -> list[str]:
+    from crm_helpers.data.validate_dates import timestamp_columns
+
+    return timestamp_columns(ctx)
+
+
+def guessed_metrics(ctx: _TableContext, backend: str, single_key: str | None, guess: dict) -> dict:
+    """The first query's aggregates that use :func:`guesses`: a key bitmap, tail counts."""
+    from crm_helpers.data.validate_dates import FUTURE_TOLERANCE
+
+    t, p = ctx.stage, f"{ctx.name}__"
+    m: dict = {}
+    lo, hi = guess.get(p + "key_glo"), guess.get(p + "key_ghi")
+    if single_key and lo is not None and hi - lo < MAX_BITMAP_RANGE:
+        k = t[single_key].cast("int64")
+        m["key_gbits"] = _bit_count(_bitstring_agg(k, int(lo), int(hi), where=k.between(lo, hi)))
+    for col in _timestamp_columns(ctx):
+        g = guess.get(f"{p}{col}_guess")
+        if not isinstance(g, _dt.datetime):
+            continue
+        try:
+            x = g - FUTURE_TOLERANCE + _dt.timedelta(seconds=1)
+        except OverflowError:
+            continue
+        m[f"{col}_gtail"] = (t[col] >= ibis.literal(x, type=dt.timestamp)).cast("int64").sum()
+        # the guess is usable when not before the column's max (compared in the engine)
+        m[f"{col}_gok"] = (t[col].max() <= ibis.literal(g, type=dt.timestamp)).fill_null(False)
+    return m
+
+
+@ibis.udf.agg.builtin(name="bitstring_agg")
+def _bitstring_agg(x: dt.int64, lo: dt.int64, hi: dt.int64) -> dt.binary:  # type: ignore[empty-body]
+    """DuckDB ``bitstring_agg(x, lo, hi)``: the bitmap of the values in ``[lo, hi]``."""
+
+
+@ibis.udf.scalar.builtin(name="bit_count")
+def _bit_count(b: dt.binary) -> dt.int64:  # type: ignore[empty-body]
+    """DuckDB ``bit_count(BIT)``: the bits set."""
+
+
 def _user_bitmap(ctx: _TableContext, backend: str) -> bool:
     return bitmap_ids(backend, ctx.stage.user_id) and bitmap_ids(backend, ctx.users_ids.user_id)
 
@@ -81,19 +190,44 @@ def anti_join_in_first(ctx: _TableContext, backend: str) -> bool:
 
 
 def complete(con: BaseBackend, contexts: list[_TableContext], row: dict) -> None:
-    """Fill ``row`` (``<table>__<key>``) with the counts the first query left out."""
+    """Fill ``row`` (``<table>__<key>``) with the counts the first query left out.
+
+    On DuckDB the bitmaps and the tail counts are one query that scans each table once
+    (one aggregate per table, every bitmap and tail count of it; then the unions of user-id
+    bitmaps across tables); elsewhere the tail counts are one Ibis query.
+    """
     users = next((c for c in contexts if c.name == "users"), None)
     u_lo, u_hi = row.get("users__key_lo"), row.get("users__key_hi")
-    bitmaps: dict[str, str] = {}  # row key -> DuckDB scalar sub-query
+    # users' ids fill their range when as many as the range is wide are non-null and
+    # distinct (the distinct count comes with the bitmaps below): then every id of another
+    # table inside that range is a user's, and no union of bitmaps is needed
+    dense = (
+        users is not None
+        and users.keys == ("user_id",)
+        and u_lo is not None
+        and _n(row.get("users__key_n")) == u_hi - u_lo + 1
+    )
+    assumed: list[str] = []  # tables whose unknown_users = 0 rests on users being dense
+    aggs: dict[str, dict[str, str]] = {}  # table -> {aggregate SQL: its alias}
+    outer: dict[str, str] = {}  # row key -> SQL over the per-table aggregates
+
+    def agg(ctx: _TableContext, sql: str) -> str:
+        mine = aggs.setdefault(ctx.name, {})
+        return f"a_{ctx.name}.{mine.setdefault(sql, f'x{len(mine)}')}"
+
     for ctx in contexts:
         p, t = f"{ctx.name}__", ctx.stage
         lo, hi = row.get(p + "key_lo"), row.get(p + "key_hi")
         if p + "key_lo" in row:
             key = ctx.keys[0]
+            glo, ghi = row.get(p + "key_glo"), row.get(p + "key_ghi")
             if lo is None:  # no key at all
                 row[p + "key_distinct"] = 0
+            elif p + "key_gbits" in row and glo is not None and glo <= lo and hi <= ghi:
+                row[p + "key_distinct"] = _n(row[p + "key_gbits"])  # the guess covered it
             elif hi - lo < MAX_BITMAP_RANGE:
-                bitmaps[p + "key_distinct"] = _bits(con, t.select(k=t[key]), lo, hi)
+                bits = agg(ctx, _bits(key, lo, hi))
+                outer[p + "key_distinct"] = f"coalesce(bit_count({bits}), 0)"
             else:
                 row[p + "key_distinct"] = _scalar(t[key].nunique())
         if p + "uid_lo" in row:
@@ -102,18 +236,42 @@ def complete(con: BaseBackend, contexts: list[_TableContext], row: dict) -> None
                 row[p + "unknown_users"] = 0
             elif u_lo is None or t_lo < u_lo or t_hi > u_hi or u_hi - u_lo >= MAX_BITMAP_RANGE:
                 row[p + "unknown_users"] = None  # counted below
-            else:
-                own = users.stage.select(k=users.stage.user_id.cast("int64"))
-                both = t.select(k=t.user_id.cast("int64")).union(own)
-                bitmaps[p + "unknown_ids"] = (
-                    f"({_bits(con, both, u_lo, u_hi)}) - ({_bits(con, own, u_lo, u_hi)})"
+            elif dense:  # every id in users' range is a user (confirmed below)
+                row[p + "unknown_users"] = 0
+                assumed.append(p)
+            else:  # ids beyond users' own: the union has more bits than users' bitmap
+                mine = agg(ctx, _bits("user_id", u_lo, u_hi))
+                own = agg(users, _bits("user_id", u_lo, u_hi))
+                outer[p + "unknown_ids"] = (
+                    f"coalesce(bit_count({mine} | {own}) - bit_count({own}), 0)"
                 )
     tails = _tails(contexts, row)
-    if bitmaps:
-        sql = "SELECT " + ", ".join(f'({q}) AS "{k}"' for k, q in bitmaps.items())
+    if con.name == "duckdb":  # the tail counts join the bitmaps' scans
+        by_name = {c.name: c for c in contexts}
+        for k, (_, col, x) in tails.items():
+            ctx = by_name[k.split("__", 1)[0]]
+            lit = f"TIMESTAMP '{x.isoformat(sep=' ', timespec='microseconds')}'"
+            outer[k] = agg(ctx, f"count(*) FILTER (WHERE {_q(col)} >= {lit})")
+        tails = {}
+    if outer:
+        by_name = {c.name: c for c in contexts}
+        froms = [
+            f"(SELECT {', '.join(f'{sql} AS {a}' for sql, a in mine.items())} "
+            f"FROM ({con.compile(by_name[name].stage)})) AS a_{name}"
+            for name, mine in aggs.items()
+        ]
+        sql = (
+            "SELECT "
+            + ", ".join(f'{q} AS "{k}"' for k, q in outer.items())
+            + " FROM "
+            + " CROSS JOIN ".join(froms)
+        )
         got = con.raw_sql(sql).fetchall()[0]
-        for k, v in zip(bitmaps, got, strict=True):
+        for k, v in zip(outer, got, strict=True):
             row[k] = _n(v)
+    if assumed and row.get("users__key_distinct") != _n(row.get("users__key_n")):
+        for p in assumed:  # users has duplicate ids, so not dense: count exactly below
+            row[p + "unknown_users"] = None
     if tails:
         parts = [
             t.aggregate(**{k: (t[col] >= ibis.literal(x, type=dt.timestamp)).cast("int64").sum()})
@@ -148,6 +306,14 @@ def _tails(contexts: list[_TableContext], row: dict) -> dict:
                 end = _EPOCH + _dt.timedelta(seconds=float(top))
                 if end + _dt.timedelta(seconds=1) > ctx.now + FUTURE_SLACK:
                     continue  # the median decides the cutoff: exact quantiles
+                g_tail = row.get(f"{p}{col}_gtail")
+                if (
+                    row.get(f"{p}{col}_gok") is True  # max <= guess: the count is a lower bound
+                    and g_tail is not None
+                    and _n(g_tail) >= (1 - _Q) * _n(row.get(f"{p}{col}_nn")) + 2
+                ):
+                    row[f"{p}{col}_tail"] = g_tail  # settles it (see _exact_quantiles)
+                    continue
                 x = end - FUTURE_TOLERANCE + _dt.timedelta(seconds=1)
             except OverflowError:  # near year 1 or 9999: exact quantiles
                 continue
@@ -174,12 +340,13 @@ def _exact_quantiles(ctx: _TableContext, row: dict, tails: dict) -> None:
         row.update(t.aggregate(**need).to_pyarrow().to_pylist()[0])
 
 
-def _bits(con: BaseBackend, ids: ibis.Table, lo: int, hi: int) -> str:
-    """A DuckDB scalar sub-query: distinct non-null ``k`` of ``ids`` in ``[lo, hi]``."""
-    return (
-        f"SELECT coalesce(bit_count(bitstring_agg(k, {int(lo)}, {int(hi)})), 0) "
-        f"FROM ({con.compile(ids)}) WHERE k IS NOT NULL"
-    )
+def _q(col: str) -> str:
+    return '"' + col.replace('"', '""') + '"'
+
+
+def _bits(col: str, lo: int, hi: int) -> str:
+    """A DuckDB aggregate: the bitmap of ``col``'s non-null values in ``[lo, hi]`` (as BIGINT)."""
+    return f"bitstring_agg(CAST({_q(col)} AS BIGINT), {int(lo)}, {int(hi)})"
 
 
 def _scalar(expr: ibis.Scalar) -> int:
