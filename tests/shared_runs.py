@@ -21,7 +21,16 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["shared_dir", "shared_report"]
+__all__ = ["DEFAULT_PARAMETERS", "WITH_EXPORT", "default_report", "shared_dir", "shared_report"]
+
+#: The parameters of each notebook's default report on the small world (empty: none).
+DEFAULT_PARAMETERS: dict[str, dict] = {
+    "experiment_readout": {"experiment_id": "cart_abandoner_coupon", "coupon_value": 2.0},
+}
+
+#: Notebooks whose default report also writes the audience export (its notebook test checks
+#: the export; the export adds one line of text to the report).
+WITH_EXPORT = frozenset({"campaign_performance", "funnel_dropoff", "segment_profiling"})
 
 
 def _root(tmp_path_factory) -> Path:
@@ -97,3 +106,19 @@ def shared_report(
     assert res.parameters == {**res.parameters, **params}, (key, "another run under this key")
     assert res.ok, res.error
     return res
+
+
+def default_report(tmp_path_factory, notebook: str, data_dir: Path):
+    """The default report of ``notebook`` on ``data_dir``, run once a session.
+
+    With :data:`DEFAULT_PARAMETERS` and, for :data:`WITH_EXPORT`, the audience export: the
+    one run the notebook's own tests, the browser tests and the analyst's read
+    (tests/notebooks/test_report_browser.py, test_report_for_analysts.py).
+    """
+    return shared_report(
+        tmp_path_factory,
+        notebook,
+        data_dir,
+        DEFAULT_PARAMETERS.get(notebook, {}),
+        export=notebook in WITH_EXPORT,
+    )

@@ -47,6 +47,9 @@ RUN_TIMEOUT_ENV = "CRM_RUN_TIMEOUT_S"
 DEFAULT_RUN_TIMEOUT_S = 3600.0
 #: The longest any one cell may take (papermill's default ``execution_timeout``).
 CELL_TIMEOUT_S = 1800.0
+#: How long a cell's outputs may trail its reply from the kernel (nbclient's default, 4 s,
+#: failed runs with "Timeout waiting for IOPub output" on a busy machine: papermill raises).
+IOPUB_TIMEOUT_S = 60.0
 
 
 def run_timeout_s() -> float | None:
@@ -165,7 +168,8 @@ def quiet_kernel(
     root logger); the kernel uses IPC transport in a private folder removed afterwards
     (TCP on Windows, which has no Unix sockets). ``timeout_func`` gives each cell what is
     left of the run's time budget (:func:`run_timeout_s`, counted from entering the block),
-    and at most ``cell_timeout_s`` seconds (None: no per-cell limit).
+    and at most ``cell_timeout_s`` seconds (None: no per-cell limit); a cell's outputs may
+    trail its reply by :data:`IOPUB_TIMEOUT_S`.
     """
     budget = run_timeout_s()  # a bad value fails before a kernel starts
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,6 +183,7 @@ def quiet_kernel(
             yield {
                 "kernel_manager_class": _kernel_manager_class(log, ipc_dir),
                 "timeout_func": _Deadline(budget, log, cell_timeout_s),
+                "iopub_timeout": IOPUB_TIMEOUT_S,
             }
         finally:
             _papermill_to(handler, add=False)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.notebooks.payloads import write_payload_world
+from tests.notebooks.payloads import DATA_DIR_NAME, write_payload_world
+from tests.shared_runs import shared_dir
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -14,8 +15,9 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 @pytest.fixture(scope="session")
 def payload_world(tmp_path_factory) -> Path:
-    """The data directory of :func:`write_payload_world` (session-wide, read-only)."""
-    return write_payload_world(tmp_path_factory.mktemp("payload_world"))
+    """The data directory of :func:`write_payload_world` (built once a session for every
+    xdist worker, tests/shared_runs.py; read-only)."""
+    return shared_dir(tmp_path_factory, "payload_world", write_payload_world) / DATA_DIR_NAME
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ is rendered on that data and opened in headless Chromium: no payload may run (ea
 set the page title to PWNED<n>), the page shows them as literal text, no error is logged
 (the Content-Security-Policy still lets the charts draw) and the index page is clean too.
 
-A new notebook joins by adding one entry to :data:`ESSENTIAL_PARAMETERS`: the parameters
-that make it use the payload data (steps, variants, ...). A notebook without an entry fails.
+A new notebook joins by adding one entry to ``HOSTILE_PARAMETERS`` (tests/notebooks/payloads.py):
+the parameters that make it use the payload data (steps, variants, ...). A notebook without
+an entry fails. The run is the one test_plotly_markup reads (one run a session).
 """
 
 from __future__ import annotations
@@ -22,30 +23,11 @@ import nbformat
 import pytest
 
 from crm_helpers import config
+from crm_helpers.report.index import write_index
 from crm_helpers.report.render import render_html
-from crm_helpers.report.run import parameters_cell, run_notebook
-from tests.notebooks.payloads import PAYLOAD_IMG, PAYLOAD_SCRIPT, PAYLOADS
+from tests.notebooks.payloads import PAYLOADS, TITLE, hostile_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-#: Notebook name -> the parameters that make it use the payload names of the data.
-ESSENTIAL_PARAMETERS: dict[str, dict] = {
-    "data_overview": {"top_n_events": 5},
-    "funnel_dropoff": {
-        "steps": [PAYLOAD_SCRIPT, PAYLOAD_IMG, "add_to_cart"],
-        "audience_step": 1,
-        "breakdown_property": "platform",
-        "min_group_users": 20,
-    },
-    "journey_mapping": {"anchor_event": PAYLOAD_IMG, "segment_column": "device"},
-    "segment_profiling": {},  # users' attribute values carry payloads into the profiles
-    "lookalike_expansion": {},  # likewise, into the seed / lookalike profiles
-    "experiment_readout": {},  # the experiment id and the variants carry payloads
-    "campaign_performance": {},  # campaign ids, and the derived holdout's experiment and arm
-}
-
-#: Given as the title of every notebook that has one (it closes <title> and opens a script).
-TITLE = "Report </title><script>document.title='PWNED6'</script>"
 
 NOTEBOOKS = sorted(p.stem for p in config.NOTEBOOKS_DIR.glob("*.ipynb"))
 
@@ -72,21 +54,12 @@ def _assert_nothing_ran(driver) -> None:
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
-def test_payloads_in_the_data_never_run(notebook, payload_world, chromium, tmp_path):
-    if notebook not in ESSENTIAL_PARAMETERS:
-        pytest.fail(
-            f"notebooks/{notebook}.ipynb has no entry in ESSENTIAL_PARAMETERS of {__file__}: "
-            "add the parameters that make it run on the payload data (tests/notebooks/"
-            "payloads.py: RENAMES says which names carry payloads)"
-        )
-    nb = nbformat.read(str(config.NOTEBOOKS_DIR / f"{notebook}.ipynb"), as_version=4)
-    _, defaults = parameters_cell(nb)
-    params = dict(ESSENTIAL_PARAMETERS[notebook])
-    if "title" in defaults:
-        params["title"] = TITLE
-    out = tmp_path / "reports"
-    res = run_notebook(notebook, parameters=params, data_dir=payload_world, out_dir=out)
-    assert res.ok, res.error
+def test_payloads_in_the_data_never_run(notebook, payload_world, chromium, tmp_path_factory):
+    # the run test_plotly_markup reads too (tests/notebooks/payloads.py: once a session)
+    res = hostile_report(tmp_path_factory, notebook, payload_world)
+    out = Path(res.out_dir).parent
+    write_index(out)  # what run_notebook(update_index=True) writes; the report stays as built
+    params = res.parameters  # every parameter of the run, defaults included
 
     html = Path(res.html).read_text()
     for raw in ("<script>document.title", "<img src=x", "<svg onload"):
@@ -101,7 +74,8 @@ def test_payloads_in_the_data_never_run(notebook, payload_world, chromium, tmp_p
         r".{0,40}(?:&(?:#x?[0-9a-fA-F]+|lt|gt|amp|quot);|\\[`*_#|~$!]).{0,20}", text
     )
     assert not residue, f"escaped twice: the reader sees escapes instead of the text: {residue[:3]}"
-    if "title" in defaults:
+    if "title" in params:  # hostile_report gave it TITLE
+        assert params["title"] == TITLE
         assert chromium.title == TITLE  # shown literally, <title> not closed early
         assert TITLE in text  # the heading
 

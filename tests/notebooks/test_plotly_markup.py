@@ -2,7 +2,8 @@
 
 Plotly renders a subset of HTML in titles, axis labels, categories, legend names, hover
 text and annotations: ``<a href>`` becomes a live link, ``<span style>`` restyles the page.
-Every notebook runs on a small world whose event names, property and attribute values,
+Every notebook runs on the payload world of tests/notebooks/payloads.py (the run the injection
+test opens in Chromium), whose event names, property and attribute values,
 experiment and variant ids carry such markup; every figure of the executed notebook must
 hold the markup only escaped (``&lt;a href=...``), exactly once, and show it somewhere
 (so the payload data is used at all).
@@ -11,7 +12,6 @@ hold the markup only escaped (``&lt;a href=...``), exactly once, and show it som
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -19,60 +19,19 @@ import pytest
 
 from crm_helpers import config
 from crm_helpers.plots import theme
-from crm_helpers.report.run import run_notebook
+from tests.notebooks.payloads import HOSTILE_PARAMETERS, MARKUP_LINK, MARKUP_SPAN, hostile_report
 
 pytestmark = [pytest.mark.slow]
 
-LINK = '<a href="https://evil.example/">x</a>'
-SPAN = '<span style="font-size:80px">big</span>'
+LINK, SPAN = MARKUP_LINK, MARKUP_SPAN
 #: Live plotly markup: a link or a styled span (builders never make either).
 LIVE = re.compile(r"<\s*(a|span)\b", re.IGNORECASE)
 
-RENAMES: dict[tuple[str, str], dict[str, str]] = {
-    ("events", "event"): {"visit": SPAN, "add_to_cart": LINK},
-    ("events", "platform"): {"android": LINK},
-    ("users", "country"): {"IT": LINK},
-    ("users", "device"): {"ios": SPAN},
-    ("assignments", "variant"): {"treatment": LINK},
-}
-
-PARAMETERS: dict[str, dict] = {
-    "data_overview": {"top_n_events": 8},
-    "funnel_dropoff": {
-        "steps": [SPAN, "product_view", LINK],
-        "audience_step": 1,
-        "breakdown_property": "platform",
-        "min_group_users": 20,
-    },
-    "journey_mapping": {"anchor_event": SPAN, "goal_event": LINK, "segment_column": "device"},
-    "segment_profiling": {},
-    "lookalike_expansion": {},
-    "experiment_readout": {},
-    "campaign_performance": {},
-}
 NOTEBOOKS = sorted(p.stem for p in config.NOTEBOOKS_DIR.glob("*.ipynb"))
 #: Notebooks whose figures show no name from the data (RFM segments and health states are
 #: the workbench's own words; its profiles are tables; campaign figures are drawn by channel,
 #: whose values the contract fixes, and campaign ids appear only in tables).
 NO_DATA_NAMES_IN_FIGURES = {"segment_profiling", "campaign_performance"}
-
-
-@pytest.fixture(scope="module")
-def markup_world(tmp_path_factory) -> Path:
-    from crm_helpers.synth import SynthConfig, generate
-
-    tables = generate(SynthConfig(n_users=800, seed=11)).tables()
-    d = tmp_path_factory.mktemp("markup_world")
-    for name, df in tables.items():
-        for (t, col), mapping in RENAMES.items():
-            if t == name:
-                df[col] = df[col].replace(mapping)
-        if name == "assignments":
-            df["experiment_id"] = df["experiment_id"].astype("string") + " " + LINK
-        if name == "messages":
-            df["campaign_id"] = df["campaign_id"].astype("string") + " " + SPAN
-        df.to_parquet(d / f"{name}.parquet", index=False)
-    return d
 
 
 def _strings(obj, out: list[str]) -> list[str]:
@@ -101,18 +60,13 @@ def _figures(executed: str) -> list[dict]:
 
 
 def test_every_notebook_has_parameters():
-    assert set(NOTEBOOKS) == set(PARAMETERS)
+    assert set(NOTEBOOKS) == set(HOSTILE_PARAMETERS)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
-def test_figures_hold_user_markup_only_escaped(notebook, markup_world, tmp_path):
-    res = run_notebook(
-        notebook,
-        parameters=PARAMETERS[notebook],
-        data_dir=markup_world,
-        out_dir=tmp_path / "reports",
-        update_index=False,
-    )
+def test_figures_hold_user_markup_only_escaped(notebook, payload_world, tmp_path_factory):
+    # the run test_injection opens in the browser (tests/notebooks/payloads.py: once a session)
+    res = hostile_report(tmp_path_factory, notebook, payload_world)
     assert res.ok, res.error
     figures = _figures(res.executed)
     assert figures, "no plotly figure in the executed notebook"

@@ -20,31 +20,23 @@ import pytest
 from crm_helpers import config
 from crm_helpers.report.answer import ANSWER_META, PENDING
 from crm_helpers.report.progress import ELLIPSIS, PROGRESS_META
-from crm_helpers.report.run import run_notebook
+from tests.shared_runs import default_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_notebooks")]
 
 PLOTLY = "application/vnd.plotly.v1+json"
 NOTEBOOKS = sorted(p.stem for p in config.NOTEBOOKS_DIR.glob("*.ipynb"))
-PARAMETERS = {"experiment_readout": {"experiment_id": "cart_abandoner_coupon", "coupon_value": 2.0}}
 #: Traces without cartesian axes.
 NON_CARTESIAN = {"sankey", "treemap", "table", "pie", "sunburst", "indicator", "icicle"}
 
 
 @pytest.fixture(scope="module")
 def executed(small_world, tmp_path_factory) -> dict[str, tuple[nbformat.NotebookNode, str, dict]]:
-    """notebook -> (executed notebook, report HTML, metrics.json), default parameters."""
-    out = tmp_path_factory.mktemp("analyst_reports")
+    """notebook -> (executed notebook, report HTML, metrics.json): each notebook's default
+    report (tests/shared_runs.py: the run the browser and notebook tests read, once a session)."""
     runs = {}
     for name in NOTEBOOKS:
-        res = run_notebook(
-            name,
-            data_dir=small_world,
-            out_dir=out,
-            parameters=PARAMETERS.get(name, {}),
-            update_index=False,
-        )
-        assert res.ok, res.error
+        res = default_report(tmp_path_factory, name, small_world)
         runs[name] = (
             nbformat.read(res.executed, as_version=4),
             Path(res.html).read_text(),

@@ -91,7 +91,7 @@ def test_quiet_kernel_sends_papermill_warnings_to_the_log_only(tmp_path, capfd):
     before = (logger.propagate, list(logger.handlers))
     log = tmp_path / "run.log"
     with quiet_kernel(log) as kw, quiet_kernel(tmp_path / "other.log"):
-        assert set(kw) == {"kernel_manager_class", "timeout_func"}
+        assert set(kw) == {"kernel_manager_class", "timeout_func", "iopub_timeout"}
         logger.warning("Unable to parse line 3 'x = 1  # a == b'.")
         logger.info("Executing notebook")  # below WARNING: not logged
     assert (logger.propagate, list(logger.handlers)) == before
