@@ -343,15 +343,17 @@ def prepared_arrays(data: Path):
 
 
 def _decoded(names, edges, paths):
-    """Code-level counts -> the ``({(a, b): n}, Counter({path: n}))`` all rows return."""
-    import numpy as np
-
+    """Code-level counts -> the ``({(a, b): n}, Counter({path: n}))`` all rows return;
+    ``paths`` is ``(codes, counts)``: an int matrix (-1 past the journey's end) and the
+    journeys per row, or None."""
     trans = {(names[a], names[b]): int(n) for a, b, n in edges}
+    if paths is None:
+        return trans, None
     out = Counter()
-    if paths is not None:
-        for row, n in paths:
-            out[tuple(names[int(c)] for c in row if not np.isnan(c))] += int(n)
-    return trans, (out if paths is not None else None)
+    codes, counts = paths
+    for row, n in zip(codes.tolist(), counts.tolist(), strict=True):
+        out[tuple(names[c] for c in row if c >= 0)] += n
+    return trans, out
 
 
 def _arrays_of(x):
@@ -361,6 +363,8 @@ def _arrays_of(x):
 
 def journeys_kernel(arrays, timings: bool = False):
     """:mod:`crm_helpers.journeys.kernel` from the prepared arrays: journeys, counts, paths."""
+    import numpy as np
+
     from crm_helpers.journeys import kernel as K
     from crm_helpers.journeys.core import JourneySpec
 
@@ -369,11 +373,9 @@ def journeys_kernel(arrays, timings: bool = False):
     e = K.edge_counts(kj, timings=timings)
     p = K.path_counts(kj, kj.vocab.index(ANCHOR), DEPTH, "after")
     cols = [f"s{k}" for k in range(DEPTH + 1)]
-    return _decoded(
-        kj.vocab,
-        zip(e["code"], e["nxt"], e["count"], strict=True),
-        zip(p[cols].to_numpy(), p["journeys"], strict=True),
-    )
+    codes = np.nan_to_num(p[cols].to_numpy(float), nan=-1).astype(np.int64)
+    edges = zip(e["code"].tolist(), e["nxt"].tolist(), e["count"].tolist(), strict=True)
+    return _decoded(kj.vocab, edges, (codes, p["journeys"].to_numpy()))
 
 
 def _floor_pairs(arrays):
@@ -385,7 +387,7 @@ def _floor_pairs(arrays):
     pair[arrays.offsets[1:-1] - 1] = k * k  # across users: counted in a dropped bin
     cnt = np.bincount(pair, minlength=k * k + 1)[: k * k]
     cells = np.flatnonzero(cnt)
-    return k, zip(cells // k, cells % k, cnt[cells], strict=True)
+    return k, zip((cells // k).tolist(), (cells % k).tolist(), cnt[cells].tolist(), strict=True)
 
 
 def journeys_floor(arrays):
@@ -408,9 +410,8 @@ def journeys_floor(arrays):
         steps[:, j] = np.where(alive, ev[pos], -1)
     w = (k + 1) ** np.arange(DEPTH + 1, dtype=np.int64)
     keys, counts = np.unique((steps + 1) @ w, return_counts=True)
-    uniq = ((keys[:, None] // w) % (k + 1) - 1).astype(float)
-    uniq[uniq < 0] = np.nan
-    return _decoded(arrays.event_names, edges, zip(uniq, counts, strict=True))
+    uniq = (keys[:, None] // w) % (k + 1) - 1
+    return _decoded(arrays.event_names, edges, (uniq, counts))
 
 
 def journeys_floor_dfg(arrays):

@@ -134,10 +134,13 @@ def _match(col: np.ndarray, want: object) -> np.ndarray:
     return s.eq(want).to_numpy(dtype=bool, na_value=False) & ~missing
 
 
-def _step_codes(arrays: EventArrays, spec: JourneySpec, vocab: Sequence[str]) -> np.ndarray:
-    """int32 step code per array row; -1 for rows whose event maps to no step."""
+def _step_codes(
+    arrays: EventArrays, spec: JourneySpec, vocab: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """int32 step code per array row (-1: the event maps to no step) and the lookup table
+    event code -> step code it used (before the rules)."""
     code_of = {s: i for i, s in enumerate(vocab)}
-    lut = np.full(len(arrays.event_names) + 1, -1, dtype=np.int32)
+    lut = np.full(len(arrays.event_names), -1, dtype=np.int32)
     for i, name in enumerate(arrays.event_names):
         step = spec.step_of(name)
         if step is not None:
@@ -158,7 +161,7 @@ def _step_codes(arrays: EventArrays, spec: JourneySpec, vocab: Sequence[str]) ->
                 hit &= _match(arrays.columns[col], want)
             code[hit] = code_of[step]
             done |= hit
-    return code
+    return code, lut
 
 
 def _tie_perm(user: np.ndarray, t: np.ndarray, key: np.ndarray) -> np.ndarray | None:
@@ -207,13 +210,21 @@ def build(
     v = len(vocab)
     if spec.session_column and spec.session_column not in arrays.columns:
         raise NotCovered(f"session_column {spec.session_column!r} is not in the arrays")
-    code = _step_codes(arrays, spec, vocab)
-    keep = code >= 0
-    if spec.start is not None:
-        keep &= arrays.t >= ev.ts_us(spec.start)
-    if spec.end is not None:
-        keep &= arrays.t < ev.ts_us(spec.end)
-    if keep.all():
+    code, lut = _step_codes(arrays, spec, vocab)
+    kept = lut[lut >= 0]
+    # the arrays' tie order (event code) is the step order when the kept codes rise with
+    # the event codes and no rule re-codes a row: then no tie group needs a look
+    in_order = not spec.rules and bool(np.all(kept[1:] >= kept[:-1]))
+    keep = None
+    if kept.shape[0] < lut.shape[0] or spec.rules:
+        keep = code >= 0
+    if spec.start is not None or spec.end is not None:
+        keep = np.ones(arrays.n_events, dtype=bool) if keep is None else keep
+        if spec.start is not None:
+            keep &= arrays.t >= ev.ts_us(spec.start)
+        if spec.end is not None:
+            keep &= arrays.t < ev.ts_us(spec.end)
+    if keep is None or keep.all():
         user, t = arrays.user, arrays.t
         sess_col = arrays.columns.get(spec.session_column) if spec.session_column else None
     else:
@@ -236,7 +247,7 @@ def build(
             user, t, code, pair = user[o], t[o], code[o], pair[o]
             offsets = ops.segment_offsets(pair)
     else:
-        perm = _tie_perm(user, t, code)
+        perm = None if in_order else _tie_perm(user, t, code)
         if perm is not None:
             user, t, code = user[perm], t[perm], code[perm]
         if spec.session_gap_minutes is not None:
@@ -320,13 +331,20 @@ def edge_counts(kj: KernelJourneys, *, timings: bool = True) -> pd.DataFrame:
         valid = pair < v * v
         p = pair[valid].astype(np.int64)
         d = (kj.t[1:] - kj.t[:-1])[valid]
-        bits = int(d.max()).bit_length() if d.size else 0
-        if bits + int(v * v).bit_length() <= 62:
-            key = (p << bits) | d
-            key.sort()
-            d = key & ((1 << bits) - 1)
+        n_cells = cnt[cells]
+        if v * v <= np.iinfo(np.uint16).max and cells.shape[0] <= 5_000:
+            # a stable radix sort of the 16-bit pair codes, then per edge a partition for
+            # the four order statistics: O(n) (a loop over the edges, not the rows)
+            d = d[np.argsort(p.astype(np.uint16), kind="stable")]
+            d = _partitioned(d, n_cells)
         else:
-            d = d[np.lexsort((d, p))]
+            bits = int(d.max()).bit_length() if d.size else 0
+            if bits + int(v * v).bit_length() <= 62:
+                key = (p << bits) | d
+                key.sort()
+                d = key & ((1 << bits) - 1)
+            else:
+                d = d[np.lexsort((d, p))]
         starts = np.concatenate([[0], np.cumsum(cnt[cells])[:-1]]).astype(np.int64)
         n = cnt[cells].astype(np.int64)
         for q, name in ((0.5, "median_us"), (0.9, "p90_us")):
@@ -338,12 +356,38 @@ def edge_counts(kj: KernelJourneys, *, timings: bool = True) -> pd.DataFrame:
     return out
 
 
+def _jid_of(kj: KernelJourneys, rows: np.ndarray) -> np.ndarray:
+    """Journey number of the given rows (a search in ``offsets``, not a row-long array)."""
+    return np.searchsorted(kj.offsets, rows, side="right") - 1
+
+
+def _quantile_ranks(n: np.ndarray) -> list[np.ndarray]:
+    """The ranks (0-based) the linear median and p90 of ``n`` sorted values read."""
+    out = []
+    for q in (0.5, 0.9):
+        lo = np.floor(q * (n - 1)).astype(np.int64)
+        out += [lo, np.minimum(lo + 1, n - 1)]
+    return out
+
+
+def _partitioned(d: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``d`` grouped in runs of lengths ``n``, each run partitioned so that the ranks of
+    :func:`_quantile_ranks` hold their sorted values (enough for :func:`edge_counts`)."""
+    ranks = _quantile_ranks(n)
+    start = 0
+    for g, size in enumerate(n.tolist()):
+        kth = sorted({int(r[g]) for r in ranks})
+        d[start : start + size] = np.partition(d[start : start + size], kth)
+        start += size
+    return d
+
+
 def _first_anchor_rows(kj: KernelJourneys, anchor_code: int) -> np.ndarray:
     """Row index of each journey's first row with ``anchor_code`` (journey order)."""
     rows = np.flatnonzero(kj.code == anchor_code)
     if rows.size == 0:
         return rows
-    j = kj.jid[rows]
+    j = _jid_of(kj, rows)
     head = np.ones(rows.size, dtype=bool)
     head[1:] = j[1:] != j[:-1]
     return rows[head]
@@ -352,7 +396,7 @@ def _first_anchor_rows(kj: KernelJourneys, anchor_code: int) -> np.ndarray:
 def _neighbours(kj: KernelJourneys, rows: np.ndarray, depth: int, direction: str) -> np.ndarray:
     """int64 ``(len(rows), depth + 1)``: column ``k`` the code ``k`` rows after (before)
     each row within its journey, -1 past the journey's end (start)."""
-    j = kj.jid[rows]
+    j = _jid_of(kj, rows)
     lo, hi = kj.offsets[j], kj.offsets[j + 1]
     out = np.full((rows.size, depth + 1), -1, dtype=np.int64)
     n = kj.code.shape[0]
@@ -390,7 +434,7 @@ def node_user_counts(
     after; 0, -1 ... before), ``code``, ``users``."""
     rows = _first_anchor_rows(kj, anchor_code)
     m = _neighbours(kj, rows, depth, direction)
-    u = kj.user[kj.jid[rows]]
+    u = kj.user[_jid_of(kj, rows)]
     v, nu = len(kj.vocab), max(len(kj.user_ids), 1)
     lvl = np.broadcast_to(np.arange(depth + 1, dtype=np.int64), m.shape)
     ok = m >= 0

@@ -236,6 +236,7 @@ def between(prep: Prepared, start: str, end: str, depth: int = 4) -> pd.DataFram
         ``((start,), False, False, n, share)``. Empty when ``start`` never occurs.
     """
     _check_depth(depth)
+    record_path("journeys", "ibis")  # no kernel for this analysis yet
     sc, ec = prep.code(start), prep.code(end)
     p = prep.with_pos()
     keys = list(prep.keys)
@@ -290,6 +291,7 @@ def goal_flags(prep: Prepared, goal: str, window_days: float | None = None) -> i
 
     ``window_days=None``: the goal anywhere in the journey.
     """
+    record_path("journeys", "ibis")  # no kernel for this analysis yet
     gc = prep.code(goal)
     if window_days is not None and window_days < 0:
         raise ValueError(f"goal window must be >= 0 days, got {window_days!r}")
@@ -322,6 +324,7 @@ def variants(
         ``median_duration_seconds``; by journeys descending then path.
     """
     _check_depth(max_steps, "max_steps")
+    record_path("journeys", "ibis")  # no kernel for this analysis yet
     p = prep.with_pos()
     keys = list(prep.keys)
     cols = [f"s{k}" for k in range(1, max_steps + 1)]
@@ -400,6 +403,7 @@ def step_matrix(
         ``journeys``, ``group_journeys`` (the group's journeys), ``share``.
     """
     _check_depth(max_steps, "max_steps")
+    record_path("journeys", "ibis")  # no kernel for this analysis yet
     p = prep.with_pos()
     keys = list(prep.keys)
     if groups is not None:
@@ -440,6 +444,7 @@ def conformance_table(prep: Prepared, intended: Sequence[str]) -> ir.Table:
     """
     if isinstance(intended, str) or len(intended) < 1:
         raise ValueError("intended must be a list of at least one step name")
+    record_path("journeys", "ibis")  # no kernel for this analysis yet
     codes = [prep.code(s) for s in intended]
     p = prep.with_pos()
     keys = list(prep.keys)
@@ -487,6 +492,7 @@ def conformance(
         One row per ``(group, matched, next_step)``: ``journeys``; ``group`` is ``"all"``
         without groups. ``matched == len(intended)`` rows are the conforming journeys.
     """
+    record_path("journeys", "ibis")  # no kernel for this analysis yet
     j = conformance_table(prep, intended) if table is None else table
     m = len(intended)
     keys = list(prep.keys)
