@@ -328,16 +328,17 @@ def edge_counts(kj: KernelJourneys, *, timings: bool = True) -> pd.DataFrame:
     out = pd.DataFrame({"code": (cells // v).astype(np.int32), "nxt": (cells % v).astype(np.int32)})
     out["count"] = cnt[cells].astype(np.int64)
     if timings:
-        valid = pair < v * v
-        p = pair[valid].astype(np.int64)
-        d = (kj.t[1:] - kj.t[:-1])[valid]
         n_cells = cnt[cells]
+        dt = kj.t[1:] - kj.t[:-1]
         if v * v <= np.iinfo(np.uint16).max and cells.shape[0] <= 5_000:
-            # a stable radix sort of the 16-bit pair codes, then per edge a partition for
-            # the four order statistics: O(n) (a loop over the edges, not the rows)
-            d = d[np.argsort(p.astype(np.uint16), kind="stable")]
-            d = _partitioned(d, n_cells)
+            # a stable radix sort of the 16-bit pair codes (the across-journey pairs, code
+            # V * V, sort last and are cut off), then per edge a partition for the four
+            # order statistics: O(n) (a loop over the edges, not the rows)
+            o = np.argsort(pair.astype(np.uint16), kind="stable")[: int(n_cells.sum())]
+            d = _partitioned(dt[o], n_cells)
         else:
+            valid = pair < v * v
+            p, d = pair[valid].astype(np.int64), dt[valid]
             bits = int(d.max()).bit_length() if d.size else 0
             if bits + int(v * v).bit_length() <= 62:
                 key = (p << bits) | d
