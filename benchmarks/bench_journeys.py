@@ -33,7 +33,8 @@ counts and the paths), ``kernel_times`` (the same with the transition times, as 
 report's ``transitions(prep)``), ``floor`` (the minimal numpy on the same arrays: one
 ``bincount`` of consecutive event-code pairs within users and the depth-5 shifts of the first
 anchors; raw names are the steps, so the arrays' tie order is the journeys') and
-``floor_dfg`` (the directly-follows counts alone: the issue's 0.17 s at 10M). Their
+``floor_dfg`` (the directly-follows counts alone: the issue's 0.17 s at 10M) with
+``kernel_dfg`` (the kernel's journeys and those counts alone, to compare with it). Their
 arrays are built in the worker before the clock starts (read, code, sort; the time is
 printed as "arrays"), as the prepared store will hand them over; their ratios are to
 ``floor``.
@@ -73,6 +74,7 @@ IMPLS = (
     "kernel_times",
     "floor",
     "floor_dfg",
+    "kernel_dfg",
 )
 RETE_PYTHON = os.environ.get("CRM_RETE_PYTHON", "/tmp/crm_rete_venv/bin/python")
 RESULT_TAG = "JOURNEY_RESULT "
@@ -378,6 +380,17 @@ def journeys_kernel(arrays, timings: bool = False):
     return _decoded(kj.vocab, edges, (codes, p["journeys"].to_numpy()))
 
 
+def journeys_kernel_dfg(arrays):
+    """The kernel's journeys and directly-follows counts alone (against ``floor_dfg``)."""
+    from crm_helpers.journeys import kernel as K
+    from crm_helpers.journeys.core import JourneySpec
+
+    kj = K.build(_arrays_of(arrays), JourneySpec())
+    e = K.edge_counts(kj, timings=False)
+    edges = zip(e["code"].tolist(), e["nxt"].tolist(), e["count"].tolist(), strict=True)
+    return _decoded(kj.vocab, edges, None)
+
+
 def _floor_pairs(arrays):
     import numpy as np
 
@@ -434,9 +447,10 @@ IMPLEMENTATIONS = {
     "kernel_times": lambda a: journeys_kernel(a, timings=True),
     "floor": journeys_floor,
     "floor_dfg": journeys_floor_dfg,
+    "kernel_dfg": journeys_kernel_dfg,
 }
 #: Implementations that start from the prepared arrays: built once per worker, untimed.
-SETUP = {i: prepared_arrays for i in ("kernel", "kernel_times", "floor", "floor_dfg")}
+SETUP = {i: prepared_arrays for i in ("kernel", "kernel_times", "floor", "floor_dfg", "kernel_dfg")}
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -514,8 +528,8 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
         "duckdb_sql on a plain `duckdb.connect()` (no bound: DuckDB's default, 80% of RAM); "
         f"DuckDB threads: its default ({os.cpu_count()} cores); each implementation alone.",
         "",
-        "Rows kernel, kernel_times, floor, floor_dfg start from the prepared arrays (built "
-        "before the clock, time in brackets); x array floor = / floor.",
+        "Rows kernel, kernel_times, kernel_dfg, floor, floor_dfg start from the prepared "
+        "arrays (built before the clock, time in brackets); x array floor = / floor.",
         "",
         "| implementation | best s | x fastest baseline | x numpy floor | x array floor "
         "| x helper | peak MB | load | checked |",

@@ -35,7 +35,7 @@ from crm_helpers.store.paths import paths_used, reset_paths
 from tests.journeys.test_properties import _with_kind, rows_st, spec_st
 
 SETTINGS = settings(
-    max_examples=40,
+    max_examples=25,
     deadline=None,
     # no shrinking: each example runs ~40 engine queries, shrinking one takes minutes
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
