@@ -252,6 +252,8 @@ def build(
             user, t, code = user[perm], t[perm], code[perm]
         if spec.session_gap_minutes is not None:
             offsets = ops.segment_offsets(ops.sessionize(user, t, spec.session_gap_minutes))
+        elif user is arrays.user:  # every row kept: the users' offsets are the journeys'
+            offsets = arrays.offsets
         else:
             offsets = ops.segment_offsets(user)
     n_j = offsets.shape[0] - 1
