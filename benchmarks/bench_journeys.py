@@ -365,7 +365,6 @@ def _arrays_of(x):
 
 def journeys_kernel(arrays, timings: bool = False):
     """:mod:`crm_helpers.journeys.kernel` from the prepared arrays: journeys, counts, paths."""
-    import numpy as np
 
     from crm_helpers.journeys import kernel as K
     from crm_helpers.journeys.core import JourneySpec
@@ -374,10 +373,8 @@ def journeys_kernel(arrays, timings: bool = False):
     kj = K.build(arrays, JourneySpec())
     e = K.edge_counts(kj, timings=timings)
     p = K.path_counts(kj, kj.vocab.index(ANCHOR), DEPTH, "after")
-    cols = [f"s{k}" for k in range(DEPTH + 1)]
-    codes = np.nan_to_num(p[cols].to_numpy(float), nan=-1).astype(np.int64)
     edges = zip(e["code"].tolist(), e["nxt"].tolist(), e["count"].tolist(), strict=True)
-    return _decoded(kj.vocab, edges, (codes, p["journeys"].to_numpy()))
+    return _decoded(kj.vocab, edges, (p.codes, p.journeys))
 
 
 def journeys_kernel_dfg(arrays):

@@ -74,7 +74,7 @@ def transitions(
     kj = K.of(prep)
     if kj is not None and groups is None:
         record_path("journeys", "kernel")
-        return _edges_frame(prep, K.edge_counts(kj, timings=timings), timings=timings)
+        return _edges_frame(prep, pd.DataFrame(K.edge_counts(kj, timings=timings)), timings=timings)
     record_path("journeys", "ibis")
     p = prep.table
     by = ["code", "nxt"]
@@ -173,7 +173,7 @@ def flow(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after") 
         if direction not in ("after", "before"):
             raise ValueError(f"direction must be 'after' or 'before', got {direction!r}")
         record_path("journeys", "kernel")
-        edges = _edges_frame(prep, K.edge_counts(kj, timings=False))
+        edges = _edges_frame(prep, pd.DataFrame(K.edge_counts(kj, timings=False)))
         return Flow(edges, kernel_paths_frame(prep, kj, ac, depth, direction))
     record_path("journeys", "ibis")
     near = _near(prep, depth, direction)

@@ -53,6 +53,7 @@ from crm_helpers.store.arrays import EventArrays
 __all__ = [
     "KernelJourneys",
     "NotCovered",
+    "PathCounts",
     "build",
     "edge_counts",
     "node_user_counts",
@@ -410,14 +411,30 @@ def _neighbours(kj: KernelJourneys, rows: np.ndarray, depth: int, direction: str
     return out
 
 
-def path_counts(kj: KernelJourneys, anchor_code: int, depth: int, direction: str) -> pd.DataFrame:
-    """Journeys per distinct path of the first anchor: columns ``s0..s{depth}`` (``s_k``
-    the k-th step after / before the anchor, NaN past the journey's edge) and
-    ``journeys``: the frame :func:`crm_helpers.journeys.paths._paths_frame` reads."""
+@dataclass(frozen=True)
+class PathCounts:
+    """Distinct first-anchor paths: ``codes`` int64 ``(n_paths, depth + 1)`` (column ``k``
+    the k-th step after / before the anchor, -1 past the journey's edge) and ``journeys``
+    (int64 per path)."""
+
+    codes: np.ndarray
+    journeys: np.ndarray
+
+    def frame(self) -> pd.DataFrame:
+        """Columns ``s0..s{depth}`` (NaN past the edge) and ``journeys``: the frame
+        :func:`crm_helpers.journeys.paths._paths_frame` reads."""
+        cols = [f"s{k}" for k in range(self.codes.shape[1])]
+        c = self.codes
+        out = pd.DataFrame(np.where(c >= 0, c, np.nan).astype(float), columns=cols)
+        out["journeys"] = self.journeys
+        return out
+
+
+def path_counts(kj: KernelJourneys, anchor_code: int, depth: int, direction: str) -> PathCounts:
+    """Journeys per distinct path of each journey's first anchor (:class:`PathCounts`)."""
     m = _neighbours(kj, _first_anchor_rows(kj, anchor_code), depth, direction)
-    cols = [f"s{k}" for k in range(depth + 1)]
     if m.shape[0] == 0:
-        return pd.DataFrame({**{c: pd.Series([], dtype=float) for c in cols}, "journeys": []})
+        return PathCounts(m, np.zeros(0, dtype=np.int64))
     base = len(kj.vocab) + 1
     if base ** (depth + 1) < 2**62:  # one integer key per path
         w = base ** np.arange(depth + 1, dtype=np.int64)
@@ -425,9 +442,7 @@ def path_counts(kj: KernelJourneys, anchor_code: int, depth: int, direction: str
         uniq = (keys[:, None] // w) % base - 1
     else:
         uniq, counts = np.unique(m, axis=0, return_counts=True)
-    out = pd.DataFrame(np.where(uniq >= 0, uniq, np.nan), columns=cols)
-    out["journeys"] = counts.astype(np.int64)
-    return out
+    return PathCounts(uniq, counts.astype(np.int64))
 
 
 def node_user_counts(

@@ -147,7 +147,9 @@ def kernel_paths_frame(
 ) -> pd.DataFrame:
     """:func:`paths` from the kernel's path counts."""
     return _paths_frame(
-        prep, K.path_counts(kj, anchor_code, depth, direction), _path_cols(depth, direction)
+        prep,
+        K.path_counts(kj, anchor_code, depth, direction).frame(),
+        _path_cols(depth, direction),
     )
 
 
