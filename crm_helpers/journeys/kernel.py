@@ -32,8 +32,16 @@ step)`` once.
 
 *Not covered (the Ibis path runs instead, :class:`NotCovered`).* Step rules whose ``where``
 names a column the arrays do not carry, and a ``session_column`` they do not carry.
-Everything else of :class:`~crm_helpers.journeys.core.JourneySpec` is covered; of the
-analyses, transitions per group (``groups=``) and those not listed above run on Ibis.
+Everything else of :class:`~crm_helpers.journeys.core.JourneySpec` is covered. Analyses
+without a kernel yet, on the Ibis path (each records it): ``transitions(groups=...)``
+(and so ``compare_transitions``), ``between``, ``variants``, ``step_matrix``,
+``conformance`` / ``conformance_table``, ``goal_flags``, and everything on journeys
+restricted to groups (``restrict``, ``group_paths``) or recoded to stages
+(``stage_journeys``): those drop the kernel.
+
+*Ambiguity shared with the Ibis path.* With ``session_column`` and ``churn_days``, two
+journeys of one user starting at the same time have no defined "next journey"; the
+kernel takes them in the order of their first rows, the engine's ``LEAD`` either way.
 """
 
 from __future__ import annotations
