@@ -68,7 +68,7 @@ def transitions(
         ``median_seconds, p90_seconds``), shares within the group; by (group,) count
         descending then source, target.
 
-    With ``prep.kernel`` (and no ``groups``) the counts and times come from the sorted
+    With ``prep.arrays`` (a covered spec) (and no ``groups``) the counts and times come from the sorted
     arrays (:func:`crm_helpers.journeys.kernel.edge_counts`); else from the engine.
     """
     kj = K.of(prep)

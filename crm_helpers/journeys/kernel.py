@@ -517,5 +517,16 @@ def step_counts(kj: KernelJourneys) -> StepCounts:
 
 
 def of(prep: object) -> KernelJourneys | None:
-    """The kernel journeys a :class:`~crm_helpers.journeys.core.Prepared` carries, if any."""
-    return getattr(prep, "kernel", None)
+    """The kernel journeys of a :class:`~crm_helpers.journeys.core.Prepared` that carries
+    its events' arrays (built on first use and kept in ``prep.memo``); None without arrays
+    or when the spec is not covered (:class:`NotCovered`: the Ibis path runs)."""
+    arrays = getattr(prep, "arrays", None)
+    if arrays is None:
+        return None
+    key = ("kernel", id(arrays))
+    if key not in prep.memo:
+        try:
+            prep.memo[key] = build(arrays, prep.spec, prep.vocab)
+        except NotCovered:
+            prep.memo[key] = None
+    return prep.memo[key]

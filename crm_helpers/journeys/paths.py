@@ -120,7 +120,7 @@ def paths(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after")
         journeys with the anchor), by journeys descending then path. Empty when the
         anchor never occurs.
 
-    With ``prep.kernel`` the paths are counted on the sorted arrays
+    With ``prep.arrays`` (a covered spec) the paths are counted on the sorted arrays
     (:func:`crm_helpers.journeys.kernel.path_counts`).
     """
     kj = K.of(prep)
