@@ -324,20 +324,24 @@ def _pair_codes(kj: KernelJourneys) -> tuple[np.ndarray, int]:
     if c.shape[0] < 2:
         return np.zeros(0, dtype=np.int64), v
     dt = np.int32 if v * v + 1 < 2**31 else np.int64
-    pair = c[:-1].astype(dt) * v + c[1:]
+    pair = c[:-1].astype(dt, copy=False) * v
+    pair += c[1:]
     pair[kj.offsets[1:-1] - 1] = v * v
     return pair, v
 
 
-def edge_counts(kj: KernelJourneys, *, timings: bool = True) -> pd.DataFrame:
+def edge_counts(kj: KernelJourneys, *, timings: bool = True) -> dict[str, np.ndarray]:
     """Directly-follows counts per ``(code, nxt)`` (and ``median_us``, ``p90_us``: the
-    linear-interpolation quantiles of ``t_next - t``), in code-pair order: the frame
-    :func:`crm_helpers.journeys.graph._edges_frame` reads."""
+    linear-interpolation quantiles of ``t_next - t``), in code-pair order, as arrays; as a
+    DataFrame it is the frame :func:`crm_helpers.journeys.graph._edges_frame` reads."""
     pair, v = _pair_codes(kj)
     cnt = np.bincount(pair, minlength=v * v + 1)[: v * v]
     cells = np.flatnonzero(cnt)
-    out = pd.DataFrame({"code": (cells // v).astype(np.int32), "nxt": (cells % v).astype(np.int32)})
-    out["count"] = cnt[cells].astype(np.int64)
+    out = {
+        "code": (cells // v).astype(np.int32),
+        "nxt": (cells % v).astype(np.int32),
+        "count": cnt[cells].astype(np.int64),
+    }
     if timings:
         n_cells = cnt[cells]
         dt = kj.t[1:] - kj.t[:-1]
