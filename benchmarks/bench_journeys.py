@@ -27,6 +27,18 @@ an anchor (its step Sankey counts nodes and links per step, not paths), so its r
 checked on the transition counts only. Its events are ordered by the same tie rule: it
 orders a path by its ``index`` column, which is given as the rank by ``(ts, event)``.
 
+From the prepared arrays (#25): ``kernel`` (:mod:`crm_helpers.journeys.kernel`: the coded
+journeys built from :class:`~crm_helpers.store.arrays.EventArrays`, then the transition
+counts and the paths), ``kernel_times`` (the same with the transition times, as the
+report's ``transitions(prep)``), ``floor`` (the minimal numpy on the same arrays: one
+``bincount`` of consecutive event-code pairs within users and the depth-5 shifts of the first
+anchors; raw names are the steps, so the arrays' tie order is the journeys') and
+``floor_dfg`` (the directly-follows counts alone: the issue's 0.17 s at 10M) with
+``kernel_dfg`` (the kernel's journeys and those counts alone, to compare with it). Their
+arrays are built in the worker before the clock starts (read, code, sort; the time is
+printed as "arrays"), as the prepared store will hand them over; their ratios are to
+``floor``.
+
 Each implementation runs in its own subprocess (``--repeat`` times, best wall time); peak
 memory is the maximum RSS of the subprocess's process tree, polled every 20 ms with psutil
 (``ru_maxrss`` is not used: a child inherits its parent's high-water mark on Linux).
@@ -58,6 +70,11 @@ IMPLS = (
     "pandas",
     "numpy",
     "retentioneering",
+    "kernel",
+    "kernel_times",
+    "floor",
+    "floor_dfg",
+    "kernel_dfg",
 )
 RETE_PYTHON = os.environ.get("CRM_RETE_PYTHON", "/tmp/crm_rete_venv/bin/python")
 RESULT_TAG = "JOURNEY_RESULT "
@@ -293,6 +310,127 @@ def journeys_retentioneering(data: Path):
     return trans, None, {"prep_s": prep_s}
 
 
+# --- from the prepared arrays (#25): setup (untimed) builds EventArrays ---------------------
+
+
+def prepared_arrays(data: Path):
+    """The events as :class:`~crm_helpers.store.arrays.EventArrays`, built with pyarrow and
+    numpy (codes in name order, rows by ``(user, t, event)``): what the store provides."""
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from crm_helpers.store.arrays import EventArrays
+
+    tbl = pq.read_table(F.events_path(data), columns=["user_id", "event", "ts"])
+    uids, ucode = np.unique(tbl.column("user_id").to_numpy(), return_inverse=True)
+    t = tbl.column("ts").cast("int64").to_numpy()
+    enc = pc.dictionary_encode(tbl.column("event")).combine_chunks()
+    names = enc.dictionary.to_pylist()
+    order = np.argsort(np.array(names, dtype=object))
+    rank = np.empty(len(names), np.int32)
+    rank[order] = np.arange(len(names))
+    code = rank[enc.indices.to_numpy()]
+    o = np.lexsort((code, t, ucode))
+    user = ucode[o].astype(np.int32)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(user, minlength=len(uids)))])
+    return EventArrays(
+        user=user,
+        t=t[o].astype(np.int64),
+        event=code[o].astype(np.int32),
+        offsets=offsets.astype(np.int64),
+        user_ids=uids,
+        event_names=tuple(names[i] for i in order),
+    )
+
+
+def _decoded(names, edges, paths):
+    """Code-level counts -> the ``({(a, b): n}, Counter({path: n}))`` all rows return;
+    ``paths`` is ``(codes, counts)``: an int matrix (-1 past the journey's end) and the
+    journeys per row, or None."""
+    trans = {(names[a], names[b]): int(n) for a, b, n in edges}
+    if paths is None:
+        return trans, None
+    out = Counter()
+    codes, counts = paths
+    for row, n in zip(codes.tolist(), counts.tolist(), strict=True):
+        out[tuple(names[c] for c in row if c >= 0)] += n
+    return trans, out
+
+
+def _arrays_of(x):
+    """The prepared arrays: ``x`` itself, or built from the data directory ``x``."""
+    return prepared_arrays(x) if isinstance(x, str | Path) else x
+
+
+def journeys_kernel(arrays, timings: bool = False):
+    """:mod:`crm_helpers.journeys.kernel` from the prepared arrays: journeys, counts, paths."""
+
+    from crm_helpers.journeys import kernel as K
+    from crm_helpers.journeys.core import JourneySpec
+
+    arrays = _arrays_of(arrays)
+    kj = K.build(arrays, JourneySpec())
+    e = K.edge_counts(kj, timings=timings)
+    p = K.path_counts(kj, kj.vocab.index(ANCHOR), DEPTH, "after")
+    edges = zip(e["code"].tolist(), e["nxt"].tolist(), e["count"].tolist(), strict=True)
+    return _decoded(kj.vocab, edges, (p.codes, p.journeys))
+
+
+def journeys_kernel_dfg(arrays):
+    """The kernel's journeys and directly-follows counts alone (against ``floor_dfg``)."""
+    from crm_helpers.journeys import kernel as K
+    from crm_helpers.journeys.core import JourneySpec
+
+    kj = K.build(_arrays_of(arrays), JourneySpec())
+    e = K.edge_counts(kj, timings=False)
+    edges = zip(e["code"].tolist(), e["nxt"].tolist(), e["count"].tolist(), strict=True)
+    return _decoded(kj.vocab, edges, None)
+
+
+def _floor_pairs(arrays):
+    import numpy as np
+
+    k = len(arrays.event_names)
+    ev = arrays.event
+    pair = ev[:-1] * k + ev[1:]
+    pair[arrays.offsets[1:-1] - 1] = k * k  # across users: counted in a dropped bin
+    cnt = np.bincount(pair, minlength=k * k + 1)[: k * k]
+    cells = np.flatnonzero(cnt)
+    return k, zip((cells // k).tolist(), (cells % k).tolist(), cnt[cells].tolist(), strict=True)
+
+
+def journeys_floor(arrays):
+    """The minimal numpy on the prepared arrays: pair counts and the first-anchor shifts."""
+    import numpy as np
+
+    arrays = _arrays_of(arrays)
+    k, edges = _floor_pairs(arrays)
+    ev, user = arrays.event, arrays.user
+    rows = np.flatnonzero(ev == arrays.event_code(ANCHOR))
+    ua = user[rows]
+    rows = rows[np.r_[True, ua[1:] != ua[:-1]]]  # first anchor per user
+    n = ev.shape[0]
+    steps = np.full((rows.size, DEPTH + 1), -1, np.int64)
+    steps[:, 0] = ev[rows]
+    alive = np.ones(rows.size, bool)
+    for j in range(1, DEPTH + 1):
+        pos = np.minimum(rows + j, n - 1)
+        alive &= (rows + j < n) & (user[pos] == user[rows])
+        steps[:, j] = np.where(alive, ev[pos], -1)
+    w = (k + 1) ** np.arange(DEPTH + 1, dtype=np.int64)
+    keys, counts = np.unique((steps + 1) @ w, return_counts=True)
+    uniq = (keys[:, None] // w) % (k + 1) - 1
+    return _decoded(arrays.event_names, edges, (uniq, counts))
+
+
+def journeys_floor_dfg(arrays):
+    """The directly-follows counts alone (the issue's floor)."""
+    arrays = _arrays_of(arrays)
+    _, edges = _floor_pairs(arrays)
+    return _decoded(arrays.event_names, edges, None)
+
+
 IMPLEMENTATIONS = {
     "helper": journeys_helper,
     "helper_separate": journeys_helper_separate,
@@ -302,18 +440,30 @@ IMPLEMENTATIONS = {
     "pandas": journeys_pandas,
     "numpy": journeys_numpy,
     "retentioneering": journeys_retentioneering,
+    "kernel": journeys_kernel,
+    "kernel_times": lambda a: journeys_kernel(a, timings=True),
+    "floor": journeys_floor,
+    "floor_dfg": journeys_floor_dfg,
+    "kernel_dfg": journeys_kernel_dfg,
 }
+#: Implementations that start from the prepared arrays: built once per worker, untimed.
+SETUP = {i: prepared_arrays for i in ("kernel", "kernel_times", "floor", "floor_dfg", "kernel_dfg")}
 
 
 # --- running -----------------------------------------------------------------------------------
 
 
 def worker(impl: str, data: Path, repeat: int) -> None:
-    fn = IMPLEMENTATIONS[impl]
+    fn, setup = IMPLEMENTATIONS[impl], SETUP.get(impl)
     times, extra = [], {}
+    state = data
+    if setup is not None:
+        t0 = time.perf_counter()
+        state = setup(data)
+        extra["setup_s"] = time.perf_counter() - t0
     for _ in range(repeat):
         t0 = time.perf_counter()
-        trans, paths, *more = fn(data)
+        trans, paths, *more = fn(state)
         times.append(time.perf_counter() - t0)
         for k, v in (more[0] if more else {}).items():
             extra[k] = min(extra.get(k, v), v)
@@ -365,6 +515,7 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
     baselines = ("duckdb_sql", "duckdb_sql_one_pass", "polars", "pandas")
     base = min((best[i] for i in baselines if i in best), default=None)
     floor = best.get("numpy")
+    array_floor = best.get("floor")
     n_trans = sum(t[2] for t in ref["transitions"]) if ref else 0
     lines = [
         f"### {n_events:,} events, {n_users:,} users "
@@ -374,20 +525,26 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
         "duckdb_sql on a plain `duckdb.connect()` (no bound: DuckDB's default, 80% of RAM); "
         f"DuckDB threads: its default ({os.cpu_count()} cores); each implementation alone.",
         "",
-        "| implementation | best s | x fastest baseline | x numpy floor | x helper | peak MB "
-        "| load | checked |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "Rows kernel, kernel_times, kernel_dfg, floor, floor_dfg start from the prepared "
+        "arrays (built before the clock, time in brackets); x array floor = / floor.",
+        "",
+        "| implementation | best s | x fastest baseline | x numpy floor | x array floor "
+        "| x helper | peak MB | load | checked |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     helper = best.get("helper")
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['impl']} | {r['error']} | | | | | | |")
+            lines.append(f"| {r['impl']} | {r['error']} | | | | | | | |")
             continue
         b = best[r["impl"]]
         cells = [
-            f"{b:.2f}" + (f" (prep {r['prep_s']:.2f})" if "prep_s" in r else ""),
+            f"{b:.3f}"
+            + (f" (prep {r['prep_s']:.2f})" if "prep_s" in r else "")
+            + (f" (arrays {r['setup_s']:.1f})" if "setup_s" in r else ""),
             f"{b / base:.2f}" if base else "",
             f"{b / floor:.1f}" if floor else "",
+            f"{b / array_floor:.2f}" if array_floor else "",
             f"{b / helper:.1f}" if helper else "",
             f"{r['peak_bytes'] / 2**20:,.0f}",
             f"{r['load1']:.1f}",

@@ -158,7 +158,7 @@ def paths_between(paths_df: pd.DataFrame, end: str) -> pd.DataFrame:
 
 def restrict(prep: Prepared, journeys: ir.Table) -> Prepared:
     """The prepared journeys whose keys appear in ``journeys`` (a null-safe semi join)."""
-    return replace(prep, table=prep.semi_join_keys(prep.table, journeys))
+    return replace(prep, table=prep.semi_join_keys(prep.table, journeys), arrays=None)
 
 
 def group_paths(
@@ -445,7 +445,7 @@ def stage_journeys(prep: Prepared, stage_map: Mapping[str, str]) -> Prepared:
     x = x.mutate(prev=x.code.lag().over(w))
     x = x.filter(x.prev.isnull() | (x.prev != x.code))
     x = x.mutate(pos=(ibis.row_number().over(w) + 1).cast("int32"))
-    return replace(prep, table=x.select(*keys, "t", "code", "pos"), vocab=vocab)
+    return replace(prep, table=x.select(*keys, "t", "code", "pos"), vocab=vocab, arrays=None)
 
 
 def edges_metric(edges: pd.DataFrame) -> list[dict[str, Any]]:

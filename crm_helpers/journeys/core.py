@@ -233,6 +233,12 @@ class Prepared:
         The :class:`JourneySpec` used.
     backend
         Backend name (``"duckdb"``, ``"pyspark"`` or None).
+    arrays
+        The same events as :class:`~crm_helpers.store.arrays.EventArrays` when
+        :func:`prepare` was given them: the analyses that have a kernel then compute on
+        the journeys built from them (:func:`crm_helpers.journeys.kernel.of`, built once
+        and kept in ``memo``; the Ibis ``table`` stays for the others). Anything that
+        changes ``table`` or ``vocab`` must drop them (``arrays=None``).
     """
 
     table: ir.Table
@@ -240,6 +246,8 @@ class Prepared:
     keys: tuple[str, ...]
     spec: JourneySpec
     backend: str | None
+    arrays: Any = field(default=None, compare=False, repr=False)
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     def code(self, step: str) -> int:
         """Code of a step name; ``ValueError`` naming close names when it is not a step."""
@@ -286,7 +294,9 @@ class Prepared:
         sorts spill to disk; for one or two queries over such data the uncached
         :class:`Prepared` is faster (50M events: 43 vs 64 CPU s, benchmarks/README.md)."""
         table = self.with_pos() if positions else self.table
-        return Prepared(table.cache(), self.vocab, self.keys, self.spec, self.backend)
+        return Prepared(
+            table.cache(), self.vocab, self.keys, self.spec, self.backend, self.arrays, self.memo
+        )
 
     def with_pos(self) -> ir.Table:
         """The table with ``pos``: 1-based position within the journey (tie rule order);
@@ -322,7 +332,9 @@ class Prepared:
         return left.semi_join(r, preds)
 
 
-def prepare(events_or_data: Any, spec: JourneySpec | None = None) -> Prepared:
+def prepare(
+    events_or_data: Any, spec: JourneySpec | None = None, *, arrays: Any = None
+) -> Prepared:
     """Events -> coded journey rows (lazy Ibis), per :class:`JourneySpec`.
 
     Parameters
@@ -331,6 +343,12 @@ def prepare(events_or_data: Any, spec: JourneySpec | None = None) -> Prepared:
         Ibis events table or a ``CRMData``.
     spec
         Default: raw event names, one journey per user, nothing added.
+    arrays
+        The SAME events as :class:`~crm_helpers.store.arrays.EventArrays` (the embedded
+        engine's prepared store, with the property columns the spec filters or cuts on):
+        the journeys are also built as arrays (:mod:`crm_helpers.journeys.kernel`, on first
+        use) and the analyses with a kernel run on them. ``None`` (Spark, warehouses, no
+        store) or a spec the kernel does not cover: the Ibis path alone.
 
     Returns
     -------
@@ -416,7 +434,7 @@ def prepare(events_or_data: Any, spec: JourneySpec | None = None) -> Prepared:
         starts = bounds.select(*keys, t=bounds.first, code=ibis.literal(0, "int32"))
         ends = bounds.select(*keys, t=bounds.last, code=end_code)
         rows = rows.union(starts, distinct=False).union(ends, distinct=False)
-    return Prepared(rows, vocab, tuple(keys), spec, backend)
+    return Prepared(rows, vocab, tuple(keys), spec, backend, arrays)
 
 
 def _max_t(t: ir.IntegerValue) -> int:

@@ -28,8 +28,17 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from crm_helpers.journeys import kernel as K
 from crm_helpers.journeys.core import Prepared
-from crm_helpers.journeys.paths import _is_first, _near, _path_cols, _paths_frame
+from crm_helpers.journeys.paths import (
+    _check_depth,
+    _is_first,
+    _near,
+    _path_cols,
+    _paths_frame,
+    kernel_paths_frame,
+)
+from crm_helpers.store.paths import record_path
 
 __all__ = ["Flow", "flow", "loops_table", "node_reach", "transitions"]
 
@@ -58,7 +67,15 @@ def transitions(
         column ``group``): ``source, target, count, share_of_all, share_of_source`` (and
         ``median_seconds, p90_seconds``), shares within the group; by (group,) count
         descending then source, target.
+
+    With ``prep.arrays`` (a covered spec) (and no ``groups``) the counts and times come from the sorted
+    arrays (:func:`crm_helpers.journeys.kernel.edge_counts`); else from the engine.
     """
+    kj = K.of(prep)
+    if kj is not None and groups is None:
+        record_path("journeys", "kernel")
+        return _edges_frame(prep, pd.DataFrame(K.edge_counts(kj, timings=timings)), timings=timings)
+    record_path("journeys", "ibis")
     p = prep.table
     by = ["code", "nxt"]
     if groups is not None:
@@ -150,6 +167,15 @@ def flow(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after") 
         ``transitions`` (one row per edge) and ``paths`` (one row per distinct path).
     """
     ac = prep.code(anchor)
+    kj = K.of(prep)
+    if kj is not None:
+        _check_depth(depth)
+        if direction not in ("after", "before"):
+            raise ValueError(f"direction must be 'after' or 'before', got {direction!r}")
+        record_path("journeys", "kernel")
+        edges = _edges_frame(prep, pd.DataFrame(K.edge_counts(kj, timings=False)))
+        return Flow(edges, kernel_paths_frame(prep, kj, ac, depth, direction))
+    record_path("journeys", "ibis")
     near = _near(prep, depth, direction)
     p = prep.table
     if direction == "after":  # the next step is the first path step: one LEAD, not two
@@ -182,6 +208,12 @@ def node_reach(prep: Prepared) -> pd.DataFrame:
         One row per step present: ``step, users, journeys, events, share_of_users`` (users
         / all users with a journey), by users descending then step.
     """
+    kj = K.of(prep)
+    if kj is not None:
+        record_path("journeys", "kernel")
+        sc = K.step_counts(kj)
+        return _reach_frame(prep, sc.frame, sc.n_users)
+    record_path("journeys", "ibis")
     p = prep.table
     # per (journey, step) first: journeys are counted as groups (a null session is one
     # journey, as everywhere), not as distinct concatenated key strings
@@ -192,6 +224,11 @@ def node_reach(prep: Prepared) -> pd.DataFrame:
         .to_pandas()
     )
     n_users = int(p.user_id.nunique().to_pyarrow().as_py() or 0)
+    return _reach_frame(prep, df, n_users)
+
+
+def _reach_frame(prep: Prepared, df: pd.DataFrame, n_users: int) -> pd.DataFrame:
+    """``code, users, journeys, events`` per step -> the :func:`node_reach` frame."""
     out = pd.DataFrame(
         {
             "step": prep.decode(df["code"]),
@@ -214,6 +251,13 @@ def loops_table(prep: Prepared) -> pd.DataFrame:
         mean_visits`` (rows per journey among journeys with the step), by
         repeating_journeys descending then step.
     """
+    kj = K.of(prep)
+    if kj is not None:
+        record_path("journeys", "kernel")
+        df = K.step_counts(kj).frame
+        df = df.assign(mean_visits=df["events"] / df["journeys"])
+        return _loops_frame(prep, df)
+    record_path("journeys", "ibis")
     p = prep.table
     per = p.group_by([*prep.keys, "code"]).aggregate(n=p.count())
     df = (
@@ -225,6 +269,11 @@ def loops_table(prep: Prepared) -> pd.DataFrame:
         )
         .to_pandas()
     )
+    return _loops_frame(prep, df)
+
+
+def _loops_frame(prep: Prepared, df: pd.DataFrame) -> pd.DataFrame:
+    """``code, journeys, repeating_journeys, mean_visits`` -> the :func:`loops_table` frame."""
     out = pd.DataFrame(
         {
             "step": prep.decode(df["code"]),

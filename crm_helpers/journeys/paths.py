@@ -39,7 +39,9 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from crm_helpers.journeys import kernel as K
 from crm_helpers.journeys.core import US_PER_DAY, Prepared
+from crm_helpers.store.paths import record_path
 
 __all__ = [
     "ELLIPSIS",
@@ -117,11 +119,38 @@ def paths(prep: Prepared, anchor: str, depth: int = 3, direction: str = "after")
         first for ``"after"`` and last for ``"before"``), ``journeys``, ``share`` (of
         journeys with the anchor), by journeys descending then path. Empty when the
         anchor never occurs.
+
+    With ``prep.arrays`` (a covered spec) the paths are counted on the sorted arrays
+    (:func:`crm_helpers.journeys.kernel.path_counts`).
     """
+    kj = K.of(prep)
+    if kj is not None:
+        ac = prep.code(anchor)
+        _check_depth(depth)
+        _check_direction(direction)
+        record_path("journeys", "kernel")
+        return kernel_paths_frame(prep, kj, ac, depth, direction)
+    record_path("journeys", "ibis")
     piv = _first_anchor(prep, anchor, depth, direction)
     cols = _path_cols(depth, direction)
     df = piv.group_by(cols).aggregate(journeys=piv.count()).to_pandas()
     return _paths_frame(prep, df, cols)
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in ("after", "before"):
+        raise ValueError(f"direction must be 'after' or 'before', got {direction!r}")
+
+
+def kernel_paths_frame(
+    prep: Prepared, kj: K.KernelJourneys, anchor_code: int, depth: int, direction: str
+) -> pd.DataFrame:
+    """:func:`paths` from the kernel's path counts."""
+    return _paths_frame(
+        prep,
+        K.path_counts(kj, anchor_code, depth, direction).frame(),
+        _path_cols(depth, direction),
+    )
 
 
 def _path_cols(depth: int, direction: str) -> list[str]:
@@ -153,6 +182,14 @@ def node_users(
         before it), as in :func:`~crm_helpers.journeys.analysis.sankey_data`; by level,
         users descending, step. Empty when the anchor never occurs.
     """
+    kj = K.of(prep)
+    if kj is not None:
+        ac = prep.code(anchor)
+        _check_depth(depth)
+        _check_direction(direction)
+        record_path("journeys", "kernel")
+        return _node_users_frame(prep, K.node_user_counts(kj, ac, depth, direction))
+    record_path("journeys", "ibis")
     sign = 1 if direction == "after" else -1
     piv = _first_anchor(prep, anchor, depth, direction)
     parts = [
@@ -164,6 +201,11 @@ def node_users(
         u = u.union(q, distinct=False)
     u = u.filter(u.code.notnull())
     df = u.group_by(["level", "code"]).aggregate(users=u.user_id.nunique()).to_pandas()
+    return _node_users_frame(prep, df)
+
+
+def _node_users_frame(prep: Prepared, df: pd.DataFrame) -> pd.DataFrame:
+    """``level, code, users`` -> the :func:`node_users` frame."""
     out = pd.DataFrame(
         {
             "level": df["level"].astype("int64"),
@@ -196,6 +238,7 @@ def between(prep: Prepared, start: str, end: str, depth: int = 4) -> pd.DataFram
         ``((start,), False, False, n, share)``. Empty when ``start`` never occurs.
     """
     _check_depth(depth)
+    record_path("journeys", "ibis")  # no kernel for this analysis yet
     sc, ec = prep.code(start), prep.code(end)
     p = prep.with_pos()
     keys = list(prep.keys)
@@ -250,6 +293,7 @@ def goal_flags(prep: Prepared, goal: str, window_days: float | None = None) -> i
 
     ``window_days=None``: the goal anywhere in the journey.
     """
+    record_path("journeys", "ibis")  # no kernel for this analysis yet
     gc = prep.code(goal)
     if window_days is not None and window_days < 0:
         raise ValueError(f"goal window must be >= 0 days, got {window_days!r}")
@@ -282,6 +326,7 @@ def variants(
         ``median_duration_seconds``; by journeys descending then path.
     """
     _check_depth(max_steps, "max_steps")
+    record_path("journeys", "ibis")  # no kernel for this analysis yet
     p = prep.with_pos()
     keys = list(prep.keys)
     cols = [f"s{k}" for k in range(1, max_steps + 1)]
@@ -360,6 +405,7 @@ def step_matrix(
         ``journeys``, ``group_journeys`` (the group's journeys), ``share``.
     """
     _check_depth(max_steps, "max_steps")
+    record_path("journeys", "ibis")  # no kernel for this analysis yet
     p = prep.with_pos()
     keys = list(prep.keys)
     if groups is not None:
@@ -400,6 +446,7 @@ def conformance_table(prep: Prepared, intended: Sequence[str]) -> ir.Table:
     """
     if isinstance(intended, str) or len(intended) < 1:
         raise ValueError("intended must be a list of at least one step name")
+    record_path("journeys", "ibis")  # no kernel for this analysis yet
     codes = [prep.code(s) for s in intended]
     p = prep.with_pos()
     keys = list(prep.keys)
@@ -447,6 +494,7 @@ def conformance(
         One row per ``(group, matched, next_step)``: ``journeys``; ``group`` is ``"all"``
         without groups. ``matched == len(intended)`` rows are the conforming journeys.
     """
+    record_path("journeys", "ibis")  # no kernel for this analysis yet
     j = conformance_table(prep, intended) if table is None else table
     m = len(intended)
     keys = list(prep.keys)

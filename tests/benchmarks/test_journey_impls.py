@@ -35,7 +35,9 @@ def test_all_implementations_equal_the_reference(log):
             continue
         t, p = fn(log)
         assert t == trans, name
-        assert p == paths, name
+        assert p == paths or (name in ("floor_dfg", "kernel_dfg") and p is None), (
+            name
+        )  # counts alone
 
 
 def test_retentioneering_worker(log):
