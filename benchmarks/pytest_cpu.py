@@ -7,6 +7,12 @@ live descendant read from ``/proc`` (utime + stime + cutime + cstime): the local
 notebook kernels, a PostgreSQL server. The process is made a child subreaper, so daemons that
 detach (``pg_ctl``'s postmaster, Spark's standalone master and worker) stay descendants and
 are counted too. Linux only; for measurement, not for the normal test run.
+
+With ``--cpu-idle`` a thread samples the process tree every 0.1 s and counts the samples at
+which no thread of it is running or runnable (state ``R``): the share of the wall time in
+which this worker's tree waits for nothing but time (sleeps, polls, I/O) — what one more
+xdist worker could fill. Runnable-but-preempted threads count as busy, so the share holds on
+a machine loaded by others. It is written as a last line ``{"idle": share, "samples": n}``.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import ctypes
 import json
 import os
 import resource
+import threading
 import time
 
 import pytest
@@ -54,8 +61,59 @@ def cpu_now() -> float:
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime + _descendants_cpu()
 
 
+def _tree() -> list[int]:
+    me, parent = os.getpid(), {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    parent[int(d)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+    out = [me]
+    for pid in parent:
+        p, seen = parent.get(pid), 0
+        while p and p != me and seen < 64:
+            p, seen = parent.get(p), seen + 1
+        if p == me:
+            out.append(pid)
+    return out
+
+
+def _busy(skip_tid: int) -> bool:
+    for pid in _tree():
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            if int(tid) == skip_tid:
+                continue
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                    if fh.read().rsplit(")", 1)[1].split()[0] == "R":
+                        return True
+            except OSError:
+                pass
+    return False
+
+
+class _IdleSampler(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples = self.idle = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        tid = threading.get_native_id()
+        while not self.stop.wait(0.1):
+            self.samples += 1
+            self.idle += not _busy(tid)
+
+
 def pytest_addoption(parser):
     parser.addoption("--cpu-out", default=None, help="JSON lines of per-test CPU seconds")
+    parser.addoption("--cpu-idle", action="store_true", help="sample the tree's idle share")
 
 
 def pytest_configure(config):
@@ -68,6 +126,19 @@ def pytest_configure(config):
         pass
     wid = os.environ.get("PYTEST_XDIST_WORKER")
     config._cpu_out = open(f"{out}.{wid}" if wid else out, "a")  # noqa: SIM115
+    if config.getoption("--cpu-idle"):
+        config._cpu_idle = _IdleSampler()
+        config._cpu_idle.start()
+
+
+def pytest_unconfigure(config):
+    sampler = getattr(config, "_cpu_idle", None)
+    if sampler is not None:
+        sampler.stop.set()
+        share = sampler.idle / max(sampler.samples, 1)
+        config._cpu_out.write(json.dumps({"idle": round(share, 3), "samples": sampler.samples}))
+        config._cpu_out.write("\n")
+        config._cpu_out.flush()
 
 
 def _record(item, phase, start_cpu, start_wall):
