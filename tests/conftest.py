@@ -15,8 +15,8 @@ from tests.shared_runs import shared_dir
 #: minutes spends less CPU with the quick C1 compiler only (TieredStopAtLevel=1) than
 #: compiling hot code again with C2. C1-only shrinks the default code cache to 48 MB, which a
 #: session running ~15 Spark tests filled ("Out of space in CodeCache", the JVM died): hence
-#: ReservedCodeCacheSize (reserved, committed only as used; the tiered default is 240 MB). Measured with benchmarks/pytest_cpu.py: see
-#: benchmarks/suite_cpu.md.
+#: ReservedCodeCacheSize (reserved, committed only as used; the tiered default is 240 MB).
+#: Measured with benchmarks/pytest_cpu.py: see benchmarks/suite_cpu.md.
 TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m"
 TEST_SPARK_CONF = ";".join(
     [
