@@ -121,11 +121,31 @@ def temp_view(con: BaseBackend, name: str, expr: ir.Table) -> ir.Table:
     return expr
 
 
+def spark_conf_from_env() -> dict[str, str]:
+    """Extra Spark settings from ``$CRM_SPARK_CONF``: ``key=value`` pairs separated by ``;``.
+
+    For example ``spark.sql.shuffle.partitions=2;spark.driver.extraJavaOptions=-Xss4m``
+    (how the test suite sizes every session it starts, in kernels and child processes too:
+    see tests/conftest.py). Whitespace around pairs is ignored; an entry without ``=`` is an
+    error rather than silently dropped.
+    """
+    out: dict[str, str] = {}
+    for pair in os.environ.get("CRM_SPARK_CONF", "").split(";"):
+        if not pair.strip():
+            continue
+        key, sep, value = pair.strip().partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"CRM_SPARK_CONF: {pair!r} is not key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
 @lru_cache(maxsize=1)
 def spark_session(master: str | None = None):
     """A process-wide local ``SparkSession`` set to UTC, quiet, and sized for tests.
 
-    ``pyspark`` is an optional dependency (``pip install crm-helpers[spark]``).
+    ``pyspark`` is an optional dependency (``pip install crm-helpers[spark]``). Settings in
+    ``$CRM_SPARK_CONF`` (see :func:`spark_conf_from_env`) are applied last, over these.
     """
     try:
         from pyspark.sql import SparkSession
@@ -135,7 +155,7 @@ def spark_session(master: str | None = None):
             "(and Java 17 on PATH)."
         ) from exc
     master = master or os.environ.get("CRM_SPARK_MASTER", "local[*]")
-    session = (
+    builder = (
         SparkSession.builder.master(master)
         .appName("crm-workbench")
         .config("spark.sql.session.timeZone", "UTC")
@@ -151,8 +171,10 @@ def spark_session(master: str | None = None):
             "spark.sql.warehouse.dir",
             os.environ.get("CRM_SPARK_WAREHOUSE") or tempfile.mkdtemp(prefix="crm_spark_wh_"),
         )
-        .getOrCreate()
     )
+    for key, value in spark_conf_from_env().items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
 

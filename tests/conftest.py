@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from crm_helpers.engine import connect
 from tests.shared_runs import shared_dir
+
+#: Spark settings for every session the tests start (see crm_helpers.engine.spark_conf_from_env):
+#: here, in report kernels and in child processes, which all inherit the environment. The
+#: tests' data are small: 2 shuffle partitions instead of 8; and a JVM that lives a few
+#: minutes spends less CPU with the quick C1 compiler only (TieredStopAtLevel=1) than
+#: compiling hot code again with C2. C1-only shrinks the default code cache to 48 MB, which a
+#: session running ~15 Spark tests filled ("Out of space in CodeCache", the JVM died): hence
+#: ReservedCodeCacheSize (reserved, committed only as used; the tiered default is 240 MB).
+#: Measured with benchmarks/pytest_cpu.py: see benchmarks/suite_cpu.md.
+TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m"
+TEST_SPARK_CONF = ";".join(
+    [
+        "spark.sql.shuffle.partitions=2",
+        f"spark.driver.extraJavaOptions={TEST_JAVA_OPTIONS}",
+        f"spark.executor.extraJavaOptions={TEST_JAVA_OPTIONS}",
+    ]
+)
+os.environ.setdefault("CRM_SPARK_CONF", TEST_SPARK_CONF)
+# the standalone cluster's master and worker (tests/test_spark_cluster.py)
+os.environ.setdefault("SPARK_DAEMON_JAVA_OPTS", TEST_JAVA_OPTIONS)
 
 ENGINE_PARAMS = [
     pytest.param("duckdb", id="duckdb"),
@@ -21,8 +43,35 @@ def _module_scoped_fixtures(item) -> list[str]:
     return [n for n, defs in info.name2fixturedefs.items() if defs and defs[-1].scope == "module"]
 
 
+#: Rough CPU seconds of one test, by mark, for ordering the xdist work units (measured with
+#: benchmarks/pytest_cpu.py, 2026-12-07: a notebook run or a Spark-cluster/PostgreSQL test
+#: costs 10-40 s, a local-Spark test 2-25 s, the rest well under a second on average).
+MARK_COST = {"slow": 20.0, "spark": 8.0}
+DEFAULT_COST = 0.3
+#: Measured CPU seconds of whole units whose cost the marks misjudge (benchmarks/pytest_cpu.py,
+#: process tree included; see benchmarks/suite_cpu.md): they override the estimate.
+UNIT_COST = {
+    "tests/test_spark_cluster.py": 195.0,  # two Spark applications on a standalone cluster
+    "postgres": 45.0,  # two throwaway servers, 11 tests (the marks would say 220)
+}
+
+
+def _cost(item) -> float:
+    for mark, cost in MARK_COST.items():
+        if item.get_closest_marker(mark) is not None:
+            return cost
+    return DEFAULT_COST
+
+
+def _group(item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return None
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+
+
 def pytest_collection_modifyitems(config, items):
-    """xdist groups for ``pytest -n 2 --dist loadgroup`` (``make test``).
+    """xdist groups for ``pytest -n 2 --dist loadgroup`` (``make test``), heaviest first.
 
     * A test without a group of its own that uses a module-scoped fixture (an executed
       report, a generated world) runs on the worker of its module's other such tests
@@ -31,12 +80,24 @@ def pytest_collection_modifyitems(config, items):
       one local Spark session (``spark_con``) when its first Spark test needs it. (Keeping
       every Spark test on one worker saved one JVM start, ~10 s, but made that worker's
       share of the suite the longest: the Spark tests take minutes.)
+    * The work units (a group, or one test without a group) are then ordered by their
+      estimated cost, heaviest first (:data:`MARK_COST`), keeping the collection order
+      within a unit. ``--dist loadgroup`` hands units out in this order when reordering
+      by test count is off (``--no-loadscope-reorder``, as ``make test`` runs it), so the
+      long groups start at once and the cheap single tests fill the end: the two workers
+      finish together instead of one running the last long group alone.
     """
     for item in items:
-        if any(True for _ in item.iter_markers("xdist_group")):
+        if item.get_closest_marker("xdist_group") is not None:
             continue  # the module chose its group
         if _module_scoped_fixtures(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    units: dict[str, list] = {}
+    for item in items:
+        units.setdefault(_group(item) or item.nodeid, []).append(item)
+    cost = {key: UNIT_COST.get(key) or sum(_cost(i) for i in unit) for key, unit in units.items()}
+    order = sorted(units, key=lambda key: -cost[key])  # stable: collection order on ties
+    items[:] = [item for key in order for item in units[key]]
 
 
 @pytest.fixture(scope="session")
