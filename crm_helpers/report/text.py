@@ -11,6 +11,9 @@ Semantics
   make from it: ``& < > " '`` become HTML entities and the Markdown-active characters
   ``\\ ` * _ [ ] { } # | ~ $ !`` are backslash-escaped, so the value renders as the literal
   text it is (no tags, no links, no emphasis, no maths). It never goes inside backticks.
+  Renderers also make links of bare URLs in plain text (nbconvert's mistune ``url`` plugin:
+  ``http(s)://…``; JupyterLab's GFM: also ``www.…``), so ``://`` becomes ``&#58;//`` and
+  ``www.`` becomes ``www&#46;``: the same characters on screen, no link.
 - :func:`code` shows a value in monospace as ``<code>…</code>`` with its content escaped
   (a Markdown code span cannot hold a value that itself contains backticks safely).
 - :func:`md` formats a trusted template with escaped values: ``md("**{n}** users left {step}",
@@ -26,6 +29,7 @@ this way, so they are safe wherever they are rendered (the report, the index pag
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,6 +40,12 @@ _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"}
 # one pass per character: an entity made for one character is never escaped again
 _ESC_TABLE = str.maketrans({**{c: "\\" + c for c in _MD_ACTIVE}, **_HTML})
 _CODE_TABLE = str.maketrans({**{c: f"&#{ord(c)};" for c in _MD_ACTIVE}, **_HTML})
+_WWW = re.compile(r"(?i)\b(www)\.")
+
+
+def _no_autolink(text: str) -> str:
+    """Break the patterns renderers turn into links (``://`` and ``www.``) with entities."""
+    return _WWW.sub(r"\1&#46;", text.replace("://", "&#58;//"))
 
 
 class Safe(str):
@@ -52,14 +62,14 @@ def esc(value: Any) -> Safe:
     """
     if isinstance(value, Safe):
         return value
-    return Safe(str(value).translate(_ESC_TABLE))
+    return Safe(_no_autolink(str(value).translate(_ESC_TABLE)))
 
 
 def code(value: Any) -> Safe:
     """``value`` in monospace, escaped: ``<code>&lt;b&gt;</code>`` for ``"<b>"``."""
     # Markdown still runs inside inline HTML in some renderers: its characters become
     # entities too (in the same pass, so the entities' own "#" is not escaped again).
-    return Safe(f"<code>{str(value).translate(_CODE_TABLE)}</code>")
+    return Safe(f"<code>{_no_autolink(str(value).translate(_CODE_TABLE))}</code>")
 
 
 def md(template: str, /, **values: Any) -> Safe:
