@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -28,6 +29,11 @@ TEST_SPARK_CONF = ";".join(
 os.environ.setdefault("CRM_SPARK_CONF", TEST_SPARK_CONF)
 # the standalone cluster's master and worker (tests/test_spark_cluster.py)
 os.environ.setdefault("SPARK_DAEMON_JAVA_OPTS", TEST_JAVA_OPTIONS)
+# prepared event stores (crm_helpers.store) of the tests' worlds: in the temp folder, shared
+# by the xdist workers (stores are locked and keyed by data folder), never in the checkout
+os.environ.setdefault(
+    "CRM_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"crm-test-cache-{os.getuid()}")
+)
 
 ENGINE_PARAMS = [
     pytest.param("duckdb", id="duckdb"),

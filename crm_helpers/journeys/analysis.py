@@ -76,6 +76,26 @@ AARRR: dict[str, list[str]] = {
 }
 
 
+def prepared_arrays(data: Any, spec: Any, events_changed: bool = False) -> Any:
+    """The prepared event arrays of ``data`` for ``spec``'s journeys, or None.
+
+    ``crm_helpers.store.event_arrays(data, columns=...)`` with the property columns the step
+    rules read and the session column, so that ``prepare(events, spec, arrays=...)`` takes
+    the sorted-array kernel (:mod:`crm_helpers.journeys.kernel`) where it can. None when the
+    journeys are not built from ``data``'s events as they are (``events_changed``: e.g. the
+    orders joined as events by :func:`crm_helpers.journeys.defaults.with_orders`, which the
+    arrays do not hold), and on Spark and warehouses (the store's own None).
+    """
+    if events_changed:
+        return None
+    from crm_helpers import store
+
+    cols = {c for _, _, where in (spec.rules or ()) for c in (where or {})}
+    if spec.session_column:
+        cols.add(spec.session_column)
+    return store.event_arrays(data, columns=tuple(sorted(cols)))
+
+
 def sankey_data(
     paths_df: pd.DataFrame,
     direction: str = "after",
