@@ -281,8 +281,12 @@ def build(
         end_code = np.full(n_j, vocab.index(END), dtype=np.int32)
         if spec.churn_us is not None:
             until = (
-                ev.ts_us(spec.observed_until) if spec.observed_until is not None else int(t.max())
+                ev.ts_us(spec.observed_until)
+                if spec.observed_until is not None
+                else int(last.max())
             )
+            # the last event time of the restricted data (before collapsing: `t` may have
+            # lost a journey's repeated last events, `last` has not)
             o = np.lexsort((np.arange(n_j), first, juser))  # a user's journeys by first time
             nxt = np.full(n_j, until, dtype=np.int64)
             same = juser[o][1:] == juser[o][:-1]

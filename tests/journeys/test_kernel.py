@@ -144,6 +144,29 @@ def test_kernel_session_column_equals_ibis_and_reference(
     _compare_all(ibis_prep, kern_prep, ref, depth, len(rows))
 
 
+def test_churn_is_measured_to_the_last_event_before_collapsing(jx):
+    # found by hypothesis: user 3's repeated c at 8 s is collapsed away, yet it is the data's
+    # last event time, so user 1's s1 journey (b at 4 s) was silent 4 s >= 3 s: churned
+    rows = [
+        (1, "a", 3),
+        (1, "b", 4),
+        (2, "x", 0),
+        (2, "b", 0),
+        (2, "x", 1),
+        (3, "c", 5),
+        (3, "c", 8),
+    ]
+    df = jx.events_df(rows)
+    df["sess"] = [None, "s1", "s1", "s1", None, None, None]
+    spec = JourneySpec(
+        session_column="sess", collapse_repeats=True, start_end=True, churn_days=3 / 86_400
+    )
+    ibis_prep, kern_prep = _both(df, spec, columns=("sess",))
+    got = transitions(kern_prep, timings=False)
+    assert ("b", "[churned]") in set(zip(got.source, got.target, strict=True))
+    _compare_all(ibis_prep, kern_prep, R.reference_journeys(df, spec), 3, len(rows))
+
+
 def test_ties_follow_the_step_code_not_the_event_code(jx):
     # raw names z < ... in event order, but the mapping names them so that step order flips
     df = jx.events_df([(1, "a", 0), (1, "b", 0), (1, "c", 0), (2, "b", 1), (2, "a", 1)])
