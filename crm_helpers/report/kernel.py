@@ -154,6 +154,15 @@ def _kernel_manager_class(log: Any, ipc_dir: Path | None) -> type:
             kw.setdefault("stderr", log)
             await self._async_start_kernel(**kw)
 
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client interrupts (SIGINT) every kernel it shuts down, and a kernel
+            # the signal meets mid-step logs "KeyboardInterrupt caught in kernel" into the
+            # run's log (seen under load). A run's kernel is shut down after its last cell:
+            # the shutdown request follows, then SIGTERM and SIGKILL if it does not stop.
+            if getattr(self, "shutting_down", False):
+                return
+            await super()._async_interrupt_kernel()
+
     return RunKernelManager
 
 
