@@ -64,12 +64,7 @@ def load_arrays(store: str | Path, columns: Sequence[str] = ()) -> EventArrays:
     """
     store = Path(store)
     manifest = read_manifest(store)
-    columns = list(dict.fromkeys(columns))
-    unknown = [c for c in columns if c not in manifest["columns"]]
-    if unknown:
-        raise KeyError(
-            f"the event store has no column(s) {unknown}; it has {list(manifest['columns'])}"
-        )
+    columns = _known_columns(manifest, columns)
     tbl = _read(store, manifest, ["user", "t", "event", *columns])
     users = pq.read_table(store / manifest["users_file"]["path"])
     counts = _numpy(users.column("n")).astype(np.int64, copy=False)
@@ -88,6 +83,17 @@ def load_arrays(store: str | Path, columns: Sequence[str] = ()) -> EventArrays:
     )
 
 
+def _known_columns(manifest: dict, columns: Sequence[str]) -> list[str]:
+    """``columns`` without repeats; ``KeyError`` naming those the store lacks."""
+    columns = list(dict.fromkeys(columns))
+    unknown = [c for c in columns if c not in manifest["columns"]]
+    if unknown:
+        raise KeyError(
+            f"the event store has no column(s) {unknown}; it has {list(manifest['columns'])}"
+        )
+    return columns
+
+
 def _read(store: Path, manifest: dict, names: list[str]) -> pa.Table:
     tables = [pq.read_table(store / f["path"], columns=names) for f in manifest["files"]]
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -98,12 +104,7 @@ def load_columns(store: str | Path, columns: Sequence[str]) -> dict[str, np.ndar
     gives them); ``KeyError`` for one the store lacks."""
     store = Path(store)
     manifest = read_manifest(store)
-    columns = list(dict.fromkeys(columns))
-    unknown = [c for c in columns if c not in manifest["columns"]]
-    if unknown:
-        raise KeyError(
-            f"the event store has no column(s) {unknown}; it has {list(manifest['columns'])}"
-        )
+    columns = _known_columns(manifest, columns)
     if not columns:
         return {}
     tbl = _read(store, manifest, columns)
