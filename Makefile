@@ -12,6 +12,8 @@ PYTEST_ARGS ?=
 LOCK   := requirements/lock.txt
 # the locker `make lock` uses (pinned, so that a re-lock is reproducible too)
 UV_VERSION ?= 0.13.10
+# the installer itself (pinned: the same pip resolves and verifies the lock every time)
+PIP_VERSION ?= 26.3
 LOCK_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -23,7 +25,7 @@ help: ## List the targets
 $(STAMP): $(LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python crm_helpers/envlock.py check
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "pip==$(PIP_VERSION)"
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@$(BIN)/python crm_helpers/envlock.py verify

@@ -201,6 +201,12 @@ def test_make_install_installs_exactly_the_lock_and_follows_it(tmp_path):
     at = [dry.find(s) for s in steps]
     assert all(i >= 0 for i in at) and at == sorted(at), dry
     assert '-e ".[' not in dry  # nothing resolved outside the lock
+    # every package the install puts in comes from the lock or a pin (pip itself included)
+    installs = [ln for ln in dry.splitlines() if " pip install " in ln]
+    assert installs and all(
+        "--require-hashes" in ln or "--no-deps -e ." in ln or re.search(r'"pip==[0-9.]+"', ln)
+        for ln in installs
+    ), installs
     # the install stamp follows the lock and pyproject.toml (in a copy, to set their times)
     tree = tmp_path / "tree"
     (tree / "requirements").mkdir(parents=True)
