@@ -18,7 +18,6 @@ and the axis titles it is given. Builder-made markup (``<br>`` in hover template
 from __future__ import annotations
 
 import html
-import sys
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -145,26 +144,6 @@ def use(renderer: str | None = NOTEBOOK_RENDERER) -> None:
     """
     pio.templates.default = f"plotly_white+{TEMPLATE_NAME}"
     if renderer:
-        _import_nbformat_without_iri_grammar()
+        import crm_helpers.nbformat_fast  # noqa: F401 - nbformat without the IRI grammar
+
         pio.renderers.default = renderer
-
-
-def _import_nbformat_without_iri_grammar() -> None:
-    """Import nbformat (plotly's renderers import it) without compiling an unused grammar.
-
-    nbformat imports jsonschema, whose format checker, when the optional ``rfc3987-syntax``
-    package is installed (JupyterLab's ``jupyter-events`` installs it), compiles an Earley
-    grammar for the ``iri`` formats at import: ~1.3 s of CPU in every report's kernel, for a
-    checker no notebook schema uses. The first import of jsonschema is done with that module
-    hidden (jsonschema then registers no ``iri`` checker in this process); nothing changes
-    when jsonschema is already imported or the module is already loaded.
-    """
-    if any(m in sys.modules for m in ("jsonschema", "rfc3987_syntax")):
-        return
-    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment] - import raises ImportError
-    try:
-        import nbformat  # noqa: F401
-    except ImportError:  # plotly then renders without it, as before
-        pass
-    finally:
-        del sys.modules["rfc3987_syntax"]
