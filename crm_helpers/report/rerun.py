@@ -30,7 +30,10 @@ never written (a non-empty ``out`` is refused). An ``export_dir`` the run had is
 ``<out>/exports`` so that the rerun never replaces a published audience file.
 
 :func:`compare_metrics` compares the two ``metrics.json``: ``identical`` when their bytes are
-equal, else the dotted keys that differ. Fields that are by nature specific to a run are
+equal, else the dotted keys that differ. The redirected export folder is the one difference a
+rerun makes on purpose: a string value of the rerun that names a path inside it (a written
+audience file) is compared as if it named the same path inside the recorded ``export_dir``;
+any other difference in it still counts. Fields that are by nature specific to a run are
 listed in :data:`RUN_SPECIFIC` with the reason; they are the only ones left out of the
 comparison. (Run times, durations and output paths are in ``run.json``, never in
 ``metrics.json``.)
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,8 +329,29 @@ def _run_specific(key: str) -> bool:
     return any(key == k or key.startswith((f"{k}.", f"{k}[")) for k in RUN_SPECIFIC)
 
 
-def compare_metrics(recorded: bytes, rerun: bytes) -> tuple[list[str], list[str]]:
+def _moved_back(value: Any, moved: Mapping[str, str]) -> Any:
+    """``value`` with a leading redirected folder (a key of ``moved``) put back as recorded."""
+    if not isinstance(value, str):
+        return value
+    for now, was in moved.items():
+        if value == now or value.startswith(now.rstrip(os.sep) + os.sep):
+            return was + value[len(now) :]
+    return value
+
+
+def compare_metrics(
+    recorded: bytes, rerun: bytes, moved: Mapping[str, str] | None = None
+) -> tuple[list[str], list[str]]:
     """The keys that differ between two ``metrics.json`` documents.
+
+    Parameters
+    ----------
+    recorded, rerun
+        The two files' bytes.
+    moved
+        Folders the rerun wrote to instead of the recorded ones (``{rerun folder: recorded
+        folder}``, the redirected ``export_dir``): a string value of ``rerun`` naming a path
+        in one is compared as the same path in the recorded folder.
 
     Returns
     -------
@@ -338,11 +363,22 @@ def compare_metrics(recorded: bytes, rerun: bytes) -> tuple[list[str], list[str]
     if recorded == rerun:
         return [], []
     a = dict(_leaves(json.loads(recorded)))
-    b = dict(_leaves(json.loads(rerun)))
+    b = {k: _moved_back(v, moved or {}) for k, v in _leaves(json.loads(rerun))}
     keys = [k for k in dict.fromkeys([*a, *b]) if k not in a or k not in b or a[k] != b[k]]
-    if not keys:  # same values, other bytes (key order, spacing): not the same file
+    if not keys and (not moved or _written_differently(recorded, rerun, moved)):
+        # same values, other bytes (key order, spacing): not the same file
         keys = ["(the same values written differently)"]
     return [k for k in keys if not _run_specific(k)], [k for k in keys if _run_specific(k)]
+
+
+def _written_differently(recorded: bytes, rerun: bytes, moved: Mapping[str, str]) -> bool:
+    """Whether the bytes differ for a reason other than the moved folders (then they are
+    not the same file though their values are): the rerun's bytes with each moved folder
+    written back as recorded (JSON-escaped, as in the file) still differ."""
+    text = rerun
+    for now, was in moved.items():
+        text = text.replace(json.dumps(now)[1:-1].encode(), json.dumps(was)[1:-1].encode())
+    return text != recorded
 
 
 def _fresh_out(record: Record, out: str | Path | None) -> Path:
@@ -429,8 +465,12 @@ def _rerun(record: Record, *, force: bool, out: str | Path | None, say) -> Rerun
     params = dict(record.parameters)
     params.pop("data_dir", None)
     params.pop("engine", None)
+    moved: dict[str, str] = {}
     if params.get("export_dir"):
+        was = str(params["export_dir"])
         params["export_dir"] = str(target / "exports")
+        moved[params["export_dir"]] = was
+        say(f"the audience export goes to {params['export_dir']} (recorded: {was})")
     say(f"rerunning {record.notebook} into {target}")
     res = run_notebook(
         record.notebook_path,
@@ -449,6 +489,7 @@ def _rerun(record: Record, *, force: bool, out: str | Path | None, say) -> Rerun
         differing, ignored = compare_metrics(
             (record.report_dir / "metrics.json").read_bytes(),
             Path(str(res.metrics)).read_bytes(),
+            moved,
         )
     return RerunResult(
         record=record,
