@@ -49,7 +49,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from crm_helpers import events as _ev
-from crm_helpers.engine import _utc_to_wall, is_utc
+from crm_helpers.engine import _utc_to_wall, is_utc, temp_view
 from crm_helpers.engine import epoch_us as _epoch_us
 from crm_helpers.exact import exact_sum
 
@@ -444,7 +444,10 @@ def _grouping_sets(
     def q(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
-    con.create_view(_GSETS_VIEW, facts, overwrite=True)  # registers in-memory tables too
+    # a temporary view (nothing written into a file-backed database); in-memory tables
+    # (ibis.memtable) must be known to the connection before the view can name them
+    con._register_in_memory_tables(facts)
+    temp_view(con, _GSETS_VIEW, facts)
     cols = [*(q(k) for k in keys), *(f"GROUPING({q(k)}) AS {q('_g_' + k)}" for k in keys)]
     for c in COUNT_COLUMNS:
         if c == "sent":
