@@ -14,7 +14,8 @@ own worker process, ``--repeat`` times (best wall time reported), end to end fro
   ``conversions_of``, ``message_facts`` (last-touch attribution within 3 days, machine opens,
   UTC hours) and ``counts_tables``: the scorecard per campaign and channel and the counts
   per channel x weekday x hour from one pass over the facts (equal to ``scorecard_counts``
-  and ``hour_counts``; Ibis -> DuckDB); ``load`` is also timed alone.
+  and ``hour_counts``; Ibis -> DuckDB, ``GROUP BY GROUPING SETS`` since 2026-12-07 22:50
+  UTC, before that grouped by the union of both tables' keys); ``load`` is also timed alone.
 * **duckdb_sql**: the same two tables from one hand-written DuckDB SQL query over the
   Parquet files (a range join of orders to messages, ``row_number`` for the last touch, and
   ``GROUP BY GROUPING SETS`` for both tables in one pass; until 2026-12-07 19:00 UTC the

@@ -14,6 +14,7 @@ from crm_helpers.campaigns.core import (
     hour_counts,
     message_facts,
     scorecard_counts,
+    weekly_counts,
 )
 from crm_helpers.campaigns.reference import reference_counts, reference_facts
 from tests.campaigns.test_core import KW, _random_world, _same
@@ -53,3 +54,29 @@ def test_logs_without_responses_or_conversions_keep_their_nulls():
         pd.testing.assert_frame_equal(g, want, check_exact=True)
     assert got[0]["opened"].isna().all() and got[0]["revenue"].isna().all()
     assert got[0]["sent"].sum() == len(m)
+
+
+def test_the_notebook_groupings_with_weeks_equal_the_per_table_functions():
+    """The report's six tables from one counts_tables call (a timestamp key among them)."""
+    m, c = _random_world(5, n_users=8, n_msgs=300, n_conv=150)
+    facts = message_facts(ibis.memtable(m), ibis.memtable(c), **KW).cache()
+    groupings = [
+        ("channel",),
+        ("campaign_id", "channel"),
+        ("campaign_id",),
+        ("channel", "week"),
+        ("channel", "campaign_id", "weekday", "hour"),
+        ("channel", "campaign_id", "prior_messages"),
+    ]
+    got = counts_tables(facts.mutate(week=facts.sent_at.truncate("W")), groupings)
+    want = [
+        scorecard_counts(facts, ("channel",)),
+        scorecard_counts(facts),
+        scorecard_counts(facts, ("campaign_id",)),
+        weekly_counts(facts),
+        hour_counts(facts, ("channel", "campaign_id")),
+        frequency_counts(facts, ("channel", "campaign_id")),
+    ]
+    assert len(got[3]) > 2 and got[4]["sent"].sum() == len(m)
+    for g, w in zip(got, want, strict=True):
+        pd.testing.assert_frame_equal(g, w, check_exact=True)
