@@ -77,13 +77,13 @@ def helper(analysis: str, data_dir: Path, validate: bool) -> tuple[dict, object]
     from crm_helpers.data import load
     from crm_helpers.store import ensure_store
 
-    split, t0 = {}, time.perf_counter()
+    split, t0, c0 = {}, time.perf_counter(), _cpu()
 
     def lap(name: str) -> None:
-        nonlocal t0
-        now = time.perf_counter()
-        split[name] = now - t0
-        t0 = now
+        nonlocal t0, c0
+        now, cnow = time.perf_counter(), _cpu()
+        split[name], split[name + "_cpu"] = now - t0, cnow - c0
+        t0, c0 = now, cnow
 
     data = load(data_dir, validate=validate)
     lap("load")
@@ -201,21 +201,21 @@ def table(analysis: str, n_events: int, rows: list[dict]) -> tuple[str, bool]:
     lines = [
         f"\n{analysis}, {fmt_size(n_events)} events",
         "| implementation | load 1-min | wall s | CPU s | peak memory | wall / best peer "
-        "| CPU / best peer | load / build / read / compute (wall s) | same counts |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| CPU / best peer | load / build / read / compute (wall s) | (CPU s) | same counts |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['impl']} | {r['load1']:.1f} | error: {r['error']} |" + " |" * 6)
+            lines.append(f"| {r['impl']} | {r['load1']:.1f} | error: {r['error']} |" + " |" * 7)
             continue
         sp = r.get("split")
-        split = (
-            " / ".join(f"{sp[k]:.2f}" for k in ("load", "build", "read", "compute")) if sp else ""
-        )
+        phases = ("load", "build", "read", "compute")
+        split = " / ".join(f"{sp[k]:.2f}" for k in phases) if sp else ""
+        split_cpu = " / ".join(f"{sp[k + '_cpu']:.2f}" for k in phases) if sp else ""
         lines.append(
             f"| {r['impl']} | {r['load1']:.1f} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} "
             f"| {r['peak_bytes'] / 1e9:.2f} GB | {r['wall_s'] / best_wall:.2f}x "
-            f"| {r['cpu_s'] / best_cpu:.2f}x | {split} | {'yes' if r['counts'] == ref else 'NO'} |"
+            f"| {r['cpu_s'] / best_cpu:.2f}x | {split} | {split_cpu} | {'yes' if r['counts'] == ref else 'NO'} |"
         )
     return "\n".join(lines), agree
 

@@ -81,6 +81,8 @@ def sort_order(user: np.ndarray, t: np.ndarray, event: np.ndarray, n_names: int)
 
 def _equal_previous(col: pa.Array) -> np.ndarray:
     """Bool (len - 1): row ``i + 1`` equals row ``i`` (NULL = NULL, NaN = NaN)."""
+    if pa.types.is_null(col.type):  # a column of NULLs only: every row equals the last
+        return np.ones(max(len(col) - 1, 0), dtype=np.bool_)
     a, b = col.slice(1), col.slice(0, len(col) - 1)
     eq = pc.fill_null(pc.equal(a, b), False)
     both_null = pc.and_(pc.is_null(a), pc.is_null(b))
