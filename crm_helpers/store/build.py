@@ -19,13 +19,28 @@ a new part starting once the rows before a user reach a multiple of ``rows_per_p
 part ``k`` holds a contiguous range of user codes (its ``first_user``/``last_user`` in the
 manifest) and is one row group.
 
-Coding and sorting run in the data set's DuckDB connection (it spills to disk beyond its
-memory limit). The sorted rows stream out as Arrow batches and are cut into the parts at the
-row counts known from the per-user counts, each written with pyarrow, so at most one part is
-held in Python. Not ``COPY ... TO``: it cannot cut files at user boundaries in one pass
-(``PARTITION_BY`` loses the sort order, measured), and a second pass (an unsorted
-partitioned write, then a sort per part) took 1.7x as long on the 3.1M-event world. :func:`build_store` writes a complete store into a new directory;
-:mod:`crm_helpers.store.prepare` swaps it into place under a lock.
+*Two paths, one content* (tested equal file by file, ``tests/store/test_store_build_paths.py``).
+
+- **In memory** (sources of at most :data:`IN_MEMORY_ROWS` rows by their Parquet footers):
+  one DuckDB scan of the cleaned events into Arrow, then :mod:`crm_helpers.store.memsort`:
+  codes from the sorted distinct values, a stable sort by ``(user, t, event)`` in numpy, and
+  only the rows tied on all three ordered by their properties (and, where validation's
+  cleaning drops exact duplicate rows, the duplicates dropped then: they are adjacent after
+  that order). The scan reads the cleaned events *without* that ``DISTINCT``, so it needs no
+  hash table and keeps the source's row order (usually time order: the sort on time is then
+  nearly linear); the rows kept are exactly those ``SELECT DISTINCT`` keeps (NULL equals
+  NULL, NaN equals NaN). Parts are cut from the permutation and written with pyarrow.
+- **DuckDB** (beyond): coding and sorting in the data set's DuckDB connection (it spills to
+  disk beyond its memory limit). The sorted rows stream out as Arrow batches and are cut
+  into the parts at the row counts known from the per-user counts, each written with
+  pyarrow, so at most one part is held in Python. Not ``COPY ... TO``: it cannot cut files
+  at user boundaries in one pass (``PARTITION_BY`` loses the sort order, measured), and a
+  second pass (an unsorted partitioned write, then a sort per part) took 1.7x as long on
+  the 3.1M-event world.
+
+:func:`build_store` writes a complete store into a new directory; :mod:`crm_helpers.store.prepare`
+swaps it into place under a lock. The manifest records the path taken (``build_path``) and
+the wall seconds of its steps (``build_steps``).
 """
 
 from __future__ import annotations
@@ -42,8 +57,10 @@ __all__ = ["IN_MEMORY_ROWS", "ROWS_PER_PART", "build_store", "property_columns"]
 
 #: Target rows per part file (a part holds whole users, so it may hold a few more).
 ROWS_PER_PART = 2_000_000
-#: Sources of at most this many rows are built in memory (see the module docstring).
-IN_MEMORY_ROWS = 30_000_000
+#: Sources of at most this many rows are built in memory (see the module docstring). The
+#: build's process peaked at 0.49 GB (1M events) and 1.30 GB (10M), ~90 bytes an event
+#: (benchmarks/README.md): 15M keeps it under the 2 GB of #25; larger sources take DuckDB.
+IN_MEMORY_ROWS = 15_000_000
 CORE = ("user_id", "event", "ts")
 
 
