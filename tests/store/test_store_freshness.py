@@ -165,10 +165,10 @@ def test_a_failed_build_leaves_the_old_store_and_no_temporary(data_dir, monkeypa
     first = ensure_store(load(data_dir))
     _frame(n=200, seed=2).to_parquet(data_dir / "events.parquet", index=False)
 
-    def boom(reader, folder, sizes):
+    def boom(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(build_mod, "_write_parts", boom)
+    monkeypatch.setattr(build_mod, "_write_part", boom)  # both build paths write through it
     with pytest.raises(RuntimeError, match="disk full"):
         ensure_store(load(data_dir))
     siblings = sorted(p.name for p in first.path.parent.iterdir())
