@@ -36,14 +36,23 @@ def world():
 def _prior_counts(m: pd.DataFrame, window_days: int) -> pd.Series:
     """Per message of ``m``: messages of the same user in [sent_at - window, sent_at), by a
     per-user loop over sorted send times (plain pandas/numpy, independent of the generator)."""
-    counted = m[m["campaign_id"] != COUPON_CAMPAIGN]
-    by_user = {u: np.sort(g.to_numpy()) for u, g in counted.groupby("user_id")["sent_at"]}
-    win = pd.Timedelta(days=window_days)
+    sent = pd.to_datetime(m["sent_at"], utc=True).dt.tz_localize(None).to_numpy("datetime64[ns]")
+    counted = (m["campaign_id"] != COUPON_CAMPAIGN).to_numpy()
+    cu, ct = m["user_id"].to_numpy()[counted], sent[counted]
+    order = np.lexsort((ct, cu))  # by user, then send time
+    cu, ct = cu[order], ct[order]
+    users, first = np.unique(cu, return_index=True)
+    sends = dict(zip(users.tolist(), np.split(ct, first[1:]), strict=True))
+    mu, mt = m["user_id"].to_numpy(), sent
+    win = np.timedelta64(window_days, "D")
     out = np.zeros(len(m), dtype=np.int64)
-    for i, (u, t) in enumerate(zip(m["user_id"], m["sent_at"], strict=True)):
-        ts = by_user.get(u)
+    by_user = np.argsort(mu, kind="stable")
+    starts = np.flatnonzero(np.r_[True, mu[by_user][1:] != mu[by_user][:-1]])
+    for idx in np.split(by_user, starts[1:]):  # the messages of one user
+        ts = sends.get(mu[idx[0]].item())
         if ts is not None:
-            out[i] = np.searchsorted(ts, t, "left") - np.searchsorted(ts, t - win, "left")
+            t = mt[idx]
+            out[idx] = np.searchsorted(ts, t, "left") - np.searchsorted(ts, t - win, "left")
     return pd.Series(out, index=m.index)
 
 
