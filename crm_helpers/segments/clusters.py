@@ -228,16 +228,21 @@ def feature_query(
     parts: list[tuple[ir.Table, list[str], str]] = []  # (aggregate, features, last-day column)
     if events is not None:
         has_cat = "category" in events.columns
-        if prepared is not None and (prepared.category is not None) == has_cat:
-            from crm_helpers.segments.kernel import event_features
+        ev = None
+        if prepared is not None and prepared.has_category == has_cat:
+            from crm_helpers.segments.kernel import StoreChanged, event_features
 
-            tbl, browse = event_features(prepared, end, browse)
-            mem = ibis.memtable(tbl)
-            ev = mem.select(
-                "user_id", "events", "active_days", "_last_e",
-                **{f"browse_{_safe(v)}": mem[f"_c{i}"] for i, v in enumerate(browse)},
-            )  # fmt: skip
-        else:
+            try:
+                tbl, browse = event_features(prepared, end, browse)
+            except (StoreChanged, OSError):  # the store was rebuilt meanwhile: the Ibis path
+                tbl = None
+            if tbl is not None:
+                mem = ibis.memtable(tbl)
+                ev = mem.select(
+                    "user_id", "events", "active_days", "_last_e",
+                    **{f"browse_{_safe(v)}": mem[f"_c{i}"] for i, v in enumerate(browse)},
+                )  # fmt: skip
+        if ev is None:
             present = events.user_id.notnull()
             if "event" in events.columns:
                 present &= events.event.notnull()

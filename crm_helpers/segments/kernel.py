@@ -1,8 +1,11 @@
 """The events part of the behavioural feature table as a sorted-array kernel (embedded engine).
 
-On DuckDB over files the events are read once into the prepared store's sorted, integer-coded
-arrays (:func:`crm_helpers.store.event_arrays`); the per-user event features then need no
-re-read and no GROUP BY of the raw events: they are ``numpy.bincount`` over the user codes.
+On DuckDB over files the events are in the prepared store (built once per data set, shared
+by every report: :mod:`crm_helpers.store`): sorted by user and time, users integer-coded,
+in part files of whole users. The per-user event features then need no GROUP BY of the raw
+events: :func:`event_features` reads the store part by part (only ``user``, ``t`` and the
+category, :func:`store_events`) and counts with ``numpy.bincount`` over the user codes and
+run boundaries.
 Elsewhere (Spark, warehouses) :func:`prepared_inputs` is None and
 :func:`crm_helpers.segments.clusters.feature_query` takes the Ibis path.
 
@@ -23,8 +26,11 @@ Rows are in user code order, i.e. ascending ``user_id``. The result is an Arrow 
 caller joins in the engine with the orders and messages parts, exactly as the Ibis path does.
 
 *Categories* come from the store's Parquet parts read with the column dictionary-encoded
-(:func:`category_codes`): integer codes per row (``-1`` for missing) and the names, never a
-Python string per row.
+(:func:`store_events`): integer codes per row (``-1`` for missing) and the names, never a
+Python string per row. The top categories are chosen from a users x categories count
+matrix built in the same pass, or, when it would exceed :data:`MAX_CELLS` cells, in a
+pass of their own. A part whose row count is not the manifest's (a store rebuilt while
+read) raises :class:`StoreChanged`, and the feature table takes the Ibis path.
 """
 
 from __future__ import annotations
@@ -41,10 +47,12 @@ from crm_helpers.segments.core import US_PER_DAY
 __all__ = [
     "CategoryCodes",
     "PreparedEvents",
-    "category_codes",
+    "Part",
+    "StoreChanged",
     "event_features",
+    "from_arrays",
     "prepared_inputs",
-    "top_codes",
+    "store_events",
 ]
 
 
@@ -65,20 +73,54 @@ class CategoryCodes:
 
 
 @dataclass(frozen=True)
-class PreparedEvents:
-    """The prepared store's arrays of a data set and, when events have one, its category.
+class Part:
+    """Rows of whole users, sorted by ``(user, t)``: one part file of the store.
 
     Attributes
     ----------
-    arrays
-        :class:`~crm_helpers.store.EventArrays` (read-only, shared in the process).
+    user
+        int32 user codes (global: index into :attr:`PreparedEvents.user_ids`), non-decreasing.
+    t
+        int64 epoch microseconds, non-decreasing within a user.
     category
-        The ``category`` column as :class:`CategoryCodes` in the arrays' row order, or None
-        when the events have no ``category`` column.
+        int32 category codes (index into the names), ``-1`` for missing; None without one.
     """
 
-    arrays: Any
-    category: CategoryCodes | None = None
+    user: np.ndarray
+    t: np.ndarray
+    category: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PreparedEvents:
+    """The events of a data set as parts of whole users (the store's parts) and the codes.
+
+    Attributes
+    ----------
+    user_ids
+        The user ids in code order (ascending).
+    parts
+        A callable returning an iterator of :class:`Part` (read one at a time) in user order.
+    category_names
+        A callable returning the category names seen so far (the parts' codes index into
+        them; complete once every part was read); None without a category column.
+    """
+
+    user_ids: np.ndarray
+    parts: Any
+    category_names: Any = None
+
+    @property
+    def has_category(self) -> bool:
+        return self.category_names is not None
+
+
+def from_arrays(arrays: Any, category: CategoryCodes | None = None) -> PreparedEvents:
+    """One part from :class:`~crm_helpers.store.EventArrays` (and category codes): tests,
+    and arrays already in memory."""
+    part = Part(arrays.user, arrays.t, None if category is None else category.codes)
+    names = None if category is None else (lambda: category.names)
+    return PreparedEvents(np.asarray(arrays.user_ids), lambda: iter([part]), names)
 
 
 def _codes(col: pa.ChunkedArray, index: dict[str, int], names: list[str]) -> np.ndarray:
@@ -100,71 +142,69 @@ def _codes(col: pa.ChunkedArray, index: dict[str, int], names: list[str]) -> np.
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
 
 
-def category_codes(store_dir: Any, manifest: dict, column: str = "category") -> CategoryCodes:
-    """``column`` of a prepared store as :class:`CategoryCodes`, in the store's row order.
+class StoreChanged(RuntimeError):
+    """A part file of the store does not have the rows its manifest records."""
 
-    Reads only that column of each part (dictionary-encoded: one code per row, the names
-    once per chunk). ``KeyError`` when the store lacks the column.
+
+def store_events(store_dir: Any, manifest: dict, with_category: bool) -> PreparedEvents:
+    """The store's events as parts read one at a time: ``user``, ``t`` and (dictionary-
+    encoded, never a Python string per row) ``category``; the ``event`` column is not read.
+
+    A part whose row count differs from the manifest's raises :class:`StoreChanged`.
     """
     from pathlib import Path
 
     import pyarrow.parquet as pq
 
-    if column not in manifest["columns"]:
-        raise KeyError(f"the event store has no column {column!r}")
+    root = Path(store_dir)
+    users = pq.read_table(root / manifest["users_file"]["path"], columns=["user_id"])
+    user_ids = users.column("user_id").to_numpy()
     index: dict[str, int] = {}
     names: list[str] = []
-    parts = []
-    for f in manifest["files"]:
-        t = pq.read_table(Path(store_dir) / f["path"], columns=[column], read_dictionary=[column])
-        parts.append(_codes(t.column(column), index, names))
-    codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-    return CategoryCodes(codes.astype(np.int32, copy=False), tuple(names))
+    cols = ["user", "t", *(["category"] if with_category else [])]
+
+    def parts():
+        for f in manifest["files"]:
+            kw = {"read_dictionary": ["category"]} if with_category else {}
+            t = pq.read_table(root / f["path"], columns=cols, **kw)
+            if t.num_rows != f["rows"]:
+                raise StoreChanged(f"{f['path']}: {t.num_rows} rows, manifest {f['rows']}")
+            yield Part(
+                t.column("user").to_numpy().astype(np.int32, copy=False),
+                t.column("t").to_numpy().astype(np.int64, copy=False),
+                _codes(t.column("category"), index, names) if with_category else None,
+            )
+
+    return PreparedEvents(user_ids, parts, (lambda: tuple(names)) if with_category else None)
 
 
 def prepared_inputs(data: Any) -> PreparedEvents | None:
-    """The prepared arrays (and category codes) of ``data``'s events, or None.
+    """The prepared store's events of ``data`` (:func:`store_events`), or None.
 
-    None when the store does not apply (Spark, warehouses, no events table: the Ibis path)
-    or when the category column read from the store does not have the arrays' row count
-    (a store rebuilt in between: the Ibis path is taken rather than mixing two versions).
+    None when the store does not apply (Spark, warehouses, no events table: the Ibis path).
+    The store is built when missing or stale (:func:`crm_helpers.store.ensure_store`); its
+    parts are read when the features are computed.
     """
     from crm_helpers import store
 
     if not store.supports_store(data):
         return None
-    arrays = store.event_arrays(data)
-    if arrays is None:
-        return None
-    if "category" not in data.events.columns:
-        return PreparedEvents(arrays)
     prepared = store.ensure_store(data)
-    try:
-        cat = category_codes(prepared.path, prepared.manifest)
-    except (OSError, KeyError):
+    with_category = "category" in data.events.columns
+    if with_category and "category" not in prepared.manifest["columns"]:
         return None
-    if cat.codes.shape[0] != arrays.n_events:
-        return None
-    return PreparedEvents(arrays, cat)
-
-
-def top_codes(cat: np.ndarray, names: Sequence[str], k: int = 8) -> list[str]:
-    """The ``k`` most frequent category names among codes ``cat`` (``-1`` ignored), ties by
-    name ascending (as :func:`crm_helpers.segments.clusters.top_categories`)."""
-    n = np.bincount(cat[cat >= 0], minlength=len(names))
-    order = sorted((int(-c), str(names[i])) for i, c in enumerate(n) if c > 0)
-    return [name for _, name in order[:k]]
+    return store_events(prepared.path, prepared.manifest, with_category)
 
 
 def event_features(
     prepared: PreparedEvents, end: int, browse: Sequence[str] | None = None
 ) -> tuple[pa.Table, list[str]]:
-    """Per-user event features up to day ``end`` from the sorted arrays (module docstring).
+    """Per-user event features up to day ``end``, part by part (module docstring).
 
     Parameters
     ----------
     prepared
-        From :func:`prepared_inputs`.
+        From :func:`prepared_inputs` (or :func:`from_arrays`).
     end
         The last UTC day number counted.
     browse
@@ -174,44 +214,90 @@ def event_features(
     -------
     (pyarrow.Table, list of str)
         ``user_id, events, active_days, _last_e`` and one column per browse category
-        (named ``_c0, _c1, ...`` in ``browse`` order), one row per user with a counted
-        event, ascending ``user_id``; and the browse categories used (empty without a
-        category column).
+        (named ``_c0, _c1, ...`` in ``browse`` order; null for a user without a category),
+        one row per user with a counted event, ascending ``user_id``; and the browse
+        categories used (empty without a category column).
     """
-    a = prepared.arrays
-    n_users = a.n_users
-    offsets = a.offsets
-    # day <= end  <=>  t < (end + 1) days (floor division); within a user the rows are in
-    # time order, so the kept rows are a prefix of each user's rows
-    keep = a.t < (end + 1) * US_PER_DAY
-    every = bool(keep.all())
-    if every:
-        events = np.diff(offsets)
-    else:
-        kept = np.zeros(a.n_events + 1, dtype=np.int64)
-        np.cumsum(keep, out=kept[1:])
-        events = kept[offsets[1:]] - kept[offsets[:-1]]
-    has = events > 0
-    day = a.t // US_PER_DAY
-    new_day = np.ones(a.n_events, dtype=bool)  # first row of a user or of a day
-    if a.n_events > 1:
-        new_day[1:] = (a.user[1:] != a.user[:-1]) | (day[1:] != day[:-1])
-    if not every:
-        new_day &= keep
-    active = np.bincount(a.user[new_day], minlength=n_users)
-    last_row = offsets[:-1][has] + events[has] - 1
+    limit = (end + 1) * US_PER_DAY  # day <= end  <=>  t < limit (floor division)
+    fixed = None if browse is None else list(browse)
+    users, events, active, last, cats = [], [], [], [], []
+    cells = 0
+    for p in prepared.parts():
+        n = p.user.shape[0]
+        if n == 0:
+            continue
+        lo = int(p.user[0])
+        local = p.user - lo
+        starts = np.flatnonzero(local[1:] != local[:-1]) + 1
+        offs = np.concatenate([[0], starts, [n]]).astype(np.int64)
+        n_local = offs.shape[0] - 1  # every user of the part has rows
+        # within a user the rows are in time order: the kept rows are a prefix of each user's
+        keep = p.t < limit
+        every = bool(keep.all())
+        if every:
+            ev = np.diff(offs)
+        else:
+            kept = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(keep, out=kept[1:])
+            ev = kept[offs[1:]] - kept[offs[:-1]]
+        day = p.t // US_PER_DAY
+        new_day = np.ones(n, dtype=bool)  # first row of a user or of a day
+        new_day[1:] = (local[1:] != local[:-1]) | (day[1:] != day[:-1])
+        if not every:
+            new_day &= keep
+        has = ev > 0
+        users.append(lo + np.flatnonzero(has))
+        events.append(ev[has])
+        active.append(np.bincount(local[new_day], minlength=n_local)[has])
+        last.append(day[offs[:-1][has] + ev[has] - 1])
+        if p.category is None:
+            continue
+        names = prepared.category_names()
+        if fixed is None:  # per user and category code; the top categories at the end
+            width = len(names) + 2  # slot 0: none; 1..C: the codes; C + 1: after ``end``
+            cells += n_local * width
+            if cells > MAX_CELLS:
+                return event_features(prepared, end, _top_by_parts(prepared, limit))
+            slot = p.category + 1
+        else:
+            k = len(fixed)
+            width = k + 3  # 0..k-1: browse; k: another category; k + 1: none; k + 2: after
+            code_of = {v: i for i, v in enumerate(names)}
+            lut = np.full(len(names) + 1, k, dtype=np.int32)
+            lut[0] = k + 1
+            for j, name in enumerate(fixed):
+                if name in code_of:
+                    lut[code_of[name] + 1] = j
+            slot = lut[p.category + 1]
+        if not every:
+            slot[~keep] = width - 1
+        key = local.astype(np.int64) * width
+        key += slot
+        cats.append(np.bincount(key, minlength=n_local * width).reshape(n_local, width)[has])
     cols: dict[str, Any] = {
-        "user_id": pa.array(a.user_ids[has]),
-        "events": events[has].astype(np.float64),
-        "active_days": active[has].astype(np.float64),
-        "_last_e": day[last_row],
+        "user_id": pa.array(prepared.user_ids[_cat(users, np.int64)]),
+        "events": _cat(events, np.int64).astype(np.float64),
+        "active_days": _cat(active, np.int64).astype(np.float64),
+        "_last_e": _cat(last, np.int64),
     }
     used: list[str] = []
-    if prepared.category is not None:
-        used, hits, with_cat = _category_counts(
-            a.user, prepared.category, None if every else keep, n_users, browse
-        )
-        hits, with_cat = hits[has], with_cat[has]
+    if prepared.has_category:
+        names = prepared.category_names()
+        if fixed is None:
+            c = len(names)
+            per_code = np.vstack(
+                [np.pad(m[:, 1:-1], ((0, 0), (0, c - (m.shape[1] - 2)))) for m in cats]
+                or [np.zeros((0, c), dtype=np.int64)]
+            )
+            used = _top(per_code.sum(axis=0), names)
+            code_of = {v: i for i, v in enumerate(names)}
+            hits = per_code[:, [code_of[v] for v in used]]
+            with_cat = per_code.sum(axis=1)
+        else:
+            used = fixed
+            k = len(fixed)
+            both = np.vstack(cats or [np.zeros((0, k + 3), dtype=np.int64)])
+            hits, with_cat = both[:, :k], both[:, : k + 1].sum(axis=1)
         none = with_cat == 0
         denom = np.where(none, 1, with_cat).astype(np.float64)
         for j in range(len(used)):
@@ -219,61 +305,27 @@ def event_features(
     return pa.table(cols), used
 
 
+def _cat(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
+    return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+
+
+def _top(totals: np.ndarray, names: Sequence[str], k: int = 8) -> list[str]:
+    """The ``k`` names with the largest totals (> 0), ties by name ascending."""
+    return [n for _, n in sorted((-int(c), str(names[i])) for i, c in enumerate(totals) if c)][:k]
+
+
+def _top_by_parts(prepared: PreparedEvents, limit: int) -> list[str]:
+    """The 8 most frequent categories of the rows before ``limit``, in a pass of their own
+    (when the users x categories matrix would exceed :data:`MAX_CELLS`)."""
+    totals = np.zeros(0, dtype=np.int64)
+    for p in prepared.parts():
+        c = p.category[(p.t < limit) & (p.category >= 0)]
+        got = np.bincount(c, minlength=len(prepared.category_names()))
+        if got.shape[0] > totals.shape[0]:
+            totals = np.pad(totals, (0, got.shape[0] - totals.shape[0]))
+        totals[: got.shape[0]] += got
+    return _top(totals, prepared.category_names())
+
+
 #: Largest users x categories count matrix counted in one pass (cells, int64: 256 MB).
 MAX_CELLS = 32_000_000
-
-
-def _category_counts(
-    user: np.ndarray,
-    category: CategoryCodes,
-    keep: np.ndarray | None,
-    n_users: int,
-    browse: Sequence[str] | None,
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The browse categories used, per user their rows in each (``(n_users, k)``) and the
-    user's rows with any category (``(n_users,)``), over the rows in ``keep`` (None: all).
-
-    One ``bincount`` over ``(user, category code)`` when the matrix has at most
-    :data:`MAX_CELLS` cells (the top categories are then its column sums); else one pass
-    for the top categories and one over ``(user, browse slot)``.
-    """
-    cat, names = category.codes, category.names
-    n_names = len(names)
-    code_of = {v: i for i, v in enumerate(names)}
-    if n_users * (n_names + 2) <= MAX_CELLS:
-        width = n_names + 2  # slot 0: no category; 1..n: the codes; n + 1: not kept
-        slot = cat + 1
-        if keep is not None:
-            slot[~keep] = n_names + 1
-        key = user.astype(np.int64) * width
-        key += slot
-        full = np.bincount(key, minlength=n_users * width).reshape(n_users, width)
-        per_code = full[:, 1 : n_names + 1]
-        if browse is None:
-            totals = per_code.sum(axis=0)
-            browse = [n for _, n in sorted((-int(c), names[i]) for i, c in enumerate(totals) if c)]
-            browse = browse[:8]
-        used = list(browse)
-        hits = np.zeros((n_users, len(used)), dtype=np.int64)
-        for j, name in enumerate(used):
-            if name in code_of:
-                hits[:, j] = per_code[:, code_of[name]]
-        return used, hits, per_code.sum(axis=1)
-    used = (
-        list(browse) if browse is not None else top_codes(cat if keep is None else cat[keep], names)
-    )
-    k = len(used)
-    # slots 0..k-1 the browse categories, k any other category, k + 1 none, k + 2 not kept
-    lut = np.full(n_names + 1, k, dtype=np.int64)
-    lut[0] = k + 1  # code -1 (missing) sits at lut[0]
-    for j, name in enumerate(used):
-        if name in code_of:
-            lut[code_of[name] + 1] = j
-    slot = lut[cat + 1]
-    if keep is not None:
-        slot[~keep] = k + 2
-    width = k + 3
-    key = user.astype(np.int64) * width
-    key += slot
-    counts = np.bincount(key, minlength=n_users * width).reshape(n_users, width)
-    return used, counts[:, :k], counts[:, : k + 1].sum(axis=1)

@@ -8,6 +8,7 @@ divided the same way).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,7 @@ def _prepared_from_frame(events: pd.DataFrame) -> kernel.PreparedEvents:
     """The kernel's input built in plain pandas (no store): arrays and category codes."""
     arrays = from_frame(events, columns=["category"])
     codes, names = pd.factorize(pd.Series(arrays.columns["category"], dtype=object))
-    return kernel.PreparedEvents(arrays, kernel.CategoryCodes(codes.astype(np.int32), tuple(names)))
+    return kernel.from_arrays(arrays, kernel.CategoryCodes(codes.astype(np.int32), tuple(names)))
 
 
 def _check(got: pd.DataFrame, want: pd.DataFrame) -> None:
@@ -101,7 +102,7 @@ def _check(got: pd.DataFrame, want: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize("one_pass", [True, False], ids=["one-bincount", "two-pass"])
 def test_kernel_equals_reference_from_frame(one_pass, monkeypatch):
-    if not one_pass:  # many users x categories: top categories first, then browse slots
+    if not one_pass:  # many users x categories: the top categories in a pass of their own
         monkeypatch.setattr(kernel, "MAX_CELLS", 0)
     ev = _events()
     tbl, used = kernel.event_features(_prepared_from_frame(ev), cl.day_number(AS_OF))
@@ -147,15 +148,32 @@ def _write(d: Path, events: pd.DataFrame) -> Path:
     return d
 
 
-@pytest.mark.parametrize("with_category", [True, False])
-def test_store_kernel_equals_ibis_and_reference(tmp_path, with_category):
-    """On files (DuckDB): the kernel path (prepared store) = the Ibis path = brute force."""
+@pytest.mark.parametrize(
+    "with_category, parts, max_cells",
+    [(True, 1, None), (False, 1, None), (True, "many", None), (True, "many", 0)],
+    ids=["category", "no-category", "parts", "parts-top-pass"],
+)
+def test_store_kernel_equals_ibis_and_reference(
+    tmp_path, monkeypatch, with_category, parts, max_cells
+):
+    """On files (DuckDB): the kernel path (prepared store) = the Ibis path = brute force,
+    with the store in one part or in parts of ~400 rows (whole users each), and with the
+    top categories in one pass or a pass of their own."""
+    if parts == "many":
+        from crm_helpers.store import build, prepare
+
+        monkeypatch.setattr(
+            prepare, "build_store", functools.partial(build.build_store, rows_per_part=400)
+        )
+    if max_cells is not None:
+        monkeypatch.setattr(kernel, "MAX_CELLS", max_cells)
     ev = _events()
     if not with_category:
         ev = ev.drop(columns="category")
     data = load(_write(tmp_path / "d", ev), validate=False)
     prepared = kernel.prepared_inputs(data)
-    assert prepared is not None and (prepared.category is not None) == with_category
+    assert prepared is not None and prepared.has_category == with_category
+    assert sum(1 for _ in prepared.parts()) == (1 if parts == 1 else 8)
     tables = {"events": data.events, "orders": data.orders, "messages": data.messages}
     fast = cl.feature_table(as_of=AS_OF, **tables, prepared=prepared)
     ibis_path = cl.feature_table(as_of=AS_OF, **tables)
