@@ -203,3 +203,27 @@ def test_no_store_off_the_embedded_engine():
         engine = "pyspark"
 
     assert kernel.prepared_inputs(NotFiles()) is None
+
+
+def test_ibis_path_leaves_out_rows_the_store_leaves_out():
+    """Event rows without user_id or event name count on neither path (as the store drops
+    them): the Ibis path on events with such rows = brute force on the events without them."""
+    import ibis
+
+    ev = _events(n=400, users=20)
+    dirty = pd.concat(
+        [
+            ev,
+            pd.DataFrame(
+                {
+                    "user_id": [None, 3],
+                    "event": ["visit", None],
+                    "ts": pd.Series([D0, D0]).astype("datetime64[us]"),
+                    "category": ["home", "home"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    ).astype({"user_id": "Int64"})
+    got = cl.feature_table(as_of=AS_OF, events=ibis.memtable(dirty))
+    _check(got, reference_features(AS_OF, events=ev))
