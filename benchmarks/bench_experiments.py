@@ -9,8 +9,13 @@ A readout of 3 arms x 5 metrics (``conversion``, ``revenue``, ``orders``, ``even
 * ``sql``: one hand-written DuckDB query computing the same sufficient statistics straight
   from the Parquet files.
 
-Each implementation runs in its own process; peak memory is polled from that process tree
-with psutil (not ``ru_maxrss``). Both must return the same statistics (relative 1e-9), else
+Each implementation runs in its own process, ``--repeat`` times in it (best wall time kept,
+with the CPU seconds of that repeat: ``getrusage`` of the worker, all its threads, DuckDB's
+included; a shared machine disturbs CPU time less than wall time, both ratios are printed);
+peak memory is polled from that process tree with psutil (not ``ru_maxrss``). Both sides
+read the same raw Parquet folders (assignments, orders, events); no prepared store is used.
+The helper's time is split into its stages (load, assignment cleaning with the data end,
+per-user metrics and sufficient statistics) to show where it goes. Both must return the same statistics (relative 1e-9), else
 the exit status is 1. The goal of issue #9 at 10M users / 100M events: engine time at most
 1.25x the SQL, statistics layer under 1 s, peak memory under 4 GB; measure that size on a
 quiet machine::
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -133,18 +139,46 @@ def ensure_data(
     return out
 
 
-def run_helper(data_dir: Path) -> dict:
-    from crm_helpers import load
-    from crm_helpers.experiments import analysis, core
+def _cpu() -> float:
+    """CPU seconds of this process so far, all threads (user + system, ``getrusage``)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
-    t = time.perf_counter()
+
+def _engine_once(data_dir: Path) -> tuple[dict, object]:
+    from crm_helpers import load
+    from crm_helpers.experiments import core
+
+    stages: dict[str, list[float]] = {}
+    t, c = time.perf_counter(), _cpu()
+
+    def stage(name: str) -> None:
+        nonlocal t, c
+        stages[name] = [time.perf_counter() - t, _cpu() - c]
+        t, c = time.perf_counter(), _cpu()
+
     data = load(data_dir, validate=False)
+    stage("load")
     a = core.assigned_users(data, "bench", WINDOW_DAYS, tables={"orders", "events"})
+    stage("assigned_users")
     pu = core.per_user_metrics(
         data, a, METRICS, analysis_window_days=WINDOW_DAYS, pre_period_days=PRE_DAYS
     )
     stats = core.sufficient_stats(pu, METRICS)
-    engine_s = time.perf_counter() - t
+    stage("per_user_metrics + sufficient_stats")
+    return stages, stats
+
+
+def run_helper(data_dir: Path, repeat: int = 1) -> dict:
+    from crm_helpers.experiments import analysis
+
+    best = None
+    for _ in range(repeat):
+        stages, stats = _engine_once(data_dir)
+        wall = sum(v[0] for v in stages.values())
+        if best is None or wall < best[0]:
+            best = (wall, sum(v[1] for v in stages.values()), stages, stats)
+    engine_s, engine_cpu, stages, stats = best
 
     def stats_layer():
         arms = analysis.arms_table(
@@ -164,6 +198,8 @@ def run_helper(data_dir: Path) -> dict:
     stats_s = time.perf_counter() - t
     return {
         "engine_s": engine_s,
+        "engine_cpu": engine_cpu,
+        "stages": stages,
         "stats_s": stats_s,
         "stats_first_s": first_s,
         "stats": _rows(stats),
@@ -219,13 +255,17 @@ FROM u LEFT JOIN o USING (user_id) LEFT JOIN e USING (user_id) GROUP BY u.varian
 """
 
 
-def run_sql(data_dir: Path) -> dict:
+def run_sql(data_dir: Path, repeat: int = 1) -> dict:
     from crm_helpers.engine import connect
 
     con = connect("duckdb")  # the same memory limit and settings as the helper's engine
-    t = time.perf_counter()
-    df = con.con.execute(sql_query(data_dir)).fetch_df()
-    engine_s = time.perf_counter() - t
+    engine_s, engine_cpu, df = float("inf"), float("nan"), None
+    for _ in range(repeat):
+        t, c = time.perf_counter(), _cpu()
+        out = con.con.execute(sql_query(data_dir)).fetch_df()
+        wall, used = time.perf_counter() - t, _cpu() - c
+        if wall < engine_s:
+            engine_s, engine_cpu, df = wall, used, out
     rows = []
     for _, r in df.iterrows():
         for i, m in enumerate(METRICS):
@@ -238,12 +278,13 @@ def run_sql(data_dir: Path) -> dict:
                 ]
             )
     rows.sort(key=lambda x: (x[0], x[1]))
-    return {"engine_s": engine_s, "stats_s": None, "stats": rows}
+    return {"engine_s": engine_s, "engine_cpu": engine_cpu, "stats_s": None, "stats": rows}
 
 
-def measure(impl: str, data_dir: Path, timeout: float = 3600) -> dict:
+def measure(impl: str, data_dir: Path, repeat: int = 1, timeout: float = 3600) -> dict:
     """Run one implementation in a subprocess; poll the peak RSS of its process tree."""
-    cmd = [sys.executable, __file__, "--worker", impl, "--data", str(data_dir)]
+    cmd = [sys.executable, __file__, "--worker", impl, "--data", str(data_dir),
+           "--repeat", str(repeat)]  # fmt: skip
     code, out, err, peak = run_polled(cmd, timeout)
     if code != 0:
         return {"impl": impl, "error": err[-2000:] or f"timed out after {timeout:.0f} s"}
@@ -263,11 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         help="cache of generated data sets (default $CRM_BENCH_DIR or /tmp/crm_bench)",
     )  # fmt: skip
     ap.add_argument("--worker", choices=["helper", "sql"], help=argparse.SUPPRESS)
+    ap.add_argument("--repeat", type=int, default=3, help="repeats per implementation (best)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.worker:
         fn = run_helper if args.worker == "helper" else run_sql
-        print(json.dumps(fn(args.data)))
+        print(json.dumps(fn(args.data, args.repeat)))
         return 0
     if args.data is not None:
         data_dir = args.data
@@ -278,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = ensure_data(args.users, args.events_per_user, root=args.root)
         print(f"data: {data_dir} ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
     # generation ran in this process; each measured implementation is a fresh process
-    results = [measure("helper", data_dir), measure("sql", data_dir)]
+    results = [measure("helper", data_dir, args.repeat), measure("sql", data_dir, args.repeat)]
     bad = [r for r in results if "error" in r]
     if bad:
         print(json.dumps(bad, indent=1), file=sys.stderr)
@@ -289,24 +331,37 @@ def main(argv: list[str] | None = None) -> int:
         for a, b in zip(helper["stats"], sql["stats"], strict=True)
     )
     ratio = helper["engine_s"] / sql["engine_s"]
+    cpu_ratio = helper["engine_cpu"] / sql["engine_cpu"]
     load1 = os.getloadavg()[0]
+    done = (
+        json.loads((data_dir / ".complete").read_text())
+        if (data_dir / ".complete").exists()
+        else {}
+    )
+    users = done.get("users", args.users)
+    epu = done.get("events_per_user", args.events_per_user)
     if args.json:
-        print(json.dumps({"users": args.users, "same": same, "ratio": ratio, "load1": load1,
+        print(json.dumps({"users": users, "same": same, "ratio": ratio, "cpu_ratio": cpu_ratio,
+                          "load1": load1,
                           "results": [{k: v for k, v in r.items() if k != "stats"} for r in results]}))  # fmt: skip
     else:
-        print(f"\n{args.users:,} users, ~{args.events_per_user:g} events each, 3 arms x 5 metrics "
-              f"(load average {load1:.1f})\n")  # fmt: skip
+        print(f"\n{users:,} users, ~{epu:g} events each, 3 arms x 5 metrics, best of "
+              f"{args.repeat}, both reading the raw Parquet folders (load average {load1:.1f})\n")  # fmt: skip
         print(
-            "| implementation | engine s | stats layer s (first call, with imports) "
-            "| peak MB (process tree) | same stats |"
+            "| implementation | engine s | engine CPU s (all threads) | stats layer s "
+            "(first call, with imports) | peak MB (process tree) | same stats |"
         )
-        print("|---|---:|---:|---:|---|")
+        print("|---|---:|---:|---:|---:|---|")
         for r in results:
             st = "-"
             if r["stats_s"] is not None:
                 st = f"{r['stats_s']:.3f} ({r['stats_first_s']:.2f})"
-            print(f"| {r['impl']} | {r['engine_s']:.2f} | {st} | {r['peak_mb']:.0f} | {same} |")
-        print(f"\nhelper / hand-written SQL engine time: {ratio:.2f}x (goal <= 1.25x)")
+            print(f"| {r['impl']} | {r['engine_s']:.2f} | {r['engine_cpu']:.2f} | {st} | "
+                  f"{r['peak_mb']:.0f} | {same} |")  # fmt: skip
+        print("\nhelper stages (wall s / CPU s): " + ", ".join(
+            f"{k} {w:.2f} / {c:.2f}" for k, (w, c) in helper["stages"].items()))  # fmt: skip
+        print(f"helper / hand-written SQL engine time: {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU "
+              "(goal <= 1.0x)")  # fmt: skip
     return 0 if same else 1
 
 

@@ -19,5 +19,5 @@ def test_bench_segments_runs_and_agrees(small_world, capsys):
 def test_bench_segments_feature_table_sql_equals_helper(small_world, capsys):
     assert bench_segments.main(["--data", str(small_world), "--repeat", "1"]) == 0
     out = capsys.readouterr().out
-    assert "feature table (hand-written SQL)" in out
+    assert "feature table, hand-written SQL (raw files)" in out and "kernel path" in out
     assert out.count("equal: True") == 2 and "CPU" in out
