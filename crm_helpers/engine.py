@@ -150,7 +150,11 @@ def spark_session(master: str | None = None):
     """A process-wide local ``SparkSession`` set to UTC, quiet, and sized for tests.
 
     ``pyspark`` is an optional dependency (``pip install crm-helpers[spark]``). Settings in
-    ``$CRM_SPARK_CONF`` (see :func:`spark_conf_from_env`) are applied last, over these.
+    ``$CRM_SPARK_CONF`` (see :func:`spark_conf_from_env`) are applied last, over these. The
+    driver JVM maps the class-data archive of :func:`class_archive_path` when it exists
+    (through ``spark.driver.defaultJavaOptions``); when it does not, the session starts
+    without it and a background process writes it for the next ones
+    (:func:`write_class_archive`; ``$CRM_SPARK_CLASS_ARCHIVE=off``: never).
     """
     try:
         from pyspark.sql import SparkSession
