@@ -6,8 +6,13 @@ Event-level work is written once as Ibis expressions and runs on whichever backe
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -145,7 +150,11 @@ def spark_session(master: str | None = None):
     """A process-wide local ``SparkSession`` set to UTC, quiet, and sized for tests.
 
     ``pyspark`` is an optional dependency (``pip install crm-helpers[spark]``). Settings in
-    ``$CRM_SPARK_CONF`` (see :func:`spark_conf_from_env`) are applied last, over these.
+    ``$CRM_SPARK_CONF`` (see :func:`spark_conf_from_env`) are applied last, over these. The
+    driver JVM maps the class-data archive of :func:`class_archive_path` when it exists
+    (through ``spark.driver.defaultJavaOptions``); when it does not, the session starts
+    without it and a background process writes it for the next ones
+    (:func:`write_class_archive`; ``$CRM_SPARK_CLASS_ARCHIVE=off``: never).
     """
     try:
         from pyspark.sql import SparkSession
@@ -172,11 +181,163 @@ def spark_session(master: str | None = None):
             os.environ.get("CRM_SPARK_WAREHOUSE") or tempfile.mkdtemp(prefix="crm_spark_wh_"),
         )
     )
-    for key, value in spark_conf_from_env().items():
+    conf = spark_conf_from_env()
+    java = conf.get("spark.driver.extraJavaOptions", "")
+    archive = class_archive_path(java)
+    if archive is not None:
+        if archive.is_file():  # Spark puts the default options before the extra ones
+            key = "spark.driver.defaultJavaOptions"
+            conf[key] = f"{conf.get(key, '')} {_use_archive(archive)}".strip()
+        else:
+            _start_archive_writer(archive, java)
+    for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+# --- the driver JVM's class-data archive (AppCDS) ---------------------------------------------
+#
+# A Spark driver JVM spends most of its start loading and verifying the same ~10,000 classes
+# from pyspark's jars. A dynamic class-data-sharing archive (JDK 13+) holds them parsed and
+# verified; a JVM started with -XX:SharedArchiveFile maps it instead (measured: session start
+# plus first queries 12.4 -> 7.0 CPU s; see benchmarks/suite_cpu.md, "Spark tests, round 2").
+
+#: ``$CRM_SPARK_CLASS_ARCHIVE``: ``off`` (or ``0``/``none``) for no archive, a file path for
+#: that archive, unset for one per pyspark/Java/options in the cache (:func:`class_archive_path`).
+CLASS_ARCHIVE_ENV = "CRM_SPARK_CLASS_ARCHIVE"
+#: JVM logging off for class sharing: a missing or mismatched archive (another JVM build) is
+#: skipped silently (``-Xshare:auto``, the default) instead of warning into a report's log.
+_QUIET_CDS = "-Xlog:cds*=off -Xlog:class+path*=off"
+#: A writer that has held its lock this long (seconds) is taken as dead: the lock is broken.
+_ARCHIVE_LOCK_STALE_S = 600.0
+
+
+def class_archive_path(java_options: str = "") -> Path | None:
+    """Where the driver JVM's class-data archive lives, or None when it is switched off.
+
+    Unset ``$CRM_SPARK_CLASS_ARCHIVE``: ``<cache>/spark/classes-<key>.jsa`` in
+    :func:`crm_helpers.config.cache_root`, keyed by the pyspark version, the ``java``
+    binary (path and modification time) and the driver's extra Java options, the things an
+    archive must match; an archive that still does not match is ignored by the JVM.
+    """
+    raw = os.environ.get(CLASS_ARCHIVE_ENV, "").strip()
+    if raw.lower() in ("off", "0", "none", "false"):
+        return None
+    if raw:
+        return Path(raw).expanduser()
+    try:
+        import pyspark
+    except ImportError:
+        return None
+    home = os.environ.get("JAVA_HOME")
+    java = shutil.which("java", path=str(Path(home) / "bin")) if home else shutil.which("java")
+    if java is None:
+        return None
+    java = os.path.realpath(java)
+    stamp = f"{pyspark.__version__}|{java}|{os.stat(java).st_mtime_ns}|{java_options}"
+    from crm_helpers.config import cache_root
+
+    key = hashlib.sha256(stamp.encode()).hexdigest()[:16]
+    return cache_root() / "spark" / f"classes-{key}.jsa"
+
+
+def _use_archive(archive: Path) -> str:
+    return f"-XX:SharedArchiveFile={archive} {_QUIET_CDS}"
+
+
+def _start_archive_writer(archive: Path, java_options: str) -> None:
+    """Start :func:`write_class_archive` in the background unless another process does.
+
+    The session being started runs without the archive; later ones use it. The writer is a
+    detached process with its own JVM; the lock file keeps it to one at a time.
+    """
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    lock = archive.with_suffix(".lock")
+    try:
+        if time.time() - lock.stat().st_mtime > _ARCHIVE_LOCK_STALE_S:
+            lock.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return  # another process is writing it
+    os.close(fd)
+    code = (
+        "import sys; from crm_helpers.engine import write_class_archive; "
+        "write_class_archive(sys.argv[1], sys.argv[2], lock=sys.argv[3])"
+    )
+    env = {**os.environ, CLASS_ARCHIVE_ENV: "off"}
+    subprocess.Popen(
+        [sys.executable, "-c", code, str(archive), java_options, str(lock)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def write_class_archive(archive: str | Path, java_options: str = "", lock: str = "") -> Path:
+    """Write the class-data archive of a driver JVM that ran typical queries; its path.
+
+    Runs in its own process (a process has one Spark JVM): starts a local session with
+    ``-XX:ArchiveClassesAtExit``, reads and writes Parquet, joins, aggregates, runs a window
+    and converts through Arrow, then stops the JVM, which writes the classes it loaded. The
+    archive appears under its name only once complete (written beside it, then renamed).
+    """
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    archive = Path(archive)
+    tmp = archive.with_name(f"{archive.name}.{os.getpid()}.tmp")
+    try:
+        with tempfile.TemporaryDirectory(prefix="crm_spark_archive_") as work:
+            session = (
+                SparkSession.builder.master("local[1]")
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                .config("spark.sql.warehouse.dir", str(Path(work) / "wh"))
+                .config(
+                    "spark.driver.extraJavaOptions",
+                    f"{java_options} -XX:ArchiveClassesAtExit={tmp} {_QUIET_CDS}".strip(),
+                )
+                .getOrCreate()
+            )
+            import pandas as pd
+
+            pdf = pd.DataFrame({"k": [1, 2, 2, 3], "v": [1.0, 2.0, 3.0, 4.0]})
+            pdf["ts"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(pdf["k"], unit="h")
+            session.createDataFrame(pdf).write.parquet(str(Path(work) / "t.parquet"))
+            session.read.parquet(str(Path(work) / "t.parquet")).createOrReplaceTempView("t")
+            session.sql(
+                "SELECT a.k, count(*) AS n, sum(b.v) AS v, max(a.ts) AS ts, "
+                "count(DISTINCT b.v) AS d FROM t a JOIN t b ON a.k = b.k GROUP BY a.k"
+            ).toPandas()
+            session.sql(
+                "SELECT k, lag(ts) OVER (PARTITION BY k ORDER BY ts) AS p, "
+                "row_number() OVER (PARTITION BY k ORDER BY ts) AS r, "
+                "date_trunc('week', ts) AS w FROM t"
+            ).toPandas()
+            session.stop()
+            gateway = SparkContext._gateway
+            proc = getattr(gateway, "proc", None)
+            if gateway is not None:
+                gateway.shutdown()
+            if proc is not None:  # the JVM exits on end of input, writing the archive
+                proc.stdin.close()
+                proc.wait(300)
+        if tmp.is_file() and tmp.stat().st_size > 0:
+            os.replace(tmp, archive)
+        return archive
+    finally:
+        tmp.unlink(missing_ok=True)
+        if lock:
+            Path(lock).unlink(missing_ok=True)
 
 
 # --- time zones: naive local wall time <-> naive UTC, with each backend's own builtins ---------

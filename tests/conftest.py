@@ -57,7 +57,7 @@ DEFAULT_COST = 0.3
 #: Measured CPU seconds of whole units whose cost the marks misjudge (benchmarks/pytest_cpu.py,
 #: process tree included; see benchmarks/suite_cpu.md): they override the estimate.
 UNIT_COST = {
-    "tests/test_spark_cluster.py": 195.0,  # two Spark applications on a standalone cluster
+    "tests/test_spark_cluster.py": 170.0,  # two Spark applications on a standalone cluster
     "postgres": 45.0,  # two throwaway servers, 11 tests (the marks would say 220)
     "tests/synth/test_campaign_truth.py": 5.0,  # 60k-user world in memory, 12 tests (4.8 CPU s)
 }
