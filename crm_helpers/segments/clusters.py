@@ -57,6 +57,7 @@ import pandas as pd
 
 from crm_helpers.engine import epoch_us
 from crm_helpers.segments.core import US_PER_DAY, _backend, _day, day_number
+from crm_helpers.store.paths import record_path
 
 __all__ = [
     "ClusterResult",
@@ -242,7 +243,9 @@ def feature_query(
                     "user_id", "events", "active_days", "_last_e",
                     **{f"browse_{_safe(v)}": mem[f"_c{i}"] for i, v in enumerate(browse)},
                 )  # fmt: skip
+                record_path("segments", "kernel")
         if ev is None:
+            record_path("segments", "ibis")
             present = events.user_id.notnull()
             if "event" in events.columns:
                 present &= events.event.notnull()
