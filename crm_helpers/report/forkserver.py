@@ -24,6 +24,9 @@ What the child does first (what a new process would have):
   imported it outside one); the kernel's parent poller watches the server (which exits with
   the process that started it).
 
+A process's first warm launch starts cold and no server (a process that runs one report
+would pay for the server's imports and win nothing); the second starts the server.
+
 The server refuses a launch — and :func:`launch` returns None, so the caller starts a cold
 kernel — when: warm kernels are not enabled or the platform cannot fork; the command is not
 this interpreter's ``-m ipykernel_launcher -f FILE`` (and ``--Trait=value`` options); a variable read at import time
@@ -100,6 +103,7 @@ _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _servers: dict[tuple[str, ...], _Server] = {}
 _counts = {"warm": 0, "cold": 0}
+_first_done = False  # this process has asked for a warm kernel before
 
 
 def warm_enabled() -> bool:
@@ -263,6 +267,13 @@ def launch(cmd: list[str], kw: dict[str, Any]) -> ForkedKernel | None:
         _counts["cold"] += 1
         return None
     opts, argv = split
+    global _first_done
+    if not _first_done and not _servers:
+        # a process's first kernel starts cold: a process that runs one report (``crm
+        # run``) pays no server; the second launch starts it
+        _first_done = True
+        _counts["cold"] += 1
+        return None
     env = dict(kw.get("env") or os.environ)
     request = {"argv": argv, "env": env, "cwd": str(kw.get("cwd") or os.getcwd())}
     fds = [_fd(kw.get("stdout"), 1), _fd(kw.get("stderr"), 2)]

@@ -85,6 +85,12 @@ def _run(tmp: Path, nb: Path, warm: str, monkeypatch, tag: str, **kw) -> dict:
     return info
 
 
+@pytest.fixture(autouse=True)
+def _not_the_first_launch(monkeypatch):
+    """This process has launched a kernel before (the first one always starts cold)."""
+    monkeypatch.setattr(forkserver, "_first_done", True)
+
+
 @pytest.fixture
 def probe(tmp_path) -> Path:
     return _notebook(tmp_path / "probe.ipynb", PROBE)
@@ -214,3 +220,14 @@ def test_only_this_interpreters_launcher_is_forked():
     assert split(["/usr/bin/other-python", "-m", "ipykernel_launcher", "-f", "c.json"]) is None
     assert split([exe, "-m", "other_kernel", "-f", "c.json"]) is None
     assert split([exe, "-c", "print(1)"]) is None
+
+
+def test_the_first_launch_of_a_process_starts_cold_and_no_server(tmp_path, probe, monkeypatch):
+    forkserver.stop()
+    monkeypatch.setattr(forkserver, "_first_done", False)
+    before = forkserver.launches()
+    assert _run(tmp_path, probe, "1", monkeypatch, "first")["x"] == "first"
+    assert forkserver.launches()["cold"] - before["cold"] == 1
+    assert not forkserver._servers
+    assert _run(tmp_path, probe, "1", monkeypatch, "second")["x"] == "second"
+    assert forkserver.launches()["warm"] - before["warm"] == 1
