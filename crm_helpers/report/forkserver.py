@@ -418,9 +418,9 @@ def _child(request: dict[str, Any], fds: list[int], inherited: list[Any]) -> Non
         sys.argv = [ipykernel_launcher.__file__, *request["argv"]]
         import random
 
-        random.seed()
-        if "numpy" in sys.modules:
-            sys.modules["numpy"].random.seed()
+        random.seed()  # (random also reseeds itself in a forked child: os.register_at_fork)
+        if "numpy" in sys.modules:  # NumPy's global generator does not: every child would
+            sys.modules["numpy"].random.seed()  # draw the server's numbers
         from ipykernel.kernelapp import IPKernelApp
 
         # sys.path: the server's, whose own folder was dropped as ipykernel_launcher drops
