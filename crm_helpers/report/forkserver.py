@@ -4,43 +4,46 @@ A cold report kernel (``python -m ipykernel_launcher -f CONNECTION_FILE``) spend
 seconds importing ipykernel, pandas, Ibis, DuckDB, plotly and the notebook's helpers before
 its first cell runs. With ``$CRM_WARM_KERNEL`` set to ``1`` (the test suite sets it; ``crm
 run`` leaves it unset), :func:`launch` asks a fork server of this process to fork a kernel
-instead: the server (``python -m crm_helpers.report.forkserver SOCKET``, one per process
-that runs reports, started at its first warm launch and ended when that process ends) has
-imported :data:`PRELOAD` and the modules of the notebooks' import lines, and started no
-thread or connection; each child is a fresh kernel process that runs
-``IPKernelApp.launch_instance`` with the run's connection file, environment, working folder
-and log file, as ``ipykernel_launcher -f`` would.
+instead. The server (``python [-X...] -m crm_helpers.report.forkserver SOCKET``, with the
+kernel command's interpreter options; one per process that runs reports, ended when that
+process ends) has imported :data:`PRELOAD` and the modules of the notebooks' import lines,
+and started no thread or connection. Each child becomes a fresh kernel process and runs
+``IPKernelApp`` (``instance``, ``initialize``, ``start``: what ``launch_instance`` does)
+with the launcher's arguments, as ``ipykernel_launcher -f`` would.
 
 What the child does first (what a new process would have):
 
 * its own session and process group (interrupts and kills reach it and its children as a
   cold kernel's), stdin from ``/dev/null``, stdout and stderr on the run's log file
   (passed over the socket);
-* the run's environment and working folder, the server's ``sys.path`` with the working
-  folder in front (as ``ipykernel_launcher`` leaves it), ``sys.argv`` of the launcher;
-* new random state (``random``, NumPy's global generator), default SIGINT/SIGTERM handling,
-  the inherited sockets and descriptors of the server closed;
+* the run's environment and working folder, ``sys.argv`` of the launcher, and the server's
+  ``sys.path``, whose own folder was dropped as ``ipykernel_launcher`` drops the working
+  folder (the shell adds ``''`` when it starts, as in a cold kernel);
+* new random state (NumPy's global generator; ``random`` also reseeds itself at fork),
+  default SIGINT/SIGTERM handling, the server's sockets and descriptors closed;
 * plotly's default renderer as plotly picks it at import inside a kernel (the server
-  imported it outside one); the kernel's parent poller watches the server (which exits with
-  the process that started it).
+  imported it outside one); the kernel's parent poller watches the server (which exits
+  when the process that started it ends: its stdin closes).
 
 A process's first warm launch starts cold and no server (a process that runs one report
 would pay for the server's imports and win nothing); the second starts the server.
 
-The server refuses a launch — and :func:`launch` returns None, so the caller starts a cold
-kernel — when: warm kernels are not enabled or the platform cannot fork; the command is not
-this interpreter's ``-m ipykernel_launcher -f FILE`` (and ``--Trait=value`` options); a variable read at import time
-(:data:`IMPORT_TIME_ENV`, ``PYTHON*``) differs from the server's; the working folder holds a
-module that shadows a preloaded one; a preloaded ``crm_helpers`` source file changed since
-the server imported it; the server has more than one Python thread; or the server is dead
-or does not answer. Exit statuses come back over the launch's connection, so the kernel
-manager polls, waits for, interrupts, terminates and kills a forked kernel as a child.
+The server refuses a launch, and :func:`launch` returns None so that the caller starts a
+cold kernel, when: the command is not this interpreter's ``[-X...] -m ipykernel_launcher
+-f FILE [--Trait=value ...]``; a variable read at import time (:data:`IMPORT_TIME_ENV`,
+``PYTHON*``) differs from the server's; the working folder holds a module that shadows a
+preloaded one; a preloaded ``crm_helpers`` source file changed since the server imported
+it; the server has more than one Python thread; or the server cannot start, is dead or
+does not answer (a dead server is replaced at the next launch). Exit statuses come back
+over the launch's connection, so the kernel manager polls, waits for, interrupts,
+terminates and kills a forked kernel as a child of its own.
 
-Known difference from a cold kernel: every kernel of one server shares the server's string
+Known differences from a cold kernel: every kernel of one server shares the server's string
 hash seed (``PYTHONHASHSEED`` cannot change after start), so set iteration order of strings
-is the same across them (it differs between cold kernels). Native threads some libraries
-start at import (OpenBLAS, jemalloc's background thread of pyarrow) are re-created in the
-child by their own fork handlers.
+is the same across them (it differs between cold kernels). The server has native threads
+that some libraries start at import (an OpenBLAS worker with NumPy, jemalloc's background
+thread with pyarrow); they are not Python threads, and those libraries register their own
+fork handlers.
 """
 
 from __future__ import annotations
