@@ -101,6 +101,7 @@ IMPORT_TIME_ENV = (
 START_TIMEOUT_S = 120.0  # the server's imports, on a machine loaded by others
 REPLY_TIMEOUT_S = 30.0
 _MSG = 1 << 20
+_DIR_PREFIX = "crm_forkserver_"
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -177,7 +178,7 @@ class ForkedKernel:
 
 class _Server:
     def __init__(self, opts: list[str]) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="crm_forkserver_"))
+        self.dir = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX))
         self.sock = str(self.dir / "server.sock")
         self.log = (self.dir / "server.log").open("ab")
         self.proc = subprocess.Popen(
@@ -475,7 +476,11 @@ def serve(sock_path: str) -> None:
     while True:
         for key, _ in sel.select():
             if key.data == "stdin":
-                if not os.read(sys.stdin.fileno(), 4096):
+                if not os.read(sys.stdin.fileno(), 4096):  # its process has ended
+                    listener.close()
+                    folder = Path(sock_path).parent
+                    if folder.name.startswith(_DIR_PREFIX):  # also when it was killed
+                        shutil.rmtree(folder, ignore_errors=True)
                     return
             elif key.data == "accept":
                 conn, _ = listener.accept()
