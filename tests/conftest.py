@@ -35,6 +35,10 @@ os.environ.setdefault(
     "CRM_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"crm-test-cache-{os.getuid()}")
 )
 
+# report kernels forked from a warm server per worker (crm_helpers.report.forkserver: its
+# imports are paid once, not by every kernel; see benchmarks/suite_cpu.md "Warm kernels")
+os.environ.setdefault("CRM_WARM_KERNEL", "1")
+
 ENGINE_PARAMS = [
     pytest.param("duckdb", id="duckdb"),
     pytest.param("spark", id="spark", marks=pytest.mark.spark),

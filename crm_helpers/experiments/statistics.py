@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats as _st
 
 __all__ = [
     "BayesResult",
@@ -260,10 +259,14 @@ def _diff_parts(a: Stats, b: Stats):
 
 
 def _quantile(q: float, dof: np.ndarray) -> np.ndarray:
+    from scipy import stats as _st  # at call time: ~0.8 s of import (issue #24)
+
     return np.where(np.isinf(dof), _st.norm.ppf(q), _st.t.ppf(q, np.where(np.isinf(dof), 1, dof)))
 
 
 def _sf(x: np.ndarray, dof: np.ndarray) -> np.ndarray:
+    from scipy import stats as _st  # at call time: ~0.8 s of import (issue #24)
+
     return np.where(np.isinf(dof), _st.norm.sf(x), _st.t.sf(x, np.where(np.isinf(dof), 1, dof)))
 
 
@@ -372,6 +375,8 @@ class BayesResult:
 def bayesian(a: Stats, b: Stats, alpha: float = 0.05) -> BayesResult:
     """Posterior of the relative lift of ``b`` vs ``a`` under a flat prior (normal
     approximation with the delta-method variance, as gbstats 0.8.0 by default)."""
+    from scipy import stats as _st
+
     _, _, rel, rel_var, _, rel_bad, _ = _diff_parts(a, b)
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = np.sqrt(rel_var)
@@ -445,6 +450,8 @@ def srm_test(observed: dict[str, int], planned: dict[str, float]) -> SrmResult:
     exp = w / w.sum() * total
     if len(arms) < 2 or total == 0:
         return SrmResult(1.0, 0.0, {k: int(v) for k, v in zip(arms, obs, strict=True)}, {})
+    from scipy import stats as _st
+
     res = _st.chisquare(obs, exp)
     return SrmResult(
         float(res.pvalue),

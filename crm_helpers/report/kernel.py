@@ -142,7 +142,8 @@ def ensure_kernel(name: str = "python3") -> str:
 
 
 def _kernel_manager_class(log: Any, ipc_dir: Path | None) -> type:
-    """An ``AsyncKernelManager`` whose kernel writes to ``log`` and listens on IPC sockets."""
+    """An ``AsyncKernelManager`` whose kernel writes to ``log`` and listens on IPC sockets;
+    forked from a warm server when ``$CRM_WARM_KERNEL`` is ``1`` (:mod:`.forkserver`)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class RunKernelManager(AsyncKernelManager):
@@ -153,6 +154,24 @@ def _kernel_manager_class(log: Any, ipc_dir: Path | None) -> type:
             kw.setdefault("stdout", log)
             kw.setdefault("stderr", log)
             await self._async_start_kernel(**kw)
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            # $CRM_WARM_KERNEL=1 (the test suite): fork the kernel from a warm server
+            # (crm_helpers.report.forkserver); a cold kernel when it refuses or is down
+            from jupyter_client.provisioning import LocalProvisioner
+
+            from crm_helpers.report import forkserver
+
+            prov = self.provisioner
+            proc = None
+            if isinstance(prov, LocalProvisioner) and forkserver.warm_enabled():
+                proc = forkserver.launch(kernel_cmd, kw)
+            if proc is None:
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+                return
+            prov.process, prov.pid, prov.pgid = proc, proc.pid, proc.pid  # its own session
+            prov.cwd = kw.get("cwd")
+            self._reconcile_connection_info(prov.connection_info)
 
         async def _async_interrupt_kernel(self) -> None:
             # jupyter_client interrupts (SIGINT) every kernel it shuts down, and a kernel
