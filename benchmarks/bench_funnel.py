@@ -84,19 +84,19 @@ def worker(impl: str, data_dir: Path, repeat: int) -> dict:
         con.raw_sql("SELECT 1").collect()
         out["extra"]["spark_session"] = [time.perf_counter() - t0]
         for _ in range(repeat):
-            c0 = time.process_time()
+            c0 = cpu_seconds()
             dt, counts = F.timed(lambda: F.funnel_helper(data_dir, engine=con))
             out["times"].append(dt)
-            out["cpu"].append(time.process_time() - c0)
+            out["cpu"].append(cpu_seconds() - c0)
     elif impl == "helper_kernel":
         return _worker_kernel(out, data_dir, repeat)
     else:
         fn = F.IMPLEMENTATIONS[impl]
         for _ in range(repeat):
-            c0 = time.process_time()  # all threads of this process (not Spark's JVM)
+            c0 = cpu_seconds()  # all threads of this process (not Spark's JVM)
             dt, counts = F.timed(lambda fn=fn: fn(data_dir))
             out["times"].append(dt)
-            out["cpu"].append(time.process_time() - c0)
+            out["cpu"].append(cpu_seconds() - c0)
     out["counts"] = counts
     if impl == "numpy":  # phases: the kernel on arrays in memory, the search on sorted keys
         user, ts, code = F.read_numpy(data_dir)
@@ -207,26 +207,35 @@ def _worker_kernel(out: dict, data_dir: Path, repeat: int) -> dict:
     loaded = crm_helpers.load(data_dir, validate=False)
     spec = FunnelSpec(list(F.STEPS), mode="ordered", conversion_window_days=F.WINDOW_DAYS)
     reset_paths()
-    for _ in range(repeat):
-        c0 = time.process_time()
+    comp, floor, floor_cpu = [], [], []
+    # interleaved (table, kernel alone, floor) rounds, at least 3: a burst of other work on
+    # a shared machine then slows one round of each, not every run of one of them
+    for _ in range(max(repeat, 3)):
+        c0 = cpu_seconds()
         dt, table = F.timed(lambda: funnel_table(loaded.events, spec, arrays=arrays))
         out["times"].append(dt)
-        out["cpu"].append(time.process_time() - c0)
-    assert paths_used().get("funnel") == ["kernel"], paths_used()
-    out["counts"] = [int(v) for v in table["users"].tolist()]
-    comp, floor, floor_cpu = [], [], []
-    for _ in range(max(repeat, 3)):
+        out["cpu"].append(cpu_seconds() - c0)
         dt, kf = F.timed(lambda: kernel.compute(arrays, spec))
         comp.append(dt)
-        c0 = time.process_time()
+        c0 = cpu_seconds()
         dt, c = F.timed(lambda: floor_kernel(arrays))
-        floor_cpu.append(time.process_time() - c0)
-        assert c == out["counts"], (c, out["counts"])
+        floor_cpu.append(cpu_seconds() - c0)
         floor.append(dt)
+    assert paths_used().get("funnel") == ["kernel"], paths_used()
+    out["counts"] = [int(v) for v in table["users"].tolist()]
+    assert c == out["counts"], (c, out["counts"])
     out["extra"] = {"kernel_compute": comp, "arrays_floor": floor, "arrays_prepare": [prep]}
     out["floor_cpu"] = floor_cpu
     out["self_hwm_bytes"] = vm_hwm_bytes()
     return out
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process, all its threads (``getrusage``)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def vm_hwm_bytes(pid: int | str = "self") -> int | None:
@@ -346,14 +355,15 @@ def summarise(n_events: int, results: list[dict]) -> dict:
         hk = best["helper_kernel"]
         notes["numpy floor on the same arrays"] = f"{afloor:.3f} s"
         ratio = hk / afloor
-        goals["helper kernel from prepared arrays within 2x of the numpy floor"] = (
+        goals["helper kernel from prepared arrays within 2x of the numpy floor, wall"] = (
             ratio <= 2.0,
             f"{ratio:.2f}x ({hk:.3f} s vs {afloor:.3f} s)",
         )
-        hk_cpu = ok["helper_kernel"]["cpu"][ok["helper_kernel"]["times"].index(hk)]
+        hk_cpu = min(ok["helper_kernel"]["cpu"])  # best of each: the least disturbed run
         fl_cpu = min(ok["helper_kernel"]["floor_cpu"])
-        notes["helper kernel / numpy floor by CPU time (steadier on a shared machine)"] = (
-            f"{hk_cpu / fl_cpu:.2f}x ({hk_cpu:.3f} s vs {fl_cpu:.3f} s)"
+        goals["helper kernel from prepared arrays within 2x of the numpy floor, CPU time"] = (
+            hk_cpu / fl_cpu <= 2.0,
+            f"{hk_cpu / fl_cpu:.2f}x ({hk_cpu:.3f} s vs {fl_cpu:.3f} s)",
         )
         if "helper" in best:
             notes["helper Ibis path / helper kernel from arrays"] = (

@@ -156,7 +156,13 @@ def _step_codes(
             if step not in code_of:
                 raise ValueError(f"step {step!r} of event {name!r} is not in the vocabulary")
             lut[i] = code_of[step]
-    code = lut[arrays.event]
+    shift = lut[0] if lut.size else 0
+    if not spec.rules and shift >= 0 and np.array_equal(lut, np.arange(lut.size) + shift):
+        # every event its own step, codes shifted by a constant (the raw names): one add,
+        # not a gather through the table (a third of the counts' time at 10M events)
+        code = np.add(arrays.event, np.int32(shift), dtype=np.int32)
+    else:
+        code = lut[arrays.event]
     if spec.rules:
         done = np.zeros(arrays.n_events, dtype=bool)
         for step, event, where in spec.rules:
@@ -267,7 +273,8 @@ def build(
             offsets = ops.segment_offsets(user)
     n_j = offsets.shape[0] - 1
     juser = user[offsets[:-1]].astype(np.int64)
-    first, last = t[offsets[:-1]], t[offsets[1:] - 1]
+    if spec.start_end and n_j:  # two gathers scattered over ``t``: only when read
+        first, last = t[offsets[:-1]], t[offsets[1:] - 1]
 
     if spec.collapse_repeats and code.shape[0] > 1:
         rep = np.zeros(code.shape[0], dtype=bool)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -29,15 +30,31 @@ def test_all_implementations_equal_the_reference(log):
     ref = R.reference_journeys(df)
     trans = {k: len(v) for k, v in R.reference_transitions(ref).items()}
     paths = R.reference_paths(ref, B.ANCHOR, B.DEPTH)
+    gaps = R.reference_transitions(ref)  # seconds per transition
     assert sum(trans.values()) > 3_000 and sum(paths.values()) > 100
+    timed = set()
     for name, fn in B.IMPLEMENTATIONS.items():
         if name == "retentioneering":  # lives in its own venv: test_retentioneering_worker
             continue
-        t, p = fn(log)
+        t, p, *more = fn(log)
         assert t == trans, name
-        assert p == paths or (name in ("floor_dfg", "kernel_dfg") and p is None), (
-            name
-        )  # counts alone
+        counts_alone = ("floor_dfg", "kernel_dfg", "floor_dfg_times", "kernel_dfg_times")
+        assert p == paths or (name in counts_alone and p is None), name
+        if more:  # median / p90 transition times (microseconds) against numpy.quantile
+            timed.add(name)
+            rows = more[0]["timings"]
+            assert len(rows) == len(trans), name
+            for a, b, med, p90 in rows:
+                g = gaps[(a, b)]
+                assert med / 1e6 == pytest.approx(np.quantile(g, 0.5), rel=1e-9, abs=1e-6)
+                assert p90 / 1e6 == pytest.approx(np.quantile(g, 0.9), rel=1e-9, abs=1e-6)
+    assert timed == {"kernel_times", "floor_times", "floor_dfg_times", "kernel_dfg_times"}
+
+
+def test_every_kernel_row_has_a_floor_of_the_same_output():
+    for kernel, floor in B.FLOOR_OF.items():
+        assert kernel in B.IMPLEMENTATIONS and floor in B.IMPLEMENTATIONS
+        assert kernel in B.SETUP and floor in B.SETUP  # both from the prepared arrays
 
 
 def test_retentioneering_worker(log):
