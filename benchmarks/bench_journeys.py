@@ -34,12 +34,17 @@ report's ``transitions(prep)``), ``floor`` (the minimal numpy on the same arrays
 ``bincount`` of consecutive event-code pairs within users and the depth-5 shifts of the first
 anchors; raw names are the steps, so the arrays' tie order is the journeys') and
 ``floor_dfg`` (the directly-follows counts alone: the issue's 0.17 s at 10M) with
-``kernel_dfg`` (the kernel's journeys and those counts alone, to compare with it). Their
-arrays are built in the worker before the clock starts (read, code, sort; the time is
-printed as "arrays"), as the prepared store will hand them over; their ratios are to
-``floor``.
+``kernel_dfg`` (the kernel's journeys and those counts alone, to compare with it), and the
+same with the median / p90 transition times: ``floor_dfg_times`` (:func:`_floor_times`:
+one radix argsort of the 16-bit transition codes, the gaps gathered in that order, one
+``np.partition`` per transition) with ``kernel_dfg_times``, and ``floor_times`` (``floor``
+with the times) for ``kernel_times``. Their arrays are built in the worker before the clock
+starts (read, code, sort; the time is printed as "arrays"), as the prepared store will hand
+them over; each kernel row's ratio is to the floor of the same output (:data:`FLOOR_OF`),
+by wall and by CPU time. The transition times are compared across the rows that have them.
 
-Each implementation runs in its own subprocess (``--repeat`` times, best wall time); peak
+Each implementation runs in its own subprocess (``--repeat`` times, best wall time and best
+CPU time, ``getrusage`` of the worker: user + system seconds of all its threads); peak
 memory is the maximum RSS of the subprocess's process tree, polled every 20 ms with psutil
 (``ru_maxrss`` is not used: a child inherits its parent's high-water mark on Linux).
 """
