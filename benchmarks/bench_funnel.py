@@ -11,7 +11,9 @@ issue #25) and, in the same subprocess, with the numpy floor on the same arrays
 (:func:`floor_kernel`); the arrays are built in memory from the Parquet file
 (:func:`prepare_arrays`, reported apart: it stands in for the prepared store). On a machine
 shared with other work, run it at 1M and 10M events only (``--events 1M --users 100k``,
-``--events 10M --users 1M``) and read the CPU-time ratio beside the wall-time one.
+``--events 10M --users 1M``) and read the CPU-time ratio beside the wall-time one: the
+table, the kernel alone and the floor run in interleaved rounds (``max(--repeat, 3)``), and
+each ratio is best to best (CPU: ``getrusage`` user + system seconds, all threads).
 
 Each implementation (see ``funnel_impls.py``) runs in its own subprocess, ``--repeat``
 times; the best wall time is reported with the subprocess's peak memory: the larger of its
