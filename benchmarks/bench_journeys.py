@@ -554,6 +554,16 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _digest(trans, paths, timings) -> dict:
+    return {
+        "transitions": sorted([a, b, n] for (a, b), n in trans.items()),
+        # None: the implementation has no path counts (compared on transitions only)
+        "paths": None if paths is None else sorted([list(p), n] for p, n in paths.items()),
+        # None: no transition times (compared with the other rows that have them)
+        "timings": timings,
+    }
+
+
 def worker(impl: str, data: Path, repeat: int) -> None:
     fn, setup = IMPLEMENTATIONS[impl], SETUP.get(impl)
     times, extra = [], {}
@@ -563,6 +573,10 @@ def worker(impl: str, data: Path, repeat: int) -> None:
         state = setup(data)
         extra["setup_s"] = time.perf_counter() - t0
     cpu, timings = [], None
+    # a kernel row also times its floor in the same worker, alternating round by round: a
+    # burst of other work on a shared machine then slows one round of each, not one side
+    floor_fn = IMPLEMENTATIONS[FLOOR_OF[impl]] if impl in FLOOR_OF else None
+    floor_times, floor_cpu, floor_digest = [], [], None
     for _ in range(repeat):
         c0 = cpu_seconds()
         t0 = time.perf_counter()
@@ -574,14 +588,17 @@ def worker(impl: str, data: Path, repeat: int) -> None:
                 timings = v
             else:
                 extra[k] = min(extra.get(k, v), v)
-    digest = {
-        "transitions": sorted([a, b, n] for (a, b), n in trans.items()),
-        # None: the implementation has no path counts (compared on transitions only)
-        "paths": None if paths is None else sorted([list(p), n] for p, n in paths.items()),
-        # None: no transition times (compared with the other rows that have them)
-        "timings": timings,
-    }
+        if floor_fn is not None:
+            c0 = cpu_seconds()
+            t0 = time.perf_counter()
+            f_trans, f_paths, *f_more = floor_fn(state)
+            floor_times.append(time.perf_counter() - t0)
+            floor_cpu.append(cpu_seconds() - c0)
+            floor_digest = _digest(f_trans, f_paths, (f_more[0] if f_more else {}).get("timings"))
+    digest = _digest(trans, paths, timings)
     res = {"impl": impl, "times": times, "cpu": cpu, "result": digest, **extra}
+    if floor_fn is not None:
+        res["floor"] = {"times": floor_times, "cpu": floor_cpu, "equal": floor_digest == digest}
     print(RESULT_TAG + json.dumps(res))
 
 
@@ -620,6 +637,7 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
             r["result"]["transitions"] == ref["transitions"]
             and r["result"]["paths"] in (None, ref["paths"])
             and r["result"].get("timings") in (None, ref_t)
+            and r.get("floor", {}).get("equal", True)
         )
     equal = all(r["equal"] for r in ok)
     best = {r["impl"]: min(r["times"]) for r in ok}
@@ -639,8 +657,8 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
         "Rows kernel*, floor* start from the prepared arrays (built before the clock, time "
         "in brackets); x its floor = a kernel row / the floor of the same output "
         f"({', '.join(f'{k} / {v}' for k, v in FLOOR_OF.items())}), best wall / best CPU "
-        "(user + system seconds of the worker, all threads). Best of "
-        f"{repeat} runs each.",
+        "(user + system seconds, all threads), the floor timed in the kernel's worker in "
+        f"alternating rounds (its seconds in brackets). Best of {repeat} runs each.",
         "",
         "| implementation | best s | CPU s | x fastest baseline | x numpy floor "
         "| x its floor (wall / CPU) | x helper | peak MB | load | checked |",
@@ -653,11 +671,15 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
             continue
         b = best[r["impl"]]
         fl = FLOOR_OF.get(r["impl"])
-        vs_floor = (
-            f"{b / best[fl]:.2f} / {best_cpu[r['impl']] / best_cpu[fl]:.2f}"
-            if fl in best and best_cpu[fl] > 0
-            else ""
-        )
+        vs_floor = ""
+        if "floor" in r and min(r["floor"]["cpu"]) > 0:  # timed in the same worker
+            f_wall, f_cpu = min(r["floor"]["times"]), min(r["floor"]["cpu"])
+            vs_floor = (
+                f"{b / f_wall:.2f} / {best_cpu[r['impl']] / f_cpu:.2f} "
+                f"({fl} {f_wall:.3f} / {f_cpu:.3f} s)"
+            )
+        elif fl in best and best_cpu[fl] > 0:
+            vs_floor = f"{b / best[fl]:.2f} / {best_cpu[r['impl']] / best_cpu[fl]:.2f}"
         cells = [
             f"{b:.3f}"
             + (f" (prep {r['prep_s']:.2f})" if "prep_s" in r else "")

@@ -3,6 +3,7 @@ and they equal the brute-force journey reference, on a small log with ties and d
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -69,3 +70,13 @@ def test_retentioneering_worker(log):
     got = {(a, b): n for a, b, n in res["result"]["transitions"]}
     assert got == trans
     assert res["result"]["paths"] is None and res["prep_s"] > 0
+
+
+def test_kernel_worker_times_its_floor_alongside(log, capsys):
+    """A kernel row's worker also runs its floor, round by round, and checks both agree."""
+    B.worker("kernel_dfg_times", log, 2)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    res = json.loads(line[len(B.RESULT_TAG) :])
+    assert len(res["times"]) == len(res["cpu"]) == 2 and res["result"]["timings"]
+    assert len(res["floor"]["times"]) == len(res["floor"]["cpu"]) == 2
+    assert res["floor"]["equal"] is True
