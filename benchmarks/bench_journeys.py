@@ -554,6 +554,25 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def reset_peak() -> None:
+    """Restart this process's resident high-water mark (Linux ``clear_refs``; else no-op)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def vm_hwm_bytes() -> int | None:
+    """This process's resident high-water mark (``VmHWM``), None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _digest(trans, paths, timings) -> dict:
     return {
         "transitions": sorted([a, b, n] for (a, b), n in trans.items()),
@@ -572,6 +591,7 @@ def worker(impl: str, data: Path, repeat: int) -> None:
         t0 = time.perf_counter()
         state = setup(data)
         extra["setup_s"] = time.perf_counter() - t0
+        reset_peak()  # from here the peak is the arrays in memory plus the runs
     cpu, timings = [], None
     # a kernel row also times its floor in the same worker, alternating round by round: a
     # burst of other work on a shared machine then slows one round of each, not one side
@@ -597,6 +617,8 @@ def worker(impl: str, data: Path, repeat: int) -> None:
             floor_digest = _digest(f_trans, f_paths, (f_more[0] if f_more else {}).get("timings"))
     digest = _digest(trans, paths, timings)
     res = {"impl": impl, "times": times, "cpu": cpu, "result": digest, **extra}
+    if setup is not None:
+        res["run_peak_bytes"] = vm_hwm_bytes()
     if floor_fn is not None:
         res["floor"] = {"times": floor_times, "cpu": floor_cpu, "equal": floor_digest == digest}
     print(RESULT_TAG + json.dumps(res))
@@ -658,10 +680,12 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
         "in brackets); x its floor = a kernel row / the floor of the same output "
         f"({', '.join(f'{k} / {v}' for k, v in FLOOR_OF.items())}), best wall / best CPU "
         "(user + system seconds, all threads), the floor timed in the kernel's worker in "
-        f"alternating rounds (its seconds in brackets). Best of {repeat} runs each.",
+        f"alternating rounds (its seconds in brackets). Best of {repeat} runs each. Peak: "
+        "the worker's, building the arrays included; in brackets the peak from the arrays "
+        "in memory on (the high-water mark restarted after building them, Linux).",
         "",
         "| implementation | best s | CPU s | x fastest baseline | x numpy floor "
-        "| x its floor (wall / CPU) | x helper | peak MB | load | checked |",
+        "| x its floor (wall / CPU) | x helper | peak MB (arrays + runs) | load | checked |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     helper = best.get("helper")
@@ -689,7 +713,8 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
             f"{b / floor:.1f}" if floor else "",
             vs_floor,
             f"{b / helper:.1f}" if helper else "",
-            f"{r['peak_bytes'] / 2**20:,.0f}",
+            f"{r['peak_bytes'] / 2**20:,.0f}"
+            + (f" (runs {r['run_peak_bytes'] / 2**20:,.0f})" if r.get("run_peak_bytes") else ""),
             f"{r['load1']:.1f}",
             ("equal" if r["equal"] else "DIFFERS")
             + (" (transitions only)" if r["result"]["paths"] is None else "")
