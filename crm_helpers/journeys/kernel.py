@@ -383,11 +383,6 @@ def edge_counts(kj: KernelJourneys, *, timings: bool = True) -> dict[str, np.nda
     return out
 
 
-def _jid_of(kj: KernelJourneys, rows: np.ndarray) -> np.ndarray:
-    """Journey number of the given rows (a search in ``offsets``, not a row-long array)."""
-    return np.searchsorted(kj.offsets, rows, side="right") - 1
-
-
 def _quantile_ranks(n: np.ndarray) -> list[np.ndarray]:
     """The ranks (0-based) the linear median and p90 of ``n`` sorted values read."""
     out = []
@@ -409,21 +404,26 @@ def _partitioned(d: np.ndarray, n: np.ndarray) -> np.ndarray:
     return d
 
 
-def _first_anchor_rows(kj: KernelJourneys, anchor_code: int) -> np.ndarray:
-    """Row index of each journey's first row with ``anchor_code`` (journey order)."""
+def _first_anchor_rows(kj: KernelJourneys, anchor_code: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row index of each journey's first row with ``anchor_code`` and that journey's number
+    (journey order): per journey, the first anchor row at or after its first row (one
+    search of the journeys' starts among the anchor rows), kept when inside the journey."""
     rows = np.flatnonzero(kj.code == anchor_code)
     if rows.size == 0:
-        return rows
-    j = _jid_of(kj, rows)
-    head = np.ones(rows.size, dtype=bool)
-    head[1:] = j[1:] != j[:-1]
-    return rows[head]
+        return rows, rows
+    pos = np.searchsorted(rows, kj.offsets[:-1])
+    j = np.flatnonzero(pos < rows.size)
+    first = rows[pos[j]]
+    inside = first < kj.offsets[j + 1]
+    return first[inside], j[inside]
 
 
-def _neighbours(kj: KernelJourneys, rows: np.ndarray, depth: int, direction: str) -> np.ndarray:
+def _neighbours(
+    kj: KernelJourneys, rows: np.ndarray, j: np.ndarray, depth: int, direction: str
+) -> np.ndarray:
     """int64 ``(len(rows), depth + 1)``: column ``k`` the code ``k`` rows after (before)
-    each row within its journey, -1 past the journey's end (start)."""
-    j = _jid_of(kj, rows)
+    each row within its journey (``j``: the rows' journey numbers), -1 past the journey's
+    end (start)."""
     lo, hi = kj.offsets[j], kj.offsets[j + 1]
     out = np.full((rows.size, depth + 1), -1, dtype=np.int64)
     n = kj.code.shape[0]
@@ -455,7 +455,7 @@ class PathCounts:
 
 def path_counts(kj: KernelJourneys, anchor_code: int, depth: int, direction: str) -> PathCounts:
     """Journeys per distinct path of each journey's first anchor (:class:`PathCounts`)."""
-    m = _neighbours(kj, _first_anchor_rows(kj, anchor_code), depth, direction)
+    m = _neighbours(kj, *_first_anchor_rows(kj, anchor_code), depth, direction)
     if m.shape[0] == 0:
         return PathCounts(m, np.zeros(0, dtype=np.int64))
     base = len(kj.vocab) + 1
@@ -473,9 +473,9 @@ def node_user_counts(
 ) -> pd.DataFrame:
     """Distinct users per ``(level, code)`` on the first-anchor paths: ``level`` (0, 1 ...
     after; 0, -1 ... before), ``code``, ``users``."""
-    rows = _first_anchor_rows(kj, anchor_code)
-    m = _neighbours(kj, rows, depth, direction)
-    u = kj.user[_jid_of(kj, rows)]
+    rows, j = _first_anchor_rows(kj, anchor_code)
+    m = _neighbours(kj, rows, j, depth, direction)
+    u = kj.user[j]
     v, nu = len(kj.vocab), max(len(kj.user_ids), 1)
     lvl = np.broadcast_to(np.arange(depth + 1, dtype=np.int64), m.shape)
     ok = m >= 0
