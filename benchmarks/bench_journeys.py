@@ -34,12 +34,17 @@ report's ``transitions(prep)``), ``floor`` (the minimal numpy on the same arrays
 ``bincount`` of consecutive event-code pairs within users and the depth-5 shifts of the first
 anchors; raw names are the steps, so the arrays' tie order is the journeys') and
 ``floor_dfg`` (the directly-follows counts alone: the issue's 0.17 s at 10M) with
-``kernel_dfg`` (the kernel's journeys and those counts alone, to compare with it). Their
-arrays are built in the worker before the clock starts (read, code, sort; the time is
-printed as "arrays"), as the prepared store will hand them over; their ratios are to
-``floor``.
+``kernel_dfg`` (the kernel's journeys and those counts alone, to compare with it), and the
+same with the median / p90 transition times: ``floor_dfg_times`` (:func:`journey_kernels._floor_times`:
+one radix argsort of the 16-bit transition codes, the gaps gathered in that order, one
+``np.partition`` per transition) with ``kernel_dfg_times``, and ``floor_times`` (``floor``
+with the times) for ``kernel_times``. Their arrays are built in the worker before the clock
+starts (read, code, sort; the time is printed as "arrays"), as the prepared store will hand
+them over; each kernel row's ratio is to the floor of the same output (:data:`FLOOR_OF`),
+by wall and by CPU time. The transition times are compared across the rows that have them.
 
-Each implementation runs in its own subprocess (``--repeat`` times, best wall time); peak
+Each implementation runs in its own subprocess (``--repeat`` times, best wall time and best
+CPU time, ``getrusage`` of the worker: user + system seconds of all its threads); peak
 memory is the maximum RSS of the subprocess's process tree, polled every 20 ms with psutil
 (``ru_maxrss`` is not used: a child inherits its parent's high-water mark on Linux).
 """
@@ -57,10 +62,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import funnel_impls as F  # noqa: E402
+from journey_kernels import (  # noqa: E402
+    ANCHOR,
+    DEPTH,
+    journeys_floor,
+    journeys_floor_dfg,
+    journeys_floor_dfg_times,
+    journeys_floor_times,
+    journeys_kernel,
+    journeys_kernel_dfg,
+    prepared_arrays,
+)
 from procmem import run_polled  # noqa: E402
 
-ANCHOR = "product_view"
-DEPTH = 5
 IMPLS = (
     "helper",
     "helper_separate",
@@ -75,7 +89,17 @@ IMPLS = (
     "floor",
     "floor_dfg",
     "kernel_dfg",
+    "floor_times",
+    "floor_dfg_times",
+    "kernel_dfg_times",
 )
+#: Each kernel row's floor: the minimal numpy of the same output on the same arrays.
+FLOOR_OF = {
+    "kernel": "floor",
+    "kernel_times": "floor_times",
+    "kernel_dfg": "floor_dfg",
+    "kernel_dfg_times": "floor_dfg_times",
+}
 RETE_PYTHON = os.environ.get("CRM_RETE_PYTHON", "/tmp/crm_rete_venv/bin/python")
 RESULT_TAG = "JOURNEY_RESULT "
 
@@ -310,126 +334,7 @@ def journeys_retentioneering(data: Path):
     return trans, None, {"prep_s": prep_s}
 
 
-# --- from the prepared arrays (#25): setup (untimed) builds EventArrays ---------------------
-
-
-def prepared_arrays(data: Path):
-    """The events as :class:`~crm_helpers.store.arrays.EventArrays`, built with pyarrow and
-    numpy (codes in name order, rows by ``(user, t, event)``): what the store provides."""
-    import numpy as np
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from crm_helpers.store.arrays import EventArrays
-
-    tbl = pq.read_table(F.events_path(data), columns=["user_id", "event", "ts"])
-    uids, ucode = np.unique(tbl.column("user_id").to_numpy(), return_inverse=True)
-    t = tbl.column("ts").cast("int64").to_numpy()
-    enc = pc.dictionary_encode(tbl.column("event")).combine_chunks()
-    names = enc.dictionary.to_pylist()
-    order = np.argsort(np.array(names, dtype=object))
-    rank = np.empty(len(names), np.int32)
-    rank[order] = np.arange(len(names))
-    code = rank[enc.indices.to_numpy()]
-    o = np.lexsort((code, t, ucode))
-    user = ucode[o].astype(np.int32)
-    offsets = np.concatenate([[0], np.cumsum(np.bincount(user, minlength=len(uids)))])
-    return EventArrays(
-        user=user,
-        t=t[o].astype(np.int64),
-        event=code[o].astype(np.int32),
-        offsets=offsets.astype(np.int64),
-        user_ids=uids,
-        event_names=tuple(names[i] for i in order),
-    )
-
-
-def _decoded(names, edges, paths):
-    """Code-level counts -> the ``({(a, b): n}, Counter({path: n}))`` all rows return;
-    ``paths`` is ``(codes, counts)``: an int matrix (-1 past the journey's end) and the
-    journeys per row, or None."""
-    trans = {(names[a], names[b]): int(n) for a, b, n in edges}
-    if paths is None:
-        return trans, None
-    out = Counter()
-    codes, counts = paths
-    for row, n in zip(codes.tolist(), counts.tolist(), strict=True):
-        out[tuple(names[c] for c in row if c >= 0)] += n
-    return trans, out
-
-
-def _arrays_of(x):
-    """The prepared arrays: ``x`` itself, or built from the data directory ``x``."""
-    return prepared_arrays(x) if isinstance(x, str | Path) else x
-
-
-def journeys_kernel(arrays, timings: bool = False):
-    """:mod:`crm_helpers.journeys.kernel` from the prepared arrays: journeys, counts, paths."""
-
-    from crm_helpers.journeys import kernel as K
-    from crm_helpers.journeys.core import JourneySpec
-
-    arrays = _arrays_of(arrays)
-    kj = K.build(arrays, JourneySpec())
-    e = K.edge_counts(kj, timings=timings)
-    p = K.path_counts(kj, kj.vocab.index(ANCHOR), DEPTH, "after")
-    edges = zip(e["code"].tolist(), e["nxt"].tolist(), e["count"].tolist(), strict=True)
-    return _decoded(kj.vocab, edges, (p.codes, p.journeys))
-
-
-def journeys_kernel_dfg(arrays):
-    """The kernel's journeys and directly-follows counts alone (against ``floor_dfg``)."""
-    from crm_helpers.journeys import kernel as K
-    from crm_helpers.journeys.core import JourneySpec
-
-    kj = K.build(_arrays_of(arrays), JourneySpec())
-    e = K.edge_counts(kj, timings=False)
-    edges = zip(e["code"].tolist(), e["nxt"].tolist(), e["count"].tolist(), strict=True)
-    return _decoded(kj.vocab, edges, None)
-
-
-def _floor_pairs(arrays):
-    import numpy as np
-
-    k = len(arrays.event_names)
-    ev = arrays.event
-    pair = ev[:-1] * k + ev[1:]
-    pair[arrays.offsets[1:-1] - 1] = k * k  # across users: counted in a dropped bin
-    cnt = np.bincount(pair, minlength=k * k + 1)[: k * k]
-    cells = np.flatnonzero(cnt)
-    return k, zip((cells // k).tolist(), (cells % k).tolist(), cnt[cells].tolist(), strict=True)
-
-
-def journeys_floor(arrays):
-    """The minimal numpy on the prepared arrays: pair counts and the first-anchor shifts."""
-    import numpy as np
-
-    arrays = _arrays_of(arrays)
-    k, edges = _floor_pairs(arrays)
-    ev, user = arrays.event, arrays.user
-    rows = np.flatnonzero(ev == arrays.event_code(ANCHOR))
-    ua = user[rows]
-    rows = rows[np.r_[True, ua[1:] != ua[:-1]]]  # first anchor per user
-    n = ev.shape[0]
-    steps = np.full((rows.size, DEPTH + 1), -1, np.int64)
-    steps[:, 0] = ev[rows]
-    alive = np.ones(rows.size, bool)
-    for j in range(1, DEPTH + 1):
-        pos = np.minimum(rows + j, n - 1)
-        alive &= (rows + j < n) & (user[pos] == user[rows])
-        steps[:, j] = np.where(alive, ev[pos], -1)
-    w = (k + 1) ** np.arange(DEPTH + 1, dtype=np.int64)
-    keys, counts = np.unique((steps + 1) @ w, return_counts=True)
-    uniq = (keys[:, None] // w) % (k + 1) - 1
-    return _decoded(arrays.event_names, edges, (uniq, counts))
-
-
-def journeys_floor_dfg(arrays):
-    """The directly-follows counts alone (the issue's floor)."""
-    arrays = _arrays_of(arrays)
-    _, edges = _floor_pairs(arrays)
-    return _decoded(arrays.event_names, edges, None)
-
+# --- from the prepared arrays (#25): the rows live in journey_kernels.py ----------------------
 
 IMPLEMENTATIONS = {
     "helper": journeys_helper,
@@ -445,12 +350,53 @@ IMPLEMENTATIONS = {
     "floor": journeys_floor,
     "floor_dfg": journeys_floor_dfg,
     "kernel_dfg": journeys_kernel_dfg,
+    "floor_times": journeys_floor_times,
+    "floor_dfg_times": journeys_floor_dfg_times,
+    "kernel_dfg_times": lambda a: journeys_kernel_dfg(a, timings=True),
 }
 #: Implementations that start from the prepared arrays: built once per worker, untimed.
-SETUP = {i: prepared_arrays for i in ("kernel", "kernel_times", "floor", "floor_dfg", "kernel_dfg")}
+SETUP = {i: prepared_arrays for i in ("kernel", "kernel_times", *FLOOR_OF.values(), *FLOOR_OF)}
 
 
 # --- running -----------------------------------------------------------------------------------
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process, all its threads (``getrusage``): steadier
+    than wall time on a machine shared with other work."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def reset_peak() -> None:
+    """Restart this process's resident high-water mark (Linux ``clear_refs``; else no-op)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def vm_hwm_bytes() -> int | None:
+    """This process's resident high-water mark (``VmHWM``), None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _digest(trans, paths, timings) -> dict:
+    return {
+        "transitions": sorted([a, b, n] for (a, b), n in trans.items()),
+        # None: the implementation has no path counts (compared on transitions only)
+        "paths": None if paths is None else sorted([list(p), n] for p, n in paths.items()),
+        # None: no transition times (compared with the other rows that have them)
+        "timings": timings,
+    }
 
 
 def worker(impl: str, data: Path, repeat: int) -> None:
@@ -461,18 +407,36 @@ def worker(impl: str, data: Path, repeat: int) -> None:
         t0 = time.perf_counter()
         state = setup(data)
         extra["setup_s"] = time.perf_counter() - t0
+        reset_peak()  # from here the peak is the arrays in memory plus the runs
+    cpu, timings = [], None
+    # a kernel row also times its floor in the same worker, alternating round by round: a
+    # burst of other work on a shared machine then slows one round of each, not one side
+    floor_fn = IMPLEMENTATIONS[FLOOR_OF[impl]] if impl in FLOOR_OF else None
+    floor_times, floor_cpu, floor_digest = [], [], None
     for _ in range(repeat):
+        c0 = cpu_seconds()
         t0 = time.perf_counter()
         trans, paths, *more = fn(state)
         times.append(time.perf_counter() - t0)
+        cpu.append(cpu_seconds() - c0)
         for k, v in (more[0] if more else {}).items():
-            extra[k] = min(extra.get(k, v), v)
-    digest = {
-        "transitions": sorted([a, b, n] for (a, b), n in trans.items()),
-        # None: the implementation has no path counts (compared on transitions only)
-        "paths": None if paths is None else sorted([list(p), n] for p, n in paths.items()),
-    }
-    res = {"impl": impl, "times": times, "result": digest, **extra}
+            if k == "timings":
+                timings = v
+            else:
+                extra[k] = min(extra.get(k, v), v)
+        if floor_fn is not None:
+            c0 = cpu_seconds()
+            t0 = time.perf_counter()
+            f_trans, f_paths, *f_more = floor_fn(state)
+            floor_times.append(time.perf_counter() - t0)
+            floor_cpu.append(cpu_seconds() - c0)
+            floor_digest = _digest(f_trans, f_paths, (f_more[0] if f_more else {}).get("timings"))
+    digest = _digest(trans, paths, timings)
+    res = {"impl": impl, "times": times, "cpu": cpu, "result": digest, **extra}
+    if setup is not None:
+        res["run_peak_bytes"] = vm_hwm_bytes()
+    if floor_fn is not None:
+        res["floor"] = {"times": floor_times, "cpu": floor_cpu, "equal": floor_digest == digest}
     print(RESULT_TAG + json.dumps(res))
 
 
@@ -505,17 +469,20 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
     results = [run_worker(i, data, repeat, timeout) for i in impls]
     ok = [r for r in results if "error" not in r]
     ref = next((r["result"] for r in ok if r["result"]["paths"] is not None), None)
+    ref_t = next((r["result"]["timings"] for r in ok if r["result"].get("timings")), None)
     for r in ok:  # compared on what each implementation computes
         r["equal"] = ref is None or (
             r["result"]["transitions"] == ref["transitions"]
             and r["result"]["paths"] in (None, ref["paths"])
+            and r["result"].get("timings") in (None, ref_t)
+            and r.get("floor", {}).get("equal", True)
         )
     equal = all(r["equal"] for r in ok)
     best = {r["impl"]: min(r["times"]) for r in ok}
+    best_cpu = {r["impl"]: min(r["cpu"]) for r in ok}
     baselines = ("duckdb_sql", "duckdb_sql_one_pass", "polars", "pandas")
     base = min((best[i] for i in baselines if i in best), default=None)
     floor = best.get("numpy")
-    array_floor = best.get("floor")
     n_trans = sum(t[2] for t in ref["transitions"]) if ref else 0
     lines = [
         f"### {n_events:,} events, {n_users:,} users "
@@ -525,31 +492,49 @@ def bench(n_users: int, n_events: int, impls, repeat: int, timeout: float) -> tu
         "duckdb_sql on a plain `duckdb.connect()` (no bound: DuckDB's default, 80% of RAM); "
         f"DuckDB threads: its default ({os.cpu_count()} cores); each implementation alone.",
         "",
-        "Rows kernel, kernel_times, kernel_dfg, floor, floor_dfg start from the prepared "
-        "arrays (built before the clock, time in brackets); x array floor = / floor.",
+        "Rows kernel*, floor* start from the prepared arrays (built before the clock, time "
+        "in brackets); x its floor = a kernel row / the floor of the same output "
+        f"({', '.join(f'{k} / {v}' for k, v in FLOOR_OF.items())}), best wall / best CPU "
+        "(user + system seconds, all threads), the floor timed in the kernel's worker in "
+        f"alternating rounds (its seconds in brackets). Best of {repeat} runs each. Peak: "
+        "the worker's, building the arrays included; in brackets the peak from the arrays "
+        "in memory on (the high-water mark restarted after building them, Linux).",
         "",
-        "| implementation | best s | x fastest baseline | x numpy floor | x array floor "
-        "| x helper | peak MB | load | checked |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| implementation | best s | CPU s | x fastest baseline | x numpy floor "
+        "| x its floor (wall / CPU) | x helper | peak MB (arrays + runs) | load | checked |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     helper = best.get("helper")
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['impl']} | {r['error']} | | | | | | | |")
+            lines.append(f"| {r['impl']} | {r['error']} | | | | | | | | |")
             continue
         b = best[r["impl"]]
+        fl = FLOOR_OF.get(r["impl"])
+        vs_floor = ""
+        if "floor" in r and min(r["floor"]["cpu"]) > 0:  # timed in the same worker
+            f_wall, f_cpu = min(r["floor"]["times"]), min(r["floor"]["cpu"])
+            vs_floor = (
+                f"{b / f_wall:.2f} / {best_cpu[r['impl']] / f_cpu:.2f} "
+                f"({fl} {f_wall:.3f} / {f_cpu:.3f} s)"
+            )
+        elif fl in best and best_cpu[fl] > 0:
+            vs_floor = f"{b / best[fl]:.2f} / {best_cpu[r['impl']] / best_cpu[fl]:.2f}"
         cells = [
             f"{b:.3f}"
             + (f" (prep {r['prep_s']:.2f})" if "prep_s" in r else "")
             + (f" (arrays {r['setup_s']:.1f})" if "setup_s" in r else ""),
+            f"{best_cpu[r['impl']]:.3f}",
             f"{b / base:.2f}" if base else "",
             f"{b / floor:.1f}" if floor else "",
-            f"{b / array_floor:.2f}" if array_floor else "",
+            vs_floor,
             f"{b / helper:.1f}" if helper else "",
-            f"{r['peak_bytes'] / 2**20:,.0f}",
+            f"{r['peak_bytes'] / 2**20:,.0f}"
+            + (f" (runs {r['run_peak_bytes'] / 2**20:,.0f})" if r.get("run_peak_bytes") else ""),
             f"{r['load1']:.1f}",
             ("equal" if r["equal"] else "DIFFERS")
-            + (" (transitions only)" if r["result"]["paths"] is None else ""),
+            + (" (transitions only)" if r["result"]["paths"] is None else "")
+            + (" (with times)" if r["result"].get("timings") else ""),
         ]
         lines.append(f"| {r['impl']} | " + " | ".join(cells) + " |")
     return "\n".join(lines), equal

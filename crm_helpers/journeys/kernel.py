@@ -156,7 +156,13 @@ def _step_codes(
             if step not in code_of:
                 raise ValueError(f"step {step!r} of event {name!r} is not in the vocabulary")
             lut[i] = code_of[step]
-    code = lut[arrays.event]
+    shift = lut[0] if lut.size else 0
+    if not spec.rules and shift >= 0 and np.array_equal(lut, np.arange(lut.size) + shift):
+        # every event its own step, codes shifted by a constant (the raw names): one add,
+        # not a gather through the table (a third of the counts' time at 10M events)
+        code = np.add(arrays.event, np.int32(shift), dtype=np.int32)
+    else:
+        code = lut[arrays.event]
     if spec.rules:
         done = np.zeros(arrays.n_events, dtype=bool)
         for step, event, where in spec.rules:
@@ -267,7 +273,8 @@ def build(
             offsets = ops.segment_offsets(user)
     n_j = offsets.shape[0] - 1
     juser = user[offsets[:-1]].astype(np.int64)
-    first, last = t[offsets[:-1]], t[offsets[1:] - 1]
+    if spec.start_end and n_j:  # two gathers scattered over ``t``: only when read
+        first, last = t[offsets[:-1]], t[offsets[1:] - 1]
 
     if spec.collapse_repeats and code.shape[0] > 1:
         rep = np.zeros(code.shape[0], dtype=bool)
@@ -376,11 +383,6 @@ def edge_counts(kj: KernelJourneys, *, timings: bool = True) -> dict[str, np.nda
     return out
 
 
-def _jid_of(kj: KernelJourneys, rows: np.ndarray) -> np.ndarray:
-    """Journey number of the given rows (a search in ``offsets``, not a row-long array)."""
-    return np.searchsorted(kj.offsets, rows, side="right") - 1
-
-
 def _quantile_ranks(n: np.ndarray) -> list[np.ndarray]:
     """The ranks (0-based) the linear median and p90 of ``n`` sorted values read."""
     out = []
@@ -402,21 +404,26 @@ def _partitioned(d: np.ndarray, n: np.ndarray) -> np.ndarray:
     return d
 
 
-def _first_anchor_rows(kj: KernelJourneys, anchor_code: int) -> np.ndarray:
-    """Row index of each journey's first row with ``anchor_code`` (journey order)."""
+def _first_anchor_rows(kj: KernelJourneys, anchor_code: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row index of each journey's first row with ``anchor_code`` and that journey's number
+    (journey order): per journey, the first anchor row at or after its first row (one
+    search of the journeys' starts among the anchor rows), kept when inside the journey."""
     rows = np.flatnonzero(kj.code == anchor_code)
     if rows.size == 0:
-        return rows
-    j = _jid_of(kj, rows)
-    head = np.ones(rows.size, dtype=bool)
-    head[1:] = j[1:] != j[:-1]
-    return rows[head]
+        return rows, rows
+    pos = np.searchsorted(rows, kj.offsets[:-1])
+    j = np.flatnonzero(pos < rows.size)
+    first = rows[pos[j]]
+    inside = first < kj.offsets[j + 1]
+    return first[inside], j[inside]
 
 
-def _neighbours(kj: KernelJourneys, rows: np.ndarray, depth: int, direction: str) -> np.ndarray:
+def _neighbours(
+    kj: KernelJourneys, rows: np.ndarray, j: np.ndarray, depth: int, direction: str
+) -> np.ndarray:
     """int64 ``(len(rows), depth + 1)``: column ``k`` the code ``k`` rows after (before)
-    each row within its journey, -1 past the journey's end (start)."""
-    j = _jid_of(kj, rows)
+    each row within its journey (``j``: the rows' journey numbers), -1 past the journey's
+    end (start)."""
     lo, hi = kj.offsets[j], kj.offsets[j + 1]
     out = np.full((rows.size, depth + 1), -1, dtype=np.int64)
     n = kj.code.shape[0]
@@ -448,7 +455,7 @@ class PathCounts:
 
 def path_counts(kj: KernelJourneys, anchor_code: int, depth: int, direction: str) -> PathCounts:
     """Journeys per distinct path of each journey's first anchor (:class:`PathCounts`)."""
-    m = _neighbours(kj, _first_anchor_rows(kj, anchor_code), depth, direction)
+    m = _neighbours(kj, *_first_anchor_rows(kj, anchor_code), depth, direction)
     if m.shape[0] == 0:
         return PathCounts(m, np.zeros(0, dtype=np.int64))
     base = len(kj.vocab) + 1
@@ -466,9 +473,9 @@ def node_user_counts(
 ) -> pd.DataFrame:
     """Distinct users per ``(level, code)`` on the first-anchor paths: ``level`` (0, 1 ...
     after; 0, -1 ... before), ``code``, ``users``."""
-    rows = _first_anchor_rows(kj, anchor_code)
-    m = _neighbours(kj, rows, depth, direction)
-    u = kj.user[_jid_of(kj, rows)]
+    rows, j = _first_anchor_rows(kj, anchor_code)
+    m = _neighbours(kj, rows, j, depth, direction)
+    u = kj.user[j]
     v, nu = len(kj.vocab), max(len(kj.user_ids), 1)
     lvl = np.broadcast_to(np.arange(depth + 1, dtype=np.int64), m.shape)
     ok = m >= 0

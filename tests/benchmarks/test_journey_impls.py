@@ -3,9 +3,11 @@ and they equal the brute-force journey reference, on a small log with ties and d
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -29,15 +31,31 @@ def test_all_implementations_equal_the_reference(log):
     ref = R.reference_journeys(df)
     trans = {k: len(v) for k, v in R.reference_transitions(ref).items()}
     paths = R.reference_paths(ref, B.ANCHOR, B.DEPTH)
+    gaps = R.reference_transitions(ref)  # seconds per transition
     assert sum(trans.values()) > 3_000 and sum(paths.values()) > 100
+    timed = set()
     for name, fn in B.IMPLEMENTATIONS.items():
         if name == "retentioneering":  # lives in its own venv: test_retentioneering_worker
             continue
-        t, p = fn(log)
+        t, p, *more = fn(log)
         assert t == trans, name
-        assert p == paths or (name in ("floor_dfg", "kernel_dfg") and p is None), (
-            name
-        )  # counts alone
+        counts_alone = ("floor_dfg", "kernel_dfg", "floor_dfg_times", "kernel_dfg_times")
+        assert p == paths or (name in counts_alone and p is None), name
+        if more:  # median / p90 transition times (microseconds) against numpy.quantile
+            timed.add(name)
+            rows = more[0]["timings"]
+            assert len(rows) == len(trans), name
+            for a, b, med, p90 in rows:
+                g = gaps[(a, b)]
+                assert med / 1e6 == pytest.approx(np.quantile(g, 0.5), rel=1e-9, abs=1e-6)
+                assert p90 / 1e6 == pytest.approx(np.quantile(g, 0.9), rel=1e-9, abs=1e-6)
+    assert timed == {"kernel_times", "floor_times", "floor_dfg_times", "kernel_dfg_times"}
+
+
+def test_every_kernel_row_has_a_floor_of_the_same_output():
+    for kernel, floor in B.FLOOR_OF.items():
+        assert kernel in B.IMPLEMENTATIONS and floor in B.IMPLEMENTATIONS
+        assert kernel in B.SETUP and floor in B.SETUP  # both from the prepared arrays
 
 
 def test_retentioneering_worker(log):
@@ -52,3 +70,13 @@ def test_retentioneering_worker(log):
     got = {(a, b): n for a, b, n in res["result"]["transitions"]}
     assert got == trans
     assert res["result"]["paths"] is None and res["prep_s"] > 0
+
+
+def test_kernel_worker_times_its_floor_alongside(log, capsys):
+    """A kernel row's worker also runs its floor, round by round, and checks both agree."""
+    B.worker("kernel_dfg_times", log, 2)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    res = json.loads(line[len(B.RESULT_TAG) :])
+    assert len(res["times"]) == len(res["cpu"]) == 2 and res["result"]["timings"]
+    assert len(res["floor"]["times"]) == len(res["floor"]["cpu"]) == 2
+    assert res["floor"]["equal"] is True
