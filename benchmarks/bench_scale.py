@@ -263,18 +263,37 @@ def worker(step: str, data_dir: Path, cache: Path) -> dict:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def run_step(step: str, data_dir: Path, cache: Path, timeout: float) -> dict:
+def run_step(
+    step: str, data_dir: Path, cache: Path, timeout: float, build_limit: str | None = None
+) -> dict:
+    """Run one step in a fresh worker; ``build_limit``: the engine's DuckDB memory limit
+    (``$CRM_DUCKDB_MEMORY_LIMIT``) for the ``build`` step only (None: the default)."""
     load1 = os.getloadavg()[0]
     cmd = [sys.executable, __file__, "--worker", step, "--data", str(data_dir)]
     cmd += ["--cache", str(cache)]
-    code, stdout, stderr, peak = run_polled(cmd, timeout)
+    saved = os.environ.get("CRM_DUCKDB_MEMORY_LIMIT")
+    if build_limit and step == "build":  # the worker inherits this process's environment
+        os.environ["CRM_DUCKDB_MEMORY_LIMIT"] = build_limit
+    try:
+        code, stdout, stderr, peak = run_polled(cmd, timeout)
+    finally:
+        os.environ.pop("CRM_DUCKDB_MEMORY_LIMIT", None)
+        if saved is not None:
+            os.environ["CRM_DUCKDB_MEMORY_LIMIT"] = saved
     lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_TAG)]
     if code != 0 or not lines:
-        tail = (stderr or stdout).strip().splitlines()[-5:]
-        return {"error": f"exit {code}: " + " | ".join(tail), "load1": load1}
+        tail = (stderr or stdout).strip().splitlines()
+        err = next((ln for ln in tail if "Error" in ln), tail[-1] if tail else "")
+        return {
+            "error": f"exit {code}: {err}",
+            "stderr_tail": tail[-40:],
+            "load1": load1,
+            "peak_bytes": peak,
+        }
     res = json.loads(lines[-1][len(RESULT_TAG) :])
     res["load1"] = load1
     res["load1_end"] = os.getloadavg()[0]
+    res["memory_limit"] = (build_limit if step == "build" else None) or "engine default"
     res["peak_bytes"] = max(peak, res.pop("self_hwm_bytes") or 0)
     return res
 
@@ -407,6 +426,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--report", action="store_true", help="only print the table from the JSON")
+    p.add_argument(
+        "--build-memory-limit",
+        help="DuckDB memory limit of the build step ($CRM_DUCKDB_MEMORY_LIMIT; default: the engine's)",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
@@ -422,7 +445,11 @@ def main(argv: list[str] | None = None) -> int:
                 if step == "build":
                     shutil.rmtree(cache, ignore_errors=True)
                 print(f"[run] {fmt_size(n)} {step} ...", file=sys.stderr, flush=True)
-                res = run_step(step, data, cache, args.timeout)
+                res = run_step(step, data, cache, args.timeout, args.build_memory_limit)
+                if step == "build" and "error" in res:
+                    print(f"[error] build failed: {res['error']}", file=sys.stderr, flush=True)
+                    save_result(args.data_dir, n, step, res)
+                    break  # without a store the other steps would build it themselves
                 res["at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
                 print(f"[done] {_row(n, step, res)}", file=sys.stderr, flush=True)
                 save_result(args.data_dir, n, step, res)
