@@ -293,7 +293,11 @@ def run_step(
     res = json.loads(lines[-1][len(RESULT_TAG) :])
     res["load1"] = load1
     res["load1_end"] = os.getloadavg()[0]
-    res["memory_limit"] = (build_limit if step == "build" else None) or "engine default"
+    res["memory_limit"] = (
+        (build_limit if step == "build" else None)
+        or os.environ.get("CRM_DUCKDB_MEMORY_LIMIT")
+        or "engine default"
+    )
     res["peak_bytes"] = max(peak, res.pop("self_hwm_bytes") or 0)
     return res
 
