@@ -65,7 +65,7 @@ def _funnel_counts(table) -> list[int]:
 
 
 def _journey_counts(result) -> dict:
-    trans, paths = result
+    trans, paths = result[:2]  # a kernel with timings returns them third
     return {
         "transitions": sorted([a, b, int(n)] for (a, b), n in trans.items()),
         "paths": sorted([list(k), int(n)] for k, n in paths.items()),

@@ -182,9 +182,14 @@ def test_a_cell_out_of_time_is_interrupted(tmp_path, monkeypatch):
 # --- the server's refusals, one by one (no kernel) ---------------------------------------
 
 
-def test_refusals(tmp_path):
+def test_refusals(tmp_path, monkeypatch):
     env = {"PYTHONPATH": "/a", "USER": "u"}
     ok = {"env": dict(env), "cwd": str(tmp_path), "argv": []}
+    # this test runs in a pytest worker, which may have threads of its own (a Spark session's
+    # py4j threads): the other rules are checked as in a one-thread server, the thread rule
+    # with a real thread of this process last
+    real_count = threading.active_count
+    monkeypatch.setattr(forkserver.threading, "active_count", lambda: 1)
     assert forkserver._refusal(ok, env, {}) == ""
     assert "PYTHONPATH" in forkserver._refusal({**ok, "env": {"USER": "u"}}, env, {})
     assert "PYTHONHASHSEED" in forkserver._refusal(
@@ -197,6 +202,7 @@ def test_refusals(tmp_path):
     src.write_text("x = 1\n")
     assert "changed" in forkserver._refusal(ok, env, {str(src): src.stat().st_mtime - 5})
     assert forkserver._refusal(ok, env, {str(src): src.stat().st_mtime}) == ""
+    monkeypatch.setattr(forkserver.threading, "active_count", real_count)
     stop = threading.Event()
     t = threading.Thread(target=stop.wait)
     t.start()
