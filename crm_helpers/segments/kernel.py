@@ -182,14 +182,17 @@ def prepared_inputs(data: Any) -> PreparedEvents | None:
     """The prepared store's events of ``data`` (:func:`store_events`), or None.
 
     None when the store does not apply (Spark, warehouses, no events table: the Ibis path).
-    The store is built when missing or stale (:func:`crm_helpers.store.ensure_store`); its
+    The store is built when missing or stale (:func:`crm_helpers.store.try_ensure_store`:
+    None when it cannot be built for want of memory or disk); its
     parts are read when the features are computed.
     """
     from crm_helpers import store
 
     if not store.supports_store(data):
         return None
-    prepared = store.ensure_store(data)
+    prepared = store.try_ensure_store(data)
+    if prepared is None:  # the store cannot be built here (memory, disk): the Ibis path
+        return None
     with_category = "category" in data.events.columns
     if with_category and "category" not in prepared.manifest["columns"]:
         return None

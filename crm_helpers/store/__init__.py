@@ -23,6 +23,7 @@ from crm_helpers.store.prepare import (
     prepare_data_dir,
     store_path,
     supports_store,
+    try_ensure_store,
 )
 from crm_helpers.store.read import load_arrays
 
@@ -39,4 +40,5 @@ __all__ = [
     "load_arrays",
     "store_path",
     "supports_store",
+    "try_ensure_store",
 ]

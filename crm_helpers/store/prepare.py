@@ -30,6 +30,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -218,6 +219,30 @@ def ensure_store(data, path: str | Path | None = None) -> Prepared:
 _LAST: dict[tuple[str, str], EventArrays] = {}
 
 
+def try_ensure_store(data) -> Prepared | None:
+    """:func:`ensure_store`, or None when the engine or the machine cannot build the store.
+
+    A build that fails for want of memory or disk (DuckDB's out-of-memory or I/O errors,
+    ``MemoryError``, ``OSError``: e.g. a data set too large for the engine's memory limit) is
+    no reason for a report to fail: the analyses then compute on the Ibis path, as they did
+    before the store existed, and a ``RuntimeWarning`` (in the run's log) names the cause.
+    Other errors (a store inside the data folder, a bug) are raised.
+    """
+    import duckdb
+
+    try:
+        return ensure_store(data)
+    except (duckdb.OutOfMemoryException, duckdb.IOException, MemoryError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        warnings.warn(
+            f"the prepared event store could not be built ({type(exc).__name__}: {first}); "
+            "computing on the Ibis path",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+
+
 def _cached(prepared: Prepared, columns: list[str]) -> EventArrays:
     """The arrays of ``prepared`` with ``columns``, read once per store version per process
     (missing columns are read alone and added)."""
@@ -238,7 +263,8 @@ def event_arrays(data, columns: Sequence[str] = ()) -> EventArrays | None:
 
     The store is built on first use and rebuilt when stale (:func:`ensure_store`); reading
     holds the store's shared lock, so no rebuild swaps it underneath. None when ``data`` is
-    not embedded files on DuckDB (Spark, PostgreSQL, warehouse tables: the Ibis path).
+    not embedded files on DuckDB (Spark, PostgreSQL, warehouse tables: the Ibis path), or
+    when the store cannot be built for want of memory or disk (:func:`try_ensure_store`).
     ``user``, ``t`` and ``event`` may be read-only views of Arrow memory
     (:mod:`crm_helpers.store.read`): copy before writing in place. The arrays are read once
     per store version in a process and shared by later calls (the columns asked for are
@@ -254,7 +280,9 @@ def event_arrays(data, columns: Sequence[str] = ()) -> EventArrays | None:
     if not supports_store(data):
         return None
     for _ in range(3):
-        prepared = ensure_store(data)
+        prepared = try_ensure_store(data)
+        if prepared is None:  # the store cannot be built here: the Ibis path
+            return None
         with _lock(prepared.path, exclusive=False):
             try:
                 if manifest_sha256(prepared.path) == prepared.manifest_sha256:
