@@ -133,6 +133,21 @@ def _engine_error(table: str, path: Path, exc: Exception, what: str) -> Finding:
         "header line) and that all parts of a folder have the same columns and types (e.g. "
         "every part's timestamps with the same precision and time zone)."
     )
+    if "out of memory" in first.lower():  # the file is fine; the engine's memory is not
+        return Finding(
+            table=table,
+            column=None,
+            check="unreadable",
+            severity="error",
+            count=0,
+            message=f"{what} {path} ran out of the engine's memory: {first[:400]}",
+            fix=(
+                "the data are larger than DuckDB's memory limit allows for this step: raise "
+                "it (environment variable CRM_DUCKDB_MEMORY_LIMIT, e.g. 8GB; 'none' for "
+                "DuckDB's own 80% of RAM) or point CRM_DUCKDB_TEMP_DIR at a disk with room "
+                "to spill to."
+            ),
+        )
     cols = parquet_type_words(path, first) if what == "reading" else []
     if cols:  # a Parquet type the engine cannot read: which column, in words
         held = "; ".join(f"column '{c}' holds {w}" for c, w in cols)
