@@ -11,23 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from crm_helpers.data.sources import _engine_error
-
-
-def _real_out_of_memory() -> Exception:
-    con = duckdb.connect()
-    con.execute("SET memory_limit = '1MB'")
-    try:
-        con.execute("SELECT DISTINCT range::VARCHAR || 'x' FROM range(3000000)").fetchall()
-    except duckdb.OutOfMemoryException as exc:
-        return exc
-    pytest.fail("DuckDB did not run out of memory at 1 MB")
+from tests.engine_errors import real_out_of_memory
 
 
 def test_out_of_memory_names_the_limit_not_the_file():
-    f = _engine_error("*", Path("/data/crm"), _real_out_of_memory(), "checking the data in")
+    f = _engine_error("*", Path("/data/crm"), real_out_of_memory(), "checking the data in")
     assert f.severity == "error" and f.check == "unreadable"
     assert "ran out of the engine's memory" in f.message and "/data/crm" in f.message
     assert "CRM_DUCKDB_MEMORY_LIMIT" in f.fix and "CRM_DUCKDB_TEMP_DIR" in f.fix

@@ -23,6 +23,7 @@ from crm_helpers.funnels import analysis, funnel_table
 from crm_helpers.funnels.core import FunnelSpec
 from crm_helpers.segments import clusters, kernel
 from crm_helpers.store.paths import paths_used, reset_paths
+from tests.engine_errors import real_out_of_memory
 
 
 @pytest.fixture(autouse=True)
@@ -77,18 +78,8 @@ def test_the_segment_features_too(data, monkeypatch):
     assert len(table) == data.events.user_id.nunique().to_pyarrow().as_py()
 
 
-def _real_out_of_memory() -> Exception:
-    con = duckdb.connect()
-    con.execute("SET memory_limit = '1MB'")
-    try:
-        con.execute("SELECT DISTINCT range::VARCHAR || 'x' FROM range(3000000)").fetchall()
-    except duckdb.OutOfMemoryException as exc:
-        return exc
-    pytest.fail("DuckDB did not run out of memory at 1 MB")
-
-
 def test_a_real_out_of_memory_of_duckdb_is_one_it_catches(data, monkeypatch):
-    exc = _real_out_of_memory()  # DuckDB's own exception, as a build at 50M events raised it
+    exc = real_out_of_memory()  # DuckDB's own exception, as a build at 50M events raised it
 
     def build(*args, **kwargs):
         raise exc
