@@ -39,6 +39,7 @@ excluded).
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -405,8 +406,10 @@ def counts_tables(facts: ir.Table, groupings: Sequence[Sequence[str]]) -> list[p
     sets = list(dict.fromkeys(tuple(g) for g in groupings))
     keys = list(dict.fromkeys(c for g in sets for c in g))
     con = facts._find_backend(use_default=True)
+    # names of this call's own (a notebook may run two on one connection)
+    view, table = (f"{n}_{uuid.uuid4().hex[:12]}" for n in (_GSETS_VIEW, _GSETS_TABLE))
     if con.name == "duckdb":
-        fine = _grouping_sets(con, facts, sets, keys)
+        fine = _grouping_sets(con, facts, sets, keys, view, table)
     else:
         aggs = _aggs(facts)
         if "revenue" in aggs:  # kept as the exact decimal sum (exact_sum without its cast)
@@ -423,18 +426,25 @@ def counts_tables(facts: ir.Table, groupings: Sequence[Sequence[str]]) -> list[p
         return out
     finally:
         if con.name == "duckdb":
-            con.drop_table(_GSETS_TABLE, force=True)
-            con.drop_view(_GSETS_VIEW, force=True)
+            con.drop_table(table, force=True)
+            con.drop_view(view, force=True)
         else:
             fine.release()
 
 
+#: Prefixes of the temporary view and table of one :func:`counts_tables` call (a random
+#: suffix per call).
 _GSETS_VIEW = "_crm_campaign_facts"
 _GSETS_TABLE = "_crm_campaign_sets"
 
 
 def _grouping_sets(
-    con: Any, facts: ir.Table, sets: list[tuple[str, ...]], keys: list[str]
+    con: Any,
+    facts: ir.Table,
+    sets: list[tuple[str, ...]],
+    keys: list[str],
+    view: str = _GSETS_VIEW,
+    table: str = _GSETS_TABLE,
 ) -> ir.Table:
     """``facts`` aggregated by ``GROUP BY GROUPING SETS (sets)`` into a temporary DuckDB
     table: ``keys`` (null where not grouped), ``_g_<key>`` (1 where not grouped), the summed
@@ -447,7 +457,7 @@ def _grouping_sets(
     # a temporary view (nothing written into a file-backed database); in-memory tables
     # (ibis.memtable) must be known to the connection before the view can name them
     con._register_in_memory_tables(facts)
-    temp_view(con, _GSETS_VIEW, facts)
+    temp_view(con, view, facts)
     cols = [*(q(k) for k in keys), *(f"GROUPING({q(k)}) AS {q('_g_' + k)}" for k in keys)]
     for c in COUNT_COLUMNS:
         if c == "sent":
@@ -458,11 +468,11 @@ def _grouping_sets(
             cols.append(f"SUM({q(c)}) AS {q(c)}")
     grouping = ", ".join("(" + ", ".join(q(k) for k in s) + ")" for s in sets)
     con.raw_sql(
-        f"CREATE OR REPLACE TEMP TABLE {q(_GSETS_TABLE)} AS SELECT {', '.join(cols)} "
-        f"FROM {q(_GSETS_VIEW)} GROUP BY GROUPING SETS ({grouping})"
+        f"CREATE OR REPLACE TEMP TABLE {q(table)} AS SELECT {', '.join(cols)} "
+        f"FROM {q(view)} GROUP BY GROUPING SETS ({grouping})"
     )
     # keys with the facts' types (DuckDB may hold a window sum as HUGEINT that Ibis types int64)
-    return con.table(_GSETS_TABLE).cast({k: facts[k].type() for k in keys})
+    return con.table(table).cast({k: facts[k].type() for k in keys})
 
 
 def scorecard_counts(

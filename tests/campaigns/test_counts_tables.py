@@ -80,3 +80,29 @@ def test_the_notebook_groupings_with_weeks_equal_the_per_table_functions():
     assert len(got[3]) > 2 and got[4]["sent"].sum() == len(m)
     for g, w in zip(got, want, strict=True):
         pd.testing.assert_frame_equal(g, w, check_exact=True)
+
+
+def test_each_call_has_its_own_temporary_names_and_leaves_none_behind():
+    m, c = _random_world(5, n_users=6, n_msgs=80, n_conv=30)
+    facts = message_facts(ibis.memtable(m), ibis.memtable(c), **KW)
+    con = facts._find_backend(use_default=True)
+    made: list[str] = []
+    real = con.raw_sql
+
+    def spy(sql, *a, **k):
+        if "CREATE OR REPLACE TEMP TABLE" in sql:
+            made.append(sql.split('"')[1])
+        return real(sql, *a, **k)
+
+    con.raw_sql = spy
+    try:
+        first = counts_tables(facts, GROUPINGS[:1])
+        second = counts_tables(facts, GROUPINGS[:1])
+    finally:
+        del con.raw_sql
+    pd.testing.assert_frame_equal(first[0], second[0], check_exact=True)
+    assert len(made) == 2 and made[0] != made[1], made
+    names = con.raw_sql(
+        "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()"
+    ).fetchall()
+    assert [n for (n,) in names if n.startswith("_crm_campaign")] == []
