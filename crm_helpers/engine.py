@@ -218,9 +218,9 @@ def class_archive_path(java_options: str = "") -> Path | None:
     """Where the driver JVM's class-data archive lives, or None when it is switched off.
 
     Unset ``$CRM_SPARK_CLASS_ARCHIVE``: ``<cache>/spark/classes-<key>.jsa`` in
-    :func:`crm_helpers.config.cache_root`, keyed by the pyspark version, the ``java``
-    binary (path and modification time) and the driver's extra Java options, the things an
-    archive must match; an archive that still does not match is ignored by the JVM.
+    :func:`crm_helpers.config.cache_root`, keyed by the pyspark version and the folder of
+    its jars (the driver's class path), the ``java`` binary (path and modification time) and
+    the driver's extra Java options, the things an archive must match; an archive that still does not match is ignored by the JVM.
     """
     raw = os.environ.get(CLASS_ARCHIVE_ENV, "").strip()
     if raw.lower() in ("off", "0", "none", "false"):
@@ -236,7 +236,10 @@ def class_archive_path(java_options: str = "") -> Path | None:
     if java is None:
         return None
     java = os.path.realpath(java)
-    stamp = f"{pyspark.__version__}|{java}|{os.stat(java).st_mtime_ns}|{java_options}"
+    # the driver's class path is pyspark's jars: an archive dumped with other jars (another
+    # virtual environment, a fresh clone) would be skipped by the JVM, silently
+    jars = os.path.realpath(Path(pyspark.__file__).parent / "jars")
+    stamp = f"{pyspark.__version__}|{jars}|{java}|{os.stat(java).st_mtime_ns}|{java_options}"
     from crm_helpers.config import cache_root
 
     key = hashlib.sha256(stamp.encode()).hexdigest()[:16]
