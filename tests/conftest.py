@@ -27,6 +27,9 @@ TEST_SPARK_CONF = ";".join(
     ]
 )
 os.environ.setdefault("CRM_SPARK_CONF", TEST_SPARK_CONF)
+# the Spark class-data archive is not used by the suite: in two fresh-clone CI runs a driver
+# started with it did not map it (tests/test_engine_class_archive.py; cause not found yet)
+os.environ.setdefault("CRM_SPARK_CLASS_ARCHIVE", "off")
 # the standalone cluster's master and worker (tests/test_spark_cluster.py)
 os.environ.setdefault("SPARK_DAEMON_JAVA_OPTS", TEST_JAVA_OPTIONS)
 # prepared event stores (crm_helpers.store) of the tests' worlds: in the temp folder, shared
