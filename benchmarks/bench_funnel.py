@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import funnel_impls as F  # noqa: E402
-from procmem import run_polled  # noqa: E402
+from procmem import cpu_seconds, reset_peak, run_polled  # noqa: E402
 
 BASELINES = ("duckdb_sql", "polars", "pandas")
 LABELS = {
@@ -233,22 +233,6 @@ def _worker_kernel(out: dict, data_dir: Path, repeat: int) -> dict:
     out["run_peak_bytes"] = vm_hwm_bytes()
     out["self_hwm_bytes"] = max(hwm_prepare, out["run_peak_bytes"] or 0)
     return out
-
-
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process, all its threads (``getrusage``)."""
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def reset_peak() -> None:
-    """Restart this process's resident high-water mark (Linux ``clear_refs``; else no-op)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def vm_hwm_bytes(pid: int | str = "self") -> int | None:

@@ -73,7 +73,7 @@ from journey_kernels import (  # noqa: E402
     journeys_kernel_dfg,
     prepared_arrays,
 )
-from procmem import run_polled  # noqa: E402
+from procmem import cpu_seconds, reset_peak, run_polled  # noqa: E402
 
 IMPLS = (
     "helper",
@@ -359,23 +359,6 @@ SETUP = {i: prepared_arrays for i in ("kernel", "kernel_times", *FLOOR_OF.values
 
 
 # --- running -----------------------------------------------------------------------------------
-
-
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process, all its threads (``getrusage``): steadier
-    than wall time on a machine shared with other work."""
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def reset_peak() -> None:
-    """Restart this process's resident high-water mark (Linux ``clear_refs``; else no-op)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def vm_hwm_bytes() -> int | None:

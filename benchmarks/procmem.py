@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 
 def tree_rss(pid: int) -> int:
@@ -73,3 +74,19 @@ def run_polled(cmd: list[str], timeout: float) -> tuple[int | None, str, str, in
             out, err = proc.communicate()
             return None, out, err, poller.peak
     return proc.returncode, out, err, poller.peak
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process, all its threads (``getrusage``)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def reset_peak() -> None:
+    """Restart this process's resident high-water mark (Linux ``clear_refs``; else no-op)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
